@@ -1,0 +1,1 @@
+//! wsserver: a WebSocket server library.
