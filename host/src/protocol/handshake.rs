@@ -1,0 +1,445 @@
+//! The opening handshake (RFC 6455 §4.2): parsing the client's upgrade
+//! request and writing the server's response.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha1::{Digest, Sha1};
+use std::fmt;
+
+/// Appended to the client's key before hashing (RFC 6455 §1.3).
+const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/// Request headers beyond this count get 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// A valid WebSocket upgrade request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// The request target as sent, e.g. `/chat?room=1`.
+    pub uri: String,
+    pub host: String,
+    /// Empty when the client sent no Origin header.
+    pub origin: String,
+    /// Sec-WebSocket-Key.
+    pub key: String,
+    /// Sec-WebSocket-Protocol tokens in the client's order of preference.
+    pub subprotocols: Vec<String>,
+    /// Sec-WebSocket-Extensions values, joined with ", ".
+    pub extensions: String,
+    /// Every header, in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl UpgradeRequest {
+    /// The path part of the request target, without the query.
+    pub fn path(&self) -> &str {
+        request_path(&self.uri)
+    }
+}
+
+/// The path of a request target (origin-form or absolute-form).
+pub fn request_path(uri: &str) -> &str {
+    let without_scheme = match uri.find("://") {
+        Some(i) => {
+            let rest = &uri[i + 3..];
+            rest.find('/').map_or("/", |p| &rest[p..])
+        }
+        None => uri,
+    };
+    let end = without_scheme
+        .find(['?', '#'])
+        .unwrap_or(without_scheme.len());
+    &without_scheme[..end]
+}
+
+/// Why an upgrade request was refused, with the HTTP status to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The request head exceeds the configured size (431).
+    HeadTooLarge,
+    /// More than [`MAX_HEADERS`] headers (431).
+    TooManyHeaders,
+    /// Not parseable as an HTTP/1.x request (400).
+    Malformed,
+    /// HTTP/1.0: WebSocket needs HTTP/1.1 or later (400).
+    HttpVersion,
+    /// A method other than GET (405).
+    MethodNotAllowed,
+    MissingHost,
+    /// No `Upgrade: websocket` header: a plain HTTP request (426).
+    NotUpgrade,
+    /// `Connection` lacks the `Upgrade` token (400).
+    MissingConnectionUpgrade,
+    /// Sec-WebSocket-Version missing or not 13 (426).
+    UnsupportedVersion,
+    /// Sec-WebSocket-Key missing or not 16 base64-encoded bytes (400).
+    InvalidKey,
+}
+
+impl HandshakeError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::HeadTooLarge | Self::TooManyHeaders => 431,
+            Self::MethodNotAllowed => 405,
+            Self::NotUpgrade | Self::UnsupportedVersion => 426,
+            _ => 400,
+        }
+    }
+
+    /// Headers RFC 6455 and RFC 9110 require with this status.
+    pub fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::MethodNotAllowed => &[("Allow", "GET")],
+            Self::NotUpgrade => &[("Upgrade", "websocket"), ("Connection", "Upgrade")],
+            Self::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::HeadTooLarge => "request head too large",
+            Self::TooManyHeaders => "too many request headers",
+            Self::Malformed => "malformed HTTP request",
+            Self::HttpVersion => "WebSocket requires HTTP/1.1",
+            Self::MethodNotAllowed => "WebSocket upgrade requires GET",
+            Self::MissingHost => "missing Host header",
+            Self::NotUpgrade => "not a WebSocket upgrade request",
+            Self::MissingConnectionUpgrade => "Connection header lacks the Upgrade token",
+            Self::UnsupportedVersion => "unsupported Sec-WebSocket-Version (13 is supported)",
+            Self::InvalidKey => "missing or invalid Sec-WebSocket-Key",
+        })
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// Parses an upgrade request from the start of `buf`.
+///
+/// Returns `Ok(None)` while the head is incomplete and shorter than
+/// `max_head_len`; otherwise the request and the length of its head (bytes
+/// after it are the client's first frames).
+pub fn parse_request(
+    buf: &[u8],
+    max_head_len: usize,
+) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n > max_head_len => {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head_len => {
+            return Err(HandshakeError::HeadTooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+        Err(_) => return Err(HandshakeError::Malformed),
+    };
+    if req.method != Some("GET") {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
+    if req.version != Some(1) {
+        return Err(HandshakeError::HttpVersion);
+    }
+    let mut out = UpgradeRequest {
+        uri: req.path.unwrap_or("/").to_owned(),
+        ..UpgradeRequest::default()
+    };
+    let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
+        (false, false, false, false);
+    let mut extensions = Vec::new();
+    for h in req.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).trim().to_owned();
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            has_host = true;
+            out.host.clone_from(&value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            out.origin.clone_from(&value);
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade |= has_token(&value, "websocket");
+        } else if name.eq_ignore_ascii_case("connection") {
+            connection_upgrade |= has_token(&value, "upgrade");
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            version_ok = value == "13";
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            out.key.clone_from(&value);
+        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            out.subprotocols.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned),
+            );
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
+            extensions.push(value.clone());
+        }
+        out.headers.push((name.to_owned(), value));
+    }
+    out.extensions = extensions.join(", ");
+    if !upgrade {
+        return Err(HandshakeError::NotUpgrade);
+    }
+    if !connection_upgrade {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    if !has_host {
+        return Err(HandshakeError::MissingHost);
+    }
+    if !version_ok {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    if !matches!(BASE64.decode(&out.key), Ok(k) if k.len() == 16) {
+        return Err(HandshakeError::InvalidKey);
+    }
+    Ok(Some((out, head_len)))
+}
+
+/// Whether a comma-separated header value contains `token` (any case).
+fn has_token(value: &str, token: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Sec-WebSocket-Accept for a client key.
+pub fn accept_key(key: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(ACCEPT_GUID.as_bytes());
+    BASE64.encode(sha.finalize())
+}
+
+/// Writes the 101 response accepting `request`.
+pub fn write_accept_response(
+    out: &mut Vec<u8>,
+    key: &str,
+    subprotocol: Option<&str>,
+    extensions: Option<&str>,
+    extra_headers: &[(String, String)],
+) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+    );
+    out.extend_from_slice(accept_key(key).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if let Some(p) = subprotocol {
+        push_header(out, "Sec-WebSocket-Protocol", p);
+    }
+    if let Some(e) = extensions {
+        push_header(out, "Sec-WebSocket-Extensions", e);
+    }
+    for (name, value) in extra_headers {
+        push_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a response refusing the upgrade; the connection closes after it.
+pub fn write_error_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    extra_headers: &[(String, String)],
+    body: &str,
+) {
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).as_bytes());
+    for (name, value) in headers {
+        push_header(out, name, value);
+    }
+    for (name, value) in extra_headers {
+        push_header(out, name, value);
+    }
+    push_header(out, "Content-Type", "text/plain; charset=utf-8");
+    push_header(out, "Content-Length", &body.len().to_string());
+    push_header(out, "Connection", "close");
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A header an application asked to add that would corrupt the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeader(pub String);
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid response header {:?}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
+
+/// Checks a response header: the name a token, the value free of control
+/// characters (so no header can inject another or end the head).
+pub fn check_header(name: &str, value: &str) -> Result<(), InvalidHeader> {
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value_ok = value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7F));
+    if name_ok && value_ok {
+        Ok(())
+    } else {
+        Err(InvalidHeader(format!("{name}: {value}")))
+    }
+}
+
+/// Parses headers given as text, one `Name: value` per line (the seed's
+/// ResponseHeaders format), checking each.
+pub fn parse_header_lines(text: &str) -> Result<Vec<(String, String)>, InvalidHeader> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| InvalidHeader(line.to_owned()))?;
+            let (name, value) = (name.trim(), value.trim());
+            check_header(name, value)?;
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Formats headers as the seed's RequestHeaders text.
+pub fn format_header_lines(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect()
+}
+
+/// The standard reason phrase for a status code.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nOrigin: http://example.com\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+
+    #[test]
+    fn rfc_example_accept_key() {
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn parses_a_full_request_and_reports_trailing_bytes() {
+        let mut bytes = GOOD.as_bytes().to_vec();
+        bytes.extend_from_slice(&[0x81, 0x80]);
+        let (req, n) = parse_request(&bytes, 8192).unwrap().unwrap();
+        assert_eq!(n, GOOD.len());
+        assert_eq!(req.uri, "/chat?x=1");
+        assert_eq!(req.path(), "/chat");
+        assert_eq!(req.host, "example.com");
+        assert_eq!(req.origin, "http://example.com");
+        assert_eq!(req.subprotocols, ["chat", "superchat"]);
+        assert_eq!(req.extensions, "permessage-deflate");
+        assert_eq!(req.headers.len(), 8);
+    }
+
+    #[test]
+    fn incomplete_heads_wait_until_the_limit() {
+        let bytes = &GOOD.as_bytes()[..40];
+        assert_eq!(parse_request(bytes, 8192), Ok(None));
+        assert_eq!(parse_request(bytes, 40), Err(HandshakeError::HeadTooLarge));
+        assert_eq!(
+            parse_request(GOOD.as_bytes(), 100),
+            Err(HandshakeError::HeadTooLarge)
+        );
+    }
+
+    fn refuse(req: &str) -> u16 {
+        parse_request(req.as_bytes(), 8192).unwrap_err().status()
+    }
+
+    #[test]
+    fn refusals_carry_the_right_status() {
+        assert_eq!(refuse(&GOOD.replace("GET", "POST")), 405);
+        assert_eq!(refuse(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), 400);
+        assert_eq!(refuse(&GOOD.replace("Version: 13", "Version: 8")), 426);
+        assert_eq!(
+            refuse(&GOOD.replace("Upgrade: websocket", "Upgrade: h2c")),
+            426
+        );
+        assert_eq!(
+            refuse(&GOOD.replace("keep-alive, Upgrade", "keep-alive")),
+            400
+        );
+        assert_eq!(refuse(&GOOD.replace("Host: example.com\r\n", "")), 400);
+        assert_eq!(
+            refuse(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")),
+            400
+        );
+        assert_eq!(refuse("GARBAGE\r\n\r\n"), 400);
+        let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(
+            refuse(&GOOD.replacen("\r\n", &format!("\r\n{many}"), 1)),
+            431
+        );
+    }
+
+    #[test]
+    fn response_headers_are_checked() {
+        assert!(check_header("WWW-Authenticate", "Basic realm=\"x\"").is_ok());
+        assert!(check_header("X-Evil", "a\r\nSet-Cookie: x").is_err());
+        assert!(check_header("Bad Name", "v").is_err());
+        let parsed = parse_header_lines("A: 1\r\nB:2\n").unwrap();
+        assert_eq!(parsed, [("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert!(parse_header_lines("no colon").is_err());
+    }
+
+    #[test]
+    fn request_paths() {
+        assert_eq!(request_path("/a/b?q#f"), "/a/b");
+        assert_eq!(request_path("ws://host:1/x?y"), "/x");
+        assert_eq!(request_path("http://host"), "/");
+    }
+}
