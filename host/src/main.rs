@@ -1,1 +1,120 @@
-fn main() {}
+//! The `wsserver` binary: settings from a TOML file and the command line,
+//! then serve until SIGINT/SIGTERM, which close every connection with 1001.
+
+mod cli;
+mod config;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+use cli::Cli;
+use wsserver::server::echo::EchoHandler;
+use wsserver::server::settings::KEYS;
+use wsserver::{Settings, WsServer};
+
+const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_PORT: &str = "8080";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.list_settings {
+        for key in KEYS {
+            println!("{:<28} {}", key.name, key.summary);
+        }
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match build_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsserver: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    // Each connection is a file descriptor: use all the process may have.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wsserver: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Defaults, then the file, then --listen, then --set.
+fn build_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings = Settings::default();
+    settings.set("LocalHost", DEFAULT_HOST)?;
+    settings.set("LocalPort", DEFAULT_PORT)?;
+    if let Some(path) = &cli.config {
+        let file = config::load(path)?;
+        if let Some(listen) = &file.listen {
+            apply_listen(&mut settings, listen)?;
+        }
+        for (key, value) in &file.settings {
+            settings
+                .set(key, value)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+    }
+    if let Some(listen) = &cli.listen {
+        apply_listen(&mut settings, listen)?;
+    }
+    for item in &cli.set {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
+        settings
+            .set(key.trim(), value)
+            .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
+    }
+    Ok(settings)
+}
+
+fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
+    let (host, port) = cli::split_listen(listen).map_err(anyhow::Error::msg)?;
+    settings.set("LocalHost", &host)?;
+    settings.set("LocalPort", &port.to_string())?;
+    if host.contains(':') && settings.use_ipv6 == wsserver::server::IpMode::V4Only {
+        settings.set("UseIPv6", "1")?;
+    }
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let server = WsServer::with_settings(Arc::new(EchoHandler::new()), settings);
+    server.start_listening().await?;
+    let addr = server
+        .local_addr()
+        .ok_or_else(|| anyhow::anyhow!("listener stopped at once"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on ws://{addr}")?;
+        out.flush()?;
+    }
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: closing connections with 1001");
+    server.shutdown().await;
+    Ok(())
+}

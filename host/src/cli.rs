@@ -1,0 +1,62 @@
+//! Command-line arguments of the `wsserver` binary.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A WebSocket server whose application logic runs in WebAssembly plugins.
+///
+/// Settings use the WSServer key names, from a TOML file (`[settings]`
+/// table) and/or `--set`; later sources win: file, then --listen, then
+/// --set. Once accepting, prints `listening on ws://HOST:PORT` to stdout.
+#[derive(Debug, Parser)]
+#[command(name = "wsserver", version)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// A setting, as in Config("Key=Value"); repeatable.
+    #[arg(long = "set", value_name = "Key=Value")]
+    pub set: Vec<String>,
+
+    /// Serve the built-in native echo handler (the only handler until the
+    /// plugin runtime lands).
+    #[arg(long)]
+    pub native_echo: bool,
+
+    /// List the settings --set and the TOML file accept, then exit.
+    #[arg(long)]
+    pub list_settings: bool,
+}
+
+/// Splits `HOST:PORT` (IPv6 hosts in brackets).
+pub fn split_listen(listen: &str) -> Result<(String, u16), String> {
+    let bad = || format!("--listen {listen:?}: expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
+    let (host, port) = listen.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(split_listen("127.0.0.1:0"), Ok(("127.0.0.1".into(), 0)));
+        assert_eq!(split_listen("[::1]:8080"), Ok(("::1".into(), 8080)));
+        assert_eq!(split_listen("localhost:9"), Ok(("localhost".into(), 9)));
+        assert!(split_listen("8080").is_err());
+        assert!(split_listen(":8080").is_err());
+        assert!(split_listen("host:99999").is_err());
+    }
+}

@@ -1,0 +1,531 @@
+//! A connection's shared state and the `Connection` handle through which
+//! handlers and the embedding API act on it from any thread.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::Waker;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
+
+use super::ServerShared;
+use super::WsServer;
+use super::error::{Error, Result};
+use super::handler::{ConnectionId, OpenRequest};
+use super::outbound::OutboundQueue;
+use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
+use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
+use crate::protocol::receiver::MessageKind;
+
+/// The seed's DataFormat field: how [`Connection::send`] frames bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFormat {
+    /// Binary (bytes carry no encoding of their own).
+    Automatic = 0,
+    Text = 1,
+    Binary = 2,
+    Ping = 9,
+    Pong = 10,
+}
+
+impl SendFormat {
+    pub fn from_code(code: u32) -> Option<Self> {
+        Some(match code {
+            0 => Self::Automatic,
+            1 => Self::Text,
+            2 => Self::Binary,
+            9 => Self::Ping,
+            10 => Self::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// A snapshot of the seed's WSConnection fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub accept_data: bool,
+    /// Bytes accepted by the last send (0 after a would-block).
+    pub bytes_sent: u64,
+    pub connected: bool,
+    pub connection_id: ConnectionId,
+    pub data_format: SendFormat,
+    pub host: String,
+    pub line_mode: bool,
+    pub local_address: String,
+    pub origin: String,
+    pub ready_to_send: bool,
+    pub remote_host: String,
+    pub remote_port: u16,
+    pub request_headers: String,
+    pub request_uri: String,
+    /// The subprotocols the client offered, comma-separated.
+    pub subprotocols: String,
+    pub timeout: u32,
+}
+
+/// Per-connection limits fixed when the connection is accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub max_frame_size: usize,
+    pub max_send_queue: usize,
+}
+
+/// A SendFile in progress.
+#[derive(Debug, Default)]
+pub(crate) struct FileTransfer {
+    pub interrupted: bool,
+    /// Signalled when the queue has room again or on Interrupt.
+    pub room: Option<oneshot::Sender<()>>,
+}
+
+/// State shared between the connection's task and everyone sending to it.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    pub out: OutboundQueue,
+    /// Wakes the connection's task when it waits for work.
+    pub waker: Option<Waker>,
+    /// The task is inside its own turn and will look at the queue anyway.
+    pub task_active: bool,
+    /// A close frame to send once queued data is out.
+    pub close_request: Option<(u16, String)>,
+    /// A close was requested or received: no more data may be sent.
+    pub closing: bool,
+    pub connected: bool,
+    /// A send failed with would-block; ReadyToSend fires when drained.
+    pub wants_ready_to_send: bool,
+    pub line_mode: bool,
+    pub max_line_length: usize,
+    pub data_format: SendFormat,
+    pub timeout: u32,
+    pub bytes_sent: u64,
+    /// MessageLength: the length of the next message sent in parts.
+    pub message_length: u64,
+    /// Bytes still expected for the message being sent in parts.
+    pub message_remaining: u64,
+    pub transfer: Option<FileTransfer>,
+}
+
+impl ConnState {
+    pub fn new(max_line_length: usize, timeout: u32) -> Self {
+        Self {
+            out: OutboundQueue::default(),
+            waker: None,
+            task_active: true,
+            close_request: None,
+            closing: false,
+            connected: false,
+            wants_ready_to_send: false,
+            line_mode: false,
+            max_line_length,
+            data_format: SendFormat::Automatic,
+            timeout,
+            bytes_sent: 0,
+            message_length: 0,
+            message_remaining: 0,
+            transfer: None,
+        }
+    }
+
+    /// Wakes the connection's task unless it is already running.
+    pub fn wake_task(&self) {
+        if !self.task_active
+            && let Some(w) = &self.waker
+        {
+            w.wake_by_ref();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ConnShared {
+    pub id: ConnectionId,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub server: Arc<ServerShared>,
+    pub limits: ConnLimits,
+    pub request: OnceLock<Arc<OpenRequest>>,
+    /// The seed's AcceptData, outside the lock: checked after every DataIn.
+    pub accept_data: AtomicBool,
+    pub state: Mutex<ConnState>,
+}
+
+/// A handle to one connection; cheap to clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Connection(pub(crate) Arc<ConnShared>);
+
+impl Connection {
+    pub fn id(&self) -> ConnectionId {
+        self.0.id
+    }
+
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.0.remote
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.0.local
+    }
+
+    /// The open request, once the client has sent it.
+    pub fn request(&self) -> Option<&Arc<OpenRequest>> {
+        self.0.request.get()
+    }
+
+    /// The server this connection belongs to.
+    pub fn server(&self) -> WsServer {
+        WsServer {
+            shared: self.0.server.clone(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+        // A panic elsewhere while holding the lock leaves consistent data:
+        // every update under it is a plain field write.
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&self, text: &str) -> Result<()> {
+        self.send_data(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message.
+    pub fn send_bytes(&self, data: &[u8]) -> Result<()> {
+        self.send_data(MessageKind::Binary, data)
+    }
+
+    /// Sends `data` as the connection's DataFormat says (the seed's Send).
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        let format = self.lock().data_format;
+        match format {
+            SendFormat::Automatic | SendFormat::Binary => self.send_bytes(data),
+            SendFormat::Text => match std::str::from_utf8(data) {
+                Ok(text) => self.send_text(text),
+                Err(_) => Err(self.invalid("DataFormat is Text but the data is not UTF-8")),
+            },
+            SendFormat::Ping => self.send_control(OpCode::Ping, data),
+            SendFormat::Pong => self.send_control(OpCode::Pong, data),
+        }
+    }
+
+    /// Sends a message whose payload is shared with other sends (broadcast)
+    /// without copying it.
+    pub fn send_shared(&self, kind: MessageKind, payload: Bytes) -> Result<()> {
+        let mut st = self.lock();
+        self.check_room(&mut st, payload.len())?;
+        if st.message_remaining > 0 || st.message_length > 0 {
+            drop(st);
+            return self.send_data(kind, &payload);
+        }
+        st.bytes_sent = payload.len() as u64;
+        if payload.len() > self.0.limits.max_frame_size {
+            st.out
+                .push_data(opcode(kind), &payload, true, self.0.limits.max_frame_size);
+        } else {
+            st.out.push_shared_frame(opcode(kind), payload);
+        }
+        st.wake_task();
+        Ok(())
+    }
+
+    /// Sends a ping; the Ping event with `response` true reports the pong.
+    pub fn ping(&self, payload: &[u8]) -> Result<()> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Closes with the server's DisconnectStatusCode and Description.
+    pub fn disconnect(&self) -> Result<()> {
+        let (code, reason) = {
+            let settings = self.0.server.settings();
+            (
+                settings.disconnect_status_code,
+                settings.disconnect_description().to_owned(),
+            )
+        };
+        self.close(code, &reason)
+    }
+
+    /// Starts the closing handshake with `code` and `reason`.
+    pub fn close(&self, code: u16, reason: &str) -> Result<()> {
+        if !is_valid_wire_code(code) {
+            return Err(self.invalid(format!("close code {code} may not be sent")));
+        }
+        let mut st = self.lock();
+        if st.closing {
+            return Ok(());
+        }
+        st.closing = true;
+        st.close_request = Some((code, reason.to_owned()));
+        if let Some(t) = st.transfer.as_mut() {
+            t.interrupted = true;
+            t.room.take().map(|tx| tx.send(()));
+        }
+        st.wake_task();
+        Ok(())
+    }
+
+    /// Switches line mode: DataIn per line instead of per message.
+    pub fn change_line_mode(&self, line_mode: bool) {
+        self.lock().line_mode = line_mode;
+    }
+
+    /// Stops DataIn for this connection (the seed's AcceptData = False);
+    /// the client is throttled by TCP flow control meanwhile.
+    pub fn pause_data(&self) {
+        self.0.accept_data.store(false, Ordering::Release);
+    }
+
+    /// Whether DataIn is enabled (not paused).
+    pub fn accepting_data(&self) -> bool {
+        self.0.accept_data.load(Ordering::Acquire)
+    }
+
+    /// Resumes DataIn after [`pause_data`](Self::pause_data).
+    pub fn resume_data(&self) {
+        self.0.accept_data.store(true, Ordering::Release);
+        self.lock().wake_task();
+    }
+
+    pub fn set_data_format(&self, format: SendFormat) {
+        self.lock().data_format = format;
+    }
+
+    pub fn set_timeout(&self, seconds: u32) {
+        self.lock().timeout = seconds;
+    }
+
+    pub fn set_max_line_length(&self, max: usize) {
+        self.lock().max_line_length = max.max(1);
+    }
+
+    pub fn max_line_length(&self) -> usize {
+        self.lock().max_line_length
+    }
+
+    /// Makes the next `len` bytes sent one message, whatever the number of
+    /// sends (the seed's MessageLength); 0 cancels.
+    pub fn set_message_length(&self, len: u64) -> Result<()> {
+        let mut st = self.lock();
+        if st.message_remaining > 0 {
+            return Err(self.invalid("a MessageLength message is still being sent"));
+        }
+        st.message_length = len;
+        Ok(())
+    }
+
+    pub fn message_length(&self) -> u64 {
+        let st = self.lock();
+        st.message_remaining.max(st.message_length)
+    }
+
+    /// The seed's WSConnection fields.
+    pub fn info(&self) -> ConnectionInfo {
+        let st = self.lock();
+        let req = self.request();
+        let field = |f: fn(&OpenRequest) -> String| req.map(|r| f(r)).unwrap_or_default();
+        ConnectionInfo {
+            accept_data: self.accepting_data(),
+            bytes_sent: st.bytes_sent,
+            connected: st.connected,
+            connection_id: self.id(),
+            data_format: st.data_format,
+            host: field(|r| r.host.clone()),
+            line_mode: st.line_mode,
+            local_address: self.0.local.ip().to_canonical().to_string(),
+            origin: field(|r| r.origin.clone()),
+            ready_to_send: st.connected && !st.wants_ready_to_send && !st.closing,
+            remote_host: self.0.remote.ip().to_canonical().to_string(),
+            remote_port: self.0.remote.port(),
+            request_headers: field(OpenRequest::request_headers_text),
+            request_uri: field(|r| r.request_uri.clone()),
+            subprotocols: field(|r| r.subprotocols.join(", ")),
+            timeout: st.timeout,
+        }
+    }
+
+    /// Sends a file as one binary message, in frames of MaxFrameSize,
+    /// waiting for queue room between frames. Other data sends fail with
+    /// would-block until it ends; [`interrupt`](Self::interrupt) stops it.
+    /// Returns the bytes sent.
+    pub async fn send_file(&self, path: impl AsRef<Path>) -> Result<u64> {
+        let path = path.as_ref();
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        {
+            let mut st = self.lock();
+            self.check_room(&mut st, 0)?;
+            if st.message_remaining > 0 {
+                return Err(self.invalid("a MessageLength message is being sent"));
+            }
+            st.transfer = Some(FileTransfer::default());
+        }
+        let result = self.stream_file(&mut file, path).await;
+        let mut st = self.lock();
+        st.transfer = None;
+        if st.wants_ready_to_send && st.out.queued() == 0 {
+            // Senders refused during the transfer get their ReadyToSend.
+            st.wake_task();
+        }
+        result
+    }
+
+    async fn stream_file(&self, file: &mut tokio::fs::File, path: &Path) -> Result<u64> {
+        let frame_size = self.0.limits.max_frame_size;
+        let mut buf = vec![0u8; frame_size.min(1 << 20)];
+        let mut sent = 0u64;
+        let mut opcode = OpCode::Binary;
+        loop {
+            let n = read_full(file, &mut buf)
+                .await
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            let last = n < buf.len();
+            let room = {
+                let mut st = self.lock();
+                let transfer = st.transfer.as_mut().map(|t| t.interrupted);
+                if transfer != Some(false) {
+                    if !st.closing {
+                        st.out.push_frame(true, OpCode::Continuation, &[]);
+                        st.wake_task();
+                    }
+                    return Err(Error::Interrupted(self.id()));
+                }
+                st.out.push_frame(last, opcode, &buf[..n]);
+                st.wake_task();
+                if last {
+                    return Ok(sent + n as u64);
+                }
+                if st.out.queued() > self.0.limits.max_send_queue / 2 {
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(t) = st.transfer.as_mut() {
+                        t.room = Some(tx);
+                    }
+                    Some(rx)
+                } else {
+                    None
+                }
+            };
+            sent += n as u64;
+            opcode = OpCode::Continuation;
+            if let Some(rx) = room {
+                // The writer signals when the queue drains; a dropped
+                // sender means the connection is gone.
+                if rx.await.is_err() {
+                    return Err(Error::Closing(self.id()));
+                }
+            }
+        }
+    }
+
+    /// Stops a SendFile in progress, ending its message early.
+    pub fn interrupt(&self) -> Result<()> {
+        let mut st = self.lock();
+        match st.transfer.as_mut() {
+            Some(t) => {
+                t.interrupted = true;
+                t.room.take().map(|tx| tx.send(()));
+                Ok(())
+            }
+            None => Err(self.invalid("no file transfer is in progress")),
+        }
+    }
+
+    fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
+        let mut st = self.lock();
+        self.check_room(&mut st, payload.len())?;
+        let len = payload.len() as u64;
+        let (op, ends) = if st.message_remaining > 0 {
+            if len > st.message_remaining {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed the {} left of the MessageLength message",
+                    st.message_remaining
+                )));
+            }
+            st.message_remaining -= len;
+            (OpCode::Continuation, st.message_remaining == 0)
+        } else if st.message_length > 0 {
+            if len > st.message_length {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed MessageLength {}",
+                    st.message_length
+                )));
+            }
+            st.message_remaining = st.message_length - len;
+            st.message_length = 0;
+            (opcode(kind), st.message_remaining == 0)
+        } else {
+            (opcode(kind), true)
+        };
+        st.out
+            .push_data(op, payload, ends, self.0.limits.max_frame_size);
+        st.bytes_sent = len;
+        st.wake_task();
+        Ok(())
+    }
+
+    fn send_control(&self, op: OpCode, payload: &[u8]) -> Result<()> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(self.invalid("control frame payloads are at most 125 bytes"));
+        }
+        let mut st = self.lock();
+        self.check_room(&mut st, payload.len())?;
+        st.out.push_frame(true, op, payload);
+        st.bytes_sent = payload.len() as u64;
+        st.wake_task();
+        Ok(())
+    }
+
+    /// Refuses a send on a closing connection, during a file transfer, or
+    /// when the queue is full (a message always fits an empty queue, so no
+    /// message is too big to send).
+    fn check_room(&self, st: &mut ConnState, len: usize) -> Result<()> {
+        if st.closing {
+            return Err(Error::Closing(self.id()));
+        }
+        let queued = st.out.queued();
+        if st.transfer.is_some() || (queued > 0 && queued + len > self.0.limits.max_send_queue) {
+            st.wants_ready_to_send = true;
+            st.bytes_sent = 0;
+            return Err(Error::WouldBlock(self.id()));
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, reason: impl Into<String>) -> Error {
+        Error::InvalidSend {
+            id: self.id(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Queues the close frame of the closing handshake.
+    pub(crate) fn queue_close_frame(st: &mut ConnState, code: Option<u16>, reason: &str) {
+        let payload = code
+            .map(|c| encode_close_payload(c, reason))
+            .unwrap_or_default();
+        st.out.push_frame(true, OpCode::Close, &payload);
+    }
+}
+
+fn opcode(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

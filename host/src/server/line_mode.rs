@@ -1,0 +1,118 @@
+//! Line mode (the seed's ChangeLineMode): DataIn per line instead of per
+//! message. Lines end at LF (a CR before it is dropped); a line longer than
+//! MaxLineLength is delivered in pieces with EOL false; the end of a message
+//! ends the line in progress too, delivered with EOL false.
+
+/// The line being assembled across pieces of a message.
+#[derive(Debug, Default)]
+pub(crate) struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Splits a piece of a message into lines, calling
+    /// `emit(line, eol, eom)` for each.
+    pub fn push(
+        &mut self,
+        mut data: &[u8],
+        eom: bool,
+        max_line: usize,
+        emit: &mut dyn FnMut(&[u8], bool, bool),
+    ) {
+        let max_line = max_line.max(1);
+        while !data.is_empty() {
+            let room = max_line.saturating_sub(self.partial.len());
+            let window = &data[..data.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let rest_empty = i + 1 == data.len();
+                    self.emit_line(&data[..i], true, eom && rest_empty, emit);
+                    data = &data[i + 1..];
+                }
+                None if window.len() == room => {
+                    let rest_empty = room == data.len();
+                    self.emit_line(window, false, eom && rest_empty, emit);
+                    data = &data[room..];
+                }
+                None => {
+                    self.partial.extend_from_slice(data);
+                    data = &[];
+                }
+            }
+        }
+        if eom && !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            emit(&line, false, true);
+        }
+    }
+
+    fn emit_line(
+        &mut self,
+        tail: &[u8],
+        eol: bool,
+        eom: bool,
+        emit: &mut dyn FnMut(&[u8], bool, bool),
+    ) {
+        if self.partial.is_empty() {
+            emit(strip_cr(tail, eol), eol, eom);
+        } else {
+            self.partial.extend_from_slice(tail);
+            let line = std::mem::take(&mut self.partial);
+            emit(strip_cr(&line, eol), eol, eom);
+        }
+    }
+}
+
+fn strip_cr(line: &[u8], eol: bool) -> &[u8] {
+    match line {
+        [rest @ .., b'\r'] if eol => rest,
+        _ => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(pieces: &[(&str, bool)], max: usize) -> Vec<(String, bool, bool)> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for (data, eom) in pieces {
+            s.push(data.as_bytes(), *eom, max, &mut |l, eol, eom| {
+                out.push((String::from_utf8_lossy(l).into_owned(), eol, eom))
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lines_across_pieces() {
+        let got = split(&[("one\r\ntw", false), ("o\nthree", true)], 100);
+        assert_eq!(
+            got,
+            [
+                ("one".into(), true, false),
+                ("two".into(), true, false),
+                ("three".into(), false, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_max_line_length() {
+        let got = split(&[("abcdefg\n", true)], 3);
+        assert_eq!(
+            got,
+            [
+                ("abc".into(), false, false),
+                ("def".into(), false, false),
+                ("g".into(), true, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_ending_in_a_newline_ends_with_eom_on_that_line() {
+        assert_eq!(split(&[("x\n", true)], 10), [("x".into(), true, true)]);
+    }
+}

@@ -1,0 +1,403 @@
+//! The server: connection tasks, the connection table, outbound queues and
+//! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
+
+mod connection;
+pub mod echo;
+mod error;
+mod handler;
+mod line_mode;
+mod outbound;
+mod session;
+pub mod settings;
+mod table;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use connection::{Connection, ConnectionInfo, SendFormat};
+pub use error::{Error, Result, WOULD_BLOCK, io_error_code};
+pub use handler::{
+    BoxFuture, ConnectionId, ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType,
+    OpenRequest, OpenResponse,
+};
+pub use settings::{ConfigError, IpMode, Settings};
+
+use crate::net::listener;
+use crate::protocol::close::GOING_AWAY;
+use table::ConnectionTable;
+
+/// A WebSocket server (the seed's WSServer component). Cheap to clone:
+/// clones share one server.
+#[derive(Clone)]
+pub struct WsServer {
+    pub(crate) shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for WsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsServer")
+            .field("listening", &self.listening())
+            .field("connections", &self.shared.table.admitted())
+            .finish()
+    }
+}
+
+pub(crate) struct ServerShared {
+    pub handler: Arc<dyn Handler>,
+    settings: RwLock<Arc<Settings>>,
+    /// LogLevel, read on every log call without the settings lock.
+    log_level: AtomicU8,
+    pub table: ConnectionTable,
+    next_id: AtomicU64,
+    listener: Mutex<Option<ActiveListener>>,
+}
+
+impl std::fmt::Debug for ServerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerShared").finish_non_exhaustive()
+    }
+}
+
+struct ActiveListener {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl ServerShared {
+    /// The current settings; connections keep the snapshot they opened with.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn listener(&self) -> MutexGuard<'_, Option<ActiveListener>> {
+        self.listener.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Fires the Log event if `level` is within LogLevel; the message is
+    /// formatted only then.
+    pub fn log(
+        &self,
+        conn: Option<&Connection>,
+        level: LogLevel,
+        log_type: LogType,
+        message: fmt::Arguments<'_>,
+    ) {
+        if (level as u8) <= self.log_level.load(Ordering::Relaxed) {
+            self.handler
+                .log(conn, level, &message.to_string(), log_type);
+        }
+    }
+}
+
+impl WsServer {
+    /// A server with default settings, serving events to `handler`.
+    pub fn new(handler: impl Handler) -> Self {
+        Self::with_settings(Arc::new(handler), Settings::default())
+    }
+
+    pub fn with_settings(handler: Arc<dyn Handler>, settings: Settings) -> Self {
+        Self {
+            shared: Arc::new(ServerShared {
+                handler,
+                log_level: AtomicU8::new(settings.log_level),
+                settings: RwLock::new(Arc::new(settings)),
+                table: ConnectionTable::default(),
+                next_id: AtomicU64::new(1),
+                listener: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A copy of the current settings.
+    pub fn settings(&self) -> Settings {
+        (*self.shared.settings()).clone()
+    }
+
+    fn update_settings(&self, f: impl FnOnce(&mut Settings) -> Result<()>) -> Result<()> {
+        let mut guard = self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut next = (**guard).clone();
+        f(&mut next)?;
+        self.shared
+            .log_level
+            .store(next.log_level, Ordering::Relaxed);
+        *guard = Arc::new(next);
+        Ok(())
+    }
+
+    /// The LocalHost property.
+    pub fn local_host(&self) -> String {
+        self.shared.settings().local_host.clone()
+    }
+
+    pub fn set_local_host(&self, host: &str) -> Result<()> {
+        self.config_set("LocalHost", host)
+    }
+
+    /// The LocalPort property: the real port while listening.
+    pub fn local_port(&self) -> u16 {
+        match self.shared.listener().as_ref() {
+            Some(l) => l.addr.port(),
+            None => self.shared.settings().local_port,
+        }
+    }
+
+    pub fn set_local_port(&self, port: u16) -> Result<()> {
+        self.config_set("LocalPort", &port.to_string())
+    }
+
+    /// The address being listened on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.listener().as_ref().map(|l| l.addr)
+    }
+
+    /// The Listening property.
+    pub fn listening(&self) -> bool {
+        self.shared.listener().is_some()
+    }
+
+    /// The ConnectionBacklog property.
+    pub fn connection_backlog(&self) -> u32 {
+        self.shared.settings().connection_backlog
+    }
+
+    pub fn set_connection_backlog(&self, backlog: u32) -> Result<()> {
+        self.config_set("ConnectionBacklog", &backlog.to_string())
+    }
+
+    /// The DefaultTimeout property (seconds).
+    pub fn default_timeout(&self) -> u32 {
+        self.shared.settings().default_timeout
+    }
+
+    pub fn set_default_timeout(&self, seconds: u32) -> Result<()> {
+        self.config_set("DefaultTimeout", &seconds.to_string())
+    }
+
+    /// The Connections property: every connection that has sent its open
+    /// request, in id order.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared
+            .table
+            .all()
+            .into_iter()
+            .filter(|c| c.request().is_some())
+            .map(|c| c.info())
+            .collect()
+    }
+
+    /// The connection with `id`.
+    pub fn connection(&self, id: ConnectionId) -> Result<Connection> {
+        self.shared
+            .table
+            .get(id)
+            .ok_or(Error::InvalidConnectionId(id))
+    }
+
+    /// StartListening: binds LocalHost:LocalPort and accepts connections.
+    pub async fn start_listening(&self) -> Result<()> {
+        if self.listening() {
+            return Err(Error::AlreadyListening);
+        }
+        let settings = self.shared.settings();
+        let addr = listener::listen_address(&settings).await.map_err(|e| {
+            Error::io(
+                format!("cannot resolve LocalHost {:?}", settings.local_host),
+                e,
+            )
+        })?;
+        let socket = listener::bind(addr, &settings)
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the listening address", e))?;
+        let mut slot = self.shared.listener();
+        if slot.is_some() {
+            return Err(Error::AlreadyListening);
+        }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(self.shared.clone(), socket, stopped));
+        *slot = Some(ActiveListener { addr, stop, task });
+        drop(slot);
+        self.shared.log(
+            None,
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("listening on {addr}"),
+        );
+        Ok(())
+    }
+
+    /// StopListening: closes the listening socket; connections stay open.
+    pub async fn stop_listening(&self) {
+        let active = self.shared.listener().take();
+        if let Some(active) = active {
+            let _ = active.stop.send(());
+            let _ = active.task.await;
+        }
+    }
+
+    /// Shutdown: stops listening, closes every connection with 1001 and
+    /// waits (up to CloseTimeout plus a second) for them to end.
+    pub async fn shutdown(&self) {
+        self.stop_listening().await;
+        for conn in self.shared.table.all() {
+            let _ = conn.close(GOING_AWAY, "server shutting down");
+        }
+        let grace = Duration::from_secs(u64::from(self.shared.settings().close_timeout) + 1);
+        let _ = tokio::time::timeout(grace, self.shared.table.wait_empty()).await;
+    }
+
+    /// Disconnect with DisconnectStatusCode/Description.
+    pub fn disconnect(&self, id: ConnectionId) -> Result<()> {
+        self.connection(id)?.disconnect()
+    }
+
+    /// Send: bytes framed per the connection's DataFormat.
+    pub fn send(&self, id: ConnectionId, data: &[u8]) -> Result<()> {
+        self.connection(id)?.send(data)
+    }
+
+    /// SendBytes: a binary message.
+    pub fn send_bytes(&self, id: ConnectionId, data: &[u8]) -> Result<()> {
+        self.connection(id)?.send_bytes(data)
+    }
+
+    /// SendText: a text message.
+    pub fn send_text(&self, id: ConnectionId, text: &str) -> Result<()> {
+        self.connection(id)?.send_text(text)
+    }
+
+    /// SendFile: the file as one binary message; returns the bytes sent.
+    pub async fn send_file(&self, id: ConnectionId, path: impl AsRef<Path>) -> Result<u64> {
+        self.connection(id)?.send_file(path).await
+    }
+
+    /// Interrupt: stops a SendFile in progress on the connection.
+    pub fn interrupt(&self, id: ConnectionId) -> Result<()> {
+        self.connection(id)?.interrupt()
+    }
+
+    /// Ping: sends an empty ping; the pong arrives as a Ping event.
+    pub fn ping(&self, id: ConnectionId) -> Result<()> {
+        self.connection(id)?.ping(&[])
+    }
+
+    /// ChangeLineMode.
+    pub fn change_line_mode(&self, id: ConnectionId, line_mode: bool) -> Result<()> {
+        self.connection(id)?.change_line_mode(line_mode);
+        Ok(())
+    }
+
+    /// Config: `"Key=Value"` sets and returns an empty string; `"Key"`
+    /// returns the value. Per-connection keys take the id in brackets:
+    /// `MaxLineLength[5]=80`, `MessageLength[5]`.
+    pub fn config(&self, setting: &str) -> Result<String> {
+        let (key, value) = match setting.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v)),
+            None => (setting.trim(), None),
+        };
+        if let Some((name, index)) = indexed_key(key) {
+            return self.config_connection(name, index, value);
+        }
+        match value {
+            Some(v) => self.config_set(key, v).map(|()| String::new()),
+            None => self.config_get(key),
+        }
+    }
+
+    fn config_get(&self, key: &str) -> Result<String> {
+        if key.eq_ignore_ascii_case("LocalPort") {
+            return Ok(self.local_port().to_string());
+        }
+        Ok(self.shared.settings().get(key)?)
+    }
+
+    fn config_set(&self, key: &str, value: &str) -> Result<()> {
+        if self.listening() {
+            match settings::canonical_key(key) {
+                Some("LocalPort") => return Err(Error::LocalPortLocked),
+                Some("LocalHost") => return Err(Error::LocalHostLocked),
+                Some("MaxConnections") => return Err(Error::MaxConnectionsLocked),
+                _ => {}
+            }
+        }
+        self.update_settings(|s| Ok(s.set(key, value)?))
+    }
+
+    fn config_connection(&self, name: &str, index: &str, value: Option<&str>) -> Result<String> {
+        let parse = |v: &str, key: &str| {
+            v.trim().parse::<u64>().map_err(|_| {
+                Error::Config(ConfigError::InvalidValue {
+                    key: key.to_owned(),
+                    value: v.to_owned(),
+                    expected: "a number of bytes".into(),
+                })
+            })
+        };
+        let id = parse(index, name)?;
+        let conn = self.connection(id)?;
+        if name.eq_ignore_ascii_case("MaxLineLength") {
+            match value {
+                Some(v) => conn.set_max_line_length(parse(v, name)? as usize),
+                None => return Ok(conn.max_line_length().to_string()),
+            }
+        } else if name.eq_ignore_ascii_case("MessageLength") {
+            match value {
+                Some(v) => conn.set_message_length(parse(v, name)?)?,
+                None => return Ok(conn.message_length().to_string()),
+            }
+        } else {
+            return Err(ConfigError::UnknownKey(format!("{name}[{index}]")).into());
+        }
+        Ok(String::new())
+    }
+}
+
+/// Splits `Name[index]`.
+fn indexed_key(key: &str) -> Option<(&str, &str)> {
+    let (name, rest) = key.split_once('[')?;
+    Some((name.trim(), rest.strip_suffix(']')?))
+}
+
+async fn accept_loop(
+    shared: Arc<ServerShared>,
+    listener: TcpListener,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    tokio::spawn(session::serve(shared.clone(), stream, remote));
+                }
+                Err(e) => {
+                    shared.handler.error(None, io_error_code(&e), &format!("accept failed: {e}"));
+                    // Out of file descriptors and the like: back off rather
+                    // than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,835 @@
+//! A connection's task: admission, the opening handshake, then one loop
+//! that reads, dispatches events, and writes until the closing handshake
+//! ends.
+//!
+//! The loop runs inside a single future: each turn moves frames queued by
+//! senders into the write list, writes them in one vectored write, then
+//! reads into a per-thread scratch buffer and dispatches what arrived, so an
+//! idle connection holds no read buffer and everything a turn produces
+//! leaves in one write.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Sleep, sleep, timeout};
+
+use super::ServerShared;
+use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
+use super::error::io_error_code;
+use super::handler::{
+    ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType, OpenRequest,
+};
+use super::line_mode::LineSplitter;
+use super::outbound::{WriteList, empty_slices};
+use super::settings::Settings;
+use crate::net::listener::configure_accepted;
+use crate::protocol::ProtocolError;
+use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
+use crate::protocol::frame::OpCode;
+use crate::protocol::handshake::{
+    check_header, parse_request, write_accept_response, write_error_response,
+};
+use crate::protocol::receiver::{DataChunk, Incoming, MessageKind, Receiver};
+
+/// Bytes read per read call, into the per-thread scratch buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// Rounds a connection may run before yielding to other tasks.
+const ROUNDS_PER_TURN: usize = 16;
+/// A BufferMessage buffer larger than this is freed after its message.
+const KEEP_MESSAGE_BUFFER: usize = 64 * 1024;
+/// How long a refused client gets to read our HTTP error response.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remote: SocketAddr) {
+    let settings = server.settings();
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let ip = remote.ip().to_canonical();
+    let mut request = ConnectionRequest {
+        remote,
+        local,
+        accept: settings.allowed_clients.matches(ip) && !settings.blocked_clients.matches(ip),
+    };
+    server.handler.connection_request(&mut request);
+    if !request.accept {
+        server.log(
+            None,
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("refused connection from {remote}"),
+        );
+        return;
+    }
+    if !server.table.try_admit(settings.max_connections as usize) {
+        server.log(
+            None,
+            LogLevel::Info,
+            LogType::Error,
+            format_args!(
+                "refused connection from {remote}: MaxConnections ({}) reached",
+                settings.max_connections
+            ),
+        );
+        refuse(&mut stream, 503, &[], &[], "MaxConnections reached").await;
+        server.table.release();
+        return;
+    }
+    if let Err(e) = configure_accepted(&stream, &settings) {
+        server.log(
+            None,
+            LogLevel::Verbose,
+            LogType::Error,
+            format_args!("socket options for {remote}: {e}"),
+        );
+    }
+    let conn = Connection(Arc::new(ConnShared {
+        id: server.next_connection_id(),
+        remote,
+        local,
+        server: server.clone(),
+        limits: ConnLimits {
+            max_frame_size: settings.max_frame_size,
+            max_send_queue: settings.max_send_queue,
+        },
+        request: OnceLock::new(),
+        accept_data: AtomicBool::new(true),
+        state: Mutex::new(ConnState::new(
+            settings.max_line_length,
+            settings.default_timeout,
+        )),
+    }));
+    server.table.insert(conn.clone());
+    let registration = Registration {
+        server: &server,
+        conn: &conn,
+    };
+
+    let handshake = Duration::from_secs(settings.handshake_timeout.into());
+    let leftover = match timeout(handshake, open(&mut stream, &conn, &settings)).await {
+        Ok(Some(leftover)) => leftover,
+        Ok(None) => return,
+        Err(_) => {
+            server.log(
+                Some(&conn),
+                LogLevel::Info,
+                LogType::Error,
+                format_args!("opening handshake timed out"),
+            );
+            return;
+        }
+    };
+    server.log(
+        Some(&conn),
+        LogLevel::Info,
+        LogType::Info,
+        format_args!(
+            "connected {remote} {}",
+            conn.request().map_or("", |r| r.request_uri.as_str())
+        ),
+    );
+    server.handler.connected(&conn);
+    server.handler.ready_to_send(&conn);
+
+    let mut session = Session::new(stream, conn.clone(), &settings, leftover);
+    poll_fn(|cx| session.poll_run(cx)).await;
+    let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
+    // Best effort: a client that stopped reading cannot hold us here.
+    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
+    drop(session);
+    {
+        let mut st = conn.lock();
+        st.closing = true;
+        st.connected = false;
+        st.transfer = None;
+    }
+    drop(registration);
+    server.log(
+        Some(&conn),
+        LogLevel::Info,
+        LogType::Info,
+        format_args!("disconnected {remote}: {code} {description}"),
+    );
+    server.handler.disconnected(&conn, code, &description);
+}
+
+/// Removes the connection from the table however its task ends.
+struct Registration<'a> {
+    server: &'a ServerShared,
+    conn: &'a Connection,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.server.table.remove(self.conn.id());
+    }
+}
+
+/// Reads the upgrade request, asks the handler, and answers. Returns the
+/// bytes the client sent after its request, or `None` when the connection
+/// must end (the refusal has been written).
+async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) -> Option<Vec<u8>> {
+    let server = &conn.0.server;
+    let max = settings.max_request_header_size;
+    let mut buf = Vec::with_capacity(max.min(2048));
+    let (request, head_len) = loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity().min(max));
+        }
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        match parse_request(&buf, max) {
+            Ok(Some(parsed)) => break parsed,
+            Ok(None) => continue,
+            Err(e) => {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Error,
+                    format_args!("refused handshake: {e}"),
+                );
+                refuse(
+                    stream,
+                    e.status(),
+                    e.response_headers(),
+                    &[],
+                    &format!("{e}\n"),
+                )
+                .await;
+                return None;
+            }
+        }
+    };
+    let leftover = buf[head_len..].to_vec();
+    drop(buf);
+    let open_request = Arc::new(OpenRequest {
+        connection_id: conn.id(),
+        request_uri: request.uri,
+        host: request.host,
+        origin: request.origin,
+        subprotocols: request.subprotocols,
+        extensions: request.extensions,
+        request_headers: request.headers,
+        remote: conn.remote_addr(),
+        local: conn.local_addr(),
+    });
+    // Set once, before the handler runs.
+    let _ = conn.0.request.set(open_request.clone());
+    if settings.log_level >= LogLevel::Verbose as u8 {
+        server.log(
+            Some(conn),
+            LogLevel::Verbose,
+            LogType::Verbose,
+            format_args!(
+                "open request:\r\nGET {} HTTP/1.1\r\n{}",
+                open_request.request_uri,
+                open_request.request_headers_text()
+            ),
+        );
+    }
+    let response = server
+        .handler
+        .open_request(conn, open_request.clone())
+        .await;
+    let headers: Vec<(String, String)> = response
+        .response_headers
+        .into_iter()
+        .filter(|(name, value)| match check_header(name, value) {
+            Ok(()) => true,
+            Err(e) => {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Error,
+                    format_args!("handler response: {e}; header dropped"),
+                );
+                false
+            }
+        })
+        .collect();
+    match response.status_code {
+        101 => {
+            let subprotocol = response.subprotocol.filter(|p| {
+                let offered = open_request.subprotocols.iter().any(|o| o == p);
+                if !offered {
+                    server.log(
+                        Some(conn),
+                        LogLevel::Info,
+                        LogType::Error,
+                        format_args!("handler chose subprotocol {p:?}, which the client did not offer; omitted"),
+                    );
+                }
+                offered
+            });
+            let mut out = Vec::with_capacity(256);
+            write_accept_response(
+                &mut out,
+                &request.key,
+                subprotocol.as_deref(),
+                None,
+                &headers,
+            );
+            stream.write_all(&out).await.ok()?;
+            conn.lock().connected = true;
+            Some(leftover)
+        }
+        status @ 200..=599 => {
+            server.log(
+                Some(conn),
+                LogLevel::Info,
+                LogType::Info,
+                format_args!("handler refused the open request with {status}"),
+            );
+            refuse(stream, status, &[], &headers, "").await;
+            None
+        }
+        other => {
+            server.log(
+                Some(conn),
+                LogLevel::Info,
+                LogType::Error,
+                format_args!("handler answered with invalid status {other}; refusing with 500"),
+            );
+            refuse(stream, 500, &[], &headers, "").await;
+            None
+        }
+    }
+}
+
+/// Writes an HTTP error response and closes, giving the client a moment
+/// to read it (closing with unread input would reset the connection and
+/// could destroy the response in flight).
+async fn refuse(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    extra: &[(String, String)],
+    body: &str,
+) {
+    let mut out = Vec::with_capacity(256);
+    write_error_response(&mut out, status, headers, extra, body);
+    let linger = async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), io::Error>(())
+    };
+    let _ = timeout(REFUSAL_LINGER, linger).await;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Our close frame is queued or sent. With `wait`, reading goes on
+    /// until the client's close frame or EOF.
+    Closing {
+        wait: bool,
+    },
+    /// The closing handshake is complete: flush and end.
+    Finishing,
+}
+
+/// What one round of the loop achieved.
+enum Step {
+    Progress,
+    Blocked,
+    Done,
+}
+
+/// Per-connection event dispatch: assembles what the receiver yields into
+/// DataIn/Ping events per BufferMessage and line mode.
+struct Dispatch {
+    conn: Connection,
+    handler: Arc<dyn Handler>,
+    buffer_message: bool,
+    message: Vec<u8>,
+    kind: MessageKind,
+    lines: LineSplitter,
+    line_mode: bool,
+    max_line_length: usize,
+    /// A close frame arrived: its code and reason.
+    close: Option<(Option<u16>, String)>,
+}
+
+impl Dispatch {
+    fn on_event(&mut self, event: Incoming<'_>) -> ControlFlow<()> {
+        match event {
+            Incoming::Data(chunk) => {
+                self.on_data(chunk);
+                if self.conn.accepting_data() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            }
+            Incoming::Ping(payload) => {
+                self.queue_pong(payload);
+                self.handler.ping(&self.conn, payload, false);
+                ControlFlow::Continue(())
+            }
+            Incoming::Pong(payload) => {
+                self.handler.ping(&self.conn, payload, true);
+                ControlFlow::Continue(())
+            }
+            Incoming::Close(frame) => {
+                self.close = Some((frame.code, frame.reason.to_owned()));
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    fn on_data(&mut self, chunk: DataChunk<'_>) {
+        if chunk.first {
+            self.kind = chunk.kind;
+        }
+        let first_format = match self.kind {
+            MessageKind::Text => DataFormat::Text,
+            MessageKind::Binary => DataFormat::Binary,
+        };
+        let Self {
+            conn,
+            handler,
+            message,
+            lines,
+            ..
+        } = self;
+        let (data, first, eom): (&[u8], bool, bool) = if !self.buffer_message {
+            (chunk.data, chunk.first, chunk.last)
+        } else if !chunk.last {
+            message.extend_from_slice(chunk.data);
+            return;
+        } else if message.is_empty() {
+            (chunk.data, true, true)
+        } else {
+            message.extend_from_slice(chunk.data);
+            (message.as_slice(), true, true)
+        };
+        if self.line_mode {
+            lines.push(data, eom, self.max_line_length, &mut |line, eol, eom| {
+                let event = DataIn {
+                    format: DataFormat::Continuation,
+                    data: line,
+                    eom,
+                    eol,
+                };
+                handler.data_in(conn, &event);
+            });
+        } else {
+            let format = if first {
+                first_format
+            } else {
+                DataFormat::Continuation
+            };
+            handler.data_in(
+                conn,
+                &DataIn {
+                    format,
+                    data,
+                    eom,
+                    eol: false,
+                },
+            );
+        }
+        if self.buffer_message && eom {
+            message.clear();
+            if message.capacity() > KEEP_MESSAGE_BUFFER {
+                *message = Vec::new();
+            }
+        }
+    }
+
+    /// Answers a ping, unless closing or the client is not reading what we
+    /// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
+    fn queue_pong(&self, payload: &[u8]) {
+        let mut st = self.conn.lock();
+        if !st.closing && st.out.queued() <= self.conn.0.limits.max_send_queue {
+            st.out.push_frame(true, OpCode::Pong, payload);
+        }
+    }
+}
+
+/// Fires after a quiet period to check for client inactivity.
+struct IdleTimer {
+    limit: Duration,
+    last_activity: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+struct Session<S> {
+    stream: S,
+    conn: Connection,
+    receiver: Receiver,
+    dispatch: Dispatch,
+    writes: WriteList,
+    /// Input read but not yet dispatched: the handler paused data.
+    held: Vec<u8>,
+    phase: Phase,
+    /// After a protocol error input is read only to see the client go.
+    discard_input: bool,
+    write_shut: bool,
+    wait_for_close_response: bool,
+    close_timeout: Duration,
+    close_timer: Option<Pin<Box<Sleep>>>,
+    idle: Option<IdleTimer>,
+    /// The Disconnected event's code and description, once known.
+    ending: Option<(u16, String)>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    fn new(stream: S, conn: Connection, settings: &Settings, leftover: Vec<u8>) -> Self {
+        let handler = conn.0.server.handler.clone();
+        let idle = (settings.idle_timeout > 0).then(|| {
+            let limit = Duration::from_secs(settings.idle_timeout.into());
+            IdleTimer {
+                limit,
+                last_activity: Instant::now(),
+                sleep: Box::pin(sleep(limit)),
+            }
+        });
+        Self {
+            stream,
+            receiver: Receiver::new(settings.max_message_size),
+            dispatch: Dispatch {
+                conn: conn.clone(),
+                handler,
+                buffer_message: settings.buffer_message,
+                message: Vec::new(),
+                kind: MessageKind::Binary,
+                lines: LineSplitter::default(),
+                line_mode: false,
+                max_line_length: settings.max_line_length,
+                close: None,
+            },
+            conn,
+            writes: WriteList::default(),
+            held: leftover,
+            phase: Phase::Open,
+            discard_input: false,
+            write_shut: false,
+            wait_for_close_response: settings.wait_for_close_response,
+            close_timeout: Duration::from_secs(settings.close_timeout.into()),
+            close_timer: None,
+            idle,
+            ending: None,
+        }
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_TURN {
+            match self.round(cx) {
+                Step::Progress => continue,
+                Step::Done => return Poll::Ready(()),
+                Step::Blocked => {}
+            }
+            if self.park(cx) {
+                continue;
+            }
+            match self.poll_timers(cx) {
+                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(false) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Let other connections run; this one resumes at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Takes queued work, writes, then reads and dispatches.
+    fn round(&mut self, cx: &mut Context<'_>) -> Step {
+        let (queued, close_request) = {
+            let mut st = self.conn.lock();
+            st.task_active = true;
+            let close_request = st
+                .close_request
+                .take()
+                .filter(|_| self.phase == Phase::Open);
+            if let Some((code, reason)) = &close_request {
+                Connection::queue_close_frame(&mut st, Some(*code), reason);
+            }
+            st.out.move_to(&mut self.writes);
+            self.dispatch.line_mode = st.line_mode;
+            self.dispatch.max_line_length = st.max_line_length;
+            (st.out.queued(), close_request)
+        };
+        if let Some((code, reason)) = close_request {
+            self.start_closing(code, reason, self.wait_for_close_response);
+        }
+
+        let flushed = match self.poll_flush(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                self.fail_io(e);
+                return Step::Done;
+            }
+            Poll::Pending => false,
+        };
+        if flushed {
+            match self.phase {
+                Phase::Finishing | Phase::Closing { wait: false } => return Step::Done,
+                Phase::Closing { wait: true } if !self.write_shut => {
+                    // Our close frame is out; FIN tells the client we are done.
+                    if let Poll::Ready(r) = Pin::new(&mut self.stream).poll_shutdown(cx) {
+                        self.write_shut = true;
+                        if r.is_err() {
+                            return Step::Done;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        // A client that does not read what we send is not read from either
+        // (until the socket takes our bytes again), bounding our queue.
+        let throttled = !flushed && queued > self.conn.0.limits.max_send_queue / 2;
+        if !self.conn.accepting_data() || throttled {
+            return Step::Blocked;
+        }
+        if !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            let used = self.process(&mut held);
+            if used < held.len() && !self.receiver.is_closed() {
+                held.drain(..used);
+                self.held = held;
+            }
+            return Step::Progress;
+        }
+        match self.poll_read(cx) {
+            Poll::Ready(Ok(true)) => Step::Progress,
+            Poll::Ready(Ok(false)) => {
+                if self.phase == Phase::Open {
+                    self.ending =
+                        Some((ABNORMAL, "connection closed without a close frame".into()));
+                }
+                Step::Done
+            }
+            Poll::Ready(Err(e)) => {
+                self.fail_io(e);
+                Step::Done
+            }
+            Poll::Pending => Step::Blocked,
+        }
+    }
+
+    /// Writes the write list; accounts what left and fires ReadyToSend
+    /// when a refused sender may try again.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Self { stream, writes, .. } = self;
+        let mut written = 0;
+        let result = loop {
+            if writes.is_empty() {
+                break Poll::Ready(Ok(()));
+            }
+            let mut slices = empty_slices();
+            let n = writes.io_slices(&mut slices);
+            match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    writes.advance(n);
+                    written += n;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        if written > 0 {
+            writes.release_if_idle();
+            let limits = self.conn.0.limits;
+            let ready = {
+                let mut st = self.conn.lock();
+                st.out.written(written);
+                let queued = st.out.queued();
+                if queued <= limits.max_send_queue / 2
+                    && let Some(room) = st.transfer.as_mut().and_then(|t| t.room.take())
+                {
+                    let _ = room.send(());
+                }
+                let ready =
+                    st.wants_ready_to_send && queued == 0 && st.transfer.is_none() && !st.closing;
+                if ready {
+                    st.wants_ready_to_send = false;
+                }
+                ready
+            };
+            if ready {
+                self.dispatch.handler.ready_to_send(&self.conn);
+            }
+        }
+        result
+    }
+
+    /// Reads into the scratch buffer and dispatches; `false` at EOF.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.read_into(cx, &mut scratch),
+            // Only if a handler polled another connection on this thread
+            // from inside an event.
+            Err(_) => self.read_into(cx, &mut vec![0; READ_BUFFER]),
+        })
+    }
+
+    fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<bool>> {
+        let mut read = ReadBuf::new(buf);
+        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        if n == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        if let Some(idle) = self.idle.as_mut() {
+            idle.last_activity = Instant::now();
+        }
+        let input = &mut buf[..n];
+        let used = self.process(input);
+        if used < n && !self.receiver.is_closed() {
+            self.held.extend_from_slice(&input[used..]);
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// Feeds input to the receiver and dispatches events; returns the bytes
+    /// consumed (fewer when the handler paused data).
+    fn process(&mut self, input: &mut [u8]) -> usize {
+        if self.discard_input {
+            return input.len();
+        }
+        let dispatch = &mut self.dispatch;
+        match self
+            .receiver
+            .feed(input, &mut |event| dispatch.on_event(event))
+        {
+            Ok(used) => {
+                if let Some((code, reason)) = self.dispatch.close.take() {
+                    self.on_close_frame(code, reason);
+                }
+                used
+            }
+            Err(e) => {
+                self.fail_protocol(e);
+                input.len()
+            }
+        }
+    }
+
+    /// The client's close frame: answer it (RFC 6455 §5.5.1) or, if we
+    /// closed first, it completes the handshake.
+    fn on_close_frame(&mut self, code: Option<u16>, reason: String) {
+        if self.phase == Phase::Open {
+            let mut st = self.conn.lock();
+            st.closing = true;
+            st.close_request = None;
+            Connection::queue_close_frame(&mut st, code, "");
+        }
+        self.ending = Some((code.unwrap_or(NO_STATUS), reason));
+        self.phase = Phase::Finishing;
+        self.arm_close_timer();
+    }
+
+    /// Fails the connection with the close code the violation calls for.
+    fn fail_protocol(&mut self, e: ProtocolError) {
+        let code = e.close_code();
+        let description = e.to_string();
+        self.conn.0.server.log(
+            Some(&self.conn),
+            LogLevel::Info,
+            LogType::Error,
+            format_args!("protocol error: {description}; closing with {code}"),
+        );
+        if self.phase == Phase::Open {
+            let mut st = self.conn.lock();
+            st.closing = true;
+            st.close_request = None;
+            Connection::queue_close_frame(&mut st, Some(code), &description);
+            drop(st);
+            self.start_closing(code, description, true);
+        }
+        self.discard_input = true;
+    }
+
+    fn start_closing(&mut self, code: u16, reason: String, wait: bool) {
+        self.ending = Some((code, reason));
+        self.phase = Phase::Closing { wait };
+        self.arm_close_timer();
+    }
+
+    fn fail_io(&mut self, e: io::Error) {
+        if self.phase == Phase::Open {
+            let server = &self.conn.0.server;
+            server
+                .handler
+                .error(Some(&self.conn), io_error_code(&e), &e.to_string());
+            self.ending = Some((ABNORMAL, e.to_string()));
+        }
+    }
+
+    fn arm_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            self.close_timer = Some(Box::pin(sleep(self.close_timeout)));
+        }
+    }
+
+    /// Registers for wake-ups; returns true if work arrived meanwhile.
+    fn park(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut st = self.conn.lock();
+        if st.out.has_chunks() || st.close_request.is_some() {
+            return true;
+        }
+        if !self.held.is_empty() && self.conn.accepting_data() {
+            return true;
+        }
+        st.task_active = false;
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        false
+    }
+
+    /// Ready(true) ends the session, Ready(false) means a close started.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if let Some(timer) = self.close_timer.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(true);
+        }
+        if self.phase != Phase::Open {
+            return Poll::Pending;
+        }
+        let Some(idle) = self.idle.as_mut() else {
+            return Poll::Pending;
+        };
+        loop {
+            if idle.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let quiet_until = idle.last_activity + idle.limit;
+            if Instant::now() < quiet_until {
+                idle.sleep.as_mut().reset(quiet_until.into());
+                continue;
+            }
+            let mut st = self.conn.lock();
+            st.closing = true;
+            Connection::queue_close_frame(&mut st, Some(GOING_AWAY), "idle timeout");
+            drop(st);
+            self.start_closing(GOING_AWAY, "idle timeout".into(), true);
+            return Poll::Ready(false);
+        }
+    }
+}
