@@ -585,8 +585,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if flushed {
             match self.phase {
                 Phase::Finishing | Phase::Closing { wait: false } => return Step::Done,
-                Phase::Closing { wait: true } if !self.write_shut => {
-                    // Our close frame is out; FIN tells the client we are done.
+                Phase::Closing { wait: true } if self.discard_input && !self.write_shut => {
+                    // After a protocol error input is no longer parsed, so
+                    // the client's close reply would go unseen: FIN after
+                    // our close frame lets it end the connection at once.
                     if let Poll::Ready(r) = Pin::new(&mut self.stream).poll_shutdown(cx) {
                         self.write_shut = true;
                         if r.is_err() {
@@ -828,7 +830,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             st.closing = true;
             Connection::queue_close_frame(&mut st, Some(GOING_AWAY), "idle timeout");
             drop(st);
-            self.start_closing(GOING_AWAY, "idle timeout".into(), true);
+            self.start_closing(
+                GOING_AWAY,
+                "idle timeout".into(),
+                self.wait_for_close_response,
+            );
             return Poll::Ready(false);
         }
     }

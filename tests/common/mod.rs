@@ -1,0 +1,342 @@
+//! Helpers shared by the end-to-end tests: the real `wsserver` binary as a
+//! child process, a raw client that writes frames byte by byte as a broken
+//! or hostile client would, and tokio-tungstenite as an independent client.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+/// Upper bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The `wsserver` binary built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wsserver"))
+}
+
+/// A running `wsserver` process, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `wsserver --listen 127.0.0.1:0 ARGS...` and waits for its
+    /// ready line.
+    pub async fn start(args: &[&str]) -> Self {
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Self::start_exact(&all).await
+    }
+
+    /// Starts `wsserver ARGS...` as given.
+    pub async fn start_exact(args: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start wsserver");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = match timeout(WAIT, out.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => panic!(
+                "wsserver {args:?} printed no ready line ({other:?}); stderr:\n{}",
+                stderr.lock().unwrap()
+            ),
+        };
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        let addr = url
+            .trim_start_matches("ws://")
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+        Self {
+            child,
+            addr,
+            url,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("server still running")
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.pid();
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill");
+        timeout(WAIT, self.child.wait())
+            .await
+            .expect("server exits after SIGTERM")
+            .expect("wait")
+    }
+
+    /// Resident memory of the server process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+/// Runs `wsserver ARGS...` to completion (for argument errors).
+pub async fn run_to_exit(args: &[&str]) -> std::process::Output {
+    timeout(
+        WAIT,
+        Command::new(binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("wsserver exits")
+    .expect("run wsserver")
+}
+
+/// Builds one client frame; `mask` None sends it unmasked (a violation).
+pub fn frame(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(mask_bit | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(m) => {
+            out.extend_from_slice(&m);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A masked client frame with a fixed mask.
+pub fn masked(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    frame(first_byte, payload, Some([0x5a, 0xa5, 0x3c, 0xc3]))
+}
+
+/// A frame the server sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFrame {
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl ServerFrame {
+    /// The close code of a close frame (None when it has no payload).
+    pub fn close_code(&self) -> Option<u16> {
+        assert_eq!(self.opcode, 8, "not a close frame: {self:?}");
+        (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+pub const UPGRADE_REQUEST: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// A client speaking raw bytes, to send what well-behaved clients cannot.
+pub struct RawClient {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    pub async fn tcp(addr: SocketAddr) -> Self {
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects and completes the opening handshake.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let mut c = Self::tcp(addr).await;
+        c.send(UPGRADE_REQUEST.as_bytes()).await;
+        let head = c.read_http_head().await;
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "handshake refused: {head}"
+        );
+        c
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    /// Reads an HTTP response head (status line and headers).
+    pub async fn read_http_head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                return String::from_utf8_lossy(&head).into_owned();
+            }
+            assert!(
+                self.fill().await,
+                "connection closed before a response; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    /// Reads the whole HTTP response (head and body) until the server
+    /// closes the connection.
+    pub async fn read_http_response(&mut self) -> String {
+        while self.fill().await {}
+        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned()
+    }
+
+    /// Reads more bytes; false on EOF or reset.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match timeout(WAIT, self.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => false,
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(_) => panic!("server sent nothing for {WAIT:?}"),
+        }
+    }
+
+    /// The next frame, or None when the connection ends first.
+    pub async fn read_frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads frames until a close frame; returns its code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            let f = self
+                .read_frame()
+                .await
+                .expect("server closed the connection without a close frame");
+            assert!(f.rsv == 0, "server frame with RSV bits: {f:?}");
+            if f.opcode == 8 {
+                return f.close_code();
+            }
+        }
+    }
+
+    /// Whether the server closes the TCP connection within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match timeout(wait, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn parse_server_frame(buf: &[u8]) -> Option<(ServerFrame, usize)> {
+    let [b0, b1, ..] = *buf else { return None };
+    assert!(b1 & 0x80 == 0, "server frames must not be masked");
+    let (len, at) = match b1 & 0x7F {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    Some((
+        ServerFrame {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x7,
+            opcode: b0 & 0x0F,
+            payload,
+        },
+        at + len,
+    ))
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Connects with tokio-tungstenite.
+pub async fn ws_connect(url: &str) -> Ws {
+    let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("websocket connect");
+    ws
+}
+
+/// Sends a text message and expects it echoed.
+pub async fn assert_echo(ws: &mut Ws, text: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).await.expect("send");
+    let reply = timeout(WAIT, ws.next())
+        .await
+        .expect("echo in time")
+        .expect("stream open")
+        .expect("message");
+    assert_eq!(reply, Message::text(text));
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of the `wsserver` binary: each starts the real server
+//! on 127.0.0.1 and talks to it with real clients.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod close;
+mod handshake;
+mod protocol;
+mod socket_options;
+mod traffic;
