@@ -26,7 +26,9 @@ pub mod net;
 pub mod protocol;
 pub mod server;
 
+pub use protocol::receiver::MessageKind;
 pub use server::{
-    Connection, ConnectionId, ConnectionInfo, DataFormat, DataIn, Error, Handler, OpenRequest,
-    OpenResponse, Result, SendFormat, Settings, WsServer,
+    BoxFuture, Connection, ConnectionId, ConnectionInfo, ConnectionRequest, DataFormat, DataIn,
+    Error, Handler, LogLevel, LogType, OpenRequest, OpenResponse, Result, SendFormat, Settings,
+    WsServer,
 };
