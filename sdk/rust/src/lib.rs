@@ -64,7 +64,7 @@ pub mod host;
 mod plugin;
 mod types;
 
-pub use assembler::{Message, MessageAssembler};
+pub use assembler::{Message, MessageAssembler, SnapshotError};
 pub use context::Context;
 pub use plugin::{Lifecycle, Plugin, handle_events};
 pub use types::*;
