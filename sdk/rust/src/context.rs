@@ -1,0 +1,200 @@
+//! The command list a plugin fills while it handles a batch of events.
+
+use crate::assembler::Message;
+use crate::types::{
+    CloseRequest, Command, ConnectionId, LineMode, MessageFormat, OutgoingMessage, PingOut,
+    Publication, Subscription,
+};
+
+/// Collects the effects of the event handlers of one batch.
+///
+/// Each method appends a [`Command`]; the host applies them in order after
+/// the batch, and reports any that fail as [`Plugin::error`] events at the
+/// start of the next batch. Nothing crosses into the host until then, which
+/// is what makes a batch cheap. For an immediate result, use the functions
+/// in [`host`] instead (they act before anything queued here).
+///
+/// [`Plugin::error`]: crate::Plugin::error
+/// [`host`]: crate::host
+#[derive(Debug, Default)]
+pub struct Context {
+    commands: Vec<Command>,
+}
+
+impl Context {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            commands: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Sends one whole message (seed: SendText / SendBytes).
+    pub fn send(&mut self, connection: ConnectionId, format: MessageFormat, data: Vec<u8>) {
+        self.commands.push(Command::Send(OutgoingMessage {
+            connection,
+            format,
+            data,
+        }));
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, connection: ConnectionId, text: impl Into<String>) {
+        self.send(connection, MessageFormat::Text, text.into().into_bytes());
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, connection: ConnectionId, data: impl Into<Vec<u8>>) {
+        self.send(connection, MessageFormat::Binary, data.into());
+    }
+
+    /// Sends a message back to the connection it came from, with its format.
+    pub fn send_message(&mut self, message: Message) {
+        self.send(message.connection, message.format, message.data);
+    }
+
+    /// Sends a ping (at most 125 bytes of payload); the pong arrives as a
+    /// ping event with `response` set.
+    pub fn ping(&mut self, connection: ConnectionId, payload: impl Into<Vec<u8>>) {
+        self.commands.push(Command::Ping(PingOut {
+            connection,
+            payload: payload.into(),
+        }));
+    }
+
+    /// Starts closing the connection with a close code (1000 is normal) and
+    /// a reason of at most 123 bytes.
+    pub fn disconnect(&mut self, connection: ConnectionId, code: u16, reason: impl Into<String>) {
+        self.commands.push(Command::Disconnect(CloseRequest {
+            connection,
+            code,
+            reason: reason.into(),
+        }));
+    }
+
+    /// Turns line mode on or off (seed: ChangeLineMode).
+    pub fn set_line_mode(&mut self, connection: ConnectionId, enabled: bool) {
+        self.commands
+            .push(Command::SetLineMode(LineMode { connection, enabled }));
+    }
+
+    /// Stops data-in events for the connection until [`Self::resume_data`].
+    pub fn pause_data(&mut self, connection: ConnectionId) {
+        self.commands.push(Command::PauseData(connection));
+    }
+
+    pub fn resume_data(&mut self, connection: ConnectionId) {
+        self.commands.push(Command::ResumeData(connection));
+    }
+
+    /// Subscribes the connection to a topic: it receives what is published
+    /// there until it unsubscribes or closes.
+    pub fn subscribe(&mut self, connection: ConnectionId, topic: impl Into<String>) {
+        self.commands.push(Command::Subscribe(Subscription {
+            connection,
+            topic: topic.into(),
+        }));
+    }
+
+    pub fn unsubscribe(&mut self, connection: ConnectionId, topic: impl Into<String>) {
+        self.commands.push(Command::Unsubscribe(Subscription {
+            connection,
+            topic: topic.into(),
+        }));
+    }
+
+    /// Sends a message to every subscriber of `topic` except `exclude`
+    /// (typically the sender). The host fans it out without calling the
+    /// plugin again.
+    pub fn publish(
+        &mut self,
+        topic: impl Into<String>,
+        format: MessageFormat,
+        data: Vec<u8>,
+        exclude: Option<ConnectionId>,
+    ) {
+        self.commands.push(Command::Publish(Publication {
+            topic: topic.into(),
+            format,
+            data,
+            exclude,
+        }));
+    }
+
+    /// The commands queued so far, in order.
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
+    pub fn into_commands(self) -> Vec<Command> {
+        self.commands
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_keep_the_order_they_were_issued_in() {
+        let mut ctx = Context::new();
+        ctx.subscribe(1, "/lobby");
+        ctx.send_text(1, "hi");
+        ctx.publish("/lobby", MessageFormat::Binary, vec![1, 2], Some(1));
+        ctx.disconnect(1, 1000, "bye");
+        assert_eq!(
+            ctx.into_commands(),
+            vec![
+                Command::Subscribe(Subscription {
+                    connection: 1,
+                    topic: "/lobby".into()
+                }),
+                Command::Send(OutgoingMessage {
+                    connection: 1,
+                    format: MessageFormat::Text,
+                    data: b"hi".to_vec()
+                }),
+                Command::Publish(Publication {
+                    topic: "/lobby".into(),
+                    format: MessageFormat::Binary,
+                    data: vec![1, 2],
+                    exclude: Some(1)
+                }),
+                Command::Disconnect(CloseRequest {
+                    connection: 1,
+                    code: 1000,
+                    reason: "bye".into()
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_goes_back_with_its_format() {
+        let mut ctx = Context::new();
+        ctx.send_message(Message {
+            connection: 4,
+            format: MessageFormat::Text,
+            data: b"abc".to_vec(),
+        });
+        ctx.send_binary(5, [0u8, 255]);
+        assert_eq!(
+            ctx.commands(),
+            [
+                Command::Send(OutgoingMessage {
+                    connection: 4,
+                    format: MessageFormat::Text,
+                    data: b"abc".to_vec()
+                }),
+                Command::Send(OutgoingMessage {
+                    connection: 5,
+                    format: MessageFormat::Binary,
+                    data: vec![0, 255]
+                }),
+            ]
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The macros that export a [`Plugin`] as a component, and the per-instance
+//! state they rely on.
+
+use std::cell::RefCell;
+
+use crate::plugin::{Lifecycle, Plugin, handle_events};
+use crate::types::{Command, Event, OpenRequest, OpenResponse};
+
+/// Holds the plugin of this component instance, created on first use.
+///
+/// Used by the export macros only; an instance is single-threaded, so the
+/// macros keep it in a `thread_local!`.
+#[doc(hidden)]
+pub struct Instance<P>(RefCell<Option<P>>);
+
+impl<P: Plugin> Instance<P> {
+    #[allow(clippy::new_without_default)] // must be const for thread_local!
+    pub const fn new() -> Self {
+        Self(RefCell::new(None))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        // The component model never re-enters an instance, so no other
+        // borrow can be live here.
+        let mut plugin = self.0.borrow_mut();
+        f(plugin.get_or_insert_with(P::default))
+    }
+
+    pub fn open_request(&self, request: OpenRequest) -> OpenResponse {
+        self.with(|plugin| plugin.open_request(request))
+    }
+
+    pub fn handle_events(&self, events: Vec<Event>) -> Vec<Command> {
+        self.with(|plugin| handle_events(plugin, events))
+    }
+}
+
+impl<P: Plugin + Lifecycle> Instance<P> {
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.with(|plugin| plugin.snapshot())
+    }
+
+    pub fn restore(&self, state: Vec<u8>) -> Result<(), String> {
+        self.with(|plugin| plugin.restore(state))
+    }
+}
+
+/// Exports a [`Plugin`] type as the component's `handler` (world `plugin`).
+/// Use once, in the plugin crate's `lib.rs`, built as a `cdylib` for
+/// `wasm32-wasip2`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            $crate::__export_handler!($plugin, INSTANCE);
+        };
+    };
+}
+
+/// Exports a type implementing [`Plugin`] and [`Lifecycle`] as the
+/// component's `handler` and `lifecycle` (world `stateful-plugin`), so its
+/// state survives hot swap. Use instead of [`export_plugin!`].
+#[macro_export]
+macro_rules! export_stateful_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            $crate::__export_handler!($plugin, INSTANCE);
+
+            struct LifecycleExports;
+
+            impl $crate::__private::lifecycle::exports::wsserver::plugin::lifecycle::Guest
+                for LifecycleExports
+            {
+                fn snapshot() -> ::std::vec::Vec<u8> {
+                    INSTANCE.with(|instance| instance.snapshot())
+                }
+
+                fn restore(
+                    state: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    INSTANCE.with(|instance| instance.restore(state))
+                }
+            }
+
+            $crate::__private::lifecycle::export!(
+                LifecycleExports with_types_in $crate::__private::lifecycle
+            );
+        };
+    };
+}
+
+/// The `handler` export of both macros above, with the plugin kept in the
+/// thread-local `$instance`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_handler {
+    ($plugin:ty, $instance:ident) => {
+        ::std::thread_local! {
+            static $instance: $crate::__private::Instance<$plugin> =
+                const { $crate::__private::Instance::new() };
+        }
+
+        struct HandlerExports;
+
+        impl $crate::__private::plugin::exports::wsserver::plugin::handler::Guest
+            for HandlerExports
+        {
+            fn on_open_request(request: $crate::OpenRequest) -> $crate::OpenResponse {
+                $instance.with(|instance| instance.open_request(request))
+            }
+
+            fn on_events(
+                events: ::std::vec::Vec<$crate::Event>,
+            ) -> ::std::vec::Vec<$crate::Command> {
+                $instance.with(|instance| instance.handle_events(events))
+            }
+        }
+
+        $crate::__private::plugin::export!(
+            HandlerExports with_types_in $crate::__private::plugin
+        );
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Context;
+    use crate::types::{DataFormat, DataIn};
+
+    /// Counts data-in events; its count is its state.
+    #[derive(Default)]
+    struct Counter(u32);
+
+    impl Plugin for Counter {
+        fn data_in(&mut self, _: &mut Context, _: DataIn) {
+            self.0 += 1;
+        }
+    }
+
+    impl Lifecycle for Counter {
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.to_le_bytes().to_vec()
+        }
+        fn restore(&mut self, state: Vec<u8>) -> Result<(), String> {
+            let bytes = state.try_into().map_err(|_| "expected 4 bytes".to_owned())?;
+            self.0 = u32::from_le_bytes(bytes);
+            Ok(())
+        }
+    }
+
+    fn data() -> Event {
+        Event::DataIn(DataIn {
+            connection: 1,
+            format: DataFormat::Text,
+            data: Vec::new(),
+            eom: true,
+            eol: false,
+        })
+    }
+
+    #[test]
+    fn an_instance_keeps_its_plugin_between_calls_and_hands_state_over() {
+        let old = Instance::<Counter>::new();
+        old.handle_events(vec![data(), data()]);
+        old.handle_events(vec![data()]);
+        let state = old.snapshot();
+
+        let new = Instance::<Counter>::new();
+        assert_eq!(new.restore(state), Ok(()));
+        new.handle_events(vec![data()]);
+        assert_eq!(new.snapshot(), 4u32.to_le_bytes());
+        assert_eq!(
+            new.restore(vec![1]),
+            Err("expected 4 bytes".to_owned())
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The traits a plugin implements, and the dispatch of a batch of events to
+//! them.
+
+use crate::context::Context;
+use crate::types::{
+    Command, ConnectionId, DataIn, DisconnectInfo, ErrorInfo, Event, OpenRequest, OpenResponse,
+    PingIn,
+};
+
+/// A wsserver plugin: one method per event, each a no-op by default.
+///
+/// The SDK creates the plugin with [`Default`] on the first call, then keeps
+/// it for the life of the instance. Event methods queue their effects on the
+/// [`Context`]; see [`crate`] for the batching model behind it.
+pub trait Plugin: Default + 'static {
+    /// A client asks to open a WebSocket (seed: WebSocketOpenRequest).
+    /// Accepts by default.
+    fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
+        let _ = request;
+        OpenResponse::accept()
+    }
+
+    /// The WebSocket is open (seed: Connected).
+    fn connected(&mut self, ctx: &mut Context, connection: ConnectionId) {
+        let _ = (ctx, connection);
+    }
+
+    /// Data arrived: a whole message, a fragment of one, or a line in line
+    /// mode (seed: DataIn). [`MessageAssembler`](crate::MessageAssembler)
+    /// joins fragments.
+    fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
+        let _ = (ctx, data);
+    }
+
+    /// A ping or pong arrived; the host has already answered a ping.
+    fn ping(&mut self, ctx: &mut Context, ping: PingIn) {
+        let _ = (ctx, ping);
+    }
+
+    /// The connection has ended; it is the last event for it.
+    fn disconnected(&mut self, ctx: &mut Context, info: DisconnectInfo) {
+        let _ = (ctx, info);
+    }
+
+    /// The outbound queue of a connection drained after a would-block.
+    fn ready_to_send(&mut self, ctx: &mut Context, connection: ConnectionId) {
+        let _ = (ctx, connection);
+    }
+
+    /// A queued command failed, or the host hit an error on a connection
+    /// ([`ErrorInfo::kind`] tells which).
+    fn error(&mut self, ctx: &mut Context, error: ErrorInfo) {
+        let _ = (ctx, error);
+    }
+}
+
+/// State that survives a hot swap. Export it with
+/// [`export_stateful_plugin!`](crate::export_stateful_plugin).
+pub trait Lifecycle {
+    /// Serialises the state. Put a version in the bytes: the code that
+    /// restores them may be newer.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Loads a snapshot into a freshly created plugin. An error aborts the
+    /// swap and keeps the old version running.
+    fn restore(&mut self, state: Vec<u8>) -> Result<(), String>;
+}
+
+/// Hands each event of a batch to its method, in order, and returns the
+/// commands they queued, in order.
+pub fn handle_events<P: Plugin>(plugin: &mut P, events: Vec<Event>) -> Vec<Command> {
+    // Most events cause at most one command (an echo, a publish).
+    let mut ctx = Context::with_capacity(events.len());
+    for event in events {
+        match event {
+            Event::Connected(connection) => plugin.connected(&mut ctx, connection),
+            Event::DataIn(data) => plugin.data_in(&mut ctx, data),
+            Event::Ping(ping) => plugin.ping(&mut ctx, ping),
+            Event::Disconnected(info) => plugin.disconnected(&mut ctx, info),
+            Event::ReadyToSend(connection) => plugin.ready_to_send(&mut ctx, connection),
+            Event::Error(error) => plugin.error(&mut ctx, error),
+        }
+    }
+    ctx.into_commands()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{DataFormat, MessageFormat, OutgoingMessage};
+
+    /// Writes down every event it sees and echoes data.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Vec<String>,
+    }
+
+    impl Plugin for Recorder {
+        fn connected(&mut self, _: &mut Context, connection: ConnectionId) {
+            self.seen.push(format!("connected {connection}"));
+        }
+        fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
+            self.seen.push(format!("data {}", data.connection));
+            ctx.send_binary(data.connection, data.data);
+        }
+        fn disconnected(&mut self, _: &mut Context, info: DisconnectInfo) {
+            self.seen
+                .push(format!("disconnected {} {}", info.connection, info.code));
+        }
+        fn error(&mut self, _: &mut Context, error: ErrorInfo) {
+            self.seen
+                .push(format!("error {} {:?}", error.connection, error.kind()));
+        }
+    }
+
+    fn data(connection: ConnectionId, byte: u8) -> Event {
+        Event::DataIn(DataIn {
+            connection,
+            format: DataFormat::Binary,
+            data: vec![byte],
+            eom: true,
+            eol: false,
+        })
+    }
+
+    fn echoed(connection: ConnectionId, byte: u8) -> Command {
+        Command::Send(OutgoingMessage {
+            connection,
+            format: MessageFormat::Binary,
+            data: vec![byte],
+        })
+    }
+
+    #[test]
+    fn a_batch_reaches_the_methods_in_order_and_returns_their_commands_in_order() {
+        let mut plugin = Recorder::default();
+        let commands = handle_events(
+            &mut plugin,
+            vec![
+                Event::Error(ErrorInfo {
+                    connection: 2,
+                    code: 10035,
+                    description: "queue full".into(),
+                }),
+                Event::Connected(1),
+                data(1, 10),
+                data(2, 20),
+                data(1, 11),
+                Event::Disconnected(DisconnectInfo {
+                    connection: 2,
+                    code: 1001,
+                    description: String::new(),
+                }),
+                Event::ReadyToSend(1),
+            ],
+        );
+        assert_eq!(
+            plugin.seen,
+            [
+                "error 2 WouldBlock",
+                "connected 1",
+                "data 1",
+                "data 2",
+                "data 1",
+                "disconnected 2 1001",
+            ]
+        );
+        assert_eq!(commands, [echoed(1, 10), echoed(2, 20), echoed(1, 11)]);
+    }
+
+    #[test]
+    fn default_methods_accept_and_do_nothing() {
+        #[derive(Default)]
+        struct Silent;
+        impl Plugin for Silent {}
+        let mut plugin = Silent;
+        let response = plugin.open_request(crate::types::OpenRequest {
+            connection: 1,
+            request_uri: "/".into(),
+            host: String::new(),
+            origin: None,
+            subprotocols: vec!["x".into()],
+            extensions: String::new(),
+            headers: Vec::new(),
+            remote_address: "127.0.0.1".into(),
+            remote_port: 1,
+            local_address: "127.0.0.1".into(),
+            tls: None,
+        });
+        assert_eq!(response, OpenResponse::accept());
+        assert!(handle_events(&mut plugin, vec![Event::Connected(1), data(1, 0)]).is_empty());
+    }
+}
