@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn fragments_join_with_the_first_chunks_format() {
         let mut messages = MessageAssembler::default();
-        assert_eq!(messages.push(chunk(1, DataFormat::Text, b"ab", false)), None);
+        assert_eq!(
+            messages.push(chunk(1, DataFormat::Text, b"ab", false)),
+            None
+        );
         assert!(messages.is_assembling(1));
         assert_eq!(
             messages.push(chunk(1, DataFormat::Continuation, b"", false)),
@@ -240,8 +243,14 @@ mod tests {
     #[test]
     fn connections_are_reassembled_independently() {
         let mut messages = MessageAssembler::default();
-        assert_eq!(messages.push(chunk(1, DataFormat::Text, b"one-", false)), None);
-        assert_eq!(messages.push(chunk(2, DataFormat::Binary, b"two-", false)), None);
+        assert_eq!(
+            messages.push(chunk(1, DataFormat::Text, b"one-", false)),
+            None
+        );
+        assert_eq!(
+            messages.push(chunk(2, DataFormat::Binary, b"two-", false)),
+            None
+        );
         assert_eq!(
             messages.push(chunk(3, DataFormat::Text, b"three", true)),
             Some(message(3, MessageFormat::Text, b"three"))

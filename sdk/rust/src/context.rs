@@ -77,8 +77,10 @@ impl Context {
 
     /// Turns line mode on or off (seed: ChangeLineMode).
     pub fn set_line_mode(&mut self, connection: ConnectionId, enabled: bool) {
-        self.commands
-            .push(Command::SetLineMode(LineMode { connection, enabled }));
+        self.commands.push(Command::SetLineMode(LineMode {
+            connection,
+            enabled,
+        }));
     }
 
     /// Stops data-in events for the connection until [`Self::resume_data`].

@@ -143,7 +143,9 @@ mod tests {
             self.0.to_le_bytes().to_vec()
         }
         fn restore(&mut self, state: Vec<u8>) -> Result<(), String> {
-            let bytes = state.try_into().map_err(|_| "expected 4 bytes".to_owned())?;
+            let bytes = state
+                .try_into()
+                .map_err(|_| "expected 4 bytes".to_owned())?;
             self.0 = u32::from_le_bytes(bytes);
             Ok(())
         }
@@ -170,9 +172,6 @@ mod tests {
         assert_eq!(new.restore(state), Ok(()));
         new.handle_events(vec![data()]);
         assert_eq!(new.snapshot(), 4u32.to_le_bytes());
-        assert_eq!(
-            new.restore(vec![1]),
-            Err("expected 4 bytes".to_owned())
-        );
+        assert_eq!(new.restore(vec![1]), Err("expected 4 bytes".to_owned()));
     }
 }

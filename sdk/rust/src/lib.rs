@@ -43,7 +43,7 @@
 //! boundary crossings however many events and sends it holds.
 //!
 //! A queued command that fails (the connection's outbound queue is full, the
-//! connection has gone) comes back as an [`Plugin::error`] event at the start
+//! connection has gone) comes back as a [`Plugin::error`] event at the start
 //! of the next batch; after a would-block, [`Plugin::ready_to_send`] follows
 //! once the queue has drained. When you need the result at once, call the
 //! functions in [`host`] directly: they act immediately, before whatever the

@@ -67,7 +67,9 @@ pub trait Lifecycle {
 }
 
 /// Hands each event of a batch to its method, in order, and returns the
-/// commands they queued, in order.
+/// commands they queued, in order. The export macros call it for every
+/// batch; plugin unit tests call it to drive a plugin natively, without a
+/// host.
 pub fn handle_events<P: Plugin>(plugin: &mut P, events: Vec<Event>) -> Vec<Command> {
     // Most events cause at most one command (an echo, a publish).
     let mut ctx = Context::with_capacity(events.len());

@@ -200,15 +200,26 @@ mod tests {
         assert_eq!(accepted.subprotocol.as_deref(), Some("chat.v1"));
         let rejected = OpenResponse::reject(401).with_header("WWW-Authenticate", "Bearer");
         assert!(!rejected.is_accepted());
-        assert_eq!(rejected.headers, vec![Header::new("WWW-Authenticate", "Bearer")]);
+        assert_eq!(
+            rejected.headers,
+            vec![Header::new("WWW-Authenticate", "Bearer")]
+        );
     }
 
     #[test]
     fn host_errors_and_error_events_share_seed_codes() {
         let pairs = [
             (HostError::WouldBlock, 10035, ErrorKind::WouldBlock),
-            (HostError::InvalidConnection, 126, ErrorKind::InvalidConnection),
-            (HostError::InvalidArgument, 10022, ErrorKind::InvalidArgument),
+            (
+                HostError::InvalidConnection,
+                126,
+                ErrorKind::InvalidConnection,
+            ),
+            (
+                HostError::InvalidArgument,
+                10022,
+                ErrorKind::InvalidArgument,
+            ),
         ];
         for (error, code, kind) in pairs {
             assert_eq!(error.seed_code(), code);

@@ -1,0 +1,117 @@
+//! The default plugin: echoes each whole message back to its sender with its
+//! format (text or binary), reassembling fragmented messages per connection.
+//! Conformance suites and the benchmark run against it.
+//!
+//! It exports `lifecycle`, so messages still being reassembled survive a hot
+//! swap.
+
+use wsserver_sdk::{Context, DataIn, DisconnectInfo, Lifecycle, MessageAssembler, Plugin};
+
+#[derive(Default)]
+struct Echo {
+    messages: MessageAssembler,
+}
+
+impl Plugin for Echo {
+    fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
+        if let Some(message) = self.messages.push(data) {
+            ctx.send_message(message);
+        }
+    }
+
+    fn disconnected(&mut self, _ctx: &mut Context, info: DisconnectInfo) {
+        self.messages.forget(info.connection);
+    }
+}
+
+impl Lifecycle for Echo {
+    fn snapshot(&self) -> Vec<u8> {
+        self.messages.snapshot()
+    }
+
+    fn restore(&mut self, state: Vec<u8>) -> Result<(), String> {
+        self.messages = MessageAssembler::restore(&state).map_err(|error| error.to_string())?;
+        Ok(())
+    }
+}
+
+wsserver_sdk::export_stateful_plugin!(Echo);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsserver_sdk::{Command, DataFormat, Event, MessageFormat, OutgoingMessage, handle_events};
+
+    fn chunk(connection: u64, format: DataFormat, data: &[u8], eom: bool) -> Event {
+        Event::DataIn(DataIn {
+            connection,
+            format,
+            data: data.to_vec(),
+            eom,
+            eol: false,
+        })
+    }
+
+    fn sent(connection: u64, format: MessageFormat, data: &[u8]) -> Command {
+        Command::Send(OutgoingMessage {
+            connection,
+            format,
+            data: data.to_vec(),
+        })
+    }
+
+    #[test]
+    fn echoes_whole_messages_with_their_format() {
+        let mut echo = Echo::default();
+        let commands = handle_events(
+            &mut echo,
+            vec![
+                chunk(1, DataFormat::Text, b"hello", true),
+                chunk(2, DataFormat::Binary, &[0, 159, 255], true),
+            ],
+        );
+        assert_eq!(
+            commands,
+            [
+                sent(1, MessageFormat::Text, b"hello"),
+                sent(2, MessageFormat::Binary, &[0, 159, 255]),
+            ]
+        );
+    }
+
+    #[test]
+    fn echoes_a_fragmented_message_once_it_is_complete_even_across_a_swap() {
+        let mut old = Echo::default();
+        let first = handle_events(&mut old, vec![chunk(1, DataFormat::Text, b"frag", false)]);
+        assert!(first.is_empty());
+
+        let mut new = Echo::default();
+        new.restore(old.snapshot()).unwrap();
+        let rest = handle_events(
+            &mut new,
+            vec![
+                chunk(1, DataFormat::Continuation, b"men", false),
+                chunk(1, DataFormat::Continuation, b"ted", true),
+            ],
+        );
+        assert_eq!(rest, [sent(1, MessageFormat::Text, b"fragmented")]);
+    }
+
+    #[test]
+    fn a_disconnect_discards_the_unfinished_message() {
+        let mut echo = Echo::default();
+        let commands = handle_events(
+            &mut echo,
+            vec![
+                chunk(1, DataFormat::Binary, b"abc", false),
+                Event::Disconnected(DisconnectInfo {
+                    connection: 1,
+                    code: 1006,
+                    description: String::new(),
+                }),
+            ],
+        );
+        assert!(commands.is_empty());
+        assert!(!echo.messages.is_assembling(1));
+    }
+}
