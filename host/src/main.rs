@@ -99,6 +99,10 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Installed before the ready line, so a signal sent as soon as it is
+    // read is never fatal.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let server = WsServer::with_settings(Arc::new(EchoHandler::new()), settings);
     server.start_listening().await?;
     let addr = server
@@ -109,9 +113,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         writeln!(out, "listening on ws://{addr}")?;
         out.flush()?;
     }
-    let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
     tracing::info!("shutting down: closing connections with 1001");
