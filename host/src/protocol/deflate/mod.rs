@@ -52,6 +52,9 @@ mod tests;
 
 use std::fmt;
 
+use super::close::INTERNAL_ERROR;
+use super::error::CLOSE_INVALID_PAYLOAD;
+
 pub use deflater::Deflater;
 pub use inflater::{Inflater, Sink};
 pub use negotiate::{Agreement, EXTENSION_NAME, Negotiated, negotiate};
@@ -62,12 +65,6 @@ pub use settings::{
 /// The empty stored block a sync flush ends with: removed by the sender
 /// from each message, appended again by the receiver (§7.2.1, §7.2.2).
 const SYNC_FLUSH_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// Close code for a message whose compressed data is invalid (RFC 6455
-/// "inconsistent data"; what ws and Autobahn expect).
-pub const CLOSE_INVALID_DATA: u16 = 1007;
-/// Close code when the server itself fails.
-pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 /// Why compressing a message failed. Each is a fault on the server's side
 /// (allocation failure or a zlib-rs bug), never caused by the peer.
@@ -109,10 +106,11 @@ pub enum InflateError<E> {
 impl<E> InflateError<E> {
     /// The close code to fail the connection with, or `None` for a sink
     /// error, whose code the caller knows (1009 for a message too big).
+    /// Invalid compressed data gets 1007, as ws does and Autobahn accepts.
     pub fn close_code(&self) -> Option<u16> {
         match self {
-            Self::InvalidData(_) => Some(CLOSE_INVALID_DATA),
-            Self::Zlib(_) | Self::Stalled => Some(CLOSE_INTERNAL_ERROR),
+            Self::InvalidData(_) => Some(CLOSE_INVALID_PAYLOAD),
+            Self::Zlib(_) | Self::Stalled => Some(INTERNAL_ERROR),
             Self::Sink(_) => None,
         }
     }

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
+use super::super::error::CLOSE_INVALID_PAYLOAD;
 use super::pool::{self, OUTPUT_CHUNK};
 use super::*;
 
@@ -431,7 +432,7 @@ fn invalid_data_fails_with_1007() {
             matches!(error, InflateError::InvalidData(_)),
             "{what}: {error:?}"
         );
-        assert_eq!(error.close_code(), Some(CLOSE_INVALID_DATA), "{what}");
+        assert_eq!(error.close_code(), Some(CLOSE_INVALID_PAYLOAD), "{what}");
         assert!(!receiver.holds_state(), "{what}");
     }
 }
