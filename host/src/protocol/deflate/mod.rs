@@ -18,20 +18,34 @@
 //! # Memory per connection
 //!
 //! zlib state is created lazily: a connection that has not compressed or
-//! inflated a message holds none, only the [`Deflater`] and [`Inflater`]
-//! structs (about 100 bytes together). After that:
+//! inflated a message holds none, only the [`Deflater`] (24 bytes) and the
+//! [`Inflater`] (16 bytes). After one message each way, measured by the
+//! `deflate` bench (`cargo bench --bench deflate`, counting allocator):
 //!
-//! | mode | held between messages |
-//! |---|---|
-//! | [`MemoryMode::Shared`] (default) | nothing; each message borrows state from a per-thread pool that keeps at most 4 idle compressors and 4 decompressors |
-//! | [`MemoryMode::Dedicated`], window 15, memLevel 8 | compressor ≈ 370 KiB + decompressor ≈ 42 KiB |
-//! | [`MemoryMode::Dedicated`], window 9, memLevel 1 | compressor ≈ 133 KiB + decompressor ≈ 42 KiB |
+//! | mode | heap held between messages | 10k connections |
+//! |---|---|---|
+//! | [`MemoryMode::Shared`] (default) | 0 B | 0 MiB |
+//! | [`MemoryMode::Dedicated`], window 15, memLevel 8 | 418 KiB | 4.0 GiB |
+//! | [`MemoryMode::Dedicated`], window 12, memLevel 5 | 208 KiB | 2.0 GiB |
+//! | [`MemoryMode::Dedicated`], window 9, memLevel 1 | 181 KiB | 1.7 GiB |
 //!
-//! zlib-rs's compressor has a fixed 128 KiB hash table, plus 4 bytes per
-//! window byte (window 2^bits) and 7 bytes per symbol buffer entry
-//! (2^(memLevel+6)); its decompressor always allocates a 32 KiB window. A
-//! direction without context takeover holds nothing in either mode. The
-//! `deflate` bench measures these figures.
+//! In `Shared` mode each message borrows state from per-thread pools that
+//! keep at most 4 idle compressors, 4 decompressors and 4 16 KiB output
+//! buffers per thread. zlib-rs's compressor has a fixed 128 KiB hash table,
+//! plus 4 bytes per window byte (2^bits) and 7 bytes per symbol buffer
+//! entry (2^(memLevel+6)); its decompressor always takes about 43 KiB (a
+//! 32 KiB window whatever the window bits). In `Dedicated` mode a direction
+//! negotiated without context takeover holds nothing either.
+//!
+//! # Speed (same bench, one core of this 2-core machine, noisy)
+//!
+//! Level 1 (the default) compresses 2 KB JSON messages at ~190-300 MB/s to
+//! ~44-70% of their size (with/without context takeover); level 2 at
+//! ~110-125 MB/s to 35-51%; level 6 at ~65-85 MB/s to 33-51%. Inflating
+//! runs at ~400-600 MB/s. Without context takeover each compressed message
+//! pays ~3-4 µs to reset the compressor (clearing the hash table), which is
+//! one reason for the 1 KiB default threshold. Level 1 uses fixed Huffman
+//! codes and so grows incompressible data by ~5%; level 2 and up store it.
 //!
 //! # Config keys
 //!

@@ -80,12 +80,14 @@ pub enum MemoryMode {
 pub struct DeflateSettings {
     /// `EnablePermessageDeflate`: accept the extension when a client offers it.
     pub enabled: bool,
-    /// `DeflateThreshold`: outgoing messages shorter than this many bytes are
-    /// sent uncompressed (deflate saves little on them and costs CPU).
+    /// `DeflateThreshold` (default 1024, as in ws): outgoing messages shorter
+    /// than this many bytes are sent uncompressed (deflate saves little on
+    /// them and costs CPU).
     pub threshold: usize,
-    /// `DeflateCompressionLevel`.
+    /// `DeflateCompressionLevel` (default 1: the fastest, 2-3x faster than
+    /// 2 and up for a somewhat worse ratio; see the module docs).
     pub compression_level: CompressionLevel,
-    /// `DeflateMemLevel`.
+    /// `DeflateMemLevel` (default 8, zlib's).
     pub mem_level: MemLevel,
     /// `DeflateServerMaxWindowBits`: the largest window the server compresses
     /// with (a client may ask for less).
@@ -97,7 +99,8 @@ pub struct DeflateSettings {
     pub server_no_context_takeover: bool,
     /// `DeflateClientNoContextTakeover`: ask clients to reset theirs.
     pub client_no_context_takeover: bool,
-    /// `DeflateMemoryMode`: `Dedicated` or `Shared`.
+    /// `DeflateMemoryMode`: `Shared` (default, no zlib state held by idle
+    /// connections) or `Dedicated`.
     pub memory_mode: MemoryMode,
 }
 
