@@ -21,6 +21,9 @@ use super::{InflateError, SYNC_FLUSH_TAIL};
 /// context takeover it stays with the connection; without, it is borrowed
 /// from a per-thread pool from a message's first frame to its last.
 ///
+/// The negotiated client window needs no setting here: the decompressor
+/// always keeps 32 KiB of history, which reads any smaller window.
+///
 /// A peer that ends its DEFLATE stream inside a message (a block with
 /// BFINAL set, §7.2.3.4 allows it) gets the rest of that message ignored
 /// and a fresh stream for the next one; messages that then refer back
