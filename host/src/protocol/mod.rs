@@ -2,6 +2,7 @@
 //! fuzzed on its own. The server feeds it bytes and writes what it produces.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
