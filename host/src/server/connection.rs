@@ -1,6 +1,7 @@
 //! A connection's shared state and the `Connection` handle through which
 //! handlers and the embedding API act on it from any thread.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,6 +149,8 @@ pub(crate) struct ConnShared {
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
     pub request: OnceLock<Arc<OpenRequest>>,
+    /// Per-connection state of the handler (e.g. the plugin it was routed to).
+    pub attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The seed's AcceptData, outside the lock: checked after every DataIn.
     pub accept_data: AtomicBool,
     pub state: Mutex<ConnState>,
@@ -173,6 +176,17 @@ impl Connection {
     /// The open request, once the client has sent it.
     pub fn request(&self) -> Option<&Arc<OpenRequest>> {
         self.0.request.get()
+    }
+
+    /// Attaches handler state to the connection, once; later calls return
+    /// false and change nothing.
+    pub fn attach(&self, value: Arc<dyn Any + Send + Sync>) -> bool {
+        self.0.attachment.set(value).is_ok()
+    }
+
+    /// The state attached with [`attach`](Self::attach), if it is a `T`.
+    pub fn attachment<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.attachment.get()?.downcast_ref()
     }
 
     /// The server this connection belongs to.

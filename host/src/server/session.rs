@@ -108,6 +108,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             max_send_queue: settings.max_send_queue,
         },
         request: OnceLock::new(),
+        attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
         state: Mutex::new(ConnState::new(
             settings.max_line_length,
@@ -252,6 +253,15 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
         .response_headers
         .into_iter()
         .filter(|(name, value)| match check_header(name, value) {
+            Ok(()) if is_handshake_header(name) => {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Error,
+                    format_args!("handler response: {name} belongs to the handshake; header dropped"),
+                );
+                false
+            }
             Ok(()) => true,
             Err(e) => {
                 server.log(
@@ -311,6 +321,16 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
             None
         }
     }
+}
+
+/// Headers the server writes itself; a handler may not set them.
+fn is_handshake_header(name: &str) -> bool {
+    ["upgrade", "connection", "content-length", "transfer-encoding"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .get(..14)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sec-websocket-"))
 }
 
 /// Writes an HTTP error response and closes, giving the client a moment
