@@ -1,1 +1,3 @@
 //! wsserver: a WebSocket server library.
+
+pub mod net;

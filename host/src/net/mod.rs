@@ -1,0 +1,3 @@
+//! Sockets and transport security.
+
+pub mod tls;
