@@ -53,13 +53,10 @@ impl fmt::Debug for CertSource {
 }
 
 /// The store as it may be shown: a path as is, a blob by its size only,
-/// since blobs usually carry a private key.
+/// since blobs usually carry a private key. An Auto value that is no
+/// existing file counts as a blob.
 pub fn store_summary(source: &CertSource) -> String {
-    let is_blob = matches!(
-        source.store_type,
-        StoreType::PfxBlob | StoreType::PemKeyBlob | StoreType::PublicKeyBlob
-    ) || (source.store_type == StoreType::Auto && source.store.contains('\n'));
-    if is_blob {
+    if source.is_set() && store::is_blob(source.store_type, &source.store) {
         format!("<blob, {} bytes>", source.store.len())
     } else {
         source.store.clone()

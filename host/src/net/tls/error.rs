@@ -33,8 +33,6 @@ pub enum TlsConfigError {
     },
     #[error("{key} is read-only")]
     ReadOnly { key: String },
-    #[error("{key} is per connection: read it as {key}[ConnectionId]")]
-    PerConnection { key: String },
     #[error("{key} is not applicable to wsserver: {reason}")]
     NotApplicable { key: String, reason: &'static str },
 }

@@ -23,6 +23,8 @@ pub mod store;
 pub mod subject;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 pub use certificate::{CertSource, LoadedCertificate};

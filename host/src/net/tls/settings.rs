@@ -451,6 +451,9 @@ mod tests {
         assert_eq!(s.get("SSLCertStorePassword").as_deref(), Some("********"));
         let store = s.get("SSLCertStore").unwrap();
         assert!(!store.contains("PRIVATE"), "{store}");
+        s.set("SSLCertStoreType", "Auto").unwrap();
+        let store = s.get("SSLCertStore").unwrap();
+        assert!(!store.contains("PRIVATE"), "auto blob: {store}");
         let debug = format!("{s:?}");
         assert!(
             !debug.contains("hunter2") && !debug.contains("PRIVATE"),

@@ -108,11 +108,6 @@ impl StoreType {
             .find(|(_, _, t)| *t == self)
             .map_or("Auto", |(_, name, _)| name)
     }
-
-    /// Whether the store value is a path rather than the data itself.
-    fn is_file(self) -> bool {
-        matches!(self, Self::PfxFile | Self::PemKeyFile | Self::PublicKeyFile)
-    }
 }
 
 impl fmt::Display for StoreType {
@@ -171,11 +166,7 @@ pub fn open(store_type: StoreType, store: &str, password: &str) -> Result<StoreC
 /// PEM text as is and decode anything else as base64. Auto treats a value
 /// that is PEM text or not an existing file as a blob.
 fn read(store_type: StoreType, store: &str) -> Result<(String, Vec<u8>), TlsError> {
-    let is_file = match store_type {
-        StoreType::Auto => !is_pem(store.as_bytes()) && Path::new(store).is_file(),
-        other => other.is_file(),
-    };
-    if is_file {
+    if !is_blob(store_type, store) {
         let bytes = std::fs::read(store).map_err(|source| TlsError::UnreadableStore {
             path: store.into(),
             source,
@@ -200,6 +191,15 @@ fn read(store_type: StoreType, store: &str) -> Result<(String, Vec<u8>), TlsErro
             store: label,
             reason: "a blob must be PEM text or base64".into(),
         }),
+    }
+}
+
+/// Whether the store value is the data itself rather than a path.
+pub fn is_blob(store_type: StoreType, store: &str) -> bool {
+    match store_type {
+        StoreType::PfxFile | StoreType::PemKeyFile | StoreType::PublicKeyFile => false,
+        StoreType::PfxBlob | StoreType::PemKeyBlob | StoreType::PublicKeyBlob => true,
+        StoreType::Auto => is_pem(store.as_bytes()) || !Path::new(store).is_file(),
     }
 }
 

@@ -737,3 +737,76 @@ async fn a_stalled_handshake_times_out_without_holding_up_others() {
     assert!(matches!(e, TlsError::HandshakeTimeout(3)), "{e}");
     assert_eq!(e.code(), 276);
 }
+
+/// An OpenSSL client (the `openssl s_client` CLI, when installed) verifies
+/// the chain of a PFX-loaded SNI certificate and gets its data echoed.
+#[tokio::test]
+async fn an_openssl_client_verifies_the_chain_and_is_echoed() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl CLI not installed; skipping");
+        return;
+    }
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write(dir.path(), "ca.pem", pki.ca_pem());
+    let mut settings = server_settings(&pki);
+    settings
+        .set("SSLCertStoreType[other.test]", "PFXBlob")
+        .unwrap();
+    settings
+        .set(
+            "SSLCertStore[other.test]",
+            &BASE64.encode(pki.pfx(&pki.other, "pw")),
+        )
+        .unwrap();
+    settings
+        .set("SSLCertStorePassword[other.test]", "pw")
+        .unwrap();
+    let server = build_server_config(&settings).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = server.accept(tcp).await.unwrap();
+        let mut buf = [0u8; 5];
+        tls.read_exact(&mut buf).await.unwrap();
+        tls.write_all(&buf).await.unwrap();
+        tls.shutdown().await.unwrap();
+        NegotiatedSession::of(tls.get_ref().1).unwrap()
+    });
+    let client = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                "-servername",
+                "other.test",
+            ])
+            .args([
+                "-CAfile",
+                &ca_file,
+                "-verify_return_error",
+                "-brief",
+                "-ign_eof",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"ping\n").unwrap();
+        child.wait_with_output().unwrap()
+    });
+    let output = tokio::time::timeout(LIMIT, client).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Verification: OK"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("ping"),
+        "{stderr}"
+    );
+    let session = tokio::time::timeout(LIMIT, serving).await.unwrap().unwrap();
+    assert_eq!(session.server_name.as_deref(), Some("other.test"));
+    assert_eq!(session.version, "TLS1.3");
+}
