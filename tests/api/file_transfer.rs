@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use tokio::io::AsyncWriteExt;
+
 use tempfile::NamedTempFile;
 
 use crate::common::*;
@@ -107,4 +109,44 @@ async fn interrupt_ends_a_file_transfer_with_a_shorter_complete_message() {
         10022,
         "nothing to interrupt"
     );
+}
+
+#[tokio::test]
+async fn interrupt_before_the_first_frame_still_sends_a_valid_message() {
+    let mut t = server().start().await;
+    let (mut c, id) = t.raw_client().await;
+    // A named pipe stands for a slow disk: the transfer's first read waits
+    // until the test writes.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("slow");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    let conn = t.conn(id);
+    let path = fifo.clone();
+    let transfer = tokio::spawn(async move { conn.send_file(path).await });
+    let mut writer = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .await
+        .unwrap();
+    let conn = t.conn(id);
+    let interrupted = async {
+        while conn.interrupt().is_err() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, interrupted)
+        .await
+        .expect("the transfer started");
+    writer.write_all(b"too late").await.unwrap();
+    drop(writer);
+    let result = tokio::time::timeout(WAIT, transfer).await.unwrap().unwrap();
+    assert_eq!(result.unwrap_err().code(), 10004);
+
+    // One complete message, empty.
+    let frame = c.read_frame().await.unwrap();
+    assert_eq!((frame.fin, frame.opcode, frame.payload.len()), (true, 2, 0));
+    conn.send_text("after").unwrap();
+    let after = c.read_frame().await.unwrap();
+    assert_eq!((after.opcode, after.payload.as_slice()), (1, &b"after"[..]));
 }
