@@ -92,6 +92,17 @@ async fn unknown_and_read_only_keys_are_errors_that_name_the_key() {
     assert_eq!(config_error(s, "NoSuchSetting"), unknown);
     assert_eq!(config_error(s, "NoSuchSetting=1"), unknown);
     assert!(unknown.to_string().contains("\"NoSuchSetting\""));
+    // An unknown per-connection key, whatever the id.
+    assert_eq!(
+        config_error(s, "Nonsense[12345]=2"),
+        ConfigError::UnknownKey("Nonsense[12345]".into())
+    );
+    assert_eq!(
+        config_error(s, "MessageLength=5"),
+        ConfigError::NeedsConnectionId {
+            key: "MessageLength".into()
+        }
+    );
     assert!(matches!(
         config_error(s, "BuildInfo=mine"),
         ConfigError::ReadOnly { .. }
