@@ -76,6 +76,7 @@ pub struct LogLine {
 type ConnectionRequestHook = Box<dyn Fn(&mut ConnectionRequest) + Send + Sync>;
 type OpenHook = Box<dyn Fn(Arc<OpenRequest>) -> BoxFuture<OpenResponse> + Send + Sync>;
 type DataInHook = Box<dyn Fn(&Connection, &DataIn<'_>) + Send + Sync>;
+type DisconnectedHook = Box<dyn Fn(&Connection) + Send + Sync>;
 
 /// The handler under test: records, then runs the test's hook if any.
 struct Recorder {
@@ -83,6 +84,7 @@ struct Recorder {
     on_connection_request: Option<ConnectionRequestHook>,
     on_open: Option<OpenHook>,
     on_data: Option<DataInHook>,
+    on_disconnected: Option<DisconnectedHook>,
 }
 
 impl Recorder {
@@ -148,6 +150,9 @@ impl Handler for Recorder {
     }
 
     fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
+        if let Some(hook) = &self.on_disconnected {
+            hook(conn);
+        }
         self.record(Event::Disconnected {
             id: conn.id(),
             code: status_code,
@@ -180,6 +185,7 @@ pub struct ServerBuilder {
     on_connection_request: Option<ConnectionRequestHook>,
     on_open: Option<OpenHook>,
     on_data: Option<DataInHook>,
+    on_disconnected: Option<DisconnectedHook>,
 }
 
 /// A server on 127.0.0.1 with a system-chosen port, configured further
@@ -223,6 +229,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs inside Disconnected, before it is recorded.
+    pub fn on_disconnected(mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) -> Self {
+        self.on_disconnected = Some(Box::new(hook));
+        self
+    }
+
     pub async fn start(self) -> TestServer {
         let (tx, rx) = unbounded_channel();
         let server = WsServer::new(Recorder {
@@ -230,6 +242,7 @@ impl ServerBuilder {
             on_connection_request: self.on_connection_request,
             on_open: self.on_open,
             on_data: self.on_data,
+            on_disconnected: self.on_disconnected,
         });
         server.config("LocalHost=127.0.0.1").unwrap();
         server.config("LocalPort=0").unwrap();
@@ -334,6 +347,18 @@ impl Events {
         while let Ok(event) = timeout_at(deadline, self.next_unbounded()).await {
             assert!(!matches(&event), "unexpected {what}: {event:?}");
         }
+    }
+
+    /// Every event already recorded, without waiting.
+    pub fn recorded(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                Event::Log(line) => self.logs.push(line),
+                event => out.push(event),
+            }
+        }
+        out
     }
 
     pub async fn connected(&mut self) -> ConnectionId {

@@ -1,6 +1,11 @@
-//! StartListening, StopListening, Listening and LocalPort.
+//! StartListening, StopListening, Shutdown, Listening and LocalPort.
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::*;
 use crate::harness::*;
@@ -44,4 +49,55 @@ async fn stop_listening_refuses_new_clients_and_keeps_existing_ones() {
     let addr = t.server.local_addr().unwrap();
     let _newcomer = RawClient::connect(addr).await;
     t.events.connected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_client_with_1001_and_waits_for_them() {
+    let mut t = server()
+        // A handler that takes its time over Disconnected: Shutdown
+        // returns only after it.
+        .on_disconnected(|_| std::thread::sleep(Duration::from_millis(200)))
+        .start()
+        .await;
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (mut ws, id) = t.ws_client().await;
+        ids.push(id);
+        // Each client reads until the end, answering the close.
+        clients.push(tokio::spawn(async move {
+            let mut close_code = None;
+            while let Some(Ok(message)) = ws.next().await {
+                if let Message::Close(Some(frame)) = message {
+                    close_code = Some(frame.code);
+                }
+            }
+            close_code
+        }));
+    }
+
+    tokio::time::timeout(WAIT, t.server.shutdown())
+        .await
+        .expect("shutdown ends once the clients are gone");
+    assert!(!t.server.listening());
+    assert!(t.server.connections().is_empty());
+    let mut disconnected: Vec<_> = t
+        .events
+        .recorded()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Disconnected { id, code, .. } => Some((id, code)),
+            _ => None,
+        })
+        .collect();
+    disconnected.sort();
+    let expected: Vec<_> = ids.iter().map(|id| (*id, 1001)).collect();
+    assert_eq!(
+        disconnected, expected,
+        "every Disconnected fired before Shutdown returned"
+    );
+    for client in clients {
+        let code = tokio::time::timeout(WAIT, client).await.unwrap().unwrap();
+        assert_eq!(code, Some(CloseCode::Away));
+    }
 }

@@ -158,7 +158,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         st.connected = false;
         st.transfer = None;
     }
-    drop(registration);
+    // Gone from Connections during Disconnected, but still admitted until
+    // it returns, so Shutdown waits for every Disconnected.
+    server.table.unlist(conn.id());
     server.log(
         Some(&conn),
         LogLevel::Info,
@@ -166,9 +168,11 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         format_args!("disconnected {remote}: {code} {description}"),
     );
     server.handler.disconnected(&conn, code, &description);
+    drop(registration);
 }
 
-/// Removes the connection from the table however its task ends.
+/// Removes the connection from the table and releases its admission
+/// however its task ends.
 struct Registration<'a> {
     server: &'a ServerShared,
     conn: &'a Connection,
@@ -176,7 +180,8 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.server.table.remove(self.conn.id());
+        self.server.table.unlist(self.conn.id());
+        self.server.table.release();
     }
 }
 
