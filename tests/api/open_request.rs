@@ -124,6 +124,7 @@ async fn a_rejection_with_401_and_www_authenticate_reaches_the_client() {
         response.headers()["WWW-Authenticate"],
         "Basic realm=\"Secure Realm\""
     );
+    assert!(t.server.connections().is_empty());
 }
 
 #[tokio::test]

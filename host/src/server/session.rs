@@ -295,24 +295,30 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
             conn.lock().connected = true;
             Some(leftover)
         }
-        status @ 200..=599 => {
-            server.log(
-                Some(conn),
-                LogLevel::Info,
-                LogType::Info,
-                format_args!("handler refused the open request with {status}"),
-            );
+        status => {
+            let status = if (200..=599).contains(&status) {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Info,
+                    format_args!("handler refused the open request with {status}"),
+                );
+                status
+            } else {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Error,
+                    format_args!(
+                        "handler answered with invalid status {status}; refusing with 500"
+                    ),
+                );
+                500
+            };
+            // Refused: no longer among the Connections while the client
+            // reads the response.
+            server.table.unlist(conn.id());
             refuse(stream, status, &[], &headers, "").await;
-            None
-        }
-        other => {
-            server.log(
-                Some(conn),
-                LogLevel::Info,
-                LogType::Error,
-                format_args!("handler answered with invalid status {other}; refusing with 500"),
-            );
-            refuse(stream, 500, &[], &headers, "").await;
             None
         }
     }
