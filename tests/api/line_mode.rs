@@ -78,3 +78,26 @@ async fn max_line_length_cuts_long_lines_into_pieces_without_eol() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_line_of_exactly_max_line_length_ends_with_eol() {
+    let mut t = server().config("MaxLineLength=4").start().await;
+    let (mut c, id) = t.raw_client().await;
+    t.server.change_line_mode(id, true).unwrap();
+    c.send(&masked(0x81, b"wxyz\nabcd")).await;
+    assert_eq!(
+        lines(&mut t, id).await,
+        [line("wxyz", true, false), line("abcd", false, true)]
+    );
+    // Also when the line's end arrives in a later frame.
+    c.send(
+        &[
+            masked(0x01, b"ab"),
+            masked(0x00, b"cd"),
+            masked(0x80, b"\n"),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(lines(&mut t, id).await, [line("abcd", true, true)]);
+}

@@ -22,16 +22,18 @@ impl LineSplitter {
         let max_line = max_line.max(1);
         while !data.is_empty() {
             let room = max_line.saturating_sub(self.partial.len());
-            let window = &data[..data.len().min(room)];
+            // One byte past the room: a line of exactly MaxLineLength
+            // bytes still ends at its line break.
+            let window = &data[..data.len().min(room + 1)];
             match window.iter().position(|&b| b == b'\n') {
                 Some(i) => {
                     let rest_empty = i + 1 == data.len();
                     self.emit_line(&data[..i], true, eom && rest_empty, emit);
                     data = &data[i + 1..];
                 }
-                None if window.len() == room => {
-                    let rest_empty = room == data.len();
-                    self.emit_line(window, false, eom && rest_empty, emit);
+                // Longer than the room: cut; more data follows the cut.
+                None if window.len() > room => {
+                    self.emit_line(&data[..room], false, false, emit);
                     data = &data[room..];
                 }
                 None => {
@@ -109,6 +111,17 @@ mod tests {
                 ("g".into(), true, true),
             ]
         );
+    }
+
+    #[test]
+    fn a_line_of_exactly_max_line_length_keeps_its_eol() {
+        let got = split(&[("abc\nxyz", true)], 3);
+        assert_eq!(
+            got,
+            [("abc".into(), true, false), ("xyz".into(), false, true)]
+        );
+        let got = split(&[("ab", false), ("c", false), ("\n", true)], 3);
+        assert_eq!(got, [("abc".into(), true, true)]);
     }
 
     #[test]
