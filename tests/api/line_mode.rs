@@ -101,3 +101,32 @@ async fn a_line_of_exactly_max_line_length_ends_with_eol() {
     .await;
     assert_eq!(lines(&mut t, id).await, [line("abcd", true, true)]);
 }
+
+#[tokio::test]
+async fn pausing_on_a_line_holds_the_lines_after_it() {
+    let mut t = server()
+        .on_data(|conn, data| {
+            if data.data == b"pause" {
+                conn.pause_data();
+            }
+        })
+        .start()
+        .await;
+    let (mut c, id) = t.raw_client().await;
+    t.server.change_line_mode(id, true).unwrap();
+    c.send(&masked(0x81, b"a\npause\nb\nc")).await;
+    assert_eq!(t.events.data_in(id).await.text(), "a");
+    assert_eq!(t.events.data_in(id).await.text(), "pause");
+    t.events
+        .none_within(
+            std::time::Duration::from_millis(300),
+            "DataIn while paused",
+            |e| matches!(e, Event::DataIn(..)),
+        )
+        .await;
+    t.conn(id).resume_data();
+    assert_eq!(
+        lines(&mut t, id).await,
+        [line("b", true, false), line("c", false, true)]
+    );
+}

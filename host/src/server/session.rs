@@ -435,13 +435,7 @@ impl Dispatch {
         };
         if self.line_mode {
             lines.push(data, eom, self.max_line_length, &mut |line, eol, eom| {
-                let event = DataIn {
-                    format: DataFormat::Continuation,
-                    data: line,
-                    eom,
-                    eol,
-                };
-                handler.data_in(conn, &event);
+                deliver_line(handler.as_ref(), conn, line, eol, eom)
             });
         } else {
             let format = if first {
@@ -467,6 +461,20 @@ impl Dispatch {
         }
     }
 
+    /// Delivers the lines a pause held back in line mode.
+    fn resume_lines(&mut self) {
+        let Self {
+            conn,
+            handler,
+            lines,
+            max_line_length,
+            ..
+        } = self;
+        lines.resume(*max_line_length, &mut |line, eol, eom| {
+            deliver_line(handler.as_ref(), conn, line, eol, eom)
+        });
+    }
+
     /// Answers a ping, unless closing or the client is not reading what we
     /// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
     fn queue_pong(&self, payload: &[u8]) {
@@ -474,6 +482,28 @@ impl Dispatch {
         if !st.closing && st.out.queued() <= self.conn.0.limits.max_send_queue {
             st.out.push_frame(true, OpCode::Pong, payload);
         }
+    }
+}
+
+/// Fires DataIn for one line; breaks when the handler paused data.
+fn deliver_line(
+    handler: &dyn Handler,
+    conn: &Connection,
+    line: &[u8],
+    eol: bool,
+    eom: bool,
+) -> ControlFlow<()> {
+    let event = DataIn {
+        format: DataFormat::Continuation,
+        data: line,
+        eom,
+        eol,
+    };
+    handler.data_in(conn, &event);
+    if conn.accepting_data() {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(())
     }
 }
 
@@ -616,6 +646,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let throttled = !flushed && queued > self.conn.0.limits.max_send_queue / 2;
         if !self.conn.accepting_data() || throttled {
             return Step::Blocked;
+        }
+        // Lines held back by a pause come before any later input.
+        if self.dispatch.lines.has_held() {
+            self.dispatch.resume_lines();
+            return Step::Progress;
         }
         if !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
@@ -805,7 +840,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if st.out.has_chunks() || st.close_request.is_some() {
             return true;
         }
-        if !self.held.is_empty() && self.conn.accepting_data() {
+        let input_waits = !self.held.is_empty() || self.dispatch.lines.has_held();
+        if input_waits && self.conn.accepting_data() {
             return true;
         }
         st.task_active = false;
