@@ -137,6 +137,28 @@ async fn disconnect_sends_disconnect_status_code_and_description() {
 }
 
 #[tokio::test]
+async fn close_sends_the_given_code_and_reason() {
+    let mut t = server().start().await;
+    let (mut c, id) = t.raw_client().await;
+    let conn = t.conn(id);
+    for reserved in [1005, 1006, 999] {
+        assert_eq!(conn.close(reserved, "").unwrap_err().code(), 10022);
+    }
+    conn.close(4321, "see you").unwrap();
+    let close = c.read_frame().await.unwrap();
+    assert_eq!(close.close_code(), Some(4321));
+    assert_eq!(&close.payload[2..], b"see you");
+    assert_eq!(
+        conn.send_text("late").unwrap_err().code(),
+        4202,
+        "nothing is sent after the close"
+    );
+    c.send(&close_frame(4321, "")).await;
+    assert!(c.closed_within(WAIT).await);
+    assert_eq!(t.events.disconnected(id).await.0, 4321);
+}
+
+#[tokio::test]
 async fn sends_after_the_end_are_refused() {
     let mut t = server().start().await;
     let (mut c, id) = t.raw_client().await;

@@ -1,8 +1,11 @@
 //! The Config method: reading and writing settings, per-connection keys,
 //! and the errors a caller can get.
 
+use std::sync::Arc;
+
 use wsserver::server::ConfigError;
-use wsserver::{Error, WsServer};
+use wsserver::server::echo::EchoHandler;
+use wsserver::{Error, Settings, WsServer};
 
 use crate::harness::*;
 
@@ -74,6 +77,32 @@ async fn per_connection_keys_take_the_connection_id() {
         matches!(&e, Error::Config(ConfigError::InvalidValue { value, .. }) if value == "many"),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn property_methods_read_and_write_the_config_settings() {
+    let t = server().start().await;
+    let s = &t.server;
+    assert_eq!(s.local_host(), "127.0.0.1");
+    s.set_default_timeout(30).unwrap();
+    assert_eq!(
+        (s.default_timeout(), s.config("DefaultTimeout").unwrap()),
+        (30, "30".into())
+    );
+    s.set_connection_backlog(64).unwrap();
+    assert_eq!(s.connection_backlog(), 64);
+    assert_eq!(s.set_local_host("0.0.0.0").unwrap_err().code(), 107);
+    assert_eq!(s.set_local_port(1).unwrap_err().code(), 106);
+
+    let settings = Settings {
+        buffer_message: true,
+        max_frame_size: 1000,
+        ..Settings::default()
+    };
+    let preset = WsServer::with_settings(Arc::new(EchoHandler::new()), settings);
+    assert_eq!(preset.config("BufferMessage").unwrap(), "True");
+    assert_eq!(preset.settings().max_frame_size, 1000);
+    assert!(!preset.listening());
 }
 
 /// The configuration error `setting` gets.

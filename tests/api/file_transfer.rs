@@ -84,7 +84,7 @@ async fn interrupt_ends_a_file_transfer_with_a_shorter_complete_message() {
         10035,
         "other sends wait for the transfer"
     );
-    conn.interrupt().unwrap();
+    t.server.interrupt(id).unwrap();
     let result = tokio::time::timeout(WAIT, transfer).await.unwrap().unwrap();
     assert_eq!(result.unwrap_err().code(), 10004);
 
@@ -99,6 +99,8 @@ async fn interrupt_ends_a_file_transfer_with_a_shorter_complete_message() {
     }
     assert!(message.len() < LEN, "the whole file was sent");
     assert!(message == content[..message.len()], "not the file's start");
+    // The send refused during the transfer gets its ReadyToSend.
+    t.events.ready_to_send(id).await;
 
     // The connection carries on.
     conn.send_text("after").unwrap();

@@ -87,3 +87,17 @@ async fn connections_lists_open_connections_in_id_order() {
     assert_eq!(ids(&t), [a, c]);
     assert_eq!(t.server.connection(b_id).unwrap_err().code(), 126);
 }
+
+#[tokio::test]
+async fn a_connection_handle_knows_its_addresses_request_and_server() {
+    let mut t = server().start().await;
+    let (c, id) = t.raw_client().await;
+    let conn = t.conn(id);
+    assert_eq!(conn.id(), id);
+    assert_eq!(conn.remote_addr(), c.stream.local_addr().unwrap());
+    assert_eq!(conn.local_addr(), t.addr);
+    assert_eq!(conn.request().unwrap().request_uri, "/");
+    let server = conn.server();
+    assert_eq!(server.local_addr(), Some(t.addr), "the same server");
+    assert_eq!(server.connections()[0].connection_id, id);
+}

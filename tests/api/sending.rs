@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 use wsserver::SendFormat;
+use wsserver::protocol::receiver::MessageKind;
 
 use crate::common::*;
 use crate::harness::*;
@@ -102,6 +104,42 @@ async fn max_frame_size_fragments_sent_messages() {
     assert_eq!(next_frame(&mut c).await, (true, 0, b"rs".to_vec()));
     t.server.send_text(id, "ten bytes!").unwrap();
     assert_eq!(next_frame(&mut c).await, (true, 1, b"ten bytes!".to_vec()));
+}
+
+#[tokio::test]
+async fn send_shared_sends_one_payload_to_many_connections() {
+    let mut t = server().config("MaxFrameSize=65536").start().await;
+    let (mut a, a_id) = t.raw_client().await;
+    let (mut b, b_id) = t.raw_client().await;
+    let small = Bytes::from_static(b"hello all");
+    let medium = Bytes::from(vec![5u8; 30_000]);
+    let large = Bytes::from(vec![6u8; 100_000]);
+    for id in [a_id, b_id] {
+        let conn = t.conn(id);
+        conn.send_shared(MessageKind::Text, small.clone()).unwrap();
+        conn.send_shared(MessageKind::Binary, medium.clone())
+            .unwrap();
+        conn.send_shared(MessageKind::Binary, large.clone())
+            .unwrap();
+        assert_eq!(conn.info().bytes_sent, 100_000);
+    }
+    for c in [&mut a, &mut b] {
+        assert_eq!(next_frame(c).await, (true, 1, small.to_vec()));
+        assert_eq!(next_frame(c).await, (true, 2, medium.to_vec()));
+        // Past MaxFrameSize, fragmented like any other message.
+        assert_eq!(next_frame(c).await, (false, 2, vec![6; 65536]));
+        assert_eq!(next_frame(c).await, (true, 0, vec![6; 100_000 - 65536]));
+    }
+
+    // A pending MessageLength makes shared sends parts of one message.
+    t.server
+        .config(&format!("MessageLength[{a_id}]=18"))
+        .unwrap();
+    let conn = t.conn(a_id);
+    conn.send_shared(MessageKind::Text, small.clone()).unwrap();
+    conn.send_shared(MessageKind::Text, small.clone()).unwrap();
+    assert_eq!(next_frame(&mut a).await, (false, 1, small.to_vec()));
+    assert_eq!(next_frame(&mut a).await, (true, 0, small.to_vec()));
 }
 
 #[tokio::test]
