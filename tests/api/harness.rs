@@ -78,13 +78,19 @@ type OpenHook = Box<dyn Fn(Arc<OpenRequest>) -> BoxFuture<OpenResponse> + Send +
 type DataInHook = Box<dyn Fn(&Connection, &DataIn<'_>) + Send + Sync>;
 type DisconnectedHook = Box<dyn Fn(&Connection) + Send + Sync>;
 
-/// The handler under test: records, then runs the test's hook if any.
-struct Recorder {
-    events: UnboundedSender<Event>,
+/// What a test adds to recording.
+#[derive(Default)]
+struct Hooks {
     on_connection_request: Option<ConnectionRequestHook>,
     on_open: Option<OpenHook>,
     on_data: Option<DataInHook>,
     on_disconnected: Option<DisconnectedHook>,
+}
+
+/// The handler under test: records, then runs the test's hook if any.
+struct Recorder {
+    events: UnboundedSender<Event>,
+    hooks: Hooks,
 }
 
 impl Recorder {
@@ -101,7 +107,7 @@ impl Handler for Recorder {
             local: request.local,
             accept: request.accept,
         });
-        if let Some(hook) = &self.on_connection_request {
+        if let Some(hook) = &self.hooks.on_connection_request {
             hook(request);
         }
     }
@@ -112,7 +118,7 @@ impl Handler for Recorder {
         request: Arc<OpenRequest>,
     ) -> BoxFuture<OpenResponse> {
         self.record(Event::OpenRequest(request.clone()));
-        match &self.on_open {
+        match &self.hooks.on_open {
             Some(hook) => hook(request),
             None => Box::pin(std::future::ready(OpenResponse::accept())),
         }
@@ -132,7 +138,7 @@ impl Handler for Recorder {
                 eol: data.eol,
             },
         ));
-        if let Some(hook) = &self.on_data {
+        if let Some(hook) = &self.hooks.on_data {
             hook(conn, data);
         }
     }
@@ -150,7 +156,7 @@ impl Handler for Recorder {
     }
 
     fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
-        if let Some(hook) = &self.on_disconnected {
+        if let Some(hook) = &self.hooks.on_disconnected {
             hook(conn);
         }
         self.record(Event::Disconnected {
@@ -182,10 +188,7 @@ impl Handler for Recorder {
 #[derive(Default)]
 pub struct ServerBuilder {
     settings: Vec<String>,
-    on_connection_request: Option<ConnectionRequestHook>,
-    on_open: Option<OpenHook>,
-    on_data: Option<DataInHook>,
-    on_disconnected: Option<DisconnectedHook>,
+    hooks: Hooks,
 }
 
 /// A server on 127.0.0.1 with a system-chosen port, configured further
@@ -206,7 +209,7 @@ impl ServerBuilder {
         mut self,
         hook: impl Fn(&mut ConnectionRequest) + Send + Sync + 'static,
     ) -> Self {
-        self.on_connection_request = Some(Box::new(hook));
+        self.hooks.on_connection_request = Some(Box::new(hook));
         self
     }
 
@@ -216,7 +219,7 @@ impl ServerBuilder {
         F: Fn(Arc<OpenRequest>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = OpenResponse> + Send + 'static,
     {
-        self.on_open = Some(Box::new(move |request| Box::pin(hook(request))));
+        self.hooks.on_open = Some(Box::new(move |request| Box::pin(hook(request))));
         self
     }
 
@@ -225,13 +228,13 @@ impl ServerBuilder {
         mut self,
         hook: impl Fn(&Connection, &DataIn<'_>) + Send + Sync + 'static,
     ) -> Self {
-        self.on_data = Some(Box::new(hook));
+        self.hooks.on_data = Some(Box::new(hook));
         self
     }
 
     /// Runs inside Disconnected, before it is recorded.
     pub fn on_disconnected(mut self, hook: impl Fn(&Connection) + Send + Sync + 'static) -> Self {
-        self.on_disconnected = Some(Box::new(hook));
+        self.hooks.on_disconnected = Some(Box::new(hook));
         self
     }
 
@@ -239,10 +242,7 @@ impl ServerBuilder {
         let (tx, rx) = unbounded_channel();
         let server = WsServer::new(Recorder {
             events: tx,
-            on_connection_request: self.on_connection_request,
-            on_open: self.on_open,
-            on_data: self.on_data,
-            on_disconnected: self.on_disconnected,
+            hooks: self.hooks,
         });
         server.config("LocalHost=127.0.0.1").unwrap();
         server.config("LocalPort=0").unwrap();
@@ -312,10 +312,20 @@ impl Events {
 
     async fn next_unbounded(&mut self) -> Event {
         loop {
-            match self.rx.recv().await.expect("the server holds the handler") {
-                Event::Log(line) => self.logs.push(line),
-                event => return event,
+            let event = self.rx.recv().await.expect("the server holds the handler");
+            if let Some(event) = self.set_logs_aside(event) {
+                return event;
             }
+        }
+    }
+
+    fn set_logs_aside(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Log(line) => {
+                self.logs.push(line);
+                None
+            }
+            event => Some(event),
         }
     }
 
@@ -353,10 +363,7 @@ impl Events {
     pub fn recorded(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         while let Ok(event) = self.rx.try_recv() {
-            match event {
-                Event::Log(line) => self.logs.push(line),
-                event => out.push(event),
-            }
+            out.extend(self.set_logs_aside(event));
         }
         out
     }
