@@ -403,7 +403,9 @@ impl Connection {
                 let transfer = st.transfer.as_mut().map(|t| t.interrupted);
                 if transfer != Some(false) {
                     if !st.closing {
-                        st.out.push_frame(true, OpCode::Continuation, &[]);
+                        // End the message early; before its first frame
+                        // that is an empty message of its own.
+                        st.out.push_frame(true, opcode, &[]);
                         st.wake_task();
                     }
                     return Err(Error::Interrupted(self.id()));

@@ -354,20 +354,22 @@ impl WsServer {
                 })
             })
         };
-        let id = parse(index, name)?;
+        // The key first: an unknown key is the error, whatever the id.
+        let Some(key) = settings::canonical_connection_key(name) else {
+            return Err(ConfigError::UnknownKey(format!("{name}[{index}]")).into());
+        };
+        let id = parse(index, key)?;
         let conn = self.connection(id)?;
-        if name.eq_ignore_ascii_case("MaxLineLength") {
+        if key == "MaxLineLength" {
             match value {
-                Some(v) => conn.set_max_line_length(parse(v, name)? as usize),
+                Some(v) => conn.set_max_line_length(parse(v, key)? as usize),
                 None => return Ok(conn.max_line_length().to_string()),
             }
-        } else if name.eq_ignore_ascii_case("MessageLength") {
+        } else {
             match value {
-                Some(v) => conn.set_message_length(parse(v, name)?)?,
+                Some(v) => conn.set_message_length(parse(v, key)?)?,
                 None => return Ok(conn.message_length().to_string()),
             }
-        } else {
-            return Err(ConfigError::UnknownKey(format!("{name}[{index}]")).into());
         }
         Ok(String::new())
     }

@@ -159,7 +159,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         st.connected = false;
         st.transfer = None;
     }
-    drop(registration);
+    // Gone from Connections during Disconnected, but still admitted until
+    // it returns, so Shutdown waits for every Disconnected.
+    server.table.unlist(conn.id());
     server.log(
         Some(&conn),
         LogLevel::Info,
@@ -167,9 +169,11 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         format_args!("disconnected {remote}: {code} {description}"),
     );
     server.handler.disconnected(&conn, code, &description);
+    drop(registration);
 }
 
-/// Removes the connection from the table however its task ends.
+/// Removes the connection from the table and releases its admission
+/// however its task ends.
 struct Registration<'a> {
     server: &'a ServerShared,
     conn: &'a Connection,
@@ -177,7 +181,8 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.server.table.remove(self.conn.id());
+        self.server.table.unlist(self.conn.id());
+        self.server.table.release();
     }
 }
 
@@ -300,24 +305,30 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
             conn.lock().connected = true;
             Some(leftover)
         }
-        status @ 200..=599 => {
-            server.log(
-                Some(conn),
-                LogLevel::Info,
-                LogType::Info,
-                format_args!("handler refused the open request with {status}"),
-            );
+        status => {
+            let status = if (200..=599).contains(&status) {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Info,
+                    format_args!("handler refused the open request with {status}"),
+                );
+                status
+            } else {
+                server.log(
+                    Some(conn),
+                    LogLevel::Info,
+                    LogType::Error,
+                    format_args!(
+                        "handler answered with invalid status {status}; refusing with 500"
+                    ),
+                );
+                500
+            };
+            // Refused: no longer among the Connections while the client
+            // reads the response.
+            server.table.unlist(conn.id());
             refuse(stream, status, &[], &headers, "").await;
-            None
-        }
-        other => {
-            server.log(
-                Some(conn),
-                LogLevel::Info,
-                LogType::Error,
-                format_args!("handler answered with invalid status {other}; refusing with 500"),
-            );
-            refuse(stream, 500, &[], &headers, "").await;
             None
         }
     }
@@ -444,13 +455,7 @@ impl Dispatch {
         };
         if self.line_mode {
             lines.push(data, eom, self.max_line_length, &mut |line, eol, eom| {
-                let event = DataIn {
-                    format: DataFormat::Continuation,
-                    data: line,
-                    eom,
-                    eol,
-                };
-                handler.data_in(conn, &event);
+                deliver_line(handler.as_ref(), conn, line, eol, eom)
             });
         } else {
             let format = if first {
@@ -476,6 +481,20 @@ impl Dispatch {
         }
     }
 
+    /// Delivers the lines a pause held back in line mode.
+    fn resume_lines(&mut self) {
+        let Self {
+            conn,
+            handler,
+            lines,
+            max_line_length,
+            ..
+        } = self;
+        lines.resume(*max_line_length, &mut |line, eol, eom| {
+            deliver_line(handler.as_ref(), conn, line, eol, eom)
+        });
+    }
+
     /// Answers a ping, unless closing or the client is not reading what we
     /// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
     fn queue_pong(&self, payload: &[u8]) {
@@ -483,6 +502,28 @@ impl Dispatch {
         if !st.closing && st.out.queued() <= self.conn.0.limits.max_send_queue {
             st.out.push_frame(true, OpCode::Pong, payload);
         }
+    }
+}
+
+/// Fires DataIn for one line; breaks when the handler paused data.
+fn deliver_line(
+    handler: &dyn Handler,
+    conn: &Connection,
+    line: &[u8],
+    eol: bool,
+    eom: bool,
+) -> ControlFlow<()> {
+    let event = DataIn {
+        format: DataFormat::Continuation,
+        data: line,
+        eom,
+        eol,
+    };
+    handler.data_in(conn, &event);
+    if conn.accepting_data() {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(())
     }
 }
 
@@ -625,6 +666,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let throttled = !flushed && queued > self.conn.0.limits.max_send_queue / 2;
         if !self.conn.accepting_data() || throttled {
             return Step::Blocked;
+        }
+        // Lines held back by a pause come before any later input.
+        if self.dispatch.lines.has_held() {
+            self.dispatch.resume_lines();
+            return Step::Progress;
         }
         if !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
@@ -814,7 +860,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if st.out.has_chunks() || st.close_request.is_some() {
             return true;
         }
-        if !self.held.is_empty() && self.conn.accepting_data() {
+        let input_waits = !self.held.is_empty() || self.dispatch.lines.has_held();
+        if input_waits && self.conn.accepting_data() {
             return true;
         }
         st.task_active = false;

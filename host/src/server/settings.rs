@@ -193,10 +193,21 @@ const NOT_YET: &[(&str, &str)] = &[(
     "permessage-deflate is planned (issue 4); the extension is never negotiated today",
 )];
 
+/// Settings of one connection, addressed as `Name[ConnectionId]`.
+const CONNECTION_KEYS: &[&str] = &["MaxLineLength", "MessageLength"];
+
 /// Returns the canonical spelling of a key, matched without regard to case.
 pub fn canonical_key(key: &str) -> Option<&'static str> {
     KEYS.iter()
         .map(|k| k.name)
+        .find(|name| name.eq_ignore_ascii_case(key))
+}
+
+/// Returns the canonical spelling of a per-connection key.
+pub fn canonical_connection_key(key: &str) -> Option<&'static str> {
+    CONNECTION_KEYS
+        .iter()
+        .copied()
         .find(|name| name.eq_ignore_ascii_case(key))
 }
 
@@ -347,7 +358,11 @@ fn unsupported(key: &str) -> ConfigError {
             .find(|(name, _)| name.eq_ignore_ascii_case(key))
             .map(|(name, reason)| ((*name).to_owned(), *reason))
     };
-    if let Some((key, reason)) = find(NOT_APPLICABLE) {
+    if let Some(key) = canonical_connection_key(key) {
+        ConfigError::NeedsConnectionId {
+            key: key.to_owned(),
+        }
+    } else if let Some((key, reason)) = find(NOT_APPLICABLE) {
         ConfigError::NotApplicable { key, reason }
     } else if let Some((key, reason)) = find(NOT_YET) {
         ConfigError::NotYetAvailable { key, reason }
@@ -451,6 +466,12 @@ mod tests {
             s.set("BuildInfo", "x").unwrap_err(),
             ConfigError::ReadOnly { .. }
         ));
+        assert_eq!(
+            s.set("messagelength", "5").unwrap_err(),
+            ConfigError::NeedsConnectionId {
+                key: "MessageLength".into()
+            }
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl ConnectionTable {
             .is_ok()
     }
 
-    /// Undoes [`try_admit`](Self::try_admit) for a connection never inserted.
+    /// Ends an admission counted by [`try_admit`](Self::try_admit).
     pub fn release(&self) {
         if self.admitted.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.emptied.notify_waiters();
@@ -49,11 +49,10 @@ impl ConnectionTable {
         self.shard(conn.id()).insert(conn.id(), conn);
     }
 
-    /// Removes an admitted connection and releases its count.
-    pub fn remove(&self, id: ConnectionId) {
-        if self.shard(id).remove(&id).is_some() {
-            self.release();
-        }
+    /// Takes a connection out of the listing and lookups; it stays
+    /// admitted (counted) until [`release`](Self::release).
+    pub fn unlist(&self, id: ConnectionId) {
+        self.shard(id).remove(&id);
     }
 
     pub fn get(&self, id: ConnectionId) -> Option<Connection> {
