@@ -263,7 +263,9 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
                     Some(conn),
                     LogLevel::Info,
                     LogType::Error,
-                    format_args!("handler response: {name} belongs to the handshake; header dropped"),
+                    format_args!(
+                        "handler response: {name} belongs to the handshake; header dropped"
+                    ),
                 );
                 false
             }
@@ -336,9 +338,14 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
 
 /// Headers the server writes itself; a handler may not set them.
 fn is_handshake_header(name: &str) -> bool {
-    ["upgrade", "connection", "content-length", "transfer-encoding"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "upgrade",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
         || name
             .get(..14)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sec-websocket-"))
@@ -616,9 +623,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, cx: &mut Context<'_>) -> Step {
-        let (queued, close_request) = {
+        let (queued, close_request, ready) = {
             let mut st = self.conn.lock();
             st.task_active = true;
+            // Owed when a refused sender's queue emptied without a write
+            // of ours (e.g. a SendFile that ended as its last frame left).
+            let ready = st.take_ready_to_send();
             let close_request = st
                 .close_request
                 .take()
@@ -629,8 +639,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             st.out.move_to(&mut self.writes);
             self.dispatch.line_mode = st.line_mode;
             self.dispatch.max_line_length = st.max_line_length;
-            (st.out.queued(), close_request)
+            (st.out.queued(), close_request, ready)
         };
+        if ready {
+            self.dispatch.handler.ready_to_send(&self.conn);
+        }
         if let Some((code, reason)) = close_request {
             self.start_closing(code, reason, self.wait_for_close_response);
         }
@@ -731,12 +744,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 {
                     let _ = room.send(());
                 }
-                let ready =
-                    st.wants_ready_to_send && queued == 0 && st.transfer.is_none() && !st.closing;
-                if ready {
-                    st.wants_ready_to_send = false;
-                }
-                ready
+                st.take_ready_to_send()
             };
             if ready {
                 self.dispatch.handler.ready_to_send(&self.conn);
