@@ -203,6 +203,11 @@ impl Connection {
         self.0.attachment.get()?.downcast_ref()
     }
 
+    /// MaxSendQueue as it was when the connection opened.
+    pub fn send_queue_limit(&self) -> usize {
+        self.0.limits.max_send_queue
+    }
+
     /// The server this connection belongs to.
     pub fn server(&self) -> WsServer {
         WsServer {
