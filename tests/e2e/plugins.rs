@@ -199,11 +199,19 @@ async fn pause_and_resume_hold_data_without_losing_it() {
     let (mut a, a_id) = probe_client(&server.url).await;
     let (mut b, _) = probe_client(&server.url).await;
     say(&mut a, "pause").await;
+    // The pause takes effect when the plugin handles it; B watches for it
+    // (data A sent before that moment is delivered).
+    let mut paused = false;
+    for _ in 0..100 {
+        say(&mut b, &format!("info {a_id}")).await;
+        if text(&mut b).await.contains("accept_data=false") {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(paused, "A never showed AcceptData false");
     say(&mut a, "echo held back").await;
-    say(&mut b, "info").await;
-    assert!(text(&mut b).await.starts_with("info "));
-    say(&mut b, &format!("info {a_id}")).await;
-    assert!(text(&mut b).await.contains("accept_data=false"));
     // Nothing for A while paused.
     assert!(
         tokio::time::timeout(Duration::from_millis(300), a.next())

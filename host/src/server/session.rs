@@ -150,9 +150,6 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     let mut session = Session::new(stream, conn.clone(), &settings, leftover);
     poll_fn(|cx| session.poll_run(cx)).await;
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
-    // Best effort: a client that stopped reading cannot hold us here.
-    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
-    drop(session);
     {
         let mut st = conn.lock();
         st.closing = true;
@@ -169,7 +166,11 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         format_args!("disconnected {remote}: {code} {description}"),
     );
     server.handler.disconnected(&conn, code, &description);
+    // The slot is free before the client sees the connection end, so a
+    // client that reconnects at once finds room.
     drop(registration);
+    // Best effort: a client that stopped reading cannot hold us here.
+    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
 }
 
 /// Removes the connection from the table and releases its admission
