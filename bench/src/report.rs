@@ -14,6 +14,18 @@ pub enum Mode {
     Fanout,
 }
 
+impl Mode {
+    /// The load generator's subcommand for this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::Idle => "idle",
+            Mode::Handshake => "handshake",
+            Mode::Fanout => "fanout",
+        }
+    }
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Latency {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use fastwebsockets::upgrade::{UpgradeFut, upgrade};
-use fastwebsockets::{FragmentCollector, FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError};
+use fastwebsockets::{
+    FragmentCollector, FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError,
+};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -75,7 +77,11 @@ async fn echo(upgraded: UpgradeFut) -> Result<(), WebSocketError> {
     }
 }
 
-async fn relay(upgraded: UpgradeFut, rooms: &Arc<Rooms<Outbox>>, room: &str) -> Result<(), WebSocketError> {
+async fn relay(
+    upgraded: UpgradeFut,
+    rooms: &Arc<Rooms<Outbox>>,
+    room: &str,
+) -> Result<(), WebSocketError> {
     let (reader, mut writer) = upgraded.await?.split(tokio::io::split);
     let mut reader = FragmentCollectorRead::new(reader);
     let (outbox, mut inbox) = mpsc::unbounded_channel();
@@ -86,7 +92,8 @@ async fn relay(upgraded: UpgradeFut, rooms: &Arc<Rooms<Outbox>>, room: &str) -> 
         loop {
             let frame = reader
                 .read_frame(&mut |frame: Frame<'_>| {
-                    let sent = obligations.send((frame.opcode, Bytes::copy_from_slice(&frame.payload)));
+                    let sent =
+                        obligations.send((frame.opcode, Bytes::copy_from_slice(&frame.payload)));
                     std::future::ready(sent.map_err(|_| WebSocketError::ConnectionClosed))
                 })
                 .await?;
@@ -95,7 +102,9 @@ async fn relay(upgraded: UpgradeFut, rooms: &Arc<Rooms<Outbox>>, room: &str) -> 
                 OpCode::Text | OpCode::Binary => {
                     let payload = Bytes::copy_from_slice(&frame.payload);
                     // A send fails only when that member is leaving.
-                    membership.for_each_other(|outbox| drop(outbox.send((frame.opcode, payload.clone()))));
+                    membership.for_each_other(|outbox| {
+                        drop(outbox.send((frame.opcode, payload.clone())))
+                    });
                 }
                 _ => {}
             }

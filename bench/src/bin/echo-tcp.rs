@@ -63,7 +63,12 @@ async fn echo(mut stream: TcpStream, early_bytes: Vec<u8>) -> io::Result<()> {
     }
 }
 
-async fn relay(stream: TcpStream, early_bytes: Vec<u8>, rooms: &Arc<Rooms<Outbox>>, room: &str) -> io::Result<()> {
+async fn relay(
+    stream: TcpStream,
+    early_bytes: Vec<u8>,
+    rooms: &Arc<Rooms<Outbox>>,
+    room: &str,
+) -> io::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
     let (outbox, mut inbox) = mpsc::unbounded_channel();
     let membership = rooms.join(room, outbox);

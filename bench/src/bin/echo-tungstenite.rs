@@ -9,10 +9,10 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt, TryStreamExt, future};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{WebSocketStream, accept_hdr_async};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use wsbench::peer::{PeerArgs, Rooms, is_abrupt_close, listen, room_name};
 
 type Outbox = mpsc::UnboundedSender<Message>;
@@ -38,6 +38,8 @@ fn main() -> io::Result<()> {
     })
 }
 
+// The callback's signature, large error and all, is tungstenite's.
+#[allow(clippy::result_large_err)]
 async fn serve(stream: TcpStream, rooms: Arc<Rooms<Outbox>>) -> Result<(), Error> {
     stream.set_nodelay(true)?;
     let mut path = String::new();
@@ -64,7 +66,11 @@ async fn echo(ws: WebSocketStream<TcpStream>) -> Result<(), Error> {
         .await
 }
 
-async fn relay(ws: WebSocketStream<TcpStream>, rooms: &Arc<Rooms<Outbox>>, room: &str) -> Result<(), Error> {
+async fn relay(
+    ws: WebSocketStream<TcpStream>,
+    rooms: &Arc<Rooms<Outbox>>,
+    room: &str,
+) -> Result<(), Error> {
     let (mut sink, mut stream) = ws.split();
     let (outbox, mut inbox) = mpsc::unbounded_channel();
     let membership = rooms.join(room, outbox);

@@ -99,6 +99,10 @@ fn seconds(value: f64) -> Duration {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Idle runs hold thousands of sockets; the soft limit may be 1024.
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("loadgen: cannot raise the open-file limit: {error}");
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -38,7 +38,10 @@ impl Target {
         let authority = uri.authority().ok_or_else(unsupported)?;
         let port = authority.port_u16().ok_or_else(unsupported)?;
         // Uri keeps the brackets of an IPv6 literal; the resolver wants none.
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let addr = (host, port)
             .to_socket_addrs()
             .ok()
@@ -185,7 +188,11 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_missing_ports() {
-        for url in ["wss://127.0.0.1:1/", "http://127.0.0.1:1/", "ws://127.0.0.1/"] {
+        for url in [
+            "wss://127.0.0.1:1/",
+            "http://127.0.0.1:1/",
+            "ws://127.0.0.1/",
+        ] {
             assert!(
                 matches!(Target::parse(url), Err(TargetError::Unsupported(_))),
                 "{url}"

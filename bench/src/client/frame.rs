@@ -242,7 +242,10 @@ impl FrameDecoder {
         let opcode = header[0] & 0x0F;
         let masked = header[1] & 0x80 != 0;
         let (len, rest) = match header[1] & 0x7F {
-            126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), &header[4..]),
+            126 => (
+                u64::from(u16::from_be_bytes([header[2], header[3]])),
+                &header[4..],
+            ),
             127 => {
                 let mut be = [0; 8];
                 be.copy_from_slice(&header[2..10]);
@@ -447,13 +450,21 @@ mod tests {
         let mut stream = Vec::new();
         stream.extend(server_frame(true, OPCODE_BINARY, &stamped_payload(11, 32)));
         stream.extend(server_frame(true, OPCODE_PING, b"hi"));
-        stream.extend(server_frame(true, OPCODE_BINARY, &stamped_payload(22, 4096)));
+        stream.extend(server_frame(
+            true,
+            OPCODE_BINARY,
+            &stamped_payload(22, 4096),
+        ));
         stream.extend(server_frame(false, OPCODE_TEXT, b"abc"));
         stream.extend(server_frame(false, OPCODE_CONTINUATION, b"defgh"));
         stream.extend(server_frame(true, OPCODE_CONTINUATION, b"ij"));
         stream.extend(server_frame(true, OPCODE_BINARY, b""));
         stream.extend(server_frame(true, OPCODE_PONG, b""));
-        stream.extend(server_frame(true, OPCODE_BINARY, &stamped_payload(33, 70_000)));
+        stream.extend(server_frame(
+            true,
+            OPCODE_BINARY,
+            &stamped_payload(33, 70_000),
+        ));
         stream.extend(server_frame(true, OPCODE_CLOSE, &1000u16.to_be_bytes()));
         let expected = vec![
             Seen::Message(OPCODE_BINARY, 32, Some(11)),
@@ -466,7 +477,11 @@ mod tests {
             Seen::Close,
         ];
         for chunk in [1, 2, 3, 5, 13, 64, 4099, stream.len()] {
-            assert_eq!(decode_in_chunks(&stream, chunk), Ok(expected.clone()), "chunk {chunk}");
+            assert_eq!(
+                decode_in_chunks(&stream, chunk),
+                Ok(expected.clone()),
+                "chunk {chunk}"
+            );
         }
     }
 
@@ -484,7 +499,10 @@ mod tests {
             (vec![0xC2, 0x00], DecodeError::ReservedBits),
             (vec![0x83, 0x00], DecodeError::UnknownOpcode(3)),
             (vec![0x09, 0x00], DecodeError::BadControlFrame),
-            (server_frame(true, OPCODE_PING, &[0; 126]), DecodeError::BadControlFrame),
+            (
+                server_frame(true, OPCODE_PING, &[0; 126]),
+                DecodeError::BadControlFrame,
+            ),
             (vec![0x80, 0x00], DecodeError::UnexpectedContinuation),
             (vec![0x02, 0x00, 0x82, 0x00], DecodeError::UnfinishedMessage),
         ];

@@ -30,15 +30,22 @@ pub fn run_echo(setup: &Setup, plan: &EchoPlan) -> Result<Report, LoadError> {
     let (tallies, cpu) = run_workers(
         setup.threads,
         async |thread, phases| {
-            let connections =
-                open_all(setup, &setup.target, setup.share_of(thread, plan.connections)).await;
+            let connections = open_all(
+                setup,
+                &setup.target,
+                setup.share_of(thread, plan.connections),
+            )
+            .await;
             let window = phases.worker_ready();
             let tally = RefCell::new(Tally::new());
             let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
             let runs = connections?
                 .into_iter()
                 .map(|connection| echo_on(connection, plan, window, &scratch, &tally));
-            join_all(runs).await.into_iter().collect::<Result<(), _>>()?;
+            join_all(runs)
+                .await
+                .into_iter()
+                .collect::<Result<(), _>>()?;
             Ok(tally.into_inner())
         },
         |phases| {
@@ -49,9 +56,9 @@ pub fn run_echo(setup: &Setup, plan: &EchoPlan) -> Result<Report, LoadError> {
         },
     );
     let (cpu, window) = cpu?;
-    let tally = tallies
-        .into_iter()
-        .try_fold(Tally::new(), |total, tally| Ok::<_, LoadError>(total.merge(&tally?)))?;
+    let tally = tallies.into_iter().try_fold(Tally::new(), |total, tally| {
+        Ok::<_, LoadError>(total.merge(&tally?))
+    })?;
     Ok(Report {
         mode: Mode::Echo,
         connections: plan.connections as u64,

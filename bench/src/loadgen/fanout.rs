@@ -83,13 +83,13 @@ pub fn run_fanout(setup: &Setup, plan: &FanoutPlan) -> Result<Report, LoadError>
         },
     );
     let (cpu, window) = cpu?;
-    let (deliveries, published) = tallies.into_iter().try_fold(
-        (Tally::new(), 0),
-        |(total, published), tally| {
-            let tally = tally?;
-            Ok::<_, LoadError>((total.merge(&tally.deliveries), published + tally.published))
-        },
-    )?;
+    let (deliveries, published) =
+        tallies
+            .into_iter()
+            .try_fold((Tally::new(), 0), |(total, published), tally| {
+                let tally = tally?;
+                Ok::<_, LoadError>((total.merge(&tally.deliveries), published + tally.published))
+            })?;
     Ok(Report {
         mode: Mode::Fanout,
         connections: plan.subscribers as u64 + 1,
@@ -133,7 +133,11 @@ async fn subscribe(
 
 /// Sends on schedule until the window closes; returns how many messages
 /// were sent inside it.
-async fn publish(connection: Connection, plan: &FanoutPlan, window: Window) -> Result<u64, LoadError> {
+async fn publish(
+    connection: Connection,
+    plan: &FanoutPlan,
+    window: Window,
+) -> Result<u64, LoadError> {
     let mut stream = connection.stream;
     // Room for 10 ms of schedule, so a late tick catches up in one write.
     let capacity = (plan.rate / 100).max(64) as usize;

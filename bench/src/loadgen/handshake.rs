@@ -35,7 +35,10 @@ pub fn run_handshakes(setup: &Setup, plan: &HandshakePlan) -> Result<Report, Loa
             let loops = setup
                 .share_of(thread, plan.concurrency)
                 .map(|slot| handshake_loop(setup, plan, slot, window, &tally));
-            join_all(loops).await.into_iter().collect::<Result<(), _>>()?;
+            join_all(loops)
+                .await
+                .into_iter()
+                .collect::<Result<(), _>>()?;
             Ok(tally.into_inner())
         },
         |phases| {
@@ -46,9 +49,9 @@ pub fn run_handshakes(setup: &Setup, plan: &HandshakePlan) -> Result<Report, Loa
         },
     );
     let (cpu, window) = cpu?;
-    let tally = tallies
-        .into_iter()
-        .try_fold(Tally::new(), |total, tally| Ok::<_, LoadError>(total.merge(&tally?)))?;
+    let tally = tallies.into_iter().try_fold(Tally::new(), |total, tally| {
+        Ok::<_, LoadError>(total.merge(&tally?))
+    })?;
     Ok(Report {
         mode: Mode::Handshake,
         connections: plan.concurrency as u64,
@@ -87,7 +90,10 @@ async fn handshake_loop(
     Ok(())
 }
 
-/// Sends a close frame and waits for the server's close frame or EOF.
+/// Sends a close frame, waits for the server's close frame (or EOF), then
+/// resets the connection: a FIN from this side would leave a TIME_WAIT
+/// socket per handshake here, and tens of thousands of those make every
+/// further connect() search long for a free port.
 async fn close_politely(connection: Connection) -> Result<(), LoadError> {
     let Connection {
         mut stream,
@@ -110,5 +116,6 @@ async fn close_politely(connection: Connection) -> Result<(), LoadError> {
             Err(error) => return Err(error.into()),
         }
     }
+    stream.set_zero_linger()?;
     Ok(())
 }

@@ -35,8 +35,12 @@ pub fn run_idle(setup: &Setup, plan: &IdlePlan) -> Result<Report, LoadError> {
     let (answered, rss_after) = run_workers(
         setup.threads,
         async |thread, phases| {
-            let connections =
-                open_all(setup, &setup.target, setup.share_of(thread, plan.connections)).await;
+            let connections = open_all(
+                setup,
+                &setup.target,
+                setup.share_of(thread, plan.connections),
+            )
+            .await;
             phases.worker_ready();
             let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
             let tally = RefCell::new(Tally::new());

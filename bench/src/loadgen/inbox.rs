@@ -28,7 +28,12 @@ impl Inbox {
     }
 
     /// Takes bytes that arrived before the stream was handed over.
-    pub fn preload(&mut self, bytes: &[u8], window: &Window, tally: &mut Tally) -> Result<usize, LoadError> {
+    pub fn preload(
+        &mut self,
+        bytes: &[u8],
+        window: &Window,
+        tally: &mut Tally,
+    ) -> Result<usize, LoadError> {
         self.account(bytes, window, tally)
     }
 
@@ -49,7 +54,12 @@ impl Inbox {
         }
     }
 
-    fn account(&mut self, bytes: &[u8], window: &Window, tally: &mut Tally) -> Result<usize, LoadError> {
+    fn account(
+        &mut self,
+        bytes: &[u8],
+        window: &Window,
+        tally: &mut Tally,
+    ) -> Result<usize, LoadError> {
         // One clock read per read call: every message in it arrived together.
         let now = now_stamp();
         let counting = window.contains(now);

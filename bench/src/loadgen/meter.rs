@@ -32,9 +32,17 @@ impl CpuMeter {
 
     /// Blocks until the window has passed and returns the CPU used inside it.
     pub fn over(&self, window: &Window) -> Result<CpuUse, LoadError> {
-        sleep(window.start_instant().saturating_duration_since(std::time::Instant::now()));
+        sleep(
+            window
+                .start_instant()
+                .saturating_duration_since(std::time::Instant::now()),
+        );
         let (server_before, client_before) = self.sample()?;
-        sleep(window.end_instant().saturating_duration_since(std::time::Instant::now()));
+        sleep(
+            window
+                .end_instant()
+                .saturating_duration_since(std::time::Instant::now()),
+        );
         let (server_after, client_after) = self.sample()?;
         Ok(CpuUse {
             server_secs: server_after.zip(server_before).map(|(a, b)| a - b),

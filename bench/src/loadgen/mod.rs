@@ -57,5 +57,7 @@ impl Setup {
 
 /// `127.0.0.1` to `127.0.0.<count>`: loopback addresses usable as sources.
 pub fn loopback_sources(count: u8) -> Vec<IpAddr> {
-    (1..=count).map(|last| IpAddr::from([127, 0, 0, last])).collect()
+    (1..=count)
+        .map(|last| IpAddr::from([127, 0, 0, last]))
+        .collect()
 }

@@ -28,7 +28,9 @@ impl<T> Default for Rooms<T> {
 impl<T> Rooms<T> {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<(u64, T)>>> {
         // A member that panicked mid-broadcast leaves the map intact.
-        self.members.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.members
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn join(self: &Arc<Self>, room: &str, outbox: T) -> Membership<T> {
