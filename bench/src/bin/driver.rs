@@ -14,7 +14,10 @@ use wsbench::driver::{
 };
 
 #[derive(Parser)]
-#[command(about = "Compare WebSocket servers under the wsbench load generator")]
+#[command(
+    about = "Compare WebSocket servers under the wsbench load generator",
+    args_override_self = true
+)]
 struct Cli {
     /// Peers and scenarios (TOML).
     #[arg(long, default_value = "bench/bench.toml")]

@@ -95,7 +95,11 @@ pub fn render_chart(summaries: &[Summary], baseline: &str) -> String {
                     .set("stroke", if exponent == 0 { "#333" } else { "#ddd" }),
             )
             .add(
-                Text::new(format!("{ratio}×"))
+                Text::new(if exponent < 0 {
+                    format!("1/{}×", 1i64 << -exponent)
+                } else {
+                    format!("{ratio}×")
+                })
                     .set("x", at)
                     .set("y", TOP - 14.0)
                     .set("text-anchor", "middle")
