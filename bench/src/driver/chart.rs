@@ -100,10 +100,10 @@ pub fn render_chart(summaries: &[Summary], baseline: &str) -> String {
                 } else {
                     format!("{ratio}×")
                 })
-                    .set("x", at)
-                    .set("y", TOP - 14.0)
-                    .set("text-anchor", "middle")
-                    .set("fill", "#555"),
+                .set("x", at)
+                .set("y", TOP - 14.0)
+                .set("text-anchor", "middle")
+                .set("fill", "#555"),
             );
     }
     let mut y = TOP;

@@ -168,6 +168,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_names_the_bench_peers_and_the_required_table() {
+        let config = Config::parse(include_str!("../../bench.toml")).unwrap();
+        for peer in ["raw-tcp", "tokio-tungstenite", "fastwebsockets"] {
+            assert!(config.peer(peer).is_ok(), "{peer}");
+        }
+        let modes: Vec<Mode> = config.scenarios.iter().map(|s| s.mode).collect();
+        for mode in [Mode::Echo, Mode::Idle, Mode::Handshake, Mode::Fanout] {
+            assert!(modes.contains(&mode), "{mode:?}");
+        }
+    }
+
+    #[test]
     fn rejects_unknown_baseline_and_empty_commands() {
         let unknown = EXAMPLE.replace("baseline = \"b\"", "baseline = \"zz\"");
         assert!(
