@@ -69,5 +69,25 @@ fn driver_writes_table_chart_and_results() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     // Echo: 3 peers × 2 repeats; idle: 2 peers (tungstenite skips) × 2.
     assert_eq!(results["outcomes"].as_array().unwrap().len(), 10);
+
+    // Replaying the saved runs against another baseline runs nothing new.
+    let replayed = dir.join("replayed");
+    let status = Command::new(env!("CARGO_BIN_EXE_driver"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--replay")
+        .arg(out.join("results.json"))
+        .arg("--out")
+        .arg(&replayed)
+        .args(["--baseline", "floor"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let table = std::fs::read_to_string(replayed.join("table.md")).unwrap();
+    assert!(
+        table.contains("vs floor") && table.contains("| floor |"),
+        "{table}"
+    );
+    assert!(!replayed.join("logs").exists(), "a replay starts no server");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::Parser;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wsbench::driver::{
     Config, Outcome, PeerSpec, RunOptions, Scenario, Summary, describe_machine, render_chart,
     render_table, run_all, summarise,
@@ -43,16 +43,26 @@ struct Cli {
     /// Where results.json, table.md, chart.svg and logs go.
     #[arg(long, default_value = "bench/out")]
     out: PathBuf,
+    /// Run nothing: summarise the runs saved in this results.json again
+    /// (e.g. against another baseline).
+    #[arg(long)]
+    replay: Option<PathBuf>,
 }
 
-#[derive(Serialize)]
-struct Results<'a> {
-    date: &'a str,
-    machine: &'a str,
-    command: &'a str,
-    baseline: &'a str,
-    summaries: &'a [Summary],
-    outcomes: &'a [Outcome],
+/// Everything a table needs, kept in results.json so it can be replayed.
+#[derive(Serialize, Deserialize)]
+struct Results {
+    date: String,
+    machine: String,
+    command: String,
+    warmup: f64,
+    duration: f64,
+    repeat: usize,
+    baseline: String,
+    /// Derived from the outcomes: written for readers, recomputed on replay.
+    #[serde(skip_deserializing)]
+    summaries: Vec<Summary>,
+    outcomes: Vec<Outcome>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +109,58 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             .name
             .clone(),
     };
+    let mut results = match &cli.replay {
+        Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+        None => Results {
+            date: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            machine: describe_machine(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            warmup: cli.warmup,
+            duration: cli.duration,
+            repeat: cli.repeat,
+            baseline: String::new(),
+            summaries: Vec::new(),
+            outcomes: run_interleaved(cli, &peers, &scenarios)?,
+        },
+    };
+    results.summaries = summarise(&scenarios, &peers, &results.outcomes, Some(&baseline));
+    results.baseline = baseline;
+    let table = format!(
+        "Date: {}  \nMachine: {}  \nCommand: `{}`  \n\
+         Each run: a fresh server, {} s warm-up, {} s measured; {} repeats with the \
+         peers interleaved; medians and min–max over the repeats.\n\n{}",
+        results.date,
+        results.machine,
+        results.command,
+        results.warmup,
+        results.duration,
+        results.repeat,
+        render_table(&results.summaries, Some(&results.baseline))
+    );
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(cli.out.join("table.md"), &table)?;
+    std::fs::write(
+        cli.out.join("chart.svg"),
+        render_chart(&results.summaries, &results.baseline),
+    )?;
+    std::fs::write(
+        cli.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    println!("{table}");
+    eprintln!(
+        "wrote {}/{{table.md,chart.svg,results.json}}",
+        cli.out.display()
+    );
+    Ok(())
+}
+
+/// Runs every scenario with a fresh server per run, reporting progress.
+fn run_interleaved(
+    cli: &Cli,
+    peers: &[&PeerSpec],
+    scenarios: &[&Scenario],
+) -> Result<Vec<Outcome>, Box<dyn std::error::Error>> {
     let bin_dir = std::env::current_exe()?
         .parent()
         .ok_or("the driver's executable has no directory")?
@@ -116,7 +178,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| peers.iter().filter(|p| p.takes_part_in(s)).count() * cli.repeat)
         .sum();
     let mut done = 0;
-    let outcomes = run_all(&peers, &scenarios, &options, |outcome| {
+    let outcomes = run_all(peers, scenarios, &options, |outcome| {
         done += 1;
         let result = match (&outcome.report, &outcome.error) {
             (Some(report), _) => report.to_string(),
@@ -129,42 +191,5 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             outcome.repeat + 1
         );
     })?;
-
-    let summaries = summarise(&scenarios, &peers, &outcomes, Some(&baseline));
-    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let machine = describe_machine();
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let table = format!(
-        "Date: {date}  \nMachine: {machine}  \nCommand: `{command}`  \n\
-         Each run: a fresh server, {} s warm-up, {} s measured; {} repeats with the \
-         peers interleaved; medians and min–max over the repeats.\n\n{}",
-        cli.warmup,
-        cli.duration,
-        cli.repeat,
-        render_table(&summaries, Some(&baseline))
-    );
-    std::fs::create_dir_all(&cli.out)?;
-    std::fs::write(cli.out.join("table.md"), &table)?;
-    std::fs::write(
-        cli.out.join("chart.svg"),
-        render_chart(&summaries, &baseline),
-    )?;
-    let results = Results {
-        date: &date,
-        machine: &machine,
-        command: &command,
-        baseline: &baseline,
-        summaries: &summaries,
-        outcomes: &outcomes,
-    };
-    std::fs::write(
-        cli.out.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
-    )?;
-    println!("{table}");
-    eprintln!(
-        "wrote {}/{{table.md,chart.svg,results.json}}",
-        cli.out.display()
-    );
-    Ok(())
+    Ok(outcomes)
 }

@@ -6,7 +6,7 @@ use svg::node::element::{Line, Rectangle, Text};
 
 use super::summary::{Summary, human};
 
-const WIDTH: f64 = 980.0;
+const WIDTH: f64 = 1100.0;
 const LABEL_WIDTH: f64 = 230.0;
 const PLOT_LEFT: f64 = 250.0;
 const PLOT_RIGHT: f64 = 830.0;
@@ -17,6 +17,15 @@ const TOP: f64 = 50.0;
 const PALETTE: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
 ];
+
+/// 0.46×, or 1/507× for ratios too small for two decimals.
+fn ratio_label(ratio: f64) -> String {
+    if ratio >= 0.1 {
+        format!("{ratio:.2}×")
+    } else {
+        format!("1/{:.0}×", 1.0 / ratio)
+    }
+}
 
 /// "Higher is better" ratio: memory ratios are inverted.
 fn goodness(summary: &Summary, ratio: f64) -> f64 {
@@ -141,14 +150,19 @@ pub fn render_chart(summaries: &[Summary], baseline: &str) -> String {
                             .set("fill", colour(&row.peer)),
                     )
                     .add(
-                        Text::new(format!("{ratio:.2}×{value}"))
+                        Text::new(format!("{}{value}", ratio_label(ratio)))
                             .set("x", from.max(to) + 4.0)
                             .set("y", y + 13.0)
                             .set("font-size", 11),
                     );
             } else {
+                let missing = if row.headline.is_some() {
+                    "no baseline figure in this scenario"
+                } else {
+                    "no result"
+                };
                 document = document.add(
-                    Text::new("no result")
+                    Text::new(missing)
                         .set("x", x(1.0) + 4.0)
                         .set("y", y + 13.0)
                         .set("fill", "#999"),
@@ -159,4 +173,16 @@ pub fn render_chart(summaries: &[Summary], baseline: &str) -> String {
         y += GROUP_GAP;
     }
     document.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_ratios_read_as_fractions() {
+        assert_eq!(ratio_label(2.0), "2.00×");
+        assert_eq!(ratio_label(0.46), "0.46×");
+        assert_eq!(ratio_label(1.0 / 507.0), "1/507×");
+    }
 }
