@@ -31,7 +31,8 @@ struct Cli {
     /// Runs per peer and scenario.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Peer the ratios are taken against (default: the config's, else the first).
+    /// Peer the ratios are taken against (default: the config's if it runs,
+    /// else the first peer).
     #[arg(long)]
     baseline: Option<String>,
     /// Only these peers (comma-separated names).
@@ -101,9 +102,15 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&cli.config)?;
     let peers: Vec<&PeerSpec> = selected(&config.peers, &cli.peers, |p| &p.name)?;
     let scenarios: Vec<&Scenario> = selected(&config.scenarios, &cli.scenarios, |s| &s.name)?;
-    let baseline = match cli.baseline.as_ref().or(config.baseline.as_ref()) {
-        Some(name) => config.peer(name)?.name.clone(),
-        None => peers
+    let is_selected = |name: &str| peers.iter().any(|peer| peer.name == name);
+    let baseline = match (&cli.baseline, &config.baseline) {
+        (Some(name), _) if !is_selected(name) => {
+            return Err(format!("baseline {name:?} is not among the peers run").into());
+        }
+        (Some(name), _) => name.clone(),
+        // The config's baseline when it runs, else the first peer that does.
+        (None, Some(name)) if is_selected(name) => name.clone(),
+        (None, _) => peers
             .first()
             .ok_or("the config lists no peers")?
             .name

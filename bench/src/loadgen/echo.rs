@@ -8,13 +8,13 @@ use futures_util::future::join_all;
 use tokio::io::Interest;
 
 use super::inbox::{Inbox, SCRATCH_LEN};
-use super::meter::CpuMeter;
+use super::measured::{run_measured, timed_report};
 use super::pool::open_all;
 use super::tally::Tally;
-use super::workers::{Window, run_workers};
+use super::workers::Window;
 use super::{LoadError, Setup};
 use crate::client::{Connection, MaskedBatch, OPCODE_BINARY, instant_of, now_stamp};
-use crate::report::{Latency, Mode, Report};
+use crate::report::{Mode, Report};
 
 #[derive(Debug, Clone)]
 pub struct EchoPlan {
@@ -26,52 +26,32 @@ pub struct EchoPlan {
 }
 
 pub fn run_echo(setup: &Setup, plan: &EchoPlan) -> Result<Report, LoadError> {
-    let meter = CpuMeter::new(setup.server_pid)?;
-    let (tallies, cpu) = run_workers(
-        setup.threads,
-        async |thread, phases| {
-            let connections = open_all(
-                setup,
-                &setup.target,
-                setup.share_of(thread, plan.connections),
-            )
-            .await;
-            let window = phases.worker_ready();
-            let tally = RefCell::new(Tally::new());
-            let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
-            let runs = connections?
-                .into_iter()
-                .map(|connection| echo_on(connection, plan, window, &scratch, &tally));
-            join_all(runs)
-                .await
-                .into_iter()
-                .collect::<Result<(), _>>()?;
-            Ok(tally.into_inner())
-        },
-        |phases| {
-            phases.all_ready();
-            let window = Window::after(setup.warmup, setup.duration);
-            phases.start(window);
-            meter.over(&window).map(|cpu| (cpu, window))
-        },
-    );
-    let (cpu, window) = cpu?;
-    let tally = tallies.into_iter().try_fold(Tally::new(), |total, tally| {
-        Ok::<_, LoadError>(total.merge(&tally?))
+    let (tallies, window, cpu) = run_measured(setup, async |thread, phases| {
+        let connections = open_all(
+            setup,
+            &setup.target,
+            setup.share_of(thread, plan.connections),
+        )
+        .await;
+        let window = phases.worker_ready();
+        let tally = RefCell::new(Tally::new());
+        let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
+        let runs = connections?
+            .into_iter()
+            .map(|connection| echo_on(connection, plan, window, &scratch, &tally));
+        join_all(runs)
+            .await
+            .into_iter()
+            .collect::<Result<(), _>>()?;
+        Ok(tally.into_inner())
     })?;
-    Ok(Report {
-        mode: Mode::Echo,
-        connections: plan.connections as u64,
-        window_secs: window.secs(),
-        events: tally.events,
-        payload_bytes: tally.payload_bytes,
-        latency: Latency::from_histogram(&tally.latency),
-        server_cpu_secs: cpu.server_secs,
-        client_cpu_secs: cpu.client_secs,
-        rss_per_connection: None,
-        answering: None,
-        published: None,
-    })
+    Ok(timed_report(
+        Mode::Echo,
+        plan.connections,
+        &window,
+        &Tally::sum(&tallies),
+        cpu,
+    ))
 }
 
 /// Drives one connection until the window closes.

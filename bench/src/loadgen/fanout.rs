@@ -10,13 +10,13 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::MissedTickBehavior;
 
 use super::inbox::{Inbox, SCRATCH_LEN};
-use super::meter::CpuMeter;
+use super::measured::{run_measured, timed_report};
 use super::pool::{open_all, open_one};
 use super::tally::Tally;
-use super::workers::{Window, run_workers};
+use super::workers::Window;
 use super::{LoadError, Setup};
 use crate::client::{Connection, MaskedBatch, OPCODE_BINARY, instant_of, now_stamp};
-use crate::report::{Latency, Mode, Report};
+use crate::report::{Mode, Report};
 
 /// The publisher tops up to its schedule this often.
 const PUBLISH_TICK: Duration = Duration::from_millis(1);
@@ -38,70 +38,50 @@ struct FanoutTally {
 }
 
 pub fn run_fanout(setup: &Setup, plan: &FanoutPlan) -> Result<Report, LoadError> {
-    let meter = CpuMeter::new(setup.server_pid)?;
     let room = setup.target.with_path(&format!("/room/{}", plan.room));
-    let (tallies, cpu) = run_workers(
-        setup.threads,
-        async |thread, phases| {
-            let opened = async {
-                let subscribers =
-                    open_all(setup, &room, setup.share_of(thread, plan.subscribers)).await?;
-                let publisher = match thread {
-                    0 => Some(open_one(setup, &room, plan.subscribers).await?),
-                    _ => None,
-                };
-                Ok::<_, LoadError>((subscribers, publisher))
-            }
-            .await;
-            let window = phases.worker_ready();
-            let (subscribers, publisher) = opened?;
-            let tally = RefCell::new(Tally::new());
-            let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
-            let receiving = join_all(
-                subscribers
-                    .into_iter()
-                    .map(|connection| subscribe(connection, plan, window, &scratch, &tally)),
-            );
-            let publishing = async {
-                match publisher {
-                    Some(connection) => publish(connection, plan, window).await,
-                    None => Ok(0),
-                }
+    let (tallies, window, cpu) = run_measured(setup, async |thread, phases| {
+        let opened = async {
+            let subscribers =
+                open_all(setup, &room, setup.share_of(thread, plan.subscribers)).await?;
+            let publisher = match thread {
+                0 => Some(open_one(setup, &room, plan.subscribers).await?),
+                _ => None,
             };
-            let (received, published) = tokio::join!(receiving, publishing);
-            received.into_iter().collect::<Result<(), _>>()?;
-            Ok(FanoutTally {
-                deliveries: tally.into_inner(),
-                published: published?,
-            })
-        },
-        |phases| {
-            phases.all_ready();
-            let window = Window::after(setup.warmup, setup.duration);
-            phases.start(window);
-            meter.over(&window).map(|cpu| (cpu, window))
-        },
-    );
-    let (cpu, window) = cpu?;
-    let (deliveries, published) =
-        tallies
-            .into_iter()
-            .try_fold((Tally::new(), 0), |(total, published), tally| {
-                let tally = tally?;
-                Ok::<_, LoadError>((total.merge(&tally.deliveries), published + tally.published))
-            })?;
+            Ok::<_, LoadError>((subscribers, publisher))
+        }
+        .await;
+        let window = phases.worker_ready();
+        let (subscribers, publisher) = opened?;
+        let tally = RefCell::new(Tally::new());
+        let scratch = RefCell::new(vec![0; SCRATCH_LEN]);
+        let receiving = join_all(
+            subscribers
+                .into_iter()
+                .map(|connection| subscribe(connection, plan, window, &scratch, &tally)),
+        );
+        let publishing = async {
+            match publisher {
+                Some(connection) => publish(connection, plan, window).await,
+                None => Ok(0),
+            }
+        };
+        let (received, published) = tokio::join!(receiving, publishing);
+        received.into_iter().collect::<Result<(), _>>()?;
+        Ok(FanoutTally {
+            deliveries: tally.into_inner(),
+            published: published?,
+        })
+    })?;
+    let deliveries = Tally::sum(tallies.iter().map(|tally| &tally.deliveries));
     Ok(Report {
-        mode: Mode::Fanout,
-        connections: plan.subscribers as u64 + 1,
-        window_secs: window.secs(),
-        events: deliveries.events,
-        payload_bytes: deliveries.payload_bytes,
-        latency: Latency::from_histogram(&deliveries.latency),
-        server_cpu_secs: cpu.server_secs,
-        client_cpu_secs: cpu.client_secs,
-        rss_per_connection: None,
-        answering: None,
-        published: Some(published),
+        published: Some(tallies.iter().map(|tally| tally.published).sum()),
+        ..timed_report(
+            Mode::Fanout,
+            plan.subscribers + 1,
+            &window,
+            &deliveries,
+            cpu,
+        )
     })
 }
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::meter::CpuMeter;
+use super::measured::{run_measured, timed_report};
 use super::pool::open_one;
 use super::tally::Tally;
-use super::workers::{Window, run_workers};
+use super::workers::Window;
 use super::{LoadError, Setup};
 use crate::client::{Connection, Event, FrameDecoder, close_frame, now_stamp};
-use crate::report::{Latency, Mode, Report};
+use crate::report::{Mode, Report};
 
 /// Longest the server may take to answer a close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,45 +26,25 @@ pub struct HandshakePlan {
 }
 
 pub fn run_handshakes(setup: &Setup, plan: &HandshakePlan) -> Result<Report, LoadError> {
-    let meter = CpuMeter::new(setup.server_pid)?;
-    let (tallies, cpu) = run_workers(
-        setup.threads,
-        async |thread, phases| {
-            let window = phases.worker_ready();
-            let tally = RefCell::new(Tally::new());
-            let loops = setup
-                .share_of(thread, plan.concurrency)
-                .map(|slot| handshake_loop(setup, plan, slot, window, &tally));
-            join_all(loops)
-                .await
-                .into_iter()
-                .collect::<Result<(), _>>()?;
-            Ok(tally.into_inner())
-        },
-        |phases| {
-            phases.all_ready();
-            let window = Window::after(setup.warmup, setup.duration);
-            phases.start(window);
-            meter.over(&window).map(|cpu| (cpu, window))
-        },
-    );
-    let (cpu, window) = cpu?;
-    let tally = tallies.into_iter().try_fold(Tally::new(), |total, tally| {
-        Ok::<_, LoadError>(total.merge(&tally?))
+    let (tallies, window, cpu) = run_measured(setup, async |thread, phases| {
+        let window = phases.worker_ready();
+        let tally = RefCell::new(Tally::new());
+        let loops = setup
+            .share_of(thread, plan.concurrency)
+            .map(|slot| handshake_loop(setup, plan, slot, window, &tally));
+        join_all(loops)
+            .await
+            .into_iter()
+            .collect::<Result<(), _>>()?;
+        Ok(tally.into_inner())
     })?;
-    Ok(Report {
-        mode: Mode::Handshake,
-        connections: plan.concurrency as u64,
-        window_secs: window.secs(),
-        events: tally.events,
-        payload_bytes: 0,
-        latency: Latency::from_histogram(&tally.latency),
-        server_cpu_secs: cpu.server_secs,
-        client_cpu_secs: cpu.client_secs,
-        rss_per_connection: None,
-        answering: None,
-        published: None,
-    })
+    Ok(timed_report(
+        Mode::Handshake,
+        plan.concurrency,
+        &window,
+        &Tally::sum(&tallies),
+        cpu,
+    ))
 }
 
 async fn handshake_loop(

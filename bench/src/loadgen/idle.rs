@@ -53,6 +53,7 @@ pub fn run_idle(setup: &Setup, plan: &IdlePlan) -> Result<Report, LoadError> {
             phases.all_ready();
             sleep(plan.settle);
             let rss = server.as_ref().map(ProcessProbe::rss_bytes).transpose();
+            // The answer check bounds itself; no window to measure in.
             phases.start(Window::after(Duration::ZERO, plan.answer_timeout));
             rss
         },

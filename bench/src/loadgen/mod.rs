@@ -9,6 +9,7 @@ mod fanout;
 mod handshake;
 mod idle;
 mod inbox;
+mod measured;
 mod meter;
 mod pool;
 mod tally;

@@ -30,12 +30,16 @@ impl Tally {
         }
     }
 
-    pub fn merge(mut self, other: &Tally) -> Self {
-        self.events += other.events;
-        self.payload_bytes += other.payload_bytes;
-        self.latency
-            .add(&other.latency)
-            .expect("tallies share bounds, so adding cannot overflow them");
-        self
+    /// All the tallies together.
+    pub fn sum<'a>(tallies: impl IntoIterator<Item = &'a Tally>) -> Self {
+        tallies.into_iter().fold(Self::new(), |mut total, tally| {
+            total.events += tally.events;
+            total.payload_bytes += tally.payload_bytes;
+            total
+                .latency
+                .add(&tally.latency)
+                .expect("tallies share bounds, so adding cannot overflow them");
+            total
+        })
     }
 }
