@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds the bench binaries (release) and runs the driver over bench.toml.
+# Extra arguments go to the driver, e.g. --repeat 5 --duration 5.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+target="${CARGO_TARGET_DIR:-$here/target}"
+cargo build --release --manifest-path "$here/Cargo.toml" --bins
+exec "$target/release/driver" --config "$here/bench.toml" --out "$here/out" "$@"
