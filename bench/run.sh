@@ -5,4 +5,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 target="${CARGO_TARGET_DIR:-$here/target}"
 cargo build --release --manifest-path "$here/Cargo.toml" --bins
+# wsserver itself, from the root workspace, next to the bench binaries.
+rustup target add wasm32-wasip2 >/dev/null
+cargo build --release --manifest-path "$here/../Cargo.toml" -p wsserver
+root_target="$(cargo metadata --manifest-path "$here/../Cargo.toml" --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+if [[ "$root_target/release/wsserver" -ef "$target/release/wsserver" ]]; then :; else
+  ln -sf "$root_target/release/wsserver" "$target/release/wsserver"
+fi
 exec "$target/release/driver" --config "$here/bench.toml" --out "$here/out" "$@"
