@@ -86,7 +86,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
                 settings.max_connections
             ),
         );
-        refuse(&mut stream, 503, &[], &[], "MaxConnections reached").await;
+        // Boxed, like the handshake below: the task's own state stays the
+        // size of an idle connection.
+        Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
         server.table.release();
         return;
     }
@@ -122,7 +124,10 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     };
 
     let handshake = Duration::from_secs(settings.handshake_timeout.into());
-    let leftover = match timeout(handshake, open(&mut stream, &conn, &settings)).await {
+    // The handshake's buffers and futures live on the heap only while it
+    // runs, not in every idle connection's task.
+    let opening = Box::pin(timeout(handshake, open(&mut stream, &conn, &settings)));
+    let leftover = match opening.await {
         Ok(Some(leftover)) => leftover,
         Ok(None) => return,
         Err(_) => {
@@ -913,5 +918,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             );
             return Poll::Ready(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::WsServer;
+
+    /// Every idle connection keeps its task's state: keep it small (the
+    /// handshake's buffers are boxed and freed once it is done).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let server = WsServer::new(crate::server::echo::EchoHandler::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, remote) = listener.accept().await.unwrap();
+        let task = serve(server.shared.clone(), stream, remote);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "a connection task holds {size} bytes");
     }
 }
