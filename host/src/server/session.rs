@@ -108,6 +108,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         limits: ConnLimits {
             max_frame_size: settings.max_frame_size,
             max_send_queue: settings.max_send_queue,
+            max_message_size: settings.max_message_size,
         },
         request: OnceLock::new(),
         attachment: OnceLock::new(),
