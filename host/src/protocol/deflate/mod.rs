@@ -5,15 +5,15 @@
 //! 1. At the handshake, [`negotiate`] reads the request's
 //!    `Sec-WebSocket-Extensions` values and returns the [`Agreement`]: the
 //!    [`Negotiated`] parameters and the response header value.
-//! 2. Sending: if [`Deflater::should_compress`] says so, compress the message
-//!    with [`Deflater::compress`] (or [`Deflater::compress_fragment`] part by
-//!    part) and set RSV1 on its first frame only. Control frames are never
-//!    compressed.
-//! 3. Receiving: for a message whose first frame has RSV1, pass each frame's
-//!    payload to [`Inflater::inflate`] and call [`Inflater::finish_message`]
-//!    after the final frame; count the output in the sink and refuse past the
-//!    message limit (close 1009). [`InflateError::close_code`] gives the code
-//!    for the other failures (1007 for invalid compressed data).
+//! 2. Sending: the server compresses data messages of at least
+//!    [`DeflateSettings::threshold`] bytes with [`Deflater::compress`] (or
+//!    [`Deflater::compress_fragment`] part by part) and sets RSV1 on the
+//!    message's first frame only. Control frames are never compressed.
+//! 3. Receiving: for a message whose first frame has RSV1, pass each
+//!    frame's payload to [`Inflater::inflate`], with `end` on the final
+//!    bytes. The sink counts the output and refuses past the message limit
+//!    (close 1009); invalid compressed data is
+//!    [`InflateError::InvalidData`] (close 1007).
 //!
 //! # Memory per connection
 //!
@@ -66,11 +66,8 @@ mod tests;
 
 use std::fmt;
 
-use super::close::INTERNAL_ERROR;
-use super::error::CLOSE_INVALID_PAYLOAD;
-
 pub use deflater::Deflater;
-pub use inflater::{Inflater, Sink};
+pub use inflater::{Inflated, Inflater, Sink};
 pub use negotiate::{Agreement, EXTENSION_NAME, Negotiated, negotiate};
 pub use settings::{
     CompressionLevel, DeflateSettings, MemLevel, MemoryMode, SettingError, WindowBits,
@@ -118,17 +115,6 @@ pub enum InflateError<E> {
 }
 
 impl<E> InflateError<E> {
-    /// The close code to fail the connection with, or `None` for a sink
-    /// error, whose code the caller knows (1009 for a message too big).
-    /// Invalid compressed data gets 1007, as ws does and Autobahn accepts.
-    pub fn close_code(&self) -> Option<u16> {
-        match self {
-            Self::InvalidData(_) => Some(CLOSE_INVALID_PAYLOAD),
-            Self::Zlib(_) | Self::Stalled => Some(INTERNAL_ERROR),
-            Self::Sink(_) => None,
-        }
-    }
-
     fn from_zlib(error: zlib_rs::InflateError, detail: Option<&'static str>) -> Self {
         let reason = detail.unwrap_or(error.as_str());
         match error {
