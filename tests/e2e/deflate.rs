@@ -326,6 +326,48 @@ async fn negotiation_answers_each_offer_as_rfc_7692_says() {
 }
 
 #[tokio::test]
+async fn the_settings_are_listed_and_taken_from_the_toml_file() {
+    let out = run_to_exit(&["--list-settings"]).await;
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for key in [
+        "EnablePermessageDeflate",
+        "DeflateThreshold",
+        "DeflateCompressionLevel",
+        "DeflateMemLevel",
+        "DeflateServerMaxWindowBits",
+        "DeflateClientMaxWindowBits",
+        "DeflateServerNoContextTakeover",
+        "DeflateClientNoContextTakeover",
+        "DeflateMemoryMode",
+    ] {
+        assert!(
+            listed.lines().any(|line| line.starts_with(key)),
+            "{key} missing from {listed}"
+        );
+    }
+    let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(
+        &mut file,
+        b"[settings]\nDeflateMemoryMode = \"Dedicated\"\nDeflateServerMaxWindowBits = 11\n",
+    )
+    .unwrap();
+    let path = file.path().to_str().unwrap();
+    let server = ServerProcess::start(&["--config", path]).await;
+    let (_, answer) = open(server.addr, &["permessage-deflate"]).await;
+    assert_eq!(
+        answer.as_deref(),
+        Some("permessage-deflate; server_max_window_bits=11")
+    );
+    let out = run_to_exit(&["--set", "DeflateMemoryMode=pooled"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DeflateMemoryMode") && err.contains("\"pooled\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn compressed_traffic_round_trips_with_context_takeover_both_ways() {
     let server = ServerProcess::start(&[
         "--set",
