@@ -6,13 +6,16 @@
 //! that do not offer the extension.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
-use wsserver::{Connection, DataFormat, DataIn, Handler, MessageKind, WsServer};
+use wsserver::{
+    BoxFuture, Connection, DataFormat, DataIn, Handler, MessageKind, OpenRequest, OpenResponse,
+    WsServer,
+};
 
 use crate::common::*;
 
@@ -597,10 +600,26 @@ async fn tokio_tungstenite_without_deflate_gets_plain_frames() {
 }
 
 /// Sends each message back in three parts as one MessageLength message,
-/// and once more through `send_shared` (the broadcast path).
-struct PartsEcho;
+/// and once more through `send_shared` (the broadcast path). Keeps the
+/// Extensions each open request showed.
+#[derive(Default)]
+struct PartsEcho {
+    extensions: Mutex<Vec<String>>,
+}
 
 impl Handler for PartsEcho {
+    fn open_request(
+        &self,
+        _conn: &Connection,
+        request: Arc<OpenRequest>,
+    ) -> BoxFuture<OpenResponse> {
+        self.extensions
+            .lock()
+            .unwrap()
+            .push(request.extensions.clone());
+        Box::pin(std::future::ready(OpenResponse::accept()))
+    }
+
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
         assert!(data.eom && data.format == DataFormat::Text);
         let text = data.data;
@@ -619,14 +638,24 @@ impl Handler for PartsEcho {
 
 #[tokio::test]
 async fn message_length_parts_form_one_compressed_message_and_broadcasts_stay_plain() {
-    let server = WsServer::with_settings(Arc::new(PartsEcho), Default::default());
+    let handler = Arc::new(PartsEcho::default());
+    let server = WsServer::with_settings(handler.clone(), Default::default());
     server.config("LocalHost=127.0.0.1").unwrap();
     server.config("LocalPort=0").unwrap();
     server.config("DeflateThreshold=1500").unwrap();
     server.start_listening().await.unwrap();
     let addr = server.local_addr().unwrap();
-    let (mut c, answer) = open(addr, &["permessage-deflate"]).await;
+    let offers = [
+        "x-custom; p=1",
+        "permessage-deflate; client_max_window_bits",
+    ];
+    let (mut c, answer) = open(addr, &offers).await;
     assert!(answer.is_some());
+    // The handler saw the client's offer as sent, not what was agreed.
+    assert_eq!(
+        *handler.extensions.lock().unwrap(),
+        ["x-custom; p=1, permessage-deflate; client_max_window_bits"]
+    );
     let mut inflater = ClientInflate::new();
     // Parts of 1000 bytes, a message of 3000: compressed, as the whole
     // message reaches the threshold.
