@@ -677,3 +677,58 @@ async fn message_length_parts_form_one_compressed_message_and_broadcasts_stay_pl
     let _ = read_message(&mut c).await;
     server.shutdown().await;
 }
+
+/// Holds data back after every piece and lets it flow again a moment
+/// later, as a handler waiting on something would; echoes whole messages.
+#[derive(Default)]
+struct Stutter {
+    message: Mutex<Vec<u8>>,
+    pieces: Mutex<usize>,
+}
+
+impl Handler for Stutter {
+    fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
+        *self.pieces.lock().unwrap() += 1;
+        let mut message = self.message.lock().unwrap();
+        message.extend_from_slice(data.data);
+        if data.eom {
+            conn.send_bytes(&message).unwrap();
+            message.clear();
+        }
+        conn.pause_data();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            conn.resume_data();
+        });
+    }
+}
+
+#[tokio::test]
+async fn data_held_back_mid_message_resumes_where_it_stopped() {
+    let handler = Arc::new(Stutter::default());
+    let server = WsServer::with_settings(handler.clone(), Default::default());
+    server.config("LocalHost=127.0.0.1").unwrap();
+    server.config("LocalPort=0").unwrap();
+    server.start_listening().await.unwrap();
+    let (mut c, _) = open(server.local_addr().unwrap(), &["permessage-deflate"]).await;
+    // A big message pauses after each of its pieces. Then messages one
+    // byte longer than an inflated piece (16 KiB), all in one write: when
+    // the handler pauses after the first piece of the last one, all input
+    // is read and its last byte waits in the inflater, which must go on
+    // with no more input.
+    let mut messages = vec![json(3000)];
+    messages.extend((1..=3u8).map(|i| vec![i; 16 * 1024 + 1]));
+    let wire: Vec<u8> = messages
+        .iter()
+        .flat_map(|m| masked(0xC2, &ClientDeflate::new().message(m)))
+        .collect();
+    c.send(&wire).await;
+    let mut inflater = ClientInflate::new();
+    for message in &messages {
+        assert_eq!(&read_message(&mut c).await.data(&mut inflater), message);
+    }
+    let pieces = *handler.pieces.lock().unwrap();
+    assert!(pieces >= 3 * 2 + 13, "{pieces} pieces");
+    server.shutdown().await;
+}

@@ -850,6 +850,35 @@ mod tests {
     }
 
     #[test]
+    fn output_a_paused_inflater_holds_comes_with_the_next_feed() {
+        // One byte more than an inflated piece: after the first piece all
+        // the input is read, and the last byte is still in the inflater.
+        let message = vec![0u8; 16 * 1024 + 1];
+        let mut wire = frame(0xC2, &Client::new().compress(&message));
+        let mut rx = inflating(0);
+        let mut events = Vec::new();
+        let used = rx
+            .feed(&mut wire, &mut |ev| {
+                events.push(record(ev));
+                ControlFlow::Break(())
+            })
+            .unwrap();
+        assert_eq!(used, wire.len());
+        assert!(rx.has_pending_output());
+        assert!(matches!(&events[..], [Ev::Data(_, true, false, d)] if d.len() == 16 * 1024));
+        rx.feed(&mut [], &mut |ev| {
+            events.push(record(ev));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(!rx.has_pending_output());
+        assert_eq!(
+            messages(&events),
+            [Ev::Data(MessageKind::Binary, true, true, message)]
+        );
+    }
+
+    #[test]
     fn rsv1_is_refused_where_permessage_deflate_does_not_allow_it() {
         let mut client = Client::new();
         let compressed = client.compress(b"compressed");

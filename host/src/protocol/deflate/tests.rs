@@ -424,6 +424,43 @@ fn a_paused_inflater_resumes_where_it_stopped() {
     assert!(big.len() > 10 * OUTPUT_CHUNK, "the test pauses many times");
 }
 
+#[test]
+fn a_pause_may_leave_output_after_all_input_is_used() {
+    // One byte more than a piece: the last piece's byte is inflated ahead
+    // while the whole input is read, so it waits for a call with no input.
+    let message = vec![0u8; OUTPUT_CHUNK + 1];
+    let compressed = compress(&mut deflater(false), &message);
+    let mut receiver = inflater(false);
+    let mut pieces = Vec::new();
+    let paused = receiver
+        .inflate(&compressed, true, &mut |piece: &[u8], last: bool| {
+            pieces.push((piece.to_vec(), last));
+            Ok::<_, Infallible>(ControlFlow::Break(()))
+        })
+        .unwrap();
+    assert_eq!(
+        paused,
+        Inflated::Paused {
+            consumed: compressed.len()
+        }
+    );
+    let done = receiver
+        .inflate(&[], true, &mut |piece: &[u8], last: bool| {
+            pieces.push((piece.to_vec(), last));
+            Ok::<_, Infallible>(ControlFlow::Continue(()))
+        })
+        .unwrap();
+    assert_eq!(done, Inflated::Done);
+    assert_eq!(
+        pieces
+            .iter()
+            .map(|(p, last)| (p.len(), *last))
+            .collect::<Vec<_>>(),
+        [(OUTPUT_CHUNK, false), (1, true)]
+    );
+    assert_eq!(joined(&pieces), message);
+}
+
 #[derive(Debug, PartialEq)]
 struct TooBig;
 
