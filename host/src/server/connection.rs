@@ -378,10 +378,10 @@ impl Connection {
     }
 
     /// Sends a file as one binary message, in frames of MaxFrameSize,
-    /// waiting for queue room between frames. Not compressed: with
-    /// permessage-deflate, only Send/SendText/SendBytes messages are. Other data sends fail with
+    /// waiting for queue room between frames. Other data sends fail with
     /// would-block until it ends; [`interrupt`](Self::interrupt) stops it.
-    /// Returns the bytes sent.
+    /// Returns the bytes sent. Never compressed: with permessage-deflate,
+    /// only Send, SendText and SendBytes messages are.
     pub async fn send_file(&self, path: impl AsRef<Path>) -> Result<u64> {
         let path = path.as_ref();
         let mut file = tokio::fs::File::open(path)

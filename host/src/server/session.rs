@@ -727,10 +727,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let deflated = self
             .writes
             .deflate(deflater, self.conn.0.limits.max_frame_size);
-        if deflated.before == 0 {
-            return;
+        if deflated.before != deflated.after {
+            self.conn.lock().out.recount(&deflated);
         }
-        self.conn.lock().out.recount(&deflated);
         if let Some(e) = deflated.error {
             self.fail("server error", INTERNAL_ERROR, e.to_string());
         }
