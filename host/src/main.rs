@@ -24,8 +24,9 @@ const DEFAULT_PORT: &str = "8080";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_settings {
+        let width = KEYS.iter().map(|key| key.name.len()).max().unwrap_or(0);
         for key in KEYS {
-            println!("{:<28} {}", key.name, key.summary);
+            println!("{:<width$}  {}", key.name, key.summary);
         }
         return ExitCode::SUCCESS;
     }
