@@ -244,19 +244,19 @@ impl ActorState {
 
     fn hold(&mut self, id: ConnectionId, command: &Command<'_>) {
         let size = command_size(command);
-        // The most one batch can carry from the client (the plugin's inbox
-        // limit and the message that crossed it), plus one send queue: an
-        // echo's replies always fit; a plugin that multiplies its input is
-        // cut off here.
+        // Until the pause takes effect the client's data already queued for
+        // the plugin still arrives: at most two batches, each about the
+        // plugin's inbox limit. An echo's replies to them fit, and so does
+        // any single message when nothing is held yet; a plugin that
+        // multiplies its input is cut off here.
         let limit = self.connections.get(&id).map_or(0, |c| {
-            let message = usize::try_from(c.max_message_size()).unwrap_or(usize::MAX);
-            self.shared
+            2 * self
+                .shared
                 .max_queued_bytes
-                .saturating_add(message.max(c.send_queue_limit()))
                 .saturating_add(c.send_queue_limit())
         });
         let held = self.held.entry(id).or_default();
-        if held.bytes + size > limit {
+        if held.bytes > 0 && held.bytes + size > limit {
             let description = "the connection's send queue and the commands held for it are full; the command was dropped";
             self.error(
                 id,

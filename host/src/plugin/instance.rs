@@ -85,11 +85,11 @@ impl PluginHandle {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an event for `conn`. Past the plugin's limit of queued bytes
-    /// the connection is paused until the actor catches up.
-    pub fn push(&self, event: &packed::Event<'_>, conn: &Connection) {
+    /// Queues packed events of `conn`. Past the plugin's limit of queued
+    /// bytes the connection is paused until the actor catches up.
+    pub fn push(&self, events: &[u8], conn: &Connection) {
         let mut inbox = self.inbox();
-        packed::Writer::new(&mut inbox.events).event(event);
+        inbox.events.extend_from_slice(events);
         if inbox.events.len() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());

@@ -2,6 +2,7 @@
 //! the plugin whose route matches, then forwards that connection's events to
 //! the plugin's actor.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -72,6 +73,65 @@ impl PluginRouter {
     }
 }
 
+/// Events staged on this thread while a connection's read is dispatched,
+/// handed to the plugin in one go when the read is done (one lock per read
+/// instead of per event).
+#[derive(Default)]
+struct Staged {
+    target: Option<(Arc<PluginHandle>, Connection)>,
+    events: Vec<u8>,
+}
+
+/// Staged bytes beyond which they are handed over before the read ends.
+const STAGE_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
+}
+
+impl Staged {
+    fn flush(&mut self) {
+        if let Some((plugin, conn)) = self.target.take() {
+            plugin.push(&self.events, &conn);
+            self.events.clear();
+        }
+    }
+}
+
+/// Stages an event of `conn`; events of another connection first hand over
+/// what is staged, so each connection's events keep their order.
+fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
+    STAGED.with_borrow_mut(|staged| {
+        if let Some((plugin, staged_conn)) = &staged.target
+            && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
+        {
+            staged.flush();
+        }
+        if staged.target.is_none() {
+            staged.target = Some((binding.plugin.clone(), conn.clone()));
+        }
+        packed::Writer::new(&mut staged.events).event(event);
+        // A read can expand (inflated data, many small frames): hand over
+        // early so flow control can pause the client within the read.
+        if staged.events.len() >= STAGE_LIMIT {
+            staged.flush();
+        }
+    });
+}
+
+/// Hands over what is staged on this thread.
+fn flush_staged() {
+    STAGED.with_borrow_mut(Staged::flush);
+}
+
+/// Sends one event now, after anything staged.
+fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
+    flush_staged();
+    let mut bytes = Vec::new();
+    packed::Writer::new(&mut bytes).event(event);
+    binding.plugin.push(&bytes, conn);
+}
+
 impl Drop for PluginRouter {
     fn drop(&mut self) {
         for (_, handle) in &self.routes {
@@ -106,7 +166,7 @@ impl Handler for PluginRouter {
 
     fn connected(&self, conn: &Connection) {
         if let Some(b) = Self::plugin_of(conn) {
-            b.plugin.push(&packed::Event::Connected(conn.id()), conn);
+            push_now(b, conn, &packed::Event::Connected(conn.id()));
         }
     }
 
@@ -119,7 +179,7 @@ impl Handler for PluginRouter {
                 eol: data.eol,
                 data: data.data,
             };
-            b.plugin.push(&event, conn);
+            stage(b, conn, &event);
         }
     }
 
@@ -130,7 +190,7 @@ impl Handler for PluginRouter {
                 response,
                 payload,
             };
-            b.plugin.push(&event, conn);
+            stage(b, conn, &event);
         }
     }
 
@@ -138,12 +198,17 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::plugin_of(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
-            b.plugin.push(&packed::Event::ReadyToSend(conn.id()), conn);
+            push_now(b, conn, &packed::Event::ReadyToSend(conn.id()));
         }
+    }
+
+    fn input_done(&self, _conn: &Connection) {
+        flush_staged();
     }
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
         let binding = Self::plugin_of(conn)?;
+        flush_staged();
         let (done, flushed) = tokio::sync::oneshot::channel();
         binding.plugin.push_flush(done);
         Some(Box::pin(async move {
@@ -160,7 +225,7 @@ impl Handler for PluginRouter {
                 code: status_code,
                 description,
             };
-            b.plugin.push(&event, conn);
+            push_now(b, conn, &event);
         }
     }
 
@@ -172,7 +237,7 @@ impl Handler for PluginRouter {
                     code,
                     description,
                 };
-                b.plugin.push(&event, conn);
+                push_now(b, conn, &event);
             }
             None => tracing::warn!(code, "{description}"),
         }

@@ -184,6 +184,11 @@ pub trait Handler: Send + Sync + 'static {
     /// or a line (line mode).
     fn data_in(&self, _conn: &Connection, _data: &DataIn<'_>) {}
 
+    /// The events of one read of the client's data have all been delivered.
+    /// A handler that passes events elsewhere (another thread) can hand
+    /// them over here in one go instead of one by one.
+    fn input_done(&self, _conn: &Connection) {}
+
     /// A ping (`response` false; the server has already queued the pong) or
     /// a pong (`response` true) arrived.
     fn ping(&self, _conn: &Connection, _payload: &[u8], _response: bool) {}

@@ -109,7 +109,6 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         limits: ConnLimits {
             max_frame_size: settings.max_frame_size,
             max_send_queue: settings.max_send_queue,
-            max_message_size: settings.max_message_size,
         },
         request: OnceLock::new(),
         attachment: OnceLock::new(),
@@ -889,10 +888,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return input.len();
         }
         let dispatch = &mut self.dispatch;
-        match self
+        let fed = self
             .receiver
-            .feed(input, &mut |event| dispatch.on_event(event))
-        {
+            .feed(input, &mut |event| dispatch.on_event(event));
+        self.dispatch.handler.input_done(&self.conn);
+        match fed {
             Ok(used) => {
                 if let Some((code, reason)) = self.dispatch.close.take() {
                     self.on_close_frame(code, reason);
