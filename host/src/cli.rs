@@ -8,7 +8,8 @@ use clap::Parser;
 ///
 /// Settings use the WSServer key names, from a TOML file (`[settings]`
 /// table) and/or `--set`; later sources win: file, then --listen, then
-/// --set. Once accepting, prints `listening on ws://HOST:PORT` to stdout.
+/// --set. Once accepting, prints `listening on ws://HOST:PORT` to stdout
+/// (`wss://` with UseSSL).
 #[derive(Debug, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {

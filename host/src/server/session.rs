@@ -1,6 +1,7 @@
-//! A connection's task: admission, the opening handshake, then one loop
-//! that reads, dispatches events, and writes until the closing handshake
-//! ends.
+//! A connection's task: admission, the TLS handshake with UseSSL, the
+//! opening handshake, then one loop that reads, dispatches events, and
+//! writes until the closing handshake ends. Everything after admission is
+//! generic over the stream, plain TCP or TLS.
 //!
 //! The loop runs inside a single future: each turn moves frames queued by
 //! senders into the write list, writes them in one vectored write, then
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Sleep, sleep, timeout};
+use tokio::time::{Sleep, sleep, timeout, timeout_at};
 
 use super::ServerShared;
 use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
@@ -32,7 +33,9 @@ use super::handler::{
 use super::line_mode::LineSplitter;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
+use super::tls;
 use crate::net::listener::configure_accepted;
+use crate::net::tls::TlsServerConfig;
 use crate::protocol::ProtocolError;
 use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
 use crate::protocol::frame::OpCode;
@@ -47,15 +50,22 @@ const READ_BUFFER: usize = 64 * 1024;
 const ROUNDS_PER_TURN: usize = 16;
 /// A BufferMessage buffer larger than this is freed after its message.
 const KEEP_MESSAGE_BUFFER: usize = 64 * 1024;
-/// How long a refused client gets to read our HTTP error response.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// How long a refused client gets to read our HTTP error response (or TLS
+/// close_notify).
+pub(super) const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
-/// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remote: SocketAddr) {
+/// Serves one accepted TCP connection to its end; `tls` is the server's
+/// TLS configuration when UseSSL is on.
+pub(crate) async fn serve(
+    server: Arc<ServerShared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<Arc<TlsServerConfig>>,
+) {
     let settings = server.settings();
     let Ok(local) = stream.local_addr() else {
         return;
@@ -86,7 +96,11 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
                 settings.max_connections
             ),
         );
-        refuse(&mut stream, 503, &[], &[], "MaxConnections reached").await;
+        // A TLS client could not read a plain HTTP answer, and a handshake
+        // costs what an overloaded server lacks: it is just closed.
+        if tls.is_none() {
+            refuse(&mut stream, 503, &[], &[], "MaxConnections reached").await;
+        }
         server.table.release();
         return;
     }
@@ -108,6 +122,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             max_send_queue: settings.max_send_queue,
         },
         request: OnceLock::new(),
+        tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
         state: Mutex::new(ConnState::new(
@@ -116,18 +131,40 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         )),
     }));
     server.table.insert(conn.clone());
-    let registration = Registration {
+    let _registration = Registration {
         server: &server,
         conn: &conn,
     };
 
-    let handshake = Duration::from_secs(settings.handshake_timeout.into());
-    let leftover = match timeout(handshake, open(&mut stream, &conn, &settings)).await {
+    // HandshakeTimeout bounds the TLS and the WebSocket handshakes together.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
+    match tls {
+        None => run(stream, &conn, &settings, deadline).await,
+        Some(config) => {
+            if let Some(stream) = tls::handshake(&config, stream, &conn, deadline).await {
+                run(stream, &conn, &settings, deadline).await;
+            }
+        }
+    }
+}
+
+/// The WebSocket part of a connection: the opening handshake, the session
+/// loop and the Disconnected event.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    conn: &Connection,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+) {
+    let server = &conn.0.server;
+    let remote = conn.remote_addr();
+    let leftover = match timeout_at(deadline, open(&mut stream, conn, settings)).await {
         Ok(Some(leftover)) => leftover,
         Ok(None) => return,
         Err(_) => {
             server.log(
-                Some(&conn),
+                Some(conn),
                 LogLevel::Info,
                 LogType::Error,
                 format_args!("opening handshake timed out"),
@@ -136,7 +173,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         }
     };
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
         format_args!(
@@ -144,10 +181,10 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             conn.request().map_or("", |r| r.request_uri.as_str())
         ),
     );
-    server.handler.connected(&conn);
-    server.handler.ready_to_send(&conn);
+    server.handler.connected(conn);
+    server.handler.ready_to_send(conn);
 
-    let mut session = Session::new(stream, conn.clone(), &settings, leftover);
+    let mut session = Session::new(stream, conn.clone(), settings, leftover);
     poll_fn(|cx| session.poll_run(cx)).await;
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
     // Best effort: a client that stopped reading cannot hold us here.
@@ -163,13 +200,12 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     // it returns, so Shutdown waits for every Disconnected.
     server.table.unlist(conn.id());
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
         format_args!("disconnected {remote}: {code} {description}"),
     );
-    server.handler.disconnected(&conn, code, &description);
-    drop(registration);
+    server.handler.disconnected(conn, code, &description);
 }
 
 /// Removes the connection from the table and releases its admission
@@ -189,7 +225,11 @@ impl Drop for Registration<'_> {
 /// Reads the upgrade request, asks the handler, and answers. Returns the
 /// bytes the client sent after its request, or `None` when the connection
 /// must end (the refusal has been written).
-async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) -> Option<Vec<u8>> {
+async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &Connection,
+    settings: &Settings,
+) -> Option<Vec<u8>> {
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
     let mut buf = Vec::with_capacity(max.min(2048));
@@ -235,6 +275,7 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
         request_headers: request.headers,
         remote: conn.remote_addr(),
         local: conn.local_addr(),
+        tls: conn.tls().cloned(),
     });
     // Set once, before the handler runs.
     let _ = conn.0.request.set(open_request.clone());
@@ -263,7 +304,9 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
                     Some(conn),
                     LogLevel::Info,
                     LogType::Error,
-                    format_args!("handler response: {name} belongs to the handshake; header dropped"),
+                    format_args!(
+                        "handler response: {name} belongs to the handshake; header dropped"
+                    ),
                 );
                 false
             }
@@ -336,9 +379,14 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
 
 /// Headers the server writes itself; a handler may not set them.
 fn is_handshake_header(name: &str) -> bool {
-    ["upgrade", "connection", "content-length", "transfer-encoding"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "upgrade",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
         || name
             .get(..14)
             .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sec-websocket-"))
@@ -347,8 +395,8 @@ fn is_handshake_header(name: &str) -> bool {
 /// Writes an HTTP error response and closes, giving the client a moment
 /// to read it (closing with unread input would reset the connection and
 /// could destroy the response in flight).
-async fn refuse(
-    stream: &mut TcpStream,
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     headers: &[(&str, &str)],
     extra: &[(String, String)],
@@ -705,7 +753,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut written = 0;
         let result = loop {
             if writes.is_empty() {
-                break Poll::Ready(Ok(()));
+                // TLS holds records the socket did not take yet; for plain
+                // TCP this is a no-op.
+                break Pin::new(&mut *stream).poll_flush(cx);
             }
             let mut slices = empty_slices();
             let n = writes.io_slices(&mut slices);
@@ -757,7 +807,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<bool>> {
         let mut read = ReadBuf::new(buf);
-        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+            Ok(()) => {}
+            // A TLS client that drops TCP without close_notify: the same as
+            // a plain one closing; the WebSocket close tells a clean end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(false)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
         let n = read.filled().len();
         if n == 0 {
             return Poll::Ready(Ok(false));
