@@ -9,4 +9,5 @@ mod close;
 mod handshake;
 mod protocol;
 mod socket_options;
+mod tls;
 mod traffic;
