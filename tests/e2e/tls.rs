@@ -473,3 +473,18 @@ async fn tls_settings_are_listed_and_checked() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("keytool"), "{err}");
 }
+
+#[tokio::test]
+async fn clients_over_max_connections_are_closed_without_a_handshake() {
+    let s = Setup::new();
+    let mut args = s.pem_file_args();
+    args.extend(sets(&["MaxConnections=1"]));
+    let server = start(&args).await;
+    let mut first = wss_connect(server.addr, "localhost", s.pki.client_config().build())
+        .await
+        .unwrap();
+    let refused = wss_connect(server.addr, "localhost", s.pki.client_config().build()).await;
+    let e = refused.expect_err("a second connection over MaxConnections=1");
+    assert!(e.starts_with("TLS handshake"), "{e}");
+    assert_echo(&mut first, "the first one stays").await;
+}

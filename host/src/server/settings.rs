@@ -460,6 +460,7 @@ mod tests {
         s.set("usessl", "true").unwrap();
         s.set("SSLCertStoreType", "cstPFXFile").unwrap();
         s.set("SSLEnabledProtocols", "12288").unwrap();
+        s.set("SSLCertStoreType[Chat.Example]", "6").unwrap();
         s.set("SSLCertStore[Chat.Example]", "/etc/chat.pem")
             .unwrap();
         assert!(s.tls.use_ssl);
