@@ -34,6 +34,8 @@ const REPEATS: usize = 3;
 /// Concurrent clients opening connections, and connections each opens.
 const OPENERS: usize = 8;
 const OPENS_PER_OPENER: usize = 100;
+/// Idle connections held open to measure the server's memory per connection.
+const IDLE_CONNECTIONS: usize = 1000;
 /// Bound on any one run.
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -63,6 +65,19 @@ impl Server {
             .and_then(|(_, addr)| addr.parse().ok())
             .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
         Self { child, addr }
+    }
+}
+
+impl Server {
+    /// Resident memory of the server process in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 }
 
@@ -247,6 +262,32 @@ async fn opens_per_second(addr: SocketAddr, mode: &Mode) -> f64 {
     (OPENERS * OPENS_PER_OPENER) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The resident memory per open, idle connection (after a message each, so
+/// read paths have run) of a fresh server, in KiB.
+async fn idle_kib_per_connection(args: &[String], mode: &Mode) -> f64 {
+    let server = Server::start(args);
+    async fn hold<S>(mut ws: WebSocketStream<S>) -> WebSocketStream<S>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        ws.send(Message::text("hi")).await.expect("send");
+        ws.next().await.expect("open").expect("echo");
+        ws
+    }
+    let before = server.rss_kib();
+    let (mut plain, mut tls) = (Vec::new(), Vec::new());
+    for _ in 0..IDLE_CONNECTIONS {
+        match mode {
+            Mode::Plain => plain.push(hold(open_plain(server.addr).await).await),
+            Mode::Tls(config) => tls.push(hold(open_tls(server.addr, config.clone()).await).await),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = server.rss_kib();
+    drop((plain, tls));
+    after.saturating_sub(before) as f64 / IDLE_CONNECTIONS as f64
+}
+
 fn median(mut figures: Vec<f64>) -> f64 {
     figures.sort_by(f64::total_cmp);
     figures[figures.len() / 2]
@@ -310,6 +351,14 @@ fn main() {
                 println!(
                     "open {name:<12} {opens:>8.0} connections/s (TCP, TLS if any, upgrade; \
                      {OPENERS} clients at once, full handshakes)"
+                );
+                drop(server);
+                let idle = tokio::time::timeout(LIMIT, idle_kib_per_connection(args, mode))
+                    .await
+                    .expect("idle connections in time");
+                println!(
+                    "idle {name:<12} {idle:>8.1} KiB of server memory per open connection \
+                     ({IDLE_CONNECTIONS} connections)"
                 );
             }
         })

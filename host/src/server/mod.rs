@@ -245,18 +245,7 @@ impl WsServer {
             return Err(Error::AlreadyListening);
         }
         let settings = self.shared.settings();
-        let tls = if settings.tls.use_ssl {
-            let mut tls_settings = settings.tls.clone();
-            tls_settings.client_auth_policy = if self.shared.handler.may_accept_unverified_clients()
-            {
-                ClientAuthPolicy::Defer
-            } else {
-                ClientAuthPolicy::Enforce
-            };
-            Some(Arc::new(build_server_config(&tls_settings)?))
-        } else {
-            None
-        };
+        let tls = self.tls_config(&settings)?;
         let addr = listener::listen_address(&settings).await.map_err(|e| {
             Error::io(
                 format!("cannot resolve LocalHost {:?}", settings.local_host),
@@ -294,6 +283,22 @@ impl WsServer {
             format_args!("listening on {addr}{with_tls}"),
         );
         Ok(())
+    }
+
+    /// The rustls configuration UseSSL asks for; None without it.
+    fn tls_config(&self, settings: &Settings) -> Result<Option<Arc<TlsServerConfig>>> {
+        if !settings.tls.use_ssl {
+            return Ok(None);
+        }
+        let mut tls = settings.tls.clone();
+        // Whether unverified clients may finish the handshake is the
+        // handler's to say: it alone can accept them afterwards.
+        tls.client_auth_policy = if self.shared.handler.may_accept_unverified_clients() {
+            ClientAuthPolicy::Defer
+        } else {
+            ClientAuthPolicy::Enforce
+        };
+        Ok(Some(Arc::new(build_server_config(&tls)?)))
     }
 
     /// StopListening: closes the listening socket; connections stay open.

@@ -131,6 +131,7 @@ pub(crate) async fn serve(
         )),
     }));
     server.table.insert(conn.clone());
+    // Held until this task ends, after the Disconnected event.
     let _registration = Registration {
         server: &server,
         conn: &conn,
