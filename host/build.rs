@@ -17,7 +17,13 @@ fn main() {
     let target_dir = out_dir.join("plugins-target");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(root.join("plugins/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
@@ -31,11 +37,12 @@ fn main() {
         .expect("run cargo to build the plugins");
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-            "\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`.\n"
-        } else {
-            ""
-        };
+        let hint =
+            if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
+                "\nThe wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`.\n"
+            } else {
+                ""
+            };
         panic!("building the plugins for wasm32-wasip2 failed:{hint}\n{stderr}");
     }
     println!(

@@ -8,8 +8,9 @@ use clap::Parser;
 ///
 /// Settings use the WSServer key names, from a TOML file (`[settings]`
 /// table) and/or `--set`; later sources win: file, then --listen, then
-/// --set. Once accepting, prints `listening on ws://HOST:PORT` to stdout
-/// (`wss://` with UseSSL).
+/// --set. Plugins come from --plugin and `[[plugin]]` tables; with none,
+/// the built-in echo plugin serves every path. Once accepting, prints
+/// `listening on ws://HOST:PORT` to stdout (`wss://` with UseSSL).
 #[derive(Debug, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {
@@ -25,10 +26,20 @@ pub struct Cli {
     #[arg(long = "set", value_name = "Key=Value")]
     pub set: Vec<String>,
 
-    /// Serve the built-in native echo handler (the only handler until the
-    /// plugin runtime lands).
-    #[arg(long)]
+    /// A plugin serving a path prefix (default /), optionally on one host
+    /// (`example.com/chat=chat.wasm`); repeatable. FILE may be
+    /// builtin:echo, builtin:chat or builtin:auth. Without any, the built-in
+    /// echo plugin serves every path.
+    #[arg(long = "plugin", value_name = "[ROUTE=]FILE.wasm")]
+    pub plugins: Vec<String>,
+
+    /// Serve the native (Rust) echo handler instead of plugins.
+    #[arg(long, conflicts_with = "plugins")]
     pub native_echo: bool,
+
+    /// Where compiled plugins are cached [default: ~/.cache/wsserver/components].
+    #[arg(long, value_name = "DIR")]
+    pub plugin_cache: Option<std::path::PathBuf>,
 
     /// List the settings --set and the TOML file accept, then exit.
     #[arg(long)]

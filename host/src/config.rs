@@ -7,11 +7,21 @@
 //! MaxConnections = 5000
 //! BufferMessage = true
 //! AllowedClients = "127.0.0.*"
+//!
+//! [[plugin]]            # repeatable; with none, the built-in echo serves /
+//! file = "chat.wasm"    # relative to this file; or builtin:echo|chat|auth
+//! routes = ["/chat", "example.com/api"]   # path prefixes, optional host
+//! memory_limit = 67108864                 # bytes
+//! deadline_ms = 200                       # CPU time per call
+//! [plugin.config]       # values the plugin reads with config-get
+//! "auth.token" = "secret"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 use toml::{Table, Value};
 
 /// What the file asks for, in file order.
@@ -19,12 +29,38 @@ use toml::{Table, Value};
 pub struct FileConfig {
     pub listen: Option<String>,
     pub settings: Vec<(String, String)>,
+    pub plugins: Vec<PluginEntry>,
+}
+
+/// One `[[plugin]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// A .wasm component, or `builtin:NAME`.
+    pub file: String,
+    pub name: Option<String>,
+    pub route: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    pub memory_limit: Option<usize>,
+    pub deadline_ms: Option<u64>,
+    pub max_queued_bytes: Option<usize>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
 }
 
 pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse(&text).with_context(|| format!("in {}", path.display()))
+    let mut config = parse(&text).with_context(|| format!("in {}", path.display()))?;
+    // Plugin files are relative to the configuration file.
+    let base = path.parent().unwrap_or(Path::new("."));
+    for plugin in &mut config.plugins {
+        if !plugin.file.starts_with("builtin:") && Path::new(&plugin.file).is_relative() {
+            plugin.file = base.join(&plugin.file).to_string_lossy().into_owned();
+        }
+    }
+    Ok(config)
 }
 
 pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
@@ -48,7 +84,13 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                 }
             }
             ("settings", other) => bail!("settings must be a table, not {other}"),
-            (other, _) => bail!("unknown key \"{other}\" (expected listen or [settings])"),
+            ("plugin", value) => {
+                out.plugins = Vec::<PluginEntry>::deserialize(value)
+                    .map_err(|e| anyhow::anyhow!("[[plugin]]: {}", e.message()))?;
+            }
+            (other, _) => {
+                bail!("unknown key \"{other}\" (expected listen, [settings] or [[plugin]])")
+            }
         }
     }
     Ok(out)
@@ -70,6 +112,21 @@ mod tests {
                 ("MaxConnections".into(), "5".into()),
             ]
         );
+    }
+
+    #[test]
+    fn reads_plugin_tables() {
+        let c = parse("[[plugin]]\nfile = \"a.wasm\"\nroutes = [\"/a\"]\ndeadline_ms = 50\n[plugin.config]\nk = \"v\"\n[[plugin]]\nfile = \"builtin:chat\"\nroute = \"/chat\"\n").unwrap();
+        assert_eq!(c.plugins.len(), 2);
+        assert_eq!(c.plugins[0].routes, ["/a"]);
+        assert_eq!(c.plugins[0].deadline_ms, Some(50));
+        assert_eq!(c.plugins[0].config["k"], "v");
+        assert_eq!(c.plugins[1].route.as_deref(), Some("/chat"));
+        let e = format!(
+            "{:#}",
+            parse("[[plugin]]\nfile = \"a\"\nmemroy_limit = 1\n").unwrap_err()
+        );
+        assert!(e.contains("memroy_limit"), "{e}");
     }
 
     #[test]

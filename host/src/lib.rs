@@ -23,6 +23,7 @@
 //! ```
 
 pub mod net;
+pub mod plugin;
 pub mod protocol;
 pub mod server;
 

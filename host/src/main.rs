@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod plugin_args;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,9 +14,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::net::tls::CertificateInfo;
+use wsserver::plugin::{PluginEngine, PluginRouter};
 use wsserver::server::echo::EchoHandler;
 use wsserver::server::settings::all_keys;
-use wsserver::{Settings, WsServer};
+use wsserver::{Handler, Settings, WsServer};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
@@ -34,8 +36,15 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let settings = match build_settings(&cli) {
+    let (settings, plugins) = match build_settings(&cli) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsserver: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let handler = match build_handler(&cli, plugins) {
+        Ok(h) => h,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
@@ -50,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings)) {
+    match runtime.block_on(serve(settings, handler)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -59,8 +68,40 @@ fn main() -> ExitCode {
     }
 }
 
-/// Defaults, then the file, then --listen, then --set.
-fn build_settings(cli: &Cli) -> anyhow::Result<Settings> {
+/// The native echo, or the plugins (the built-in echo when none is given).
+fn build_handler(
+    cli: &Cli,
+    mut plugins: Vec<config::PluginEntry>,
+) -> anyhow::Result<Arc<dyn Handler>> {
+    if cli.native_echo {
+        return Ok(Arc::new(EchoHandler::new()));
+    }
+    for flag in &cli.plugins {
+        plugins.push(plugin_args::from_flag(flag)?);
+    }
+    if plugins.is_empty() {
+        plugins.push(plugin_args::default_echo());
+    }
+    let specs = plugins
+        .into_iter()
+        .map(plugin_args::to_spec)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache = cli
+        .plugin_cache
+        .clone()
+        .or_else(PluginEngine::default_cache_dir);
+    let engine = PluginEngine::new(cache)?;
+    let router = PluginRouter::start(&engine, specs)?;
+    for (route, plugin) in router.describe() {
+        tracing::info!("plugin {plugin} serves {route}");
+    }
+    Ok(Arc::new(router))
+}
+
+/// Defaults, then the file, then --listen, then --set; and the file's
+/// plugins.
+fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntry>)> {
+    let mut plugins = Vec::new();
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -69,6 +110,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Settings> {
         if let Some(listen) = &file.listen {
             apply_listen(&mut settings, listen)?;
         }
+        plugins = file.plugins.clone();
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
@@ -86,7 +128,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Settings> {
             .set(key.trim(), value)
             .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
     }
-    Ok(settings)
+    Ok((settings, plugins))
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
@@ -99,13 +141,13 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, handler: Arc<dyn Handler>) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
     // read is never fatal.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let scheme = if settings.tls.use_ssl { "wss" } else { "ws" };
-    let server = WsServer::with_settings(Arc::new(EchoHandler::new()), settings);
+    let server = WsServer::with_settings(handler, settings);
     server.start_listening().await?;
     let addr = server
         .local_addr()

@@ -152,3 +152,24 @@ async fn interrupt_before_the_first_frame_still_sends_a_valid_message() {
     let after = c.read_frame().await.unwrap();
     assert_eq!((after.opcode, after.payload.as_slice()), (1, &b"after"[..]));
 }
+
+#[tokio::test]
+async fn a_positive_timeout_bounds_how_long_send_file_waits_for_a_stalled_client() {
+    let mut t = server()
+        .config("MaxFrameSize=65536")
+        .config("OutBufferSize=65536")
+        .config("MaxSendQueue=131072")
+        .config("DefaultTimeout=1")
+        .start()
+        .await;
+    // The client never reads: the queue stays full.
+    let (_c, id) = t.raw_client().await;
+    let (file, _) = file_of(32 * 1024 * 1024);
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(WAIT, t.server.send_file(id, file.path()))
+        .await
+        .expect("SendFile gives up within the wait")
+        .unwrap_err();
+    assert_eq!(err.code(), 10060, "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+}

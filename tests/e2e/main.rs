@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod close;
 mod handshake;
+mod plugins;
 mod protocol;
 mod socket_options;
 mod tls;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -134,6 +135,19 @@ impl ConnState {
         }
     }
 
+    /// Whether ReadyToSend is owed now: a send was refused and the queue
+    /// has emptied (no transfer holds it). Clears the debt.
+    pub fn take_ready_to_send(&mut self) -> bool {
+        let ready = self.wants_ready_to_send
+            && self.out.queued() == 0
+            && self.transfer.is_none()
+            && !self.closing;
+        if ready {
+            self.wants_ready_to_send = false;
+        }
+        ready
+    }
+
     /// Wakes the connection's task unless it is already running.
     pub fn wake_task(&self) {
         if !self.task_active
@@ -198,6 +212,11 @@ impl Connection {
     /// The state attached with [`attach`](Self::attach), if it is a `T`.
     pub fn attachment<T: Any + Send + Sync>(&self) -> Option<&T> {
         self.0.attachment.get()?.downcast_ref()
+    }
+
+    /// MaxSendQueue as it was when the connection opened.
+    pub fn send_queue_limit(&self) -> usize {
+        self.0.limits.max_send_queue
     }
 
     /// The server this connection belongs to.
@@ -390,63 +409,82 @@ impl Connection {
             }
             st.transfer = Some(FileTransfer::default());
         }
-        let result = self.stream_file(&mut file, path).await;
-        let mut st = self.lock();
-        st.transfer = None;
-        if st.wants_ready_to_send && st.out.queued() == 0 {
-            // Senders refused during the transfer get their ReadyToSend.
-            st.wake_task();
-        }
-        result
+        self.stream_file(&mut file, path).await
     }
 
+    /// Streams the file; every way out leaves the message complete on the
+    /// wire and the transfer cleared.
     async fn stream_file(&self, file: &mut tokio::fs::File, path: &Path) -> Result<u64> {
         let frame_size = self.0.limits.max_frame_size;
         let mut buf = vec![0u8; frame_size.min(1 << 20)];
         let mut sent = 0u64;
         let mut opcode = OpCode::Binary;
         loop {
-            let n = read_full(file, &mut buf)
-                .await
-                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            let n = match read_full(file, &mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let error = Error::io(format!("cannot read {}", path.display()), e);
+                    return self.end_transfer(opcode, Err(error));
+                }
+            };
             let last = n < buf.len();
-            let room = {
+            let (room, timeout) = {
                 let mut st = self.lock();
-                let transfer = st.transfer.as_mut().map(|t| t.interrupted);
-                if transfer != Some(false) {
-                    if !st.closing {
-                        // End the message early; before its first frame
-                        // that is an empty message of its own.
-                        st.out.push_frame(true, opcode, &[]);
-                        st.wake_task();
-                    }
-                    return Err(Error::Interrupted(self.id()));
+                if st.transfer.as_ref().is_none_or(|t| t.interrupted) {
+                    drop(st);
+                    return self.end_transfer(opcode, Err(Error::Interrupted(self.id())));
                 }
                 st.out.push_frame(last, opcode, &buf[..n]);
-                st.wake_task();
                 if last {
+                    st.transfer = None;
+                    st.wake_task();
                     return Ok(sent + n as u64);
                 }
-                if st.out.queued() > self.0.limits.max_send_queue / 2 {
+                st.wake_task();
+                let room = (st.out.queued() > self.0.limits.max_send_queue / 2).then(|| {
                     let (tx, rx) = oneshot::channel();
                     if let Some(t) = st.transfer.as_mut() {
                         t.room = Some(tx);
                     }
-                    Some(rx)
-                } else {
-                    None
-                }
+                    rx
+                });
+                (room, st.timeout)
             };
             sent += n as u64;
             opcode = OpCode::Continuation;
-            if let Some(rx) = room {
-                // The writer signals when the queue drains; a dropped
-                // sender means the connection is gone.
-                if rx.await.is_err() {
-                    return Err(Error::Closing(self.id()));
+            let Some(rx) = room else { continue };
+            // The writer signals when the queue drains (or Interrupt does);
+            // a dropped sender means the connection is gone. A positive
+            // Timeout bounds the wait, as the seed's blocking sends do.
+            let waited = if timeout > 0 {
+                tokio::time::timeout(Duration::from_secs(timeout.into()), rx).await
+            } else {
+                Ok(rx.await)
+            };
+            match waited {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return self.end_transfer(opcode, Err(Error::Closing(self.id()))),
+                Err(_) => {
+                    let error = Error::io(
+                        format!("the client read nothing for {timeout} s (Timeout)"),
+                        std::io::ErrorKind::TimedOut.into(),
+                    );
+                    return self.end_transfer(opcode, Err(error));
                 }
             }
         }
+    }
+
+    /// Ends a transfer early: a final empty frame closes its message
+    /// (before the first frame that is an empty binary message of its own).
+    fn end_transfer(&self, opcode: OpCode, result: Result<u64>) -> Result<u64> {
+        let mut st = self.lock();
+        if !st.closing {
+            st.out.push_frame(true, opcode, &[]);
+        }
+        st.transfer = None;
+        st.wake_task();
+        result
     }
 
     /// Stops a SendFile in progress, ending its message early.

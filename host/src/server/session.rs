@@ -131,8 +131,7 @@ pub(crate) async fn serve(
         )),
     }));
     server.table.insert(conn.clone());
-    // Held until this task ends, after the Disconnected event.
-    let _registration = Registration {
+    let registration = Registration {
         server: &server,
         conn: &conn,
     };
@@ -141,22 +140,23 @@ pub(crate) async fn serve(
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
     match tls {
-        None => run(stream, &conn, &settings, deadline).await,
+        None => run(stream, &conn, &settings, deadline, registration).await,
         Some(config) => {
             if let Some(stream) = tls::handshake(&config, stream, &conn, deadline).await {
-                run(stream, &conn, &settings, deadline).await;
+                run(stream, &conn, &settings, deadline, registration).await;
             }
         }
     }
 }
 
 /// The WebSocket part of a connection: the opening handshake, the session
-/// loop and the Disconnected event.
+/// loop and the Disconnected event, after which `registration` is released.
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     conn: &Connection,
     settings: &Settings,
     deadline: tokio::time::Instant,
+    registration: Registration<'_>,
 ) {
     let server = &conn.0.server;
     let remote = conn.remote_addr();
@@ -188,9 +188,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut session = Session::new(stream, conn.clone(), settings, leftover);
     poll_fn(|cx| session.poll_run(cx)).await;
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
-    // Best effort: a client that stopped reading cannot hold us here.
-    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
-    drop(session);
     {
         let mut st = conn.lock();
         st.closing = true;
@@ -207,6 +204,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         format_args!("disconnected {remote}: {code} {description}"),
     );
     server.handler.disconnected(conn, code, &description);
+    // The slot is free before the client sees the connection end, so a
+    // client that reconnects at once finds room.
+    drop(registration);
+    // Best effort: a client that stopped reading cannot hold us here.
+    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
 }
 
 /// Removes the connection from the table and releases its admission
@@ -665,9 +667,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, cx: &mut Context<'_>) -> Step {
-        let (queued, close_request) = {
+        let (queued, close_request, ready) = {
             let mut st = self.conn.lock();
             st.task_active = true;
+            // Owed when a refused sender's queue emptied without a write
+            // of ours (e.g. a SendFile that ended as its last frame left).
+            let ready = st.take_ready_to_send();
             let close_request = st
                 .close_request
                 .take()
@@ -678,8 +683,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             st.out.move_to(&mut self.writes);
             self.dispatch.line_mode = st.line_mode;
             self.dispatch.max_line_length = st.max_line_length;
-            (st.out.queued(), close_request)
+            (st.out.queued(), close_request, ready)
         };
+        if ready {
+            self.dispatch.handler.ready_to_send(&self.conn);
+        }
         if let Some((code, reason)) = close_request {
             self.start_closing(code, reason, self.wait_for_close_response);
         }
@@ -782,12 +790,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 {
                     let _ = room.send(());
                 }
-                let ready =
-                    st.wants_ready_to_send && queued == 0 && st.transfer.is_none() && !st.closing;
-                if ready {
-                    st.wants_ready_to_send = false;
-                }
-                ready
+                st.take_ready_to_send()
             };
             if ready {
                 self.dispatch.handler.ready_to_send(&self.conn);

@@ -1,0 +1,146 @@
+//! The wasmtime engine shared by every plugin: configuration, the epoch
+//! ticker behind CPU deadlines, and compiling components with a cache of
+//! precompiled artifacts.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances: the granularity of CPU deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The engine and its ticker; dropping the last handle stops the ticker.
+#[derive(Clone)]
+pub struct PluginEngine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A component that failed to load, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+impl PluginEngine {
+    /// An engine caching precompiled components in `cache_dir` (created if
+    /// missing); `None` compiles every time.
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // Deadlines: a call is interrupted once the epoch passes its limit.
+        config.epoch_interruption(true);
+        let engine =
+            Engine::new(&config).map_err(|e| LoadError(format!("wasmtime engine: {e}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| LoadError(format!("cannot start the epoch ticker: {e}")))?;
+        let cache_dir = cache_dir.filter(|dir| std::fs::create_dir_all(dir).is_ok());
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                engine,
+                cache_dir,
+                stop,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The default cache: `$XDG_CACHE_HOME/wsserver/components` or
+    /// `~/.cache/wsserver/components`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+        Some(base.join("wsserver/components"))
+    }
+
+    /// Compiles a component, or loads its precompiled artifact from the
+    /// cache. Artifacts are keyed by the component's SHA-256 and the
+    /// engine's compatibility hash, so a changed component or wasmtime
+    /// never loads a stale artifact.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Component, LoadError> {
+        let engine = &self.inner.engine;
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            LoadError(format!("plugin {name}: {what}: {e}"))
+        };
+        let Some(dir) = &self.inner.cache_dir else {
+            return Component::new(engine, wasm).map_err(|e| fail("invalid component", &e));
+        };
+        let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
+        if path.exists()
+            && let Ok(component) = load_artifact(engine, &path)
+        {
+            return Ok(component);
+        }
+        let artifact = engine
+            .precompile_component(wasm)
+            .map_err(|e| fail("invalid component", &e))?;
+        // Write then rename, so a concurrent reader never sees half a file.
+        let partial = path.with_extension(format!("{}.tmp", std::process::id()));
+        if std::fs::write(&partial, &artifact).is_ok() {
+            let _ = std::fs::rename(&partial, &path);
+        }
+        load_artifact_bytes(engine, &artifact)
+            .map_err(|e| fail("cannot load its compiled form", &e))
+    }
+
+    fn cache_key(&self, wasm: &[u8]) -> String {
+        let mut hasher = DefaultHasher::new();
+        self.inner
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        let digest = Sha256::digest(wasm);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{hex}-{:016x}", hasher.finish())
+    }
+}
+
+// Deserializing runs native code compiled earlier, which is why wasmtime
+// marks it unsafe. Both functions only ever receive artifacts this process
+// produced with `precompile_component` (in memory, or written by the same
+// code into the operator's cache directory and keyed by the engine's
+// compatibility hash).
+#[allow(unsafe_code)]
+fn load_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: see above: the file is one of our own precompiled artifacts.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[allow(unsafe_code)]
+fn load_artifact_bytes(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: `artifact` was produced by `precompile_component` just now.
+    unsafe { Component::deserialize(engine, artifact) }
+}

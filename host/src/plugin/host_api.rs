@@ -1,0 +1,81 @@
+//! The `host` interface plugins import: each function acts at once through
+//! the plugin's [`ActorState`], exactly as the command of the same name.
+
+use wsserver_plugin_bindings::wsserver::plugin::{host, types as wit};
+
+use super::actor_state::HostResult;
+use super::instance::InstanceState;
+use crate::server::ConnectionId;
+
+impl wit::Host for InstanceState {}
+
+impl host::Host for InstanceState {
+    fn send(
+        &mut self,
+        connection: ConnectionId,
+        format: wit::MessageFormat,
+        data: Vec<u8>,
+    ) -> HostResult {
+        self.actor.send(connection, format, &data)
+    }
+
+    fn ping(&mut self, connection: ConnectionId, payload: Vec<u8>) -> HostResult {
+        self.actor.ping(connection, &payload)
+    }
+
+    fn disconnect(&mut self, connection: ConnectionId, code: u16, reason: String) -> HostResult {
+        self.actor.disconnect(connection, code, &reason)
+    }
+
+    fn set_line_mode(&mut self, connection: ConnectionId, enabled: bool) -> HostResult {
+        self.actor.set_line_mode(connection, enabled)
+    }
+
+    fn pause_data(&mut self, connection: ConnectionId) -> HostResult {
+        self.actor.pause_data(connection)
+    }
+
+    fn resume_data(&mut self, connection: ConnectionId) -> HostResult {
+        self.actor.resume_data(connection)
+    }
+
+    fn connection_info(&mut self, connection: ConnectionId) -> HostResult<wit::WsConnection> {
+        self.actor.connection_info(connection)
+    }
+
+    fn connections(&mut self) -> Vec<ConnectionId> {
+        self.actor.connection_ids()
+    }
+
+    fn subscribe(&mut self, connection: ConnectionId, topic: String) -> HostResult {
+        self.actor.subscribe(connection, &topic)
+    }
+
+    fn unsubscribe(&mut self, connection: ConnectionId, topic: String) -> HostResult {
+        self.actor.unsubscribe(connection, &topic)
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        format: wit::MessageFormat,
+        data: Vec<u8>,
+        exclude: Option<ConnectionId>,
+    ) -> HostResult {
+        self.actor.publish(&topic, format, data, exclude)
+    }
+
+    fn config_get(&mut self, key: String) -> Option<String> {
+        self.actor.shared.config.get(&key).cloned()
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) {
+        let plugin = self.actor.shared.name.as_str();
+        match level {
+            wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
+            wit::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            wit::LogLevel::Verbose => tracing::debug!(plugin, "{message}"),
+            wit::LogLevel::Debug => tracing::trace!(plugin, "{message}"),
+        }
+    }
+}

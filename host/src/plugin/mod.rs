@@ -1,0 +1,31 @@
+//! The WebAssembly plugin runtime: components compiled once by a shared
+//! wasmtime engine, one actor thread per plugin instance receiving its
+//! connections' events in batches, the `host` functions plugins call, and
+//! the route table. The server core knows nothing of it: the runtime is one
+//! implementation of the server's `Handler`.
+
+mod actor_state;
+mod convert;
+pub mod engine;
+mod host_api;
+mod instance;
+mod router;
+pub mod spec;
+mod topics;
+
+pub use engine::{LoadError, PluginEngine};
+pub use router::PluginRouter;
+pub use spec::{PluginLimits, PluginSpec, Route};
+
+/// Where the build placed the plugins of `plugins/` (echo, chat, auth and
+/// the hostile test plugins), as `<name>.wasm`.
+pub fn builtin_dir() -> &'static std::path::Path {
+    std::path::Path::new(env!("WSSERVER_PLUGIN_DIR"))
+}
+
+/// The echo plugin, built into the binary: served when no plugin is given.
+pub const ECHO: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/echo.wasm"));
+/// The chat plugin (rooms by request path), built in as an example.
+pub const CHAT: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/chat.wasm"));
+/// The auth plugin (bearer token, subprotocol choice), built in as an example.
+pub const AUTH: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/auth.wasm"));

@@ -1,0 +1,171 @@
+//! The plugin runtime as a server [`Handler`]: routes each open request to
+//! the plugin whose route matches, then forwards that connection's events to
+//! the plugin's actor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wsserver_plugin_bindings::wsserver::plugin::types as wit;
+
+use super::actor_state::PluginShared;
+use super::convert;
+use super::engine::{LoadError, PluginEngine};
+use super::instance::{self, PendingOpen, PluginHandle};
+use super::spec::{PluginSpec, Route};
+use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
+
+/// Serves connections with WebAssembly plugins.
+pub struct PluginRouter {
+    routes: Vec<(Route, Arc<PluginHandle>)>,
+}
+
+/// What a connection carries: the plugin serving it.
+struct Binding {
+    plugin: Arc<PluginHandle>,
+    /// The server's ReadyToSend right after Connected is not forwarded: the
+    /// contract fires ready-to-send only after a would-block.
+    saw_first_ready: AtomicBool,
+}
+
+impl PluginRouter {
+    /// Compiles (or loads from the cache), links and instantiates every
+    /// plugin; any failure is reported with the plugin's name and nothing
+    /// starts.
+    pub fn start(engine: &PluginEngine, specs: Vec<PluginSpec>) -> Result<Self, LoadError> {
+        let mut routes = Vec::new();
+        for spec in specs {
+            let component = engine.load(&spec.name, &spec.wasm)?;
+            let shared = Arc::new(PluginShared {
+                name: spec.name,
+                max_queued_bytes: spec.limits.max_queued_bytes,
+                config: spec.config,
+                topics: Default::default(),
+            });
+            let handle = instance::start(engine, &component, shared, spec.limits)?;
+            for route in spec.routes {
+                routes.push((route, handle.clone()));
+            }
+        }
+        Ok(Self { routes })
+    }
+
+    /// The plugin serving `path` on `host`: host routes before host-less
+    /// ones, then the longest path prefix.
+    fn route(&self, path: &str, host: &str) -> Option<&Arc<PluginHandle>> {
+        self.routes
+            .iter()
+            .filter_map(|(route, handle)| route.matches(path, host).map(|rank| (rank, handle)))
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, handle)| handle)
+    }
+
+    /// The routes and the plugin serving each, for logs and diagnostics.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        self.routes
+            .iter()
+            .map(|(route, handle)| (route.to_string(), handle.shared.name.clone()))
+            .collect()
+    }
+
+    fn plugin_of(conn: &Connection) -> Option<&Binding> {
+        conn.attachment::<Binding>()
+    }
+}
+
+impl Drop for PluginRouter {
+    fn drop(&mut self) {
+        for (_, handle) in &self.routes {
+            handle.close();
+        }
+    }
+}
+
+impl Handler for PluginRouter {
+    fn open_request(
+        &self,
+        conn: &Connection,
+        request: Arc<OpenRequest>,
+    ) -> BoxFuture<OpenResponse> {
+        let Some(plugin) = self.route(request.path(), &request.host) else {
+            return Box::pin(std::future::ready(OpenResponse::reject(404)));
+        };
+        conn.attach(Arc::new(Binding {
+            plugin: plugin.clone(),
+            saw_first_ready: AtomicBool::new(false),
+        }));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        plugin.push_open(PendingOpen {
+            request: convert::open_request(&request),
+            offered: request.subprotocols.clone(),
+            conn: conn.clone(),
+            reply,
+        });
+        // A plugin that stops (its runtime shut down) answers nothing.
+        Box::pin(async move { answer.await.unwrap_or_else(|_| OpenResponse::reject(503)) })
+    }
+
+    fn connected(&self, conn: &Connection) {
+        if let Some(b) = Self::plugin_of(conn) {
+            b.plugin.push(wit::Event::Connected(conn.id()), 0, conn);
+        }
+    }
+
+    fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
+        if let Some(b) = Self::plugin_of(conn) {
+            let event = wit::Event::DataIn(wit::DataIn {
+                connection: conn.id(),
+                format: convert::data_format(data.format),
+                data: data.data.to_vec(),
+                eom: data.eom,
+                eol: data.eol,
+            });
+            b.plugin.push(event, data.data.len(), conn);
+        }
+    }
+
+    fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
+        if let Some(b) = Self::plugin_of(conn) {
+            let event = wit::Event::Ping(wit::PingIn {
+                connection: conn.id(),
+                payload: payload.to_vec(),
+                response,
+            });
+            b.plugin.push(event, payload.len(), conn);
+        }
+    }
+
+    fn ready_to_send(&self, conn: &Connection) {
+        if let Some(b) = Self::plugin_of(conn)
+            && b.saw_first_ready.swap(true, Ordering::Relaxed)
+        {
+            b.plugin.push(wit::Event::ReadyToSend(conn.id()), 0, conn);
+        }
+    }
+
+    fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
+        if let Some(b) = Self::plugin_of(conn)
+            && conn.request().is_some()
+        {
+            let event = wit::Event::Disconnected(wit::DisconnectInfo {
+                connection: conn.id(),
+                code: status_code,
+                description: description.to_owned(),
+            });
+            b.plugin.push(event, 0, conn);
+        }
+    }
+
+    fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
+        match conn.and_then(|c| Self::plugin_of(c).map(|b| (c, b))) {
+            Some((conn, b)) => {
+                let event = wit::Event::Error(wit::ErrorInfo {
+                    connection: conn.id(),
+                    code,
+                    description: description.to_owned(),
+                });
+                b.plugin.push(event, 0, conn);
+            }
+            None => tracing::warn!(code, "{description}"),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Test plugin for the end-to-end tests: a client drives every host
+//! function with text commands and learns of every event as a text message.
+//!
+//! Commands (one text message each; the reply goes to the sender):
+//! - `echo TEXT`: batched send of TEXT back
+//! - `ping PAYLOAD` / `direct-ping PAYLOAD`: ping via a command / the import
+//! - `close CODE REASON` / `direct-close CODE REASON`
+//! - `line-mode on|off`: then each line arrives as `line eol=.. eom=.. TEXT`
+//! - `pause`, `resume ID`: pause this connection, resume any of ours
+//! - `info [ID]`: the connection's WSConnection fields
+//! - `connections`: our connection ids
+//! - `config KEY`: a granted configuration value
+//! - `log LEVEL TEXT`: writes to the server log
+//! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
+//!   `publish-others TOPIC TEXT`
+//! - `send-to ID TEXT` / `direct-send-to ID TEXT`: address another id
+//! - `bad-text`: a text send that is not UTF-8
+//!
+//! Events are reported to the connection concerned (`event connected ID`,
+//! `event ping response=.. payload=..`, `event ready-to-send`,
+//! `event error code=..`, to the last commanding connection when the error
+//! names an id that is not ours); `event disconnected ID CODE REASON` goes to topic
+//! `watch`. Open requests are accepted, except `?reject=STATUS`; offered
+//! subprotocol `probe.v1` is chosen.
+
+use wsserver_sdk::{
+    ConnectionId, Context, DataFormat, DataIn, DisconnectInfo, ErrorInfo, HostError, LogLevel,
+    MessageFormat,
+    OpenRequest, OpenResponse, PingIn, Plugin, host,
+};
+
+#[derive(Default)]
+struct Probe {
+    /// The connection that sent the latest command: errors about ids that
+    /// are not ours are reported to it.
+    last: ConnectionId,
+}
+
+fn reply(ctx: &mut Context, conn: ConnectionId, text: impl Into<String>) {
+    ctx.send_text(conn, text);
+}
+
+fn result_text<T>(r: Result<T, HostError>) -> String {
+    match r {
+        Ok(_) => "ok",
+        Err(HostError::WouldBlock) => "err would-block",
+        Err(HostError::InvalidConnection) => "err invalid-connection",
+        Err(HostError::InvalidArgument) => "err invalid-argument",
+    }
+    .to_owned()
+}
+
+impl Probe {
+    fn command(&mut self, ctx: &mut Context, conn: ConnectionId, text: &str) {
+        self.last = conn;
+        let (verb, rest) = text.split_once(' ').unwrap_or((text, ""));
+        let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        match verb {
+            "echo" => reply(ctx, conn, rest),
+            "ping" => ctx.ping(conn, rest.as_bytes().to_vec()),
+            "direct-ping" => reply(ctx, conn, result_text(host::ping(conn, rest.as_bytes()))),
+            "close" => ctx.disconnect(conn, first.parse().unwrap_or(1000), tail),
+            "direct-close" => {
+                let r = host::disconnect(conn, first.parse().unwrap_or(1000), tail);
+                if r.is_err() {
+                    reply(ctx, conn, result_text(r));
+                }
+            }
+            "line-mode" => {
+                ctx.set_line_mode(conn, rest == "on");
+                reply(ctx, conn, format!("line-mode {rest}"));
+            }
+            "pause" => ctx.pause_data(conn),
+            "resume" => ctx.resume_data(first.parse().unwrap_or(conn)),
+            "info" => {
+                let id = first.parse().unwrap_or(conn);
+                let text = match host::connection_info(id) {
+                    Ok(i) => format!(
+                        "info id={} uri={} host={} origin={} remote={}:{} local={} subprotocols={} accept_data={} line_mode={} connected={}",
+                        i.id,
+                        i.request_uri,
+                        i.host,
+                        i.origin.unwrap_or_default(),
+                        i.remote_host,
+                        i.remote_port,
+                        i.local_address,
+                        i.subprotocols.join(","),
+                        i.accept_data,
+                        i.line_mode,
+                        i.connected
+                    ),
+                    Err(e) => result_text::<()>(Err(e)),
+                };
+                reply(ctx, conn, text);
+            }
+            "connections" => {
+                let mut ids = host::connections();
+                ids.sort_unstable();
+                let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+                reply(ctx, conn, format!("connections {}", list.join(",")));
+            }
+            "config" => {
+                let value = host::config_get(rest).unwrap_or_else(|| "(none)".to_owned());
+                reply(ctx, conn, format!("config {value}"));
+            }
+            "log" => {
+                let level = match first {
+                    "error" => LogLevel::Error,
+                    "verbose" => LogLevel::Verbose,
+                    "debug" => LogLevel::Debug,
+                    _ => LogLevel::Info,
+                };
+                host::log(level, tail);
+                reply(ctx, conn, "logged");
+            }
+            "subscribe" => {
+                ctx.subscribe(conn, rest);
+                reply(ctx, conn, format!("subscribed {rest}"));
+            }
+            "unsubscribe" => {
+                ctx.unsubscribe(conn, rest);
+                reply(ctx, conn, format!("unsubscribed {rest}"));
+            }
+            "publish" => ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), None),
+            "publish-others" => {
+                ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), Some(conn))
+            }
+            "send-to" => ctx.send_text(first.parse().unwrap_or(0), tail),
+            "direct-send-to" => {
+                let r = host::send(first.parse().unwrap_or(0), MessageFormat::Text, tail.as_bytes());
+                reply(ctx, conn, result_text(r));
+            }
+            "bad-text" => ctx.send(conn, MessageFormat::Text, vec![0xFF, 0xFE]),
+            other => reply(ctx, conn, format!("unknown command {other:?}")),
+        }
+    }
+}
+
+impl Plugin for Probe {
+    fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
+        if let Some(status) = request
+            .query()
+            .and_then(|q| q.strip_prefix("reject="))
+            .and_then(|s| s.parse().ok())
+        {
+            return OpenResponse::reject(status).with_header("X-Probe", "rejected");
+        }
+        let response = OpenResponse::accept().with_header("X-Probe", "accepted");
+        if request.subprotocols.iter().any(|p| p == "probe.v1") {
+            response.with_subprotocol("probe.v1")
+        } else {
+            response
+        }
+    }
+
+    fn connected(&mut self, ctx: &mut Context, connection: ConnectionId) {
+        reply(ctx, connection, format!("event connected {connection}"));
+    }
+
+    fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
+        let conn = data.connection;
+        let text = String::from_utf8_lossy(&data.data).into_owned();
+        let line_mode = host::connection_info(conn).map(|i| i.line_mode).unwrap_or(false);
+        if line_mode || data.eol {
+            let format = match data.format {
+                DataFormat::Continuation => 0,
+                DataFormat::Text => 1,
+                DataFormat::Binary => 2,
+            };
+            reply(ctx, conn, format!("line eol={} eom={} format={format} {text}", data.eol, data.eom));
+            if text == "line-mode off" {
+                self.command(ctx, conn, &text);
+            }
+            return;
+        }
+        self.command(ctx, conn, &text);
+    }
+
+    fn ping(&mut self, ctx: &mut Context, ping: PingIn) {
+        let payload = String::from_utf8_lossy(&ping.payload).into_owned();
+        reply(ctx, ping.connection, format!("event ping response={} payload={payload}", ping.response));
+    }
+
+    fn ready_to_send(&mut self, ctx: &mut Context, connection: ConnectionId) {
+        reply(ctx, connection, "event ready-to-send");
+    }
+
+    fn error(&mut self, ctx: &mut Context, error: ErrorInfo) {
+        let to = match host::connection_info(error.connection) {
+            Ok(_) => error.connection,
+            Err(_) => self.last,
+        };
+        reply(ctx, to, format!("event error code={}", error.code));
+    }
+
+    fn disconnected(&mut self, ctx: &mut Context, info: DisconnectInfo) {
+        let text = format!("event disconnected {} {} {}", info.connection, info.code, info.description);
+        ctx.publish("watch", MessageFormat::Text, text.into_bytes(), None);
+    }
+}
+
+wsserver_sdk::export_plugin!(Probe);
