@@ -488,3 +488,50 @@ async fn clients_over_max_connections_are_closed_without_a_handshake() {
     assert!(e.starts_with("TLS handshake"), "{e}");
     assert_echo(&mut first, "the first one stays").await;
 }
+
+/// The next text message, past pings and pongs.
+async fn next_text(ws: &mut Wss) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(text))) => return text.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn plugins_see_the_tls_session_and_the_client_certificate() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = Setup::new();
+    let alice = s.pki.client("alice");
+    let probe = wsserver::plugin::builtin_dir().join("probe.wasm");
+    let mut args = s.pem_file_args();
+    args.extend(sets(&[
+        "SSLAuthenticateClients=True",
+        &format!("SSLClientCACerts={}", s.pki.ca_pem()),
+    ]));
+    args.extend(["--plugin".to_owned(), format!("/={}", probe.display())]);
+    let server = start(&args).await;
+    let client = s.pki.client_config().identity(&alice).build();
+    let mut ws = wss_connect(server.addr, "localhost", client).await.unwrap();
+    let hello = next_text(&mut ws).await;
+    assert!(hello.starts_with("event connected "), "{hello}");
+    ws.send(Message::text("info")).await.unwrap();
+    let info = next_text(&mut ws).await;
+    let tls = info
+        .split_once(" tls=")
+        .map(|(_, tls)| tls)
+        .unwrap_or_else(|| panic!("no tls in {info}"));
+    assert!(tls.starts_with("TLS1.3 TLS_"), "{tls}");
+    assert!(
+        tls.ends_with(" sni=localhost client=O=wsserver tests, CN=alice"),
+        "{tls}"
+    );
+}
