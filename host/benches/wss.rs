@@ -1,6 +1,6 @@
 //! Figures, not assertions: echo throughput of `wss://` against plain
 //! `ws://`, and full handshakes per second, measured against the real
-//! `wsserver` binary (its native echo) on 127.0.0.1 with a
+//! `wsserver` binary (`--native-echo`, so no plugin cost) on 127.0.0.1 with a
 //! tokio-tungstenite client over tokio-rustls in this process.
 //!
 //!     cargo bench -p wsserver --bench wss
@@ -48,7 +48,8 @@ struct Server {
 impl Server {
     fn start(args: &[String]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsserver"))
-            .args(["--listen", "127.0.0.1:0", "--set", "MaxConnections=10000"])
+            .args(["--native-echo", "--listen", "127.0.0.1:0"])
+            .args(["--set", "MaxConnections=10000"])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
