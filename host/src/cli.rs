@@ -41,6 +41,10 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub plugin_cache: Option<std::path::PathBuf>,
 
+    /// Threads running connections [default: one per CPU].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
     /// List the settings --set and the TOML file accept, then exit.
     #[arg(long)]
     pub list_settings: bool,

@@ -52,7 +52,12 @@ fn main() -> ExitCode {
     };
     // Each connection is a file descriptor: use all the process may have.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.threads {
+        builder.worker_threads(threads.into());
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsserver: cannot start the runtime: {e}");

@@ -97,9 +97,11 @@ pub(crate) async fn serve(
             ),
         );
         // A TLS client could not read a plain HTTP answer, and a handshake
-        // costs what an overloaded server lacks: it is just closed.
+        // costs what an overloaded server lacks: it is just closed. Boxed,
+        // like the handshakes below: the task's own state stays the size of
+        // an idle connection.
         if tls.is_none() {
-            refuse(&mut stream, 503, &[], &[], "MaxConnections reached").await;
+            Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
         }
         server.table.release();
         return;
@@ -141,11 +143,26 @@ pub(crate) async fn serve(
         tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
     match tls {
         None => run(stream, &conn, &settings, deadline, registration).await,
+        // Boxed: the TLS state lives on the heap, so a plain connection's
+        // task is not sized for it.
         Some(config) => {
-            if let Some(stream) = tls::handshake(&config, stream, &conn, deadline).await {
-                run(stream, &conn, &settings, deadline, registration).await;
-            }
+            let secure = run_tls(&config, stream, &conn, &settings, deadline, registration);
+            Box::pin(secure).await;
         }
+    }
+}
+
+/// The TLS handshake, then the WebSocket over the TLS stream.
+async fn run_tls(
+    config: &TlsServerConfig,
+    stream: TcpStream,
+    conn: &Connection,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    if let Some(stream) = tls::handshake(config, stream, conn, deadline).await {
+        run(stream, conn, settings, deadline, registration).await;
     }
 }
 
@@ -159,8 +176,10 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     registration: Registration<'_>,
 ) {
     let server = &conn.0.server;
-    let remote = conn.remote_addr();
-    let leftover = match timeout_at(deadline, open(&mut stream, conn, settings)).await {
+    // The handshake's buffers and futures live on the heap only while it
+    // runs, not in every idle connection's task.
+    let opening = Box::pin(timeout_at(deadline, open(&mut stream, conn, settings)));
+    let leftover = match opening.await {
         Ok(Some(leftover)) => leftover,
         Ok(None) => return,
         Err(_) => {
@@ -178,7 +197,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         LogLevel::Info,
         LogType::Info,
         format_args!(
-            "connected {remote} {}",
+            "connected {} {}",
+            conn.remote_addr(),
             conn.request().map_or("", |r| r.request_uri.as_str())
         ),
     );
@@ -201,7 +221,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         Some(conn),
         LogLevel::Info,
         LogType::Info,
-        format_args!("disconnected {remote}: {code} {description}"),
+        format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
     );
     server.handler.disconnected(conn, code, &description);
     // The slot is free before the client sees the connection end, so a
@@ -964,5 +984,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             );
             return Poll::Ready(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::WsServer;
+
+    /// Every idle connection keeps its task's state: keep it small (the
+    /// handshake's buffers are boxed and freed once it is done).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let server = WsServer::new(crate::server::echo::EchoHandler::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, remote) = listener.accept().await.unwrap();
+        let task = serve(server.shared.clone(), stream, remote, None);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "a connection task holds {size} bytes");
     }
 }
