@@ -77,3 +77,21 @@ async fn a_message_over_max_message_size_closes_with_1009_before_its_payload() {
     c.send(&masked(0x82, &[7; 1000])).await;
     assert_eq!(c.read_frame().await.unwrap().payload, vec![7; 1000]);
 }
+
+#[tokio::test]
+async fn replies_to_messages_before_a_violation_leave_before_the_close() {
+    // The default handler is the echo plugin: its reply to the first
+    // message is produced on another thread while the violation arrives.
+    let server = ServerProcess::start(&[]).await;
+    for violation in [
+        masked(0xA1, b"rsv2"),
+        masked(0x83, b""),
+        frame(0x81, b"unmasked", None),
+    ] {
+        let mut c = RawClient::connect(server.addr).await;
+        c.send(&[masked(0x81, b"first"), violation].concat()).await;
+        let echo = c.read_frame().await.expect("the echo");
+        assert_eq!((echo.opcode, echo.payload.as_slice()), (1, &b"first"[..]));
+        assert_eq!(c.expect_close().await, Some(1002));
+    }
+}

@@ -61,6 +61,8 @@ struct Inbox {
     bytes: usize,
     /// Connections paused because the inbox was too full.
     throttled: Vec<Connection>,
+    /// Signalled once everything queued before them has been handled.
+    flushes: Vec<oneshot::Sender<()>>,
     /// The actor sleeps on the condition variable.
     idle: bool,
     closed: bool,
@@ -97,6 +99,16 @@ impl PluginHandle {
     pub fn push_open(&self, open: PendingOpen) {
         let mut inbox = self.inbox();
         inbox.opens.push(open);
+        if inbox.idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Signals `done` once the events queued so far have been handled and
+    /// their commands applied.
+    pub fn push_flush(&self, done: oneshot::Sender<()>) {
+        let mut inbox = self.inbox();
+        inbox.flushes.push(done);
         if inbox.idle {
             self.wake.notify_one();
         }
@@ -217,10 +229,11 @@ impl Actor {
     fn run(mut self) {
         let mut events = Vec::new();
         loop {
-            let (opens, throttled) = {
+            let (opens, throttled, flushes) = {
                 let mut inbox = self.handle.inbox();
                 while inbox.opens.is_empty()
                     && inbox.events.is_empty()
+                    && inbox.flushes.is_empty()
                     && self.store.data().actor.errors.is_empty()
                 {
                     if inbox.closed {
@@ -239,6 +252,7 @@ impl Actor {
                 (
                     std::mem::take(&mut inbox.opens),
                     std::mem::take(&mut inbox.throttled),
+                    std::mem::take(&mut inbox.flushes),
                 )
             };
             for conn in throttled {
@@ -257,6 +271,9 @@ impl Actor {
             if !events.is_empty() {
                 self.deliver(&mut events);
                 events.clear();
+            }
+            for done in flushes {
+                let _ = done.send(());
             }
         }
     }

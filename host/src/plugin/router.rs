@@ -142,6 +142,15 @@ impl Handler for PluginRouter {
         }
     }
 
+    fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
+        let binding = Self::plugin_of(conn)?;
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        binding.plugin.push_flush(done);
+        Some(Box::pin(async move {
+            let _ = flushed.await;
+        }))
+    }
+
     fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
         if let Some(b) = Self::plugin_of(conn)
             && conn.request().is_some()

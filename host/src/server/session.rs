@@ -28,7 +28,7 @@ use super::ServerShared;
 use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
 use super::error::io_error_code;
 use super::handler::{
-    ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType, OpenRequest,
+    BoxFuture, ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType, OpenRequest,
 };
 use super::line_mode::LineSplitter;
 use super::outbound::{WriteList, empty_slices};
@@ -449,6 +449,13 @@ enum Phase {
     Finishing,
 }
 
+/// A connection failed by a protocol error, waiting for the handler.
+struct Failing {
+    code: u16,
+    description: String,
+    flushed: Pin<Box<tokio::time::Timeout<BoxFuture<()>>>>,
+}
+
 /// What one round of the loop achieved.
 enum Step {
     Progress,
@@ -616,6 +623,9 @@ struct Session<S> {
     phase: Phase,
     /// After a protocol error input is read only to see the client go.
     discard_input: bool,
+    /// A protocol error waits for the handler's earlier events before the
+    /// close frame.
+    failing: Option<Failing>,
     write_shut: bool,
     wait_for_close_response: bool,
     close_timeout: Duration,
@@ -655,6 +665,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             held: leftover,
             phase: Phase::Open,
             discard_input: false,
+            failing: None,
             write_shut: false,
             wait_for_close_response: settings.wait_for_close_response,
             close_timeout: Duration::from_secs(settings.close_timeout.into()),
@@ -687,6 +698,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, cx: &mut Context<'_>) -> Step {
+        self.poll_failing(cx);
         let (queued, close_request, ready) = {
             let mut st = self.conn.lock();
             st.task_active = true;
@@ -761,7 +773,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match self.poll_read(cx) {
             Poll::Ready(Ok(true)) => Step::Progress,
             Poll::Ready(Ok(false)) => {
-                if self.phase == Phase::Open {
+                if self.phase == Phase::Open && self.failing.is_none() {
                     self.ending =
                         Some((ABNORMAL, "connection closed without a close frame".into()));
                 }
@@ -901,15 +913,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             LogType::Error,
             format_args!("protocol error: {description}; closing with {code}"),
         );
-        if self.phase == Phase::Open {
-            let mut st = self.conn.lock();
-            st.closing = true;
-            st.close_request = None;
-            Connection::queue_close_frame(&mut st, Some(code), &description);
-            drop(st);
-            self.start_closing(code, description, true);
-        }
         self.discard_input = true;
+        if self.phase != Phase::Open || self.failing.is_some() {
+            return;
+        }
+        match self.dispatch.handler.flush_events(&self.conn) {
+            Some(flushed) => {
+                // Reported if the client leaves before the close is sent.
+                self.ending = Some((code, description.clone()));
+                self.failing = Some(Failing {
+                    code,
+                    description,
+                    flushed: Box::pin(tokio::time::timeout(self.close_timeout, flushed)),
+                });
+            }
+            None => self.send_failure_close(code, description),
+        }
+    }
+
+    /// Queues the close frame that fails the connection.
+    fn send_failure_close(&mut self, code: u16, description: String) {
+        let mut st = self.conn.lock();
+        st.closing = true;
+        st.close_request = None;
+        Connection::queue_close_frame(&mut st, Some(code), &description);
+        drop(st);
+        self.start_closing(code, description, true);
+    }
+
+    /// Closes a failing connection once the handler has flushed its
+    /// events (or CloseTimeout has passed).
+    fn poll_failing(&mut self, cx: &mut Context<'_>) {
+        let Some(failing) = self.failing.as_mut() else {
+            return;
+        };
+        if failing.flushed.as_mut().poll(cx).is_pending() {
+            return;
+        }
+        if let Some(Failing {
+            code, description, ..
+        }) = self.failing.take()
+        {
+            self.send_failure_close(code, description);
+        }
     }
 
     fn start_closing(&mut self, code: u16, reason: String, wait: bool) {
