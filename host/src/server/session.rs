@@ -133,52 +133,60 @@ pub(crate) async fn serve(
         )),
     }));
     server.table.insert(conn.clone());
-    let registration = Registration {
-        server: &server,
-        conn: &conn,
-    };
+    let registration = Registration { conn: &conn };
 
-    // HandshakeTimeout bounds the TLS and the WebSocket handshakes together.
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
     match tls {
-        None => run(stream, &conn, &settings, deadline, registration).await,
+        None => {
+            run(
+                &mut stream,
+                &settings,
+                handshake_deadline(&settings),
+                registration,
+            )
+            .await
+        }
         // Boxed: the TLS state lives on the heap, so a plain connection's
         // task is not sized for it.
         Some(config) => {
-            let secure = run_tls(&config, stream, &conn, &settings, deadline, registration);
-            Box::pin(secure).await;
+            let deadline = handshake_deadline(&settings);
+            Box::pin(run_tls(&config, stream, &settings, deadline, registration)).await;
         }
     }
+}
+
+/// HandshakeTimeout from now: it bounds the TLS and the WebSocket
+/// handshakes together.
+fn handshake_deadline(settings: &Settings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into())
 }
 
 /// The TLS handshake, then the WebSocket over the TLS stream.
 async fn run_tls(
     config: &TlsServerConfig,
     stream: TcpStream,
-    conn: &Connection,
     settings: &Settings,
     deadline: tokio::time::Instant,
     registration: Registration<'_>,
 ) {
-    if let Some(stream) = tls::handshake(config, stream, conn, deadline).await {
-        run(stream, conn, settings, deadline, registration).await;
+    if let Some(mut stream) = tls::handshake(config, stream, registration.conn, deadline).await {
+        run(&mut stream, settings, deadline, registration).await;
     }
 }
 
 /// The WebSocket part of a connection: the opening handshake, the session
 /// loop and the Disconnected event, after which `registration` is released.
+/// The stream stays with the caller, so the task holds it once.
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    conn: &Connection,
+    stream: &mut S,
     settings: &Settings,
     deadline: tokio::time::Instant,
     registration: Registration<'_>,
 ) {
+    let conn = registration.conn;
     let server = &conn.0.server;
     // The handshake's buffers and futures live on the heap only while it
     // runs, not in every idle connection's task.
-    let opening = Box::pin(timeout_at(deadline, open(&mut stream, conn, settings)));
+    let opening = Box::pin(timeout_at(deadline, open(stream, conn, settings)));
     let leftover = match opening.await {
         Ok(Some(leftover)) => leftover,
         Ok(None) => return,
@@ -234,14 +242,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 /// Removes the connection from the table and releases its admission
 /// however its task ends.
 struct Registration<'a> {
-    server: &'a ServerShared,
     conn: &'a Connection,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.server.table.unlist(self.conn.id());
-        self.server.table.release();
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
     }
 }
 
