@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use wsserver_plugin_bindings::wsserver::plugin::types as wit;
+use wsserver_packed as packed;
 
 use super::actor_state::PluginShared;
 use super::convert;
@@ -106,31 +106,31 @@ impl Handler for PluginRouter {
 
     fn connected(&self, conn: &Connection) {
         if let Some(b) = Self::plugin_of(conn) {
-            b.plugin.push(wit::Event::Connected(conn.id()), 0, conn);
+            b.plugin.push(&packed::Event::Connected(conn.id()), conn);
         }
     }
 
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
         if let Some(b) = Self::plugin_of(conn) {
-            let event = wit::Event::DataIn(wit::DataIn {
+            let event = packed::Event::DataIn {
                 connection: conn.id(),
                 format: convert::data_format(data.format),
-                data: data.data.to_vec(),
                 eom: data.eom,
                 eol: data.eol,
-            });
-            b.plugin.push(event, data.data.len(), conn);
+                data: data.data,
+            };
+            b.plugin.push(&event, conn);
         }
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
         if let Some(b) = Self::plugin_of(conn) {
-            let event = wit::Event::Ping(wit::PingIn {
+            let event = packed::Event::Ping {
                 connection: conn.id(),
-                payload: payload.to_vec(),
                 response,
-            });
-            b.plugin.push(event, payload.len(), conn);
+                payload,
+            };
+            b.plugin.push(&event, conn);
         }
     }
 
@@ -138,7 +138,7 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::plugin_of(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
-            b.plugin.push(wit::Event::ReadyToSend(conn.id()), 0, conn);
+            b.plugin.push(&packed::Event::ReadyToSend(conn.id()), conn);
         }
     }
 
@@ -155,24 +155,24 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::plugin_of(conn)
             && conn.request().is_some()
         {
-            let event = wit::Event::Disconnected(wit::DisconnectInfo {
+            let event = packed::Event::Disconnected {
                 connection: conn.id(),
                 code: status_code,
-                description: description.to_owned(),
-            });
-            b.plugin.push(event, 0, conn);
+                description,
+            };
+            b.plugin.push(&event, conn);
         }
     }
 
     fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
         match conn.and_then(|c| Self::plugin_of(c).map(|b| (c, b))) {
             Some((conn, b)) => {
-                let event = wit::Event::Error(wit::ErrorInfo {
+                let event = packed::Event::Error {
                     connection: conn.id(),
                     code,
-                    description: description.to_owned(),
-                });
-                b.plugin.push(event, 0, conn);
+                    description,
+                };
+                b.plugin.push(&event, conn);
             }
             None => tracing::warn!(code, "{description}"),
         }

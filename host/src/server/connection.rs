@@ -77,6 +77,8 @@ pub struct ConnectionInfo {
 pub(crate) struct ConnLimits {
     pub max_frame_size: usize,
     pub max_send_queue: usize,
+    /// MaxMessageSize (0: none), for handlers that buffer on its behalf.
+    pub max_message_size: u64,
 }
 
 /// A SendFile in progress.
@@ -217,6 +219,11 @@ impl Connection {
     /// MaxSendQueue as it was when the connection opened.
     pub fn send_queue_limit(&self) -> usize {
         self.0.limits.max_send_queue
+    }
+
+    /// MaxMessageSize as it was when the connection opened (0: no limit).
+    pub fn max_message_size(&self) -> u64 {
+        self.0.limits.max_message_size
     }
 
     /// The server this connection belongs to.

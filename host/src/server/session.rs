@@ -122,6 +122,7 @@ pub(crate) async fn serve(
         limits: ConnLimits {
             max_frame_size: settings.max_frame_size,
             max_send_queue: settings.max_send_queue,
+            max_message_size: settings.max_message_size,
         },
         request: OnceLock::new(),
         tls: OnceLock::new(),
