@@ -25,8 +25,9 @@ const DEFAULT_PORT: &str = "8080";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_settings {
+        let width = all_keys().map(|(name, _)| name.len()).max().unwrap_or(0);
         for (name, summary) in all_keys() {
-            println!("{name:<28} {summary}");
+            println!("{name:<width$}  {summary}");
         }
         return ExitCode::SUCCESS;
     }

@@ -6,6 +6,7 @@ mod common;
 
 mod cli;
 mod close;
+mod deflate;
 mod handshake;
 mod plugins;
 mod protocol;

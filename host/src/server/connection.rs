@@ -113,6 +113,11 @@ pub(crate) struct ConnState {
     pub message_length: u64,
     /// Bytes still expected for the message being sent in parts.
     pub message_remaining: u64,
+    /// Set once permessage-deflate is negotiated: data messages of at least
+    /// this many bytes go out compressed.
+    pub deflate_threshold: Option<usize>,
+    /// The message being sent in parts goes out compressed.
+    pub compressing_message: bool,
     pub transfer: Option<FileTransfer>,
 }
 
@@ -133,6 +138,8 @@ impl ConnState {
             bytes_sent: 0,
             message_length: 0,
             message_remaining: 0,
+            deflate_threshold: None,
+            compressing_message: false,
             transfer: None,
         }
     }
@@ -148,6 +155,12 @@ impl ConnState {
             self.wants_ready_to_send = false;
         }
         ready
+    }
+
+    /// Whether a data message of `len` bytes goes out compressed.
+    fn compresses(&self, len: u64) -> bool {
+        self.deflate_threshold
+            .is_some_and(|threshold| len >= threshold as u64)
     }
 
     /// Wakes the connection's task unless it is already running.
@@ -264,7 +277,10 @@ impl Connection {
     }
 
     /// Sends a message whose payload is shared with other sends (broadcast)
-    /// without copying it.
+    /// without copying it. It goes out uncompressed even with
+    /// permessage-deflate: compressing it per recipient would multiply the
+    /// CPU cost by the number of recipients (RFC 7692 lets each message
+    /// choose).
     pub fn send_shared(&self, kind: MessageKind, payload: Bytes) -> Result<()> {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
@@ -402,7 +418,8 @@ impl Connection {
     /// Sends a file as one binary message, in frames of MaxFrameSize,
     /// waiting for queue room between frames. Other data sends fail with
     /// would-block until it ends; [`interrupt`](Self::interrupt) stops it.
-    /// Returns the bytes sent.
+    /// Returns the bytes sent. Never compressed: with permessage-deflate,
+    /// only Send, SendText and SendBytes messages are.
     pub async fn send_file(&self, path: impl AsRef<Path>) -> Result<u64> {
         let path = path.as_ref();
         let mut file = tokio::fs::File::open(path)
@@ -511,7 +528,8 @@ impl Connection {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;
-        let (op, ends) = if st.message_remaining > 0 {
+        // Compression is chosen per message, on its whole length.
+        let (op, ends, compress) = if st.message_remaining > 0 {
             if len > st.message_remaining {
                 return Err(self.invalid(format!(
                     "{len} bytes exceed the {} left of the MessageLength message",
@@ -519,7 +537,11 @@ impl Connection {
                 )));
             }
             st.message_remaining -= len;
-            (OpCode::Continuation, st.message_remaining == 0)
+            (
+                OpCode::Continuation,
+                st.message_remaining == 0,
+                st.compressing_message,
+            )
         } else if st.message_length > 0 {
             if len > st.message_length {
                 return Err(self.invalid(format!(
@@ -527,14 +549,20 @@ impl Connection {
                     st.message_length
                 )));
             }
+            let compress = st.compresses(st.message_length);
             st.message_remaining = st.message_length - len;
             st.message_length = 0;
-            (opcode(kind), st.message_remaining == 0)
+            st.compressing_message = compress;
+            (opcode(kind), st.message_remaining == 0, compress)
         } else {
-            (opcode(kind), true)
+            (opcode(kind), true, st.compresses(len))
         };
-        st.out
-            .push_data(op, payload, ends, self.0.limits.max_frame_size);
+        if compress {
+            st.out.push_deflate(op, payload, ends);
+        } else {
+            st.out
+                .push_data(op, payload, ends, self.0.limits.max_frame_size);
+        }
         st.bytes_sent = len;
         st.wake_task();
         Ok(())

@@ -37,7 +37,8 @@ use super::tls;
 use crate::net::listener::configure_accepted;
 use crate::net::tls::TlsServerConfig;
 use crate::protocol::ProtocolError;
-use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
+use crate::protocol::close::{ABNORMAL, GOING_AWAY, INTERNAL_ERROR, NO_STATUS};
+use crate::protocol::deflate::{Agreement, Deflater, Inflater, Negotiated, negotiate};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{
     check_header, parse_request, write_accept_response, write_error_response,
@@ -188,8 +189,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // The handshake's buffers and futures live on the heap only while it
     // runs, not in every idle connection's task.
     let opening = Box::pin(timeout_at(deadline, open(stream, conn, settings)));
-    let leftover = match opening.await {
-        Ok(Some(leftover)) => leftover,
+    let opened = match opening.await {
+        Ok(Some(opened)) => opened,
         Ok(None) => return,
         Err(_) => {
             server.log(
@@ -214,7 +215,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     server.handler.connected(conn);
     server.handler.ready_to_send(conn);
 
-    let mut session = Session::new(stream, conn.clone(), settings, leftover);
+    let mut session = Session::new(stream, conn.clone(), settings, opened);
     poll_fn(|cx| session.poll_run(cx)).await;
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
     {
@@ -254,14 +255,21 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Reads the upgrade request, asks the handler, and answers. Returns the
-/// bytes the client sent after its request, or `None` when the connection
-/// must end (the refusal has been written).
+/// What the opening handshake hands the session.
+struct Opened {
+    /// Bytes the client sent after its request.
+    leftover: Vec<u8>,
+    /// The permessage-deflate parameters, when the extension was agreed.
+    deflate: Option<Negotiated>,
+}
+
+/// Reads the upgrade request, asks the handler, and answers; or `None`
+/// when the connection must end (the refusal has been written).
 async fn open<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     conn: &Connection,
     settings: &Settings,
-) -> Option<Vec<u8>> {
+) -> Option<Opened> {
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
     let mut buf = Vec::with_capacity(max.min(2048));
@@ -368,17 +376,27 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 offered
             });
+            let deflate = negotiate_deflate(conn, &open_request, settings);
             let mut out = Vec::with_capacity(256);
             write_accept_response(
                 &mut out,
                 &request.key,
                 subprotocol.as_deref(),
-                None,
+                deflate
+                    .as_ref()
+                    .map(|agreement| agreement.response.as_str()),
                 &headers,
             );
             stream.write_all(&out).await.ok()?;
-            conn.lock().connected = true;
-            Some(leftover)
+            {
+                let mut st = conn.lock();
+                st.connected = true;
+                st.deflate_threshold = deflate.is_some().then_some(settings.deflate.threshold);
+            }
+            Some(Opened {
+                leftover,
+                deflate: deflate.map(|agreement| agreement.params),
+            })
         }
         status => {
             let status = if (200..=599).contains(&status) {
@@ -407,6 +425,37 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             None
         }
     }
+}
+
+/// Picks permessage-deflate parameters from the client's offers (every
+/// Sec-WebSocket-Extensions header, in order) when EnablePermessageDeflate
+/// allows it.
+fn negotiate_deflate(
+    conn: &Connection,
+    request: &OpenRequest,
+    settings: &Settings,
+) -> Option<Agreement> {
+    let offers: Vec<&str> = request
+        .request_headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    if offers.is_empty() {
+        return None;
+    }
+    let agreement = negotiate(&offers, &settings.deflate);
+    conn.0.server.log(
+        Some(conn),
+        LogLevel::Verbose,
+        LogType::Verbose,
+        format_args!(
+            "extensions offered: {}; agreed: {}",
+            request.extensions,
+            agreement.as_ref().map_or("none", |a| a.response.as_str())
+        ),
+    );
+    agreement
 }
 
 /// Headers the server writes itself; a handler may not set them.
@@ -627,6 +676,9 @@ struct Session<S> {
     receiver: Receiver,
     dispatch: Dispatch,
     writes: WriteList,
+    /// permessage-deflate's compressor, when negotiated: queued messages
+    /// are compressed here, by the connection's own task.
+    deflater: Option<Deflater>,
     /// Input read but not yet dispatched: the handler paused data.
     held: Vec<u8>,
     phase: Phase,
@@ -645,7 +697,7 @@ struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    fn new(stream: S, conn: Connection, settings: &Settings, leftover: Vec<u8>) -> Self {
+    fn new(stream: S, conn: Connection, settings: &Settings, opened: Opened) -> Self {
         let handler = conn.0.server.handler.clone();
         let idle = (settings.idle_timeout > 0).then(|| {
             let limit = Duration::from_secs(settings.idle_timeout.into());
@@ -657,7 +709,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         });
         Self {
             stream,
-            receiver: Receiver::new(settings.max_message_size),
+            receiver: Receiver::new(
+                settings.max_message_size,
+                opened.deflate.as_ref().map(Inflater::new),
+            ),
             dispatch: Dispatch {
                 conn: conn.clone(),
                 handler,
@@ -671,7 +726,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             conn,
             writes: WriteList::default(),
-            held: leftover,
+            deflater: opened
+                .deflate
+                .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
+            held: opened.leftover,
             phase: Phase::Open,
             discard_input: false,
             failing: None,
@@ -732,6 +790,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some((code, reason)) = close_request {
             self.start_closing(code, reason, self.wait_for_close_response);
         }
+        self.compress_queued();
 
         let flushed = match self.poll_flush(cx) {
             Poll::Ready(Ok(())) => true,
@@ -770,7 +829,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.dispatch.resume_lines();
             return Step::Progress;
         }
-        if !self.held.is_empty() {
+        if self.has_input_waiting() {
             let mut held = std::mem::take(&mut self.held);
             let used = self.process(&mut held);
             if used < held.len() && !self.receiver.is_closed() {
@@ -794,6 +853,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Poll::Pending => Step::Blocked,
         }
+    }
+
+    /// Compresses the messages just taken from the queue (outside its lock)
+    /// and corrects the queue's byte count.
+    fn compress_queued(&mut self) {
+        let Some(deflater) = self.deflater.as_mut() else {
+            return;
+        };
+        let deflated = self
+            .writes
+            .deflate(deflater, self.conn.0.limits.max_frame_size);
+        if deflated.before != deflated.after {
+            self.conn.lock().out.recount(&deflated);
+        }
+        if let Some(e) = deflated.error {
+            self.fail("server error", INTERNAL_ERROR, e.to_string());
+        }
+    }
+
+    /// Whether received input waits to be dispatched: held back while data
+    /// was paused, or output a paused inflater still holds.
+    fn has_input_waiting(&self) -> bool {
+        !self.held.is_empty() || (!self.discard_input && self.receiver.has_pending_output())
     }
 
     /// Writes the write list; accounts what left and fires ReadyToSend
@@ -914,13 +996,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Fails the connection with the close code the violation calls for.
     fn fail_protocol(&mut self, e: ProtocolError) {
-        let code = e.close_code();
-        let description = e.to_string();
+        self.fail("protocol error", e.close_code(), e.to_string());
+    }
+
+    /// Closes with `code` and `description` at once and reads no more
+    /// input; `what` says in the log whose fault it was.
+    fn fail(&mut self, what: &str, code: u16, description: String) {
         self.conn.0.server.log(
             Some(&self.conn),
             LogLevel::Info,
             LogType::Error,
-            format_args!("protocol error: {description}; closing with {code}"),
+            format_args!("{what}: {description}; closing with {code}"),
         );
         self.discard_input = true;
         if self.phase != Phase::Open || self.failing.is_some() {
@@ -995,7 +1081,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if st.out.has_chunks() || st.close_request.is_some() {
             return true;
         }
-        let input_waits = !self.held.is_empty() || self.dispatch.lines.has_held();
+        let input_waits = self.has_input_waiting() || self.dispatch.lines.has_held();
         if input_waits && self.conn.accepting_data() {
             return true;
         }

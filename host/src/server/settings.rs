@@ -9,6 +9,7 @@ use crate::net::client_filter::ClientFilter;
 use crate::net::tls::session::NEGOTIATED_KEYS;
 use crate::net::tls::{TlsConfigError, TlsSettings};
 use crate::protocol::close::{MAX_REASON_LEN, is_valid_wire_code};
+use crate::protocol::deflate::{DeflateSettings, SettingError};
 
 /// Which address families the listener accepts (the seed's UseIPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,8 @@ pub struct Settings {
     /// Seconds to wait for the client's close frame after sending ours.
     pub close_timeout: u32,
     pub max_request_header_size: usize,
+    /// permessage-deflate: EnablePermessageDeflate and the Deflate* keys.
+    pub deflate: DeflateSettings,
     /// UseSSL, SSLCert and the SSL* settings; read at StartListening.
     pub tls: TlsSettings,
 }
@@ -100,6 +103,7 @@ impl Default for Settings {
             handshake_timeout: 10,
             close_timeout: 5,
             max_request_header_size: 8192,
+            deflate: DeflateSettings::default(),
             tls: TlsSettings::default(),
         }
     }
@@ -169,6 +173,15 @@ keys! {
     "HandshakeTimeout" => "seconds a client has to complete the opening handshake",
     "CloseTimeout" => "seconds to wait for the client's close frame",
     "MaxRequestHeaderSize" => "largest upgrade request head in bytes (larger gets 431)",
+    "EnablePermessageDeflate" => "accept permessage-deflate (RFC 7692) when a client offers it",
+    "DeflateThreshold" => "outgoing messages shorter than this many bytes go uncompressed (1024)",
+    "DeflateCompressionLevel" => "zlib level for outgoing messages, 0-9 (1: fastest)",
+    "DeflateMemLevel" => "zlib memLevel 1-9: compressor memory against ratio (8)",
+    "DeflateServerMaxWindowBits" => "largest window the server compresses with, 8-15 (15)",
+    "DeflateClientMaxWindowBits" => "window asked of clients that let the server choose, 8-15 (15)",
+    "DeflateServerNoContextTakeover" => "reset the server's compressor after every message",
+    "DeflateClientNoContextTakeover" => "ask clients to reset their compressor after every message",
+    "DeflateMemoryMode" => "Shared: no zlib state kept between messages; Dedicated: per connection, context takeover",
     "BuildInfo" => "read-only: name and version of this build",
     "LicenseInfo" => "read-only: the license wsserver is distributed under",
 }
@@ -194,12 +207,6 @@ const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("OpenSSLCipherList", "OpenSSL-only setting; TLS is rustls"),
     ("OpenSSLPrngSeedData", "OpenSSL-only setting; TLS is rustls"),
 ];
-
-/// Settings planned in open issues.
-const NOT_YET: &[(&str, &str)] = &[(
-    "EnablePermessageDeflate",
-    "permessage-deflate is planned (issue 4); the extension is never negotiated today",
-)];
 
 /// Settings of one connection, addressed as `Name[ConnectionId]`, besides
 /// the read-only SSLNegotiated* keys.
@@ -237,6 +244,9 @@ impl Settings {
             }
             return Err(unsupported(key));
         };
+        if DeflateSettings::KEYS.contains(&name) {
+            return Ok(self.deflate.set(name, value)?);
+        }
         let v = Value {
             key: name,
             raw: value.trim(),
@@ -324,6 +334,9 @@ impl Settings {
         let Some(name) = canonical_key(key) else {
             return self.tls.get(key).ok_or_else(|| unsupported(key));
         };
+        if DeflateSettings::KEYS.contains(&name) {
+            return Ok(self.deflate.get(name)?);
+        }
         Ok(match name {
             "LocalHost" => self.local_host.clone(),
             "LocalPort" => self.local_port.to_string(),
@@ -384,10 +397,25 @@ fn unsupported(key: &str) -> ConfigError {
         }
     } else if let Some((key, reason)) = find(NOT_APPLICABLE) {
         ConfigError::NotApplicable { key, reason }
-    } else if let Some((key, reason)) = find(NOT_YET) {
-        ConfigError::NotYetAvailable { key, reason }
     } else {
         ConfigError::UnknownKey(key.to_owned())
+    }
+}
+
+impl From<SettingError> for ConfigError {
+    fn from(error: SettingError) -> Self {
+        match error {
+            SettingError::UnknownKey { key } => Self::UnknownKey(key),
+            SettingError::InvalidValue {
+                key,
+                value,
+                expected,
+            } => Self::InvalidValue {
+                key: key.to_owned(),
+                value,
+                expected: expected.to_owned(),
+            },
+        }
     }
 }
 
@@ -527,6 +555,29 @@ mod tests {
             s.set("messagelength", "5").unwrap_err(),
             ConfigError::NeedsConnectionId {
                 key: "MessageLength".into()
+            }
+        );
+    }
+
+    #[test]
+    fn deflate_keys_are_listed_and_delegated() {
+        for key in DeflateSettings::KEYS {
+            assert_eq!(canonical_key(key), Some(key), "{key} missing from KEYS");
+        }
+        let mut s = Settings::default();
+        assert_eq!(s.get("EnablePermessageDeflate").unwrap(), "True");
+        s.set("enablepermessagedeflate", "False").unwrap();
+        s.set("DeflateMemoryMode", "dedicated").unwrap();
+        s.set("DeflateThreshold", " 256 ").unwrap();
+        assert!(!s.deflate.enabled);
+        assert_eq!(s.deflate.threshold, 256);
+        assert_eq!(s.get("DEFLATEMEMORYMODE").unwrap(), "Dedicated");
+        assert_eq!(
+            s.set("DeflateServerMaxWindowBits", "16").unwrap_err(),
+            ConfigError::InvalidValue {
+                key: "DeflateServerMaxWindowBits".into(),
+                value: "16".into(),
+                expected: "an integer from 8 to 15".into(),
             }
         );
     }
