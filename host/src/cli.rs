@@ -10,7 +10,7 @@ use clap::Parser;
 /// table) and/or `--set`; later sources win: file, then --listen, then
 /// --set. Plugins come from --plugin and `[[plugin]]` tables; with none,
 /// the built-in echo plugin serves every path. Once accepting, prints
-/// `listening on ws://HOST:PORT` to stdout.
+/// `listening on ws://HOST:PORT` to stdout (`wss://` with UseSSL).
 #[derive(Debug, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {

@@ -11,4 +11,5 @@ mod handshake;
 mod plugins;
 mod protocol;
 mod socket_options;
+mod tls;
 mod traffic;

@@ -3,7 +3,7 @@
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
-use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse};
+use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse, TlsInfo};
 
 pub(crate) fn headers(pairs: &[(String, String)]) -> Vec<wit::Header> {
     pairs
@@ -27,7 +27,29 @@ pub(crate) fn open_request(req: &OpenRequest) -> wit::OpenRequest {
         remote_address: req.remote.ip().to_canonical().to_string(),
         remote_port: req.remote.port(),
         local_address: req.local.ip().to_canonical().to_string(),
-        tls: None,
+        tls: req.tls.as_deref().map(tls_info),
+    }
+}
+
+/// The TLS session as plugins see it: the seed's names (`TLS1.3`, IANA
+/// suite names), as SSLNegotiated*[id] reads them.
+fn tls_info(tls: &TlsInfo) -> wit::TlsInfo {
+    wit::TlsInfo {
+        protocol: tls.session.version.clone(),
+        cipher_suite: tls.session.cipher_suite.clone(),
+        server_name: tls.session.server_name.clone(),
+        client_certificate: tls
+            .client_certificate
+            .as_ref()
+            .map(|cert| wit::ClientCertificate {
+                der: cert
+                    .chain
+                    .first()
+                    .map(|der| der.to_vec())
+                    .unwrap_or_default(),
+                subject: cert.info.subject.clone(),
+                issuer: cert.info.issuer.clone(),
+            }),
     }
 }
 
@@ -190,7 +212,7 @@ pub(crate) fn ws_connection(info: ConnectionInfo, req: Option<&OpenRequest>) -> 
         subprotocols: req.map(|r| r.subprotocols.clone()).unwrap_or_default(),
         subprotocol: None,
         timeout_seconds: info.timeout,
-        tls: None,
+        tls: info.tls.as_deref().map(tls_info),
     }
 }
 

@@ -18,6 +18,7 @@ use super::WsServer;
 use super::error::{Error, Result};
 use super::handler::{ConnectionId, OpenRequest};
 use super::outbound::OutboundQueue;
+use super::tls::TlsInfo;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::receiver::MessageKind;
@@ -67,6 +68,8 @@ pub struct ConnectionInfo {
     /// The subprotocols the client offered, comma-separated.
     pub subprotocols: String,
     pub timeout: u32,
+    /// The TLS session and client certificate (UseSSL only).
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// Per-connection limits fixed when the connection is accepted.
@@ -176,6 +179,8 @@ pub(crate) struct ConnShared {
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
     pub request: OnceLock<Arc<OpenRequest>>,
+    /// Set after the TLS handshake, before the open request.
+    pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
     pub attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The seed's AcceptData, outside the lock: checked after every DataIn.
@@ -203,6 +208,12 @@ impl Connection {
     /// The open request, once the client has sent it.
     pub fn request(&self) -> Option<&Arc<OpenRequest>> {
         self.0.request.get()
+    }
+
+    /// The TLS session and accepted client certificate, once the TLS
+    /// handshake is done; None on a plain connection.
+    pub fn tls(&self) -> Option<&Arc<TlsInfo>> {
+        self.0.tls.get()
     }
 
     /// Attaches handler state to the connection, once; later calls return
@@ -393,6 +404,7 @@ impl Connection {
             request_uri: field(|r| r.request_uri.clone()),
             subprotocols: field(|r| r.subprotocols.join(", ")),
             timeout: st.timeout,
+            tls: self.tls().cloned(),
         }
     }
 

@@ -1,6 +1,7 @@
-//! A connection's task: admission, the opening handshake, then one loop
-//! that reads, dispatches events, and writes until the closing handshake
-//! ends.
+//! A connection's task: admission, the TLS handshake with UseSSL, the
+//! opening handshake, then one loop that reads, dispatches events, and
+//! writes until the closing handshake ends. Everything after admission is
+//! generic over the stream, plain TCP or TLS.
 //!
 //! The loop runs inside a single future: each turn moves frames queued by
 //! senders into the write list, writes them in one vectored write, then
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Sleep, sleep, timeout};
+use tokio::time::{Sleep, sleep, timeout, timeout_at};
 
 use super::ServerShared;
 use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
@@ -32,7 +33,9 @@ use super::handler::{
 use super::line_mode::LineSplitter;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
+use super::tls;
 use crate::net::listener::configure_accepted;
+use crate::net::tls::TlsServerConfig;
 use crate::protocol::ProtocolError;
 use crate::protocol::close::{ABNORMAL, GOING_AWAY, INTERNAL_ERROR, NO_STATUS};
 use crate::protocol::deflate::{Agreement, Deflater, Inflater, Negotiated, negotiate};
@@ -48,15 +51,22 @@ const READ_BUFFER: usize = 64 * 1024;
 const ROUNDS_PER_TURN: usize = 16;
 /// A BufferMessage buffer larger than this is freed after its message.
 const KEEP_MESSAGE_BUFFER: usize = 64 * 1024;
-/// How long a refused client gets to read our HTTP error response.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// How long a refused client gets to read our HTTP error response (or TLS
+/// close_notify).
+pub(super) const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
-/// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remote: SocketAddr) {
+/// Serves one accepted TCP connection to its end; `tls` is the server's
+/// TLS configuration when UseSSL is on.
+pub(crate) async fn serve(
+    server: Arc<ServerShared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<Arc<TlsServerConfig>>,
+) {
     let settings = server.settings();
     let Ok(local) = stream.local_addr() else {
         return;
@@ -87,9 +97,13 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
                 settings.max_connections
             ),
         );
-        // Boxed, like the handshake below: the task's own state stays the
-        // size of an idle connection.
-        Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
+        // A TLS client could not read a plain HTTP answer, and a handshake
+        // costs what an overloaded server lacks: it is just closed. Boxed,
+        // like the handshakes below: the task's own state stays the size of
+        // an idle connection.
+        if tls.is_none() {
+            Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
+        }
         server.table.release();
         return;
     }
@@ -111,6 +125,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             max_send_queue: settings.max_send_queue,
         },
         request: OnceLock::new(),
+        tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
         state: Mutex::new(ConnState::new(
@@ -119,21 +134,66 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         )),
     }));
     server.table.insert(conn.clone());
-    let registration = Registration {
-        server: &server,
-        conn: &conn,
-    };
+    let registration = Registration { conn: &conn };
 
-    let handshake = Duration::from_secs(settings.handshake_timeout.into());
+    match tls {
+        None => {
+            run(
+                &mut stream,
+                &settings,
+                handshake_deadline(&settings),
+                registration,
+            )
+            .await
+        }
+        // Boxed: the TLS state lives on the heap, so a plain connection's
+        // task is not sized for it.
+        Some(config) => {
+            let deadline = handshake_deadline(&settings);
+            Box::pin(run_tls(&config, stream, &settings, deadline, registration)).await;
+        }
+    }
+}
+
+/// HandshakeTimeout from now: it bounds the TLS and the WebSocket
+/// handshakes together.
+fn handshake_deadline(settings: &Settings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into())
+}
+
+/// The TLS handshake, then the WebSocket over the TLS stream.
+async fn run_tls(
+    config: &TlsServerConfig,
+    stream: TcpStream,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    if let Some(mut stream) = tls::handshake(config, stream, registration.conn, deadline).await {
+        run(&mut stream, settings, deadline, registration).await;
+    }
+}
+
+/// The WebSocket part of a connection: the opening handshake, the session
+/// loop and the Disconnected event, after which `registration` is released.
+/// The stream stays with the caller, so the task holds it once.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    let conn = registration.conn;
+    let server = &conn.0.server;
     // The handshake's buffers and futures live on the heap only while it
     // runs, not in every idle connection's task.
-    let opening = Box::pin(timeout(handshake, open(&mut stream, &conn, &settings)));
+    let opening = Box::pin(timeout_at(deadline, open(stream, conn, settings)));
     let opened = match opening.await {
         Ok(Some(opened)) => opened,
         Ok(None) => return,
         Err(_) => {
             server.log(
-                Some(&conn),
+                Some(conn),
                 LogLevel::Info,
                 LogType::Error,
                 format_args!("opening handshake timed out"),
@@ -142,18 +202,19 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         }
     };
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
         format_args!(
-            "connected {remote} {}",
+            "connected {} {}",
+            conn.remote_addr(),
             conn.request().map_or("", |r| r.request_uri.as_str())
         ),
     );
-    server.handler.connected(&conn);
-    server.handler.ready_to_send(&conn);
+    server.handler.connected(conn);
+    server.handler.ready_to_send(conn);
 
-    let mut session = Session::new(stream, conn.clone(), &settings, opened);
+    let mut session = Session::new(stream, conn.clone(), settings, opened);
     poll_fn(|cx| session.poll_run(cx)).await;
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
     {
@@ -166,12 +227,12 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     // it returns, so Shutdown waits for every Disconnected.
     server.table.unlist(conn.id());
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
-        format_args!("disconnected {remote}: {code} {description}"),
+        format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
     );
-    server.handler.disconnected(&conn, code, &description);
+    server.handler.disconnected(conn, code, &description);
     // The slot is free before the client sees the connection end, so a
     // client that reconnects at once finds room.
     drop(registration);
@@ -182,14 +243,14 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
 /// Removes the connection from the table and releases its admission
 /// however its task ends.
 struct Registration<'a> {
-    server: &'a ServerShared,
     conn: &'a Connection,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.server.table.unlist(self.conn.id());
-        self.server.table.release();
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
     }
 }
 
@@ -203,7 +264,11 @@ struct Opened {
 
 /// Reads the upgrade request, asks the handler, and answers; or `None`
 /// when the connection must end (the refusal has been written).
-async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) -> Option<Opened> {
+async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &Connection,
+    settings: &Settings,
+) -> Option<Opened> {
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
     let mut buf = Vec::with_capacity(max.min(2048));
@@ -249,6 +314,7 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
         request_headers: request.headers,
         remote: conn.remote_addr(),
         local: conn.local_addr(),
+        tls: conn.tls().cloned(),
     });
     // Set once, before the handler runs.
     let _ = conn.0.request.set(open_request.clone());
@@ -409,8 +475,8 @@ fn is_handshake_header(name: &str) -> bool {
 /// Writes an HTTP error response and closes, giving the client a moment
 /// to read it (closing with unread input would reset the connection and
 /// could destroy the response in flight).
-async fn refuse(
-    stream: &mut TcpStream,
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     headers: &[(&str, &str)],
     extra: &[(String, String)],
@@ -818,7 +884,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut written = 0;
         let result = loop {
             if writes.is_empty() {
-                break Poll::Ready(Ok(()));
+                // TLS holds records the socket did not take yet; for plain
+                // TCP this is a no-op.
+                break Pin::new(&mut *stream).poll_flush(cx);
             }
             let mut slices = empty_slices();
             let n = writes.io_slices(&mut slices);
@@ -865,7 +933,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<bool>> {
         let mut read = ReadBuf::new(buf);
-        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+            Ok(()) => {}
+            // A TLS client that drops TCP without close_notify: the same as
+            // a plain one closing; the WebSocket close tells a clean end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(false)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
         let n = read.filled().len();
         if n == 0 {
             return Poll::Ready(Ok(false));
@@ -1069,7 +1143,7 @@ mod tests {
             .await
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
-        let task = serve(server.shared.clone(), stream, remote);
+        let task = serve(server.shared.clone(), stream, remote, None);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "a connection task holds {size} bytes");
     }

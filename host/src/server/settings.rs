@@ -1,10 +1,13 @@
 //! Server settings: the seed's properties and config settings, plus the
 //! limits every production server needs, addressed by the seed's key names
-//! (`Config("Key=Value")`, `--set Key=Value`, TOML).
+//! (`Config("Key=Value")`, `--set Key=Value`, TOML). The TLS keys are
+//! [`TlsSettings`]'s; [`Settings::set`]/[`get`](Settings::get) pass them on.
 
 use std::fmt;
 
 use crate::net::client_filter::ClientFilter;
+use crate::net::tls::session::NEGOTIATED_KEYS;
+use crate::net::tls::{TlsConfigError, TlsSettings};
 use crate::protocol::close::{MAX_REASON_LEN, is_valid_wire_code};
 use crate::protocol::deflate::{DeflateSettings, SettingError};
 
@@ -63,6 +66,8 @@ pub struct Settings {
     pub max_request_header_size: usize,
     /// permessage-deflate: EnablePermessageDeflate and the Deflate* keys.
     pub deflate: DeflateSettings,
+    /// UseSSL, SSLCert and the SSL* settings; read at StartListening.
+    pub tls: TlsSettings,
 }
 
 impl Default for Settings {
@@ -99,6 +104,7 @@ impl Default for Settings {
             close_timeout: 5,
             max_request_header_size: 8192,
             deflate: DeflateSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -122,6 +128,8 @@ pub enum ConfigError {
     NotYetAvailable { key: String, reason: &'static str },
     #[error("{key} needs a connection id, as in {key}[ConnectionId]")]
     NeedsConnectionId { key: String },
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 /// How a setting is addressed and documented.
@@ -200,7 +208,8 @@ const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("OpenSSLPrngSeedData", "OpenSSL-only setting; TLS is rustls"),
 ];
 
-/// Settings of one connection, addressed as `Name[ConnectionId]`.
+/// Settings of one connection, addressed as `Name[ConnectionId]`, besides
+/// the read-only SSLNegotiated* keys.
 const CONNECTION_KEYS: &[&str] = &["MaxLineLength", "MessageLength"];
 
 /// Returns the canonical spelling of a key, matched without regard to case.
@@ -214,14 +223,25 @@ pub fn canonical_key(key: &str) -> Option<&'static str> {
 pub fn canonical_connection_key(key: &str) -> Option<&'static str> {
     CONNECTION_KEYS
         .iter()
+        .chain(NEGOTIATED_KEYS)
         .copied()
         .find(|name| name.eq_ignore_ascii_case(key))
+}
+
+/// Every key `set` takes, with its summary: the server's, then the TLS ones.
+pub fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    KEYS.iter()
+        .map(|k| (k.name, k.summary))
+        .chain(crate::net::tls::settings::KEYS.iter().copied())
 }
 
 impl Settings {
     /// Applies `key=value` (the key in any case).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let Some(name) = canonical_key(key) else {
+            if canonical_connection_key(key).is_none() && self.tls.set(key, value)? {
+                return Ok(());
+            }
             return Err(unsupported(key));
         };
         if DeflateSettings::KEYS.contains(&name) {
@@ -312,7 +332,7 @@ impl Settings {
     /// Reads a setting as text, in the form `set` accepts.
     pub fn get(&self, key: &str) -> Result<String, ConfigError> {
         let Some(name) = canonical_key(key) else {
-            return Err(unsupported(key));
+            return self.tls.get(key).ok_or_else(|| unsupported(key));
         };
         if DeflateSettings::KEYS.contains(&name) {
             return Ok(self.deflate.get(name)?);
@@ -377,11 +397,6 @@ fn unsupported(key: &str) -> ConfigError {
         }
     } else if let Some((key, reason)) = find(NOT_APPLICABLE) {
         ConfigError::NotApplicable { key, reason }
-    } else if key.len() > 3 && key[..3].eq_ignore_ascii_case("ssl") || key.starts_with("TLS") {
-        ConfigError::NotYetAvailable {
-            key: key.to_owned(),
-            reason: "TLS settings are planned (issue 5)",
-        }
     } else {
         ConfigError::UnknownKey(key.to_owned())
     }
@@ -462,9 +477,51 @@ mod tests {
     #[test]
     fn every_listed_key_can_be_read() {
         let s = Settings::default();
-        for k in KEYS {
-            assert!(s.get(k.name).is_ok(), "{}", k.name);
+        for (key, _) in all_keys() {
+            assert!(s.get(key).is_ok(), "{key}");
         }
+    }
+
+    #[test]
+    fn tls_keys_are_server_settings() {
+        let mut s = Settings::default();
+        s.set("usessl", "true").unwrap();
+        s.set("SSLCertStoreType", "cstPFXFile").unwrap();
+        s.set("SSLEnabledProtocols", "12288").unwrap();
+        s.set("SSLCertStoreType[Chat.Example]", "6").unwrap();
+        s.set("SSLCertStore[Chat.Example]", "/etc/chat.pem")
+            .unwrap();
+        assert!(s.tls.use_ssl);
+        assert_eq!(s.get("UseSSL").unwrap(), "True");
+        assert_eq!(s.get("sslcertstoretype").unwrap(), "2");
+        assert_eq!(s.get("SSLEnabledProtocols").unwrap(), "12288");
+        assert_eq!(
+            s.get("SSLCertStore[chat.example]").unwrap(),
+            "/etc/chat.pem"
+        );
+        assert!(matches!(
+            s.set("SSLEnabledProtocols", "48").unwrap_err(),
+            ConfigError::Tls(TlsConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            s.set("SSLCheckCRL", "1").unwrap_err(),
+            ConfigError::Tls(TlsConfigError::NotApplicable { .. })
+        ));
+        // Per-connection: only with an id, through WsServer::config.
+        for key in ["SSLNegotiatedCipher", "sslnegotiatedversion"] {
+            assert!(matches!(
+                s.set(key, "x").unwrap_err(),
+                ConfigError::NeedsConnectionId { .. }
+            ));
+            assert!(matches!(
+                s.get(key).unwrap_err(),
+                ConfigError::NeedsConnectionId { .. }
+            ));
+        }
+        assert_eq!(
+            s.set("SSLNoSuchThing", "1").unwrap_err(),
+            ConfigError::UnknownKey("SSLNoSuchThing".into())
+        );
     }
 
     #[test]
