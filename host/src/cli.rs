@@ -8,10 +8,12 @@ use clap::Parser;
 ///
 /// Settings use the WSServer key names, from a TOML file (`[settings]`
 /// table) and/or `--set`; later sources win: file, then --listen, then
-/// --set. Plugins come from --plugin and `[[plugin]]` tables; with none,
-/// the built-in echo plugin serves every path. Once accepting, prints
-/// `listening on ws://HOST:PORT` to stdout (`wss://` with UseSSL).
-#[derive(Debug, Parser)]
+/// --set. Plugins come from --plugin and `[[tenant]]` (or `[[plugin]]`)
+/// tables; with none, the built-in echo plugin serves every path. Once
+/// accepting, prints `listening on ws://HOST:PORT` to stdout (`wss://` with
+/// UseSSL). SIGHUP reads the file and the components again and hot-swaps
+/// the tenants that changed.
+#[derive(Debug, Clone, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {
     /// TOML configuration file.

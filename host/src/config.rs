@@ -8,14 +8,26 @@
 //! BufferMessage = true
 //! AllowedClients = "127.0.0.*"
 //!
-//! [[plugin]]            # repeatable; with none, the built-in echo serves /
+//! [[tenant]]            # repeatable; with none, the built-in echo serves /
+//! name = "acme"         # unique; hot swaps and logs name it
 //! file = "chat.wasm"    # relative to this file; or builtin:echo|chat|auth
 //! routes = ["/chat", "example.com/api"]   # path prefixes, optional host
-//! memory_limit = 67108864                 # bytes
+//! instances = 2                           # actors, connections pinned to one
+//! watch = true                            # swap when the file changes
+//! memory_limit = 67108864                 # bytes per instance
 //! deadline_ms = 200                       # CPU time per call
-//! [plugin.config]       # values the plugin reads with config-get
+//! max_connections = 1000                  # then 503
+//! max_message_size = 65536                # then close 1009
+//! allowed_origins = ["https://acme.example"]   # others get 403
+//! connection_rate = 50                    # messages/s per connection
+//! tenant_rate = 2000                      # messages/s, all connections
+//! over_rate = "drop"                      # or "close" (1008)
+//! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
 //! ```
+//!
+//! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
+//! the name optional (the file's name by default).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,22 +41,36 @@ use toml::{Table, Value};
 pub struct FileConfig {
     pub listen: Option<String>,
     pub settings: Vec<(String, String)>,
-    pub plugins: Vec<PluginEntry>,
+    /// `[[plugin]]` tables, then `[[tenant]]` tables.
+    pub tenants: Vec<TenantEntry>,
 }
 
-/// One `[[plugin]]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One `[[tenant]]` (or `[[plugin]]`) table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PluginEntry {
+pub struct TenantEntry {
     /// A .wasm component, or `builtin:NAME`.
     pub file: String,
     pub name: Option<String>,
     pub route: Option<String>,
     #[serde(default)]
     pub routes: Vec<String>,
+    pub instances: Option<usize>,
+    #[serde(default)]
+    pub watch: bool,
     pub memory_limit: Option<usize>,
     pub deadline_ms: Option<u64>,
     pub max_queued_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_message_size: Option<u64>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Messages per second per connection.
+    pub connection_rate: Option<u32>,
+    /// Messages per second for all the tenant's connections together.
+    pub tenant_rate: Option<u32>,
+    /// "drop" or "close".
+    pub over_rate: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -55,7 +81,7 @@ pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let mut config = parse(&text).with_context(|| format!("in {}", path.display()))?;
     // Plugin files are relative to the configuration file.
     let base = path.parent().unwrap_or(Path::new("."));
-    for plugin in &mut config.plugins {
+    for plugin in &mut config.tenants {
         if !plugin.file.starts_with("builtin:") && Path::new(&plugin.file).is_relative() {
             plugin.file = base.join(&plugin.file).to_string_lossy().into_owned();
         }
@@ -85,11 +111,23 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
             }
             ("settings", other) => bail!("settings must be a table, not {other}"),
             ("plugin", value) => {
-                out.plugins = Vec::<PluginEntry>::deserialize(value)
+                let plugins = Vec::<TenantEntry>::deserialize(value)
                     .map_err(|e| anyhow::anyhow!("[[plugin]]: {}", e.message()))?;
+                // Before any [[tenant]]: the older tables come first.
+                out.tenants.splice(0..0, plugins);
+            }
+            ("tenant", value) => {
+                let tenants = Vec::<TenantEntry>::deserialize(value)
+                    .map_err(|e| anyhow::anyhow!("[[tenant]]: {}", e.message()))?;
+                if let Some(unnamed) = tenants.iter().find(|t| t.name.is_none()) {
+                    bail!("[[tenant]] for {}: a tenant needs a name", unnamed.file);
+                }
+                out.tenants.extend(tenants);
             }
             (other, _) => {
-                bail!("unknown key \"{other}\" (expected listen, [settings] or [[plugin]])")
+                bail!(
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]] or [[plugin]])"
+                )
             }
         }
     }
@@ -117,16 +155,49 @@ mod tests {
     #[test]
     fn reads_plugin_tables() {
         let c = parse("[[plugin]]\nfile = \"a.wasm\"\nroutes = [\"/a\"]\ndeadline_ms = 50\n[plugin.config]\nk = \"v\"\n[[plugin]]\nfile = \"builtin:chat\"\nroute = \"/chat\"\n").unwrap();
-        assert_eq!(c.plugins.len(), 2);
-        assert_eq!(c.plugins[0].routes, ["/a"]);
-        assert_eq!(c.plugins[0].deadline_ms, Some(50));
-        assert_eq!(c.plugins[0].config["k"], "v");
-        assert_eq!(c.plugins[1].route.as_deref(), Some("/chat"));
+        assert_eq!(c.tenants.len(), 2);
+        assert_eq!(c.tenants[0].routes, ["/a"]);
+        assert_eq!(c.tenants[0].deadline_ms, Some(50));
+        assert_eq!(c.tenants[0].config["k"], "v");
+        assert_eq!(c.tenants[1].route.as_deref(), Some("/chat"));
         let e = format!(
             "{:#}",
             parse("[[plugin]]\nfile = \"a\"\nmemroy_limit = 1\n").unwrap_err()
         );
         assert!(e.contains("memroy_limit"), "{e}");
+    }
+
+    #[test]
+    fn reads_tenant_tables_after_plugin_tables() {
+        let c = parse(
+            "[[tenant]]\nname = \"acme\"\nfile = \"a.wasm\"\ninstances = 2\nwatch = true\n\
+             max_connections = 10\nmax_message_size = 100\nallowed_origins = [\"https://a.test\"]\n\
+             connection_rate = 5\ntenant_rate = 50\nover_rate = \"close\"\n\
+             [tenant.config]\nversion = \"v1\"\n\
+             [[plugin]]\nfile = \"old.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenants.len(), 2);
+        assert_eq!(c.tenants[0].file, "old.wasm");
+        let acme = &c.tenants[1];
+        assert_eq!(acme.name.as_deref(), Some("acme"));
+        assert_eq!((acme.instances, acme.watch), (Some(2), true));
+        assert_eq!(
+            (acme.max_connections, acme.max_message_size),
+            (Some(10), Some(100))
+        );
+        assert_eq!(acme.allowed_origins, ["https://a.test"]);
+        assert_eq!(
+            (acme.connection_rate, acme.tenant_rate),
+            (Some(5), Some(50))
+        );
+        assert_eq!(acme.over_rate.as_deref(), Some("close"));
+        assert_eq!(acme.config["version"], "v1");
+        let e = format!(
+            "{:#}",
+            parse("[[tenant]]\nfile = \"a.wasm\"\n").unwrap_err()
+        );
+        assert!(e.contains("needs a name"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The `wsserver` binary: settings from a TOML file and the command line,
 //! then serve until SIGINT/SIGTERM, which close every connection with 1001.
+//! SIGHUP reads the tenants again and hot-swaps those whose component or
+//! configuration changed.
 
 mod cli;
 mod config;
@@ -14,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::net::tls::CertificateInfo;
-use wsserver::plugin::{PluginEngine, PluginRouter};
+use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
 use wsserver::server::echo::EchoHandler;
 use wsserver::server::settings::all_keys;
 use wsserver::{Handler, Settings, WsServer};
@@ -37,19 +39,23 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (settings, plugins) = match build_settings(&cli) {
+    let (settings, tenants) = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let handler = match build_handler(&cli, plugins) {
-        Ok(h) => h,
+    let router = match build_router(&cli, tenants) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
+    };
+    let handler: Arc<dyn Handler> = match &router {
+        Some(router) => router.clone(),
+        None => Arc::new(EchoHandler::new()),
     };
     // Each connection is a file descriptor: use all the process may have.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -65,7 +71,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings, handler)) {
+    let reload = router.map(|router| Reload { router, cli });
+    match runtime.block_on(serve(settings, handler, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -74,24 +81,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The native echo, or the plugins (the built-in echo when none is given).
-fn build_handler(
+/// The tenants (the built-in echo when none is given), or None for the
+/// native echo.
+fn build_router(
     cli: &Cli,
-    mut plugins: Vec<config::PluginEntry>,
-) -> anyhow::Result<Arc<dyn Handler>> {
+    from_file: Vec<config::TenantEntry>,
+) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
-        return Ok(Arc::new(EchoHandler::new()));
+        return Ok(None);
     }
-    for flag in &cli.plugins {
-        plugins.push(plugin_args::from_flag(flag)?);
-    }
-    if plugins.is_empty() {
-        plugins.push(plugin_args::default_echo());
-    }
-    let specs = plugins
-        .into_iter()
-        .map(plugin_args::to_spec)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let specs = tenant_specs(cli, from_file)?;
     let cache = cli
         .plugin_cache
         .clone()
@@ -101,12 +100,73 @@ fn build_handler(
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }
-    Ok(Arc::new(router))
+    Ok(Some(Arc::new(router)))
+}
+
+/// The file's tenants, then those of --plugin flags, components read.
+fn tenant_specs(
+    cli: &Cli,
+    mut entries: Vec<config::TenantEntry>,
+) -> anyhow::Result<Vec<PluginSpec>> {
+    for flag in &cli.plugins {
+        entries.push(plugin_args::from_flag(flag)?);
+    }
+    plugin_args::to_specs(entries)
+}
+
+/// What SIGHUP needs: the running tenants and where they were declared.
+struct Reload {
+    router: Arc<PluginRouter>,
+    cli: Cli,
+}
+
+impl Reload {
+    /// Reads the configuration file and every component again, and swaps
+    /// the tenants that changed. Blocks (compiling takes time).
+    fn run(&self) {
+        let entries = match &self.cli.config {
+            Some(path) => match config::load(path) {
+                Ok(file) => file.tenants,
+                Err(e) => {
+                    tracing::error!("reload: {e:#}; nothing changed");
+                    return;
+                }
+            },
+            None => Vec::new(),
+        };
+        let specs = match tenant_specs(&self.cli, entries) {
+            Ok(specs) => specs,
+            Err(e) => {
+                tracing::error!("reload: {e:#}; nothing changed");
+                return;
+            }
+        };
+        for (tenant, result) in self.router.reconfigure(specs) {
+            match result {
+                Ok(outcome) if outcome.changed => tracing::info!(
+                    "reload: tenant {tenant} now serves {}{}",
+                    outcome.version,
+                    if outcome.state_carried {
+                        " (state carried over by lifecycle)"
+                    } else {
+                        " (started fresh; told of each open connection)"
+                    }
+                ),
+                Ok(_) => tracing::debug!("reload: tenant {tenant} unchanged"),
+                Err(SwapError::UnknownTenant(_)) => {
+                    tracing::warn!("reload: tenant {tenant} is new; it needs a restart")
+                }
+                Err(e) => {
+                    tracing::error!("reload: {e}; tenant {tenant} keeps its running version")
+                }
+            }
+        }
+    }
 }
 
 /// Defaults, then the file, then --listen, then --set; and the file's
-/// plugins.
-fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntry>)> {
+/// tenants.
+fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::TenantEntry>)> {
     let mut plugins = Vec::new();
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
@@ -116,7 +176,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntr
         if let Some(listen) = &file.listen {
             apply_listen(&mut settings, listen)?;
         }
-        plugins = file.plugins.clone();
+        plugins = file.tenants.clone();
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
@@ -147,11 +207,17 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings, handler: Arc<dyn Handler>) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    handler: Arc<dyn Handler>,
+    reload: Option<Reload>,
+) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
     // read is never fatal.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let reload = reload.map(Arc::new);
     let scheme = if settings.tls.use_ssl { "wss" } else { "ws" };
     let server = WsServer::with_settings(handler, settings);
     server.start_listening().await?;
@@ -169,9 +235,20 @@ async fn serve(settings: Settings, handler: Arc<dyn Handler>) -> anyhow::Result<
         writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
     }
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => match &reload {
+                Some(reload) => {
+                    tracing::info!("SIGHUP: reloading the tenants");
+                    let reload = reload.clone();
+                    // Swaps compile and wait for the plugins' actors.
+                    let _ = tokio::task::spawn_blocking(move || reload.run()).await;
+                }
+                None => tracing::info!("SIGHUP: the native echo has nothing to reload"),
+            },
+        }
     }
     tracing::info!("shutting down: closing connections with 1001");
     server.shutdown().await;

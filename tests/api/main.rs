@@ -20,4 +20,5 @@ mod logging;
 mod open_request;
 mod ping;
 mod sending;
+mod tenants;
 mod tls;

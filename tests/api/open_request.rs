@@ -201,3 +201,30 @@ async fn an_open_request_slower_than_handshake_timeout_ends_the_connection() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn an_answer_can_give_its_connection_a_smaller_message_limit() {
+    let mut t = server()
+        .on_open(|request| async move {
+            if request.path() == "/small" {
+                OpenResponse::accept().with_max_message_size(10)
+            } else {
+                OpenResponse::accept()
+            }
+        })
+        .start()
+        .await;
+    let (mut small, head) = respond_to(&t, &upgrade_request("/small", &[])).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let small_id = t.events.connected().await;
+    let (mut other, _) = respond_to(&t, &upgrade_request("/other", &[])).await;
+    let other_id = t.events.connected().await;
+
+    small.send(&masked(0x81, b"0123456789")).await;
+    assert_eq!(t.events.data_in(small_id).await.text(), "0123456789");
+    small.send(&masked(0x81, b"0123456789A")).await;
+    assert_eq!(small.expect_close().await, Some(1009));
+    // The server's MaxMessageSize still rules the other connection.
+    other.send(&masked(0x82, &[7; 100])).await;
+    assert_eq!(t.events.data_in(other_id).await.data, [7; 100]);
+}

@@ -110,6 +110,16 @@ impl ServerProcess {
         }
     }
 
+    /// Sends SIGHUP: the server reads its tenants again.
+    pub async fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.pid();

@@ -11,5 +11,6 @@ mod handshake;
 mod plugins;
 mod protocol;
 mod socket_options;
+mod tenants;
 mod tls;
 mod traffic;

@@ -2,8 +2,8 @@
 //! commands returned from `on-events` share this one implementation, so a
 //! command and the direct function of the same name behave alike.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -18,30 +18,66 @@ use crate::server::{Connection, ConnectionId};
 
 pub(crate) type HostResult<T = ()> = Result<T, wit::HostError>;
 
-/// Facts about a plugin shared by all of its instances.
+/// Facts about a tenant shared by all of its instances and versions.
 #[derive(Debug)]
 pub(crate) struct PluginShared {
     pub name: String,
     /// The plugin's inbox limit (PluginLimits::max_queued_bytes): what a
     /// connection may have in flight towards the plugin.
     pub max_queued_bytes: usize,
-    pub config: BTreeMap<String, String>,
     pub topics: Mutex<Topics>,
+    /// Connections the plugin paused itself (flow control must not resume
+    /// them), whichever instance serves them.
+    paused_by_plugin: Mutex<FxHashSet<ConnectionId>>,
+    /// Every instance's connections, when the tenant runs more than one:
+    /// any instance may address any of the tenant's connections.
+    members: Option<Mutex<FxHashMap<ConnectionId, Connection>>>,
+}
+
+impl PluginShared {
+    pub fn new(name: String, max_queued_bytes: usize, instances: usize) -> Self {
+        Self {
+            name,
+            max_queued_bytes,
+            topics: Mutex::default(),
+            paused_by_plugin: Mutex::default(),
+            members: (instances > 1).then(Mutex::default),
+        }
+    }
+
+    fn paused(&self) -> MutexGuard<'_, FxHashSet<ConnectionId>> {
+        self.paused_by_plugin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the plugin itself paused `id`'s data.
+    pub fn paused_by_plugin(&self, id: ConnectionId) -> bool {
+        self.paused().contains(&id)
+    }
+
+    fn members(&self) -> Option<MutexGuard<'_, FxHashMap<ConnectionId, Connection>>> {
+        self.members
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The plugin's view of its connections. Lives in the instance's store and
-/// moves to the replacement instance when one fails.
+/// moves to the next instance when one fails or a new version is swapped
+/// in.
 #[derive(Debug)]
 pub(crate) struct ActorState {
     pub shared: Arc<PluginShared>,
-    /// This plugin's open connections: the only ones it may address.
+    /// This instance's open connections: the ones whose events it receives.
     pub connections: FxHashMap<ConnectionId, Connection>,
-    /// Connections the plugin paused itself (flow control must not resume
-    /// them).
-    pub paused_by_plugin: FxHashSet<ConnectionId>,
-    /// `error` events (packed) for failed commands, delivered first in the
+    /// Those of them whose `connected` event the plugin has received: a
+    /// version swapped in without the old one's state hears of them again.
+    announced: FxHashSet<ConnectionId>,
+    /// Events (packed) the host owes the plugin: `error` events for failed
+    /// commands, `connected` notices after a swap. Delivered first in the
     /// next batch.
-    pub errors: Vec<u8>,
+    pub owed: Vec<u8>,
     /// Commands held for connections whose send queue was full; see
     /// [`apply`](Self::apply).
     held: FxHashMap<ConnectionId, Held>,
@@ -67,16 +103,55 @@ impl ActorState {
         Self {
             shared,
             connections: FxHashMap::default(),
-            paused_by_plugin: FxHashSet::default(),
-            errors: Vec::new(),
+            announced: FxHashSet::default(),
+            owed: Vec::new(),
             held: FxHashMap::default(),
         }
     }
 
-    fn conn(&self, id: ConnectionId) -> HostResult<&Connection> {
-        self.connections
-            .get(&id)
+    /// One of the tenant's connections: this instance's, or another
+    /// instance's.
+    fn conn(&self, id: ConnectionId) -> HostResult<Cow<'_, Connection>> {
+        if let Some(conn) = self.connections.get(&id) {
+            return Ok(Cow::Borrowed(conn));
+        }
+        self.shared
+            .members()
+            .and_then(|members| members.get(&id).cloned())
+            .map(Cow::Owned)
             .ok_or(wit::HostError::InvalidConnection)
+    }
+
+    /// A connection this instance now serves (its open request was
+    /// accepted).
+    pub fn admit(&mut self, conn: Connection) {
+        if let Some(mut members) = self.shared.members() {
+            members.insert(conn.id(), conn.clone());
+        }
+        self.connections.insert(conn.id(), conn);
+    }
+
+    /// The plugin has received `id`'s `connected` event.
+    pub fn announced(&mut self, id: ConnectionId) {
+        if self.connections.contains_key(&id) {
+            self.announced.insert(id);
+        }
+    }
+
+    /// Owes the plugin a `connected` event for each connection it had
+    /// been told of, before anything else: a version that starts without
+    /// the previous one's state learns which connections are open.
+    pub fn announce_again(&mut self) {
+        let mut ids: Vec<ConnectionId> = self.announced.iter().copied().collect();
+        // In the order they opened (ids grow), which a plugin may rely on.
+        ids.sort_unstable();
+        let mut notices = Vec::new();
+        let mut writer = packed::Writer::new(&mut notices);
+        for id in ids {
+            writer.event(&packed::Event::Connected(id));
+        }
+        notices.extend_from_slice(&self.owed);
+        self.owed = notices;
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, Topics> {
@@ -117,15 +192,15 @@ impl ActorState {
         Ok(())
     }
 
-    pub fn pause_data(&mut self, id: ConnectionId) -> HostResult {
+    pub fn pause_data(&self, id: ConnectionId) -> HostResult {
         self.conn(id)?.pause_data();
-        self.paused_by_plugin.insert(id);
+        self.shared.paused().insert(id);
         Ok(())
     }
 
-    pub fn resume_data(&mut self, id: ConnectionId) -> HostResult {
+    pub fn resume_data(&self, id: ConnectionId) -> HostResult {
         self.conn(id)?.resume_data();
-        self.paused_by_plugin.remove(&id);
+        self.shared.paused().remove(&id);
         Ok(())
     }
 
@@ -167,14 +242,35 @@ impl ActorState {
             .subscribers(topic)
             .filter(|id| Some(*id) != exclude)
             .collect();
+        let mut failed = Vec::new();
+        let mut elsewhere = Vec::new();
         for id in subscribers {
-            let Some(conn) = self.connections.get(&id) else {
-                continue;
-            };
-            if let Err(e) = conn.send_shared(kind, payload.clone()) {
-                let code = convert::error_code(convert::host_error(&e));
-                self.error(id, code, &e.to_string());
+            match self.connections.get(&id) {
+                Some(conn) => {
+                    if let Err(e) = conn.send_shared(kind, payload.clone()) {
+                        failed.push((id, e));
+                    }
+                }
+                None => elsewhere.push(id),
             }
+        }
+        // Subscribers served by the tenant's other instances, under one
+        // lock.
+        if !elsewhere.is_empty()
+            && let Some(members) = self.shared.members()
+        {
+            for id in elsewhere {
+                if let Some(Err(e)) = members
+                    .get(&id)
+                    .map(|conn| conn.send_shared(kind, payload.clone()))
+                {
+                    failed.push((id, e));
+                }
+            }
+        }
+        for (id, e) in failed {
+            let code = convert::error_code(convert::host_error(&e));
+            self.error(id, code, &e.to_string());
         }
         Ok(())
     }
@@ -187,13 +283,17 @@ impl ActorState {
         ))
     }
 
+    /// The tenant's open connections, every instance's.
     pub fn connection_ids(&self) -> Vec<ConnectionId> {
-        self.connections.keys().copied().collect()
+        match self.shared.members() {
+            Some(members) => members.keys().copied().collect(),
+            None => self.connections.keys().copied().collect(),
+        }
     }
 
     /// Queues an `error` event for the next batch.
     fn error(&mut self, connection: ConnectionId, code: u32, description: &str) {
-        packed::Writer::new(&mut self.errors).event(&packed::Event::Error {
+        packed::Writer::new(&mut self.owed).event(&packed::Event::Error {
             connection,
             code,
             description,
@@ -208,7 +308,9 @@ impl ActorState {
     /// losing messages) and replays them in order when ready-to-send comes.
     /// Only what exceeds the plugin's inbox limit plus the connection's
     /// send queue is dropped, with an `error` event (10035). Other failures
-    /// become `error` events.
+    /// become `error` events. Sends to a connection of another instance of
+    /// the tenant are not held (its ready-to-send goes to that instance): a
+    /// full queue drops them with an `error` event (10035).
     pub fn apply(&mut self, command: Command<'_>) {
         let target = command.connection();
         if let Some(id) = target
@@ -220,10 +322,17 @@ impl ActorState {
             Ok(()) => {}
             Err(Refused::Full) => {
                 let id = target.unwrap_or_default();
-                if let Some(conn) = self.connections.get(&id) {
-                    conn.pause_data();
+                match self.connections.get(&id) {
+                    Some(conn) => {
+                        conn.pause_data();
+                        self.hold(id, &command);
+                    }
+                    None => self.error(
+                        id,
+                        convert::error_code(wit::HostError::WouldBlock),
+                        "the connection's send queue is full; the message was dropped",
+                    ),
                 }
-                self.hold(id, &command);
             }
             Err(Refused::Failed(e)) => {
                 let description = match e {
@@ -301,7 +410,7 @@ impl ActorState {
     /// plugin paused it itself or new ones are held.
     pub fn resume_released(&self, id: ConnectionId) {
         if !self.is_held(id)
-            && !self.paused_by_plugin.contains(&id)
+            && !self.shared.paused_by_plugin(id)
             && let Some(conn) = self.connections.get(&id)
         {
             conn.resume_data();
@@ -355,8 +464,12 @@ impl ActorState {
     /// A connection of this plugin has ended.
     pub fn forget(&mut self, id: ConnectionId) {
         self.connections.remove(&id);
+        self.announced.remove(&id);
         self.held.remove(&id);
-        self.paused_by_plugin.remove(&id);
+        if let Some(mut members) = self.shared.members() {
+            members.remove(&id);
+        }
+        self.shared.paused().remove(&id);
         self.topics().forget(id);
     }
 }

@@ -81,6 +81,7 @@ pub(crate) fn open_response(
             .into_iter()
             .map(|h| (h.name, h.value))
             .collect(),
+        max_message_size: None,
     })
 }
 

@@ -5,7 +5,7 @@ use wsserver_plugin_bindings::wsserver::plugin::{host, types as wit};
 
 use super::actor_state::HostResult;
 use super::convert;
-use super::instance::InstanceState;
+use super::version::InstanceState;
 use crate::server::ConnectionId;
 
 impl wit::Host for InstanceState {}
@@ -69,7 +69,7 @@ impl host::Host for InstanceState {
     }
 
     fn config_get(&mut self, key: String) -> Option<String> {
-        self.actor.shared.config.get(&key).cloned()
+        self.config.get(&key).cloned()
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {

@@ -10,44 +10,28 @@
 //! the connections whose events were in the failed call are closed with
 //! 1011, a fresh instance replaces it, and the plugin's connection state
 //! (which lives outside the guest) carries over.
+//!
+//! A hot swap is taken between two batches: the actor hands the plugin's
+//! state (`lifecycle`) to an instance of the new version that the tenant
+//! made beforehand, waits for the tenant's verdict (every instance of a
+//! tenant switches, or none does), and carries on with the new instance.
+//! Events arriving meanwhile wait in the inbox, so none is lost or
+//! reordered.
 
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::component::{ComponentExportIndex, TypedFunc};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
-use wsserver_plugin_bindings::{Plugin, PluginPre};
-
-/// The optional export with the packed `on-events`.
-const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
-use super::engine::{EPOCH_TICK, LoadError, PluginEngine};
+use super::engine::LoadError;
 use super::spec::PluginLimits;
+use super::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::server::{Connection, ConnectionId, OpenResponse};
-
-/// What the store of an instance holds.
-pub(crate) struct InstanceState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    pub actor: ActorState,
-}
-
-impl WasiView for InstanceState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// An open request waiting for the plugin's answer.
 pub(crate) struct PendingOpen {
@@ -55,6 +39,19 @@ pub(crate) struct PendingOpen {
     pub offered: Vec<String>,
     pub conn: Connection,
     pub reply: oneshot::Sender<OpenResponse>,
+}
+
+/// A switch to another version, prepared by the tenant: the new version's
+/// instance is already made.
+pub(crate) struct SwapOrder {
+    pub version: Arc<Version>,
+    pub next: Live,
+    /// Where the actor says whether the new instance is ready (the state
+    /// restored, when both versions export `lifecycle`), or why not.
+    pub prepared: mpsc::SyncSender<Result<(), String>>,
+    /// The tenant's verdict once every instance has answered: true
+    /// switches, false (or a dropped sender) keeps the old version.
+    pub verdict: mpsc::Receiver<bool>,
 }
 
 /// Events and requests waiting for the actor.
@@ -67,6 +64,7 @@ struct Inbox {
     throttled: Vec<Connection>,
     /// Signalled once everything queued before them has been handled.
     flushes: Vec<oneshot::Sender<()>>,
+    swap: Option<SwapOrder>,
     /// The actor sleeps on the condition variable.
     idle: bool,
     closed: bool,
@@ -117,6 +115,19 @@ impl PluginHandle {
         }
     }
 
+    /// Queues a switch to another version, taken before the next batch. A
+    /// stopped actor drops the order, which its sender sees.
+    pub fn push_swap(&self, order: SwapOrder) {
+        let mut inbox = self.inbox();
+        if inbox.closed {
+            return;
+        }
+        inbox.swap = Some(order);
+        if inbox.idle {
+            self.wake.notify_one();
+        }
+    }
+
     /// Stops the actor once it has handled what is queued.
     pub fn close(&self) {
         self.inbox().closed = true;
@@ -124,110 +135,17 @@ impl PluginHandle {
     }
 }
 
-/// An instantiation that failed, handing back the state it was given.
-struct Failed {
-    actor: ActorState,
-    reason: String,
-}
-
-/// The fast path of `on-events`, when the component exports it.
-type PackedOnEvents = TypedFunc<(&'static [u8],), (Vec<u8>,)>;
-
-/// A running instance: its store, its typed exports and, if exported, the
-/// packed `on-events`.
-struct Live {
-    store: Store<InstanceState>,
-    plugin: Plugin,
-    packed: Option<PackedOnEvents>,
-}
-
-/// Builds instances of one compiled component.
-struct Factory {
-    engine: PluginEngine,
-    pre: PluginPre<InstanceState>,
-    /// `packed-handler.on-events`, if the component exports it.
-    packed: Option<ComponentExportIndex>,
-    limits: PluginLimits,
-}
-
-impl Factory {
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
-    }
-
-    /// A fresh instance carrying `actor`; on failure the state comes back
-    /// (boxed: it is large) with the reason.
-    fn instantiate(&self, actor: ActorState) -> Result<Live, Box<Failed>> {
-        let state = InstanceState {
-            // Nothing granted: no files, sockets, environment or arguments.
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .build(),
-            actor,
-        };
-        let mut store = Store::new(self.engine.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
-        let instance = self.pre.instance_pre().instantiate(&mut store);
-        let live = instance.and_then(|instance| {
-            let plugin = Plugin::new(&mut store, &instance)?;
-            let packed = match &self.packed {
-                Some(index) => Some(instance.get_typed_func(&mut store, index)?),
-                None => None,
-            };
-            Ok((plugin, packed))
-        });
-        match live {
-            Ok((plugin, packed)) => Ok(Live {
-                store,
-                plugin,
-                packed,
-            }),
-            Err(e) => Err(Box::new(Failed {
-                actor: store.into_data().actor,
-                reason: format!("{e:#}"),
-            })),
-        }
-    }
-}
-
-/// Compiles and links a plugin, instantiates it once to prove it works, and
-/// starts its actor thread.
+/// Instantiates `version` once to prove it works, and starts the actor
+/// thread of instance `index` of the tenant.
 pub(crate) fn start(
-    engine: &PluginEngine,
-    component: &Component,
+    version: Arc<Version>,
     shared: Arc<PluginShared>,
     limits: PluginLimits,
+    index: usize,
 ) -> Result<Arc<PluginHandle>, LoadError> {
     let name = shared.name.clone();
     let fail = |what: &str, e: String| LoadError(format!("plugin {name}: {what}: {e}"));
-    let mut linker = Linker::<InstanceState>::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
-    Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-        .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
-    let pre = linker.instantiate_pre(component).map_err(|e| {
-        fail(
-            "it does not fit the wsserver:plugin contract",
-            format!("{e:#}"),
-        )
-    })?;
-    let pre = PluginPre::new(pre)
-        .map_err(|e| fail("it does not export the handler interface", format!("{e:#}")))?;
-    // Components built with the Rust SDK also export the packed fast path.
-    let packed = component
-        .get_export_index(None, PACKED_HANDLER)
-        .and_then(|interface| component.get_export_index(Some(&interface), "on-events"));
-    let factory = Factory {
-        engine: engine.clone(),
-        pre,
-        packed,
-        limits: limits.clone(),
-    };
-    let live = factory
+    let live = version
         .instantiate(ActorState::new(shared.clone()))
         .map_err(|failed| fail("instantiation failed", failed.reason))?;
     let handle = Arc::new(PluginHandle {
@@ -238,19 +156,32 @@ pub(crate) fn start(
     });
     let actor = Actor {
         handle: handle.clone(),
-        factory,
+        version,
         live,
     };
     std::thread::Builder::new()
-        .name(format!("plugin {name}"))
+        .name(format!("plugin {name}#{index}"))
         .spawn(move || actor.run())
         .map_err(|e| fail("cannot start its thread", e.to_string()))?;
     Ok(handle)
 }
 
+/// Marks the inbox closed however the actor's thread ends, so a swap
+/// order never waits for an actor that is gone.
+struct ActorExit(Arc<PluginHandle>);
+
+impl Drop for ActorExit {
+    fn drop(&mut self) {
+        let mut inbox = self.0.inbox();
+        inbox.closed = true;
+        inbox.swap = None;
+    }
+}
+
 struct Actor {
     handle: Arc<PluginHandle>,
-    factory: Factory,
+    /// The version `live` is an instance of.
+    version: Arc<Version>,
     live: Live,
 }
 
@@ -260,14 +191,16 @@ impl Actor {
     }
 
     fn run(mut self) {
+        let _exit = ActorExit(self.handle.clone());
         let mut events = Vec::new();
         loop {
-            let (opens, throttled, flushes) = {
+            let (opens, throttled, flushes, swap) = {
                 let mut inbox = self.handle.inbox();
                 while inbox.opens.is_empty()
                     && inbox.events.is_empty()
                     && inbox.flushes.is_empty()
-                    && self.live.store.data().actor.errors.is_empty()
+                    && inbox.swap.is_none()
+                    && self.live.store.data().actor.owed.is_empty()
                 {
                     if inbox.closed {
                         return;
@@ -285,14 +218,20 @@ impl Actor {
                     std::mem::take(&mut inbox.opens),
                     std::mem::take(&mut inbox.throttled),
                     std::mem::take(&mut inbox.flushes),
+                    inbox.swap.take(),
                 )
             };
+            // Before the batch: everything taken with the order goes to
+            // the new version.
+            if let Some(order) = swap {
+                self.swap(order);
+            }
             for open in opens {
                 self.open(open);
             }
-            let errors = std::mem::take(&mut self.actor_state().errors);
-            if !errors.is_empty() {
-                events.splice(0..0, errors);
+            let owed = std::mem::take(&mut self.actor_state().owed);
+            if !owed.is_empty() {
+                events.splice(0..0, owed);
             }
             if !events.is_empty() {
                 self.deliver(&events);
@@ -302,7 +241,7 @@ impl Actor {
             // stays paused until they have left.
             for conn in throttled {
                 let actor = &self.live.store.data().actor;
-                if !actor.paused_by_plugin.contains(&conn.id()) && !actor.is_held(conn.id()) {
+                if !actor.shared.paused_by_plugin(conn.id()) && !actor.is_held(conn.id()) {
                     conn.resume_data();
                 }
             }
@@ -320,7 +259,7 @@ impl Actor {
             reply,
         } = open;
         let live = &mut self.live;
-        live.store.set_epoch_deadline(self.factory.deadline_ticks());
+        live.store.set_epoch_deadline(self.version.deadline_ticks());
         let answer = live
             .plugin
             .wsserver_plugin_handler()
@@ -342,7 +281,7 @@ impl Actor {
             }
         };
         if response.status_code == 101 {
-            self.actor_state().connections.insert(conn.id(), conn);
+            self.actor_state().admit(conn);
         }
         let _ = reply.send(response);
     }
@@ -358,11 +297,12 @@ impl Actor {
                     self.actor_state().release_held(id);
                     released.push(id);
                 }
+                packed::Event::Connected(id) => self.actor_state().announced(id),
                 packed::Event::Disconnected { connection, .. } => ended.push(connection),
                 _ => {}
             }
         }
-        let deadline = self.factory.deadline_ticks();
+        let deadline = self.version.deadline_ticks();
         let live = &mut self.live;
         live.store.set_epoch_deadline(deadline);
         let failure = match &live.packed {
@@ -420,7 +360,7 @@ impl Actor {
         }
         let placeholder = ActorState::new(actor.shared.clone());
         let actor = std::mem::replace(actor, placeholder);
-        match self.factory.instantiate(actor) {
+        match self.version.instantiate(actor) {
             Ok(live) => self.live = live,
             Err(failed) => {
                 let Failed { actor, reason: e } = *failed;
@@ -430,6 +370,56 @@ impl Actor {
                 *self.actor_state() = actor;
             }
         }
+    }
+
+    /// Takes a swap order: prepares the new instance, reports, and switches
+    /// if the tenant says so.
+    fn swap(&mut self, order: SwapOrder) {
+        let SwapOrder {
+            version,
+            mut next,
+            prepared,
+            verdict,
+        } = order;
+        let carried = match self.carry_state(&version, &mut next) {
+            Ok(carried) => carried,
+            Err(reason) => {
+                let _ = prepared.send(Err(reason));
+                return;
+            }
+        };
+        // Until the verdict, this instance takes no event: what arrives
+        // waits for whichever version wins.
+        if prepared.send(Ok(())).is_err() || verdict.recv() != Ok(true) {
+            return;
+        }
+        let shared = self.handle.shared.clone();
+        let actor = std::mem::replace(self.actor_state(), ActorState::new(shared));
+        next.store.data_mut().actor = actor;
+        self.live = next;
+        self.version = version;
+        if !carried {
+            self.actor_state().announce_again();
+        }
+    }
+
+    /// Hands the plugin's state from the running instance to `next` when
+    /// both versions export `lifecycle` (true), or leaves `next` fresh
+    /// (false). A failed snapshot poisons the running instance, which is
+    /// replaced by a fresh one of its own version.
+    fn carry_state(&mut self, version: &Version, next: &mut Live) -> Result<bool, String> {
+        if !(self.live.has_lifecycle() && next.has_lifecycle()) {
+            return Ok(false);
+        }
+        let state = match self.live.snapshot(self.version.deadline_ticks()) {
+            Ok(state) => state,
+            Err(reason) => {
+                self.fail(&[], &reason);
+                return Err(reason);
+            }
+        };
+        next.restore(&state, version.deadline_ticks())?;
+        Ok(true)
     }
 
     fn log_error(&self, message: &str) {

@@ -1,6 +1,8 @@
 //! The plugin runtime as a server [`Handler`]: routes each open request to
-//! the plugin whose route matches, then forwards that connection's events to
-//! the plugin's actor.
+//! the tenant whose route matches, applies the tenant's admission policy
+//! (Origin, max connections, message size), pins the connection to one of
+//! the tenant's instances, then forwards that connection's events to it,
+//! within the tenant's rates.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -8,67 +10,209 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use wsserver_packed as packed;
 
-use super::actor_state::PluginShared;
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
-use super::instance::{self, PendingOpen, PluginHandle};
-use super::spec::{PluginSpec, Route};
+use super::instance::{PendingOpen, PluginHandle};
+use super::rate::{ConnectionGate, OVER_RATE, Verdict};
+use super::spec::PluginSpec;
+use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
+use super::watch;
+use crate::protocol::close::POLICY_VIOLATION;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
-/// Serves connections with WebAssembly plugins.
+/// Serves connections with WebAssembly plugins, one tenant per declared
+/// plugin.
 pub struct PluginRouter {
-    routes: Vec<(Route, Arc<PluginHandle>)>,
+    tenants: Vec<Arc<Tenant>>,
 }
 
-/// What a connection carries: the plugin serving it.
+/// What a connection carries: its tenant and the instance serving it.
 struct Binding {
+    tenant: Arc<Tenant>,
     plugin: Arc<PluginHandle>,
     /// The server's ReadyToSend right after Connected is not forwarded: the
     /// contract fires ready-to-send only after a would-block.
     saw_first_ready: AtomicBool,
+    /// The connection holds a place under the tenant's max_connections.
+    seated: AtomicBool,
+    /// Present when the tenant limits message rates.
+    gate: Option<ConnectionGate>,
+}
+
+impl Binding {
+    /// Gives the connection's place back, once.
+    fn release_seat(&self) {
+        if self.seated.swap(false, Ordering::AcqRel) {
+            self.tenant.release_seat();
+        }
+    }
+
+    /// Carries out a rate verdict other than Pass.
+    fn refuse(&self, conn: &Connection, verdict: Verdict) {
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Drop { report } => {
+                self.tenant.count_drop();
+                if report {
+                    let event = packed::Event::Error {
+                        connection: conn.id(),
+                        code: OVER_RATE,
+                        description: "over the tenant's message rate: messages are dropped until the rate allows them again",
+                    };
+                    push_now(self, conn, &event);
+                }
+            }
+            Verdict::Close => {
+                self.tenant.count_close();
+                let _ = conn.close(POLICY_VIOLATION, "message rate exceeded");
+            }
+        }
+    }
+}
+
+impl Drop for Binding {
+    /// A connection refused or dropped before its Disconnected event still
+    /// gives its place back.
+    fn drop(&mut self) {
+        self.release_seat();
+    }
 }
 
 impl PluginRouter {
     /// Compiles (or loads from the cache), links and instantiates every
-    /// plugin; any failure is reported with the plugin's name and nothing
-    /// starts.
+    /// tenant's plugin, and starts the file watches; any failure is
+    /// reported with the tenant's name and nothing starts.
     pub fn start(engine: &PluginEngine, specs: Vec<PluginSpec>) -> Result<Self, LoadError> {
-        let mut routes = Vec::new();
+        let mut tenants: Vec<Arc<Tenant>> = Vec::new();
         for spec in specs {
-            let component = engine.load(&spec.name, &spec.wasm)?;
-            let shared = Arc::new(PluginShared {
-                name: spec.name,
-                max_queued_bytes: spec.limits.max_queued_bytes,
-                config: spec.config,
-                topics: Default::default(),
-            });
-            let handle = instance::start(engine, &component, shared, spec.limits)?;
-            for route in spec.routes {
-                routes.push((route, handle.clone()));
+            if tenants.iter().any(|t| t.name() == spec.name) {
+                return Err(LoadError(format!(
+                    "two tenants are named {:?}: names must be unique",
+                    spec.name
+                )));
+            }
+            if spec.watch && spec.source.is_none() {
+                return Err(LoadError(format!(
+                    "tenant {}: watch needs a component file",
+                    spec.name
+                )));
+            }
+            tenants.push(Arc::new(Tenant::start(engine, spec)?));
+        }
+        let router = Self { tenants };
+        for tenant in &router.tenants {
+            if let Some(path) = tenant.watched_file() {
+                watch::spawn(Arc::downgrade(tenant), path.clone()).map_err(|e| {
+                    LoadError(format!(
+                        "tenant {}: cannot start the file watch: {e}",
+                        tenant.name()
+                    ))
+                })?;
             }
         }
-        Ok(Self { routes })
+        Ok(router)
     }
 
-    /// The plugin serving `path` on `host`: host routes before host-less
+    /// The tenant serving `path` on `host`: host routes before host-less
     /// ones, then the longest path prefix.
-    fn route(&self, path: &str, host: &str) -> Option<&Arc<PluginHandle>> {
-        self.routes
+    fn route(&self, path: &str, host: &str) -> Option<&Arc<Tenant>> {
+        self.tenants
             .iter()
-            .filter_map(|(route, handle)| route.matches(path, host).map(|rank| (rank, handle)))
+            .flat_map(|tenant| tenant.routes().iter().map(move |route| (route, tenant)))
+            .filter_map(|(route, tenant)| route.matches(path, host).map(|rank| (rank, tenant)))
             .max_by_key(|(rank, _)| *rank)
-            .map(|(_, handle)| handle)
+            .map(|(_, tenant)| tenant)
     }
 
-    /// The routes and the plugin serving each, for logs and diagnostics.
-    pub fn describe(&self) -> Vec<(String, String)> {
-        self.routes
+    fn tenant(&self, name: &str) -> Result<&Arc<Tenant>, SwapError> {
+        self.tenants
             .iter()
-            .map(|(route, handle)| (route.to_string(), handle.shared.name.clone()))
+            .find(|t| t.name() == name)
+            .ok_or_else(|| SwapError::UnknownTenant(name.to_owned()))
+    }
+
+    /// The routes and the tenant serving each, for logs and diagnostics.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        self.tenants
+            .iter()
+            .flat_map(|t| {
+                t.routes()
+                    .iter()
+                    .map(|r| (r.to_string(), t.name().to_owned()))
+            })
             .collect()
     }
 
-    fn plugin_of(conn: &Connection) -> Option<&Binding> {
+    /// Every tenant with its version, connections and counters, in the
+    /// order they were declared.
+    pub fn tenants(&self) -> Vec<TenantStatus> {
+        self.tenants.iter().map(|t| t.status()).collect()
+    }
+
+    /// Hot swap: compiles, links and instantiates `update` beside the
+    /// running version, then switches every instance of the tenant to it
+    /// between two batches. Connections stay open; events arriving during
+    /// the switch wait and go to the new version, in order. The plugin's
+    /// state moves through `lifecycle` when both versions export it;
+    /// otherwise the new instances start fresh and receive `connected` for
+    /// each open connection. On any failure the running version keeps
+    /// serving. Blocks until done (compiling a large component takes
+    /// seconds): call it off async workers.
+    pub fn swap(&self, tenant: &str, update: Update) -> Result<SwapOutcome, SwapError> {
+        self.tenant(tenant)?.swap(update)
+    }
+
+    /// Swaps back to the version before the last swap (a second rollback
+    /// undoes the first). Blocks, as [`swap`](Self::swap) does.
+    pub fn rollback(&self, tenant: &str) -> Result<SwapOutcome, SwapError> {
+        self.tenant(tenant)?.rollback()
+    }
+
+    /// Reads the tenant's component file again and swaps to it if it
+    /// changed. Blocks, as [`swap`](Self::swap) does.
+    pub fn reload(&self, tenant: &str) -> Result<SwapOutcome, SwapError> {
+        self.tenant(tenant)?.reload()
+    }
+
+    /// Brings the running tenants to `specs` (the configuration read
+    /// again): each tenant swaps to its spec's component and configuration
+    /// if they changed. What only a restart can apply (tenants added or
+    /// removed, routes, limits, policy, instances, watch) is logged and
+    /// left as it is; a spec for an unknown tenant is an `UnknownTenant`
+    /// result. Blocks, as [`swap`](Self::swap) does.
+    pub fn reconfigure(
+        &self,
+        specs: Vec<PluginSpec>,
+    ) -> Vec<(String, Result<SwapOutcome, SwapError>)> {
+        for tenant in &self.tenants {
+            if !specs.iter().any(|s| s.name == tenant.name()) {
+                tracing::warn!(
+                    "tenant {} is no longer configured; it serves until a restart",
+                    tenant.name()
+                );
+            }
+        }
+        specs
+            .into_iter()
+            .map(|spec| {
+                let result = self.tenant(&spec.name).and_then(|tenant| {
+                    if tenant.needs_restart(&spec) {
+                        tracing::warn!(
+                            "tenant {}: changes other than its component and config need a restart",
+                            spec.name
+                        );
+                    }
+                    tenant.swap(Update {
+                        wasm: spec.wasm.clone(),
+                        config: Some(spec.config.clone()),
+                    })
+                });
+                (spec.name, result)
+            })
+            .collect()
+    }
+
+    fn binding(conn: &Connection) -> Option<&Binding> {
         conn.attachment::<Binding>()
     }
 }
@@ -134,8 +278,8 @@ fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
 
 impl Drop for PluginRouter {
     fn drop(&mut self) {
-        for (_, handle) in &self.routes {
-            handle.close();
+        for tenant in &self.tenants {
+            tenant.close();
         }
     }
 }
@@ -146,32 +290,72 @@ impl Handler for PluginRouter {
         conn: &Connection,
         request: Arc<OpenRequest>,
     ) -> BoxFuture<OpenResponse> {
-        let Some(plugin) = self.route(request.path(), &request.host) else {
-            return Box::pin(std::future::ready(OpenResponse::reject(404)));
+        let refuse = |status| -> BoxFuture<OpenResponse> {
+            Box::pin(std::future::ready(OpenResponse::reject(status)))
         };
-        conn.attach(Arc::new(Binding {
-            plugin: plugin.clone(),
+        let Some(tenant) = self.route(request.path(), &request.host) else {
+            return refuse(404);
+        };
+        if !tenant.admits_origin(&request.origin) {
+            tracing::info!(
+                tenant = tenant.name(),
+                connection = conn.id(),
+                "Origin {:?} is not allowed; answering 403",
+                request.origin
+            );
+            return refuse(403);
+        }
+        if !tenant.take_seat() {
+            tracing::info!(
+                tenant = tenant.name(),
+                connection = conn.id(),
+                "max_connections reached; answering 503"
+            );
+            return refuse(503);
+        }
+        let binding = Arc::new(Binding {
+            tenant: tenant.clone(),
+            plugin: tenant.pick_instance(),
             saw_first_ready: AtomicBool::new(false),
-        }));
+            seated: AtomicBool::new(true),
+            gate: tenant.rates.gate(),
+        });
+        conn.attach(binding.clone());
         let (reply, answer) = tokio::sync::oneshot::channel();
-        plugin.push_open(PendingOpen {
+        binding.plugin.push_open(PendingOpen {
             request: convert::open_request(&request),
             offered: request.subprotocols.clone(),
             conn: conn.clone(),
             reply,
         });
-        // A plugin that stops (its runtime shut down) answers nothing.
-        Box::pin(async move { answer.await.unwrap_or_else(|_| OpenResponse::reject(503)) })
+        let max_message_size = tenant.policy().max_message_size;
+        Box::pin(async move {
+            // A plugin that stops (its runtime shut down) answers nothing.
+            let response = answer.await.unwrap_or_else(|_| OpenResponse::reject(503));
+            if response.status_code != 101 {
+                binding.release_seat();
+            }
+            match max_message_size {
+                Some(limit) => response.with_max_message_size(limit),
+                None => response,
+            }
+        })
     }
 
     fn connected(&self, conn: &Connection) {
-        if let Some(b) = Self::plugin_of(conn) {
+        if let Some(b) = Self::binding(conn) {
             push_now(b, conn, &packed::Event::Connected(conn.id()));
         }
     }
 
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
-        if let Some(b) = Self::plugin_of(conn) {
+        if let Some(b) = Self::binding(conn) {
+            if let Some(gate) = &b.gate {
+                let verdict = b.tenant.rates.data(gate, data.eom || data.eol);
+                if verdict != Verdict::Pass {
+                    return b.refuse(conn, verdict);
+                }
+            }
             let event = packed::Event::DataIn {
                 connection: conn.id(),
                 format: convert::data_format(data.format),
@@ -184,7 +368,13 @@ impl Handler for PluginRouter {
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
-        if let Some(b) = Self::plugin_of(conn) {
+        if let Some(b) = Self::binding(conn) {
+            if let Some(gate) = &b.gate {
+                let verdict = b.tenant.rates.ping(gate);
+                if verdict != Verdict::Pass {
+                    return b.refuse(conn, verdict);
+                }
+            }
             let event = packed::Event::Ping {
                 connection: conn.id(),
                 response,
@@ -195,7 +385,7 @@ impl Handler for PluginRouter {
     }
 
     fn ready_to_send(&self, conn: &Connection) {
-        if let Some(b) = Self::plugin_of(conn)
+        if let Some(b) = Self::binding(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
             push_now(b, conn, &packed::Event::ReadyToSend(conn.id()));
@@ -207,7 +397,7 @@ impl Handler for PluginRouter {
     }
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
-        let binding = Self::plugin_of(conn)?;
+        let binding = Self::binding(conn)?;
         flush_staged();
         let (done, flushed) = tokio::sync::oneshot::channel();
         binding.plugin.push_flush(done);
@@ -217,7 +407,7 @@ impl Handler for PluginRouter {
     }
 
     fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
-        if let Some(b) = Self::plugin_of(conn)
+        if let Some(b) = Self::binding(conn)
             && conn.request().is_some()
         {
             let event = packed::Event::Disconnected {
@@ -226,11 +416,12 @@ impl Handler for PluginRouter {
                 description,
             };
             push_now(b, conn, &event);
+            b.release_seat();
         }
     }
 
     fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
-        match conn.and_then(|c| Self::plugin_of(c).map(|b| (c, b))) {
+        match conn.and_then(|c| Self::binding(c).map(|b| (c, b))) {
             Some((conn, b)) => {
                 let event = packed::Event::Error {
                     connection: conn.id(),

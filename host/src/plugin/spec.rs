@@ -1,7 +1,10 @@
-//! What the operator declares per plugin: its component, routes, limits and
-//! the configuration values it may read.
+//! What the operator declares per tenant (a named plugin deployment): its
+//! component, routes, instance limits, admission and rate policy, and the
+//! configuration values it may read.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Resource limits of one plugin instance.
@@ -26,6 +29,70 @@ impl Default for PluginLimits {
             memory_bytes: 128 << 20,
             call_deadline: Duration::from_millis(200),
             max_queued_bytes: 1 << 20,
+        }
+    }
+}
+
+/// What a tenant admits, and how fast its clients may send. The defaults
+/// admit everything the server does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// Open connections at once; beyond it open requests get 503 before
+    /// the plugin sees them.
+    pub max_connections: Option<usize>,
+    /// Largest incoming message, when smaller than the server's
+    /// MaxMessageSize; larger messages get close 1009.
+    pub max_message_size: Option<u64>,
+    /// Origin header values accepted (compared without regard to case;
+    /// `*` accepts any); others get 403. Requests without an Origin (sent
+    /// by browsers, not by other clients, which can forge it anyway) are
+    /// accepted. Empty: any origin.
+    pub allowed_origins: Vec<String>,
+    /// Messages per second each connection may send.
+    pub connection_rate: Option<Rate>,
+    /// Messages per second all the tenant's connections together may send.
+    pub tenant_rate: Option<Rate>,
+    /// What happens to a message over either rate.
+    pub over_rate: OverRate,
+}
+
+/// A sustained rate with a burst allowance (a token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: NonZeroU32,
+    /// Messages that may arrive at once after a quiet period.
+    pub burst: NonZeroU32,
+}
+
+impl Rate {
+    /// `per_second` with a burst of one second's worth.
+    pub fn per_second(per_second: NonZeroU32) -> Self {
+        Self {
+            per_second,
+            burst: per_second,
+        }
+    }
+}
+
+/// The tenant's choice for a message over its rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OverRate {
+    /// The message never reaches the plugin, which receives an `error`
+    /// event (code 1008) once per run of dropped messages.
+    #[default]
+    Drop,
+    /// The connection is closed with 1008 (policy violation).
+    Close,
+}
+
+impl std::str::FromStr for OverRate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "drop" => Ok(Self::Drop),
+            "close" => Ok(Self::Close),
+            _ => Err(format!("over_rate {s:?}: expected \"drop\" or \"close\"")),
         }
     }
 }
@@ -100,16 +167,45 @@ impl std::fmt::Display for Route {
     }
 }
 
-/// One plugin as the operator declared it.
+/// One tenant as the operator declared it: a named plugin deployment.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
-    /// For logs and errors: the file name, or what the operator chose.
+    /// Unique among the tenants: hot swaps and logs name it.
     pub name: String,
     pub wasm: Vec<u8>,
+    /// The file `wasm` was read from, if any: reloads and the file watch
+    /// read it again.
+    pub source: Option<PathBuf>,
+    /// Swap to the source file's new contents whenever it changes.
+    pub watch: bool,
     pub routes: Vec<Route>,
+    /// Limits of each instance.
     pub limits: PluginLimits,
+    pub policy: TenantPolicy,
+    /// Instances of the plugin, each on a thread of its own; a connection
+    /// stays with one of them, so its events keep their order. Each holds
+    /// its own state: a plugin that keeps state across connections should
+    /// run one, or share it through topics.
+    pub instances: usize,
     /// Values the plugin may read with `config-get`.
     pub config: BTreeMap<String, String>,
+}
+
+impl PluginSpec {
+    /// A single-instance tenant with default limits and policy.
+    pub fn new(name: impl Into<String>, wasm: Vec<u8>, routes: Vec<Route>) -> Self {
+        Self {
+            name: name.into(),
+            wasm,
+            source: None,
+            watch: false,
+            routes,
+            limits: PluginLimits::default(),
+            policy: TenantPolicy::default(),
+            instances: 1,
+            config: BTreeMap::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub const GOING_AWAY: u16 = 1001;
 pub const NO_STATUS: u16 = 1005;
 /// The connection closed without a close frame (never sent on the wire).
 pub const ABNORMAL: u16 = 1006;
+/// A message broke the server's policy (e.g. a rate limit).
+pub const POLICY_VIOLATION: u16 = 1008;
 pub const INTERNAL_ERROR: u16 = 1011;
 
 /// A close frame's payload is at most 125 bytes: 2 for the code, the rest

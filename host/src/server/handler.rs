@@ -79,6 +79,10 @@ pub struct OpenResponse {
     pub subprotocol: Option<String>,
     /// Extra response headers, e.g. `WWW-Authenticate` with a 401.
     pub response_headers: Vec<(String, String)>,
+    /// A MaxMessageSize for this connection alone (bytes, at least 1); the
+    /// server's setting still applies when it is smaller. Lets a handler
+    /// give some clients a tighter limit than the server's.
+    pub max_message_size: Option<u64>,
 }
 
 impl OpenResponse {
@@ -95,6 +99,7 @@ impl OpenResponse {
             status_code,
             subprotocol: None,
             response_headers: Vec::new(),
+            max_message_size: None,
         }
     }
 
@@ -105,6 +110,13 @@ impl OpenResponse {
 
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.response_headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Limits this connection's messages to `bytes` (see
+    /// [`max_message_size`](Self::max_message_size)).
+    pub fn with_max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message_size = Some(bytes.max(1));
         self
     }
 }

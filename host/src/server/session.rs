@@ -260,6 +260,9 @@ struct Opened {
     leftover: Vec<u8>,
     /// The permessage-deflate parameters, when the extension was agreed.
     deflate: Option<Negotiated>,
+    /// MaxMessageSize for this connection: the setting, or the handler's
+    /// smaller limit.
+    max_message_size: u64,
 }
 
 /// Reads the upgrade request, asks the handler, and answers; or `None`
@@ -395,6 +398,10 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             Some(Opened {
                 leftover,
                 deflate: deflate.map(|agreement| agreement.params),
+                max_message_size: connection_message_limit(
+                    settings.max_message_size,
+                    response.max_message_size,
+                ),
             })
         }
         status => {
@@ -423,6 +430,17 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             refuse(stream, status, &[], &headers, "").await;
             None
         }
+    }
+}
+
+/// The smaller of MaxMessageSize (0: no limit) and the handler's limit
+/// for one connection.
+fn connection_message_limit(setting: u64, handler: Option<u64>) -> u64 {
+    // 0 means "no limit" to the receiver: a handler's 0 means 1 byte.
+    match (setting, handler.map(|limit| limit.max(1))) {
+        (_, None) => setting,
+        (0, Some(limit)) => limit,
+        (setting, Some(limit)) => setting.min(limit),
     }
 }
 
@@ -709,7 +727,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Self {
             stream,
             receiver: Receiver::new(
-                settings.max_message_size,
+                opened.max_message_size,
                 opened.deflate.as_ref().map(Inflater::new),
             ),
             dispatch: Dispatch {

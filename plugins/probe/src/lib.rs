@@ -15,6 +15,7 @@
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
 //!   `publish-others TOPIC TEXT`
 //! - `send-to ID TEXT` / `direct-send-to ID TEXT`: address another id
+//! - `close-to ID` / `direct-close-to ID`: close another id with 1000
 //! - `bad-text`: a text send that is not UTF-8
 //!
 //! Events are reported to the connection concerned (`event connected ID`,
@@ -26,8 +27,7 @@
 
 use wsserver_sdk::{
     ConnectionId, Context, DataFormat, DataIn, DisconnectInfo, ErrorInfo, HostError, LogLevel,
-    MessageFormat,
-    OpenRequest, OpenResponse, PingIn, Plugin, host,
+    MessageFormat, OpenRequest, OpenResponse, PingIn, Plugin, host,
 };
 
 #[derive(Default)]
@@ -133,12 +133,24 @@ impl Probe {
                 reply(ctx, conn, format!("unsubscribed {rest}"));
             }
             "publish" => ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), None),
-            "publish-others" => {
-                ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), Some(conn))
-            }
+            "publish-others" => ctx.publish(
+                first,
+                MessageFormat::Text,
+                tail.as_bytes().to_vec(),
+                Some(conn),
+            ),
             "send-to" => ctx.send_text(first.parse().unwrap_or(0), tail),
             "direct-send-to" => {
-                let r = host::send(first.parse().unwrap_or(0), MessageFormat::Text, tail.as_bytes());
+                let r = host::send(
+                    first.parse().unwrap_or(0),
+                    MessageFormat::Text,
+                    tail.as_bytes(),
+                );
+                reply(ctx, conn, result_text(r));
+            }
+            "close-to" => ctx.disconnect(first.parse().unwrap_or(0), 1000, ""),
+            "direct-close-to" => {
+                let r = host::disconnect(first.parse().unwrap_or(0), 1000, "");
                 reply(ctx, conn, result_text(r));
             }
             "bad-text" => ctx.send(conn, MessageFormat::Text, vec![0xFF, 0xFE]),
@@ -171,14 +183,23 @@ impl Plugin for Probe {
     fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
         let conn = data.connection;
         let text = String::from_utf8_lossy(&data.data).into_owned();
-        let line_mode = host::connection_info(conn).map(|i| i.line_mode).unwrap_or(false);
+        let line_mode = host::connection_info(conn)
+            .map(|i| i.line_mode)
+            .unwrap_or(false);
         if line_mode || data.eol {
             let format = match data.format {
                 DataFormat::Continuation => 0,
                 DataFormat::Text => 1,
                 DataFormat::Binary => 2,
             };
-            reply(ctx, conn, format!("line eol={} eom={} format={format} {text}", data.eol, data.eom));
+            reply(
+                ctx,
+                conn,
+                format!(
+                    "line eol={} eom={} format={format} {text}",
+                    data.eol, data.eom
+                ),
+            );
             if text == "line-mode off" {
                 self.command(ctx, conn, &text);
             }
@@ -189,7 +210,11 @@ impl Plugin for Probe {
 
     fn ping(&mut self, ctx: &mut Context, ping: PingIn) {
         let payload = String::from_utf8_lossy(&ping.payload).into_owned();
-        reply(ctx, ping.connection, format!("event ping response={} payload={payload}", ping.response));
+        reply(
+            ctx,
+            ping.connection,
+            format!("event ping response={} payload={payload}", ping.response),
+        );
     }
 
     fn ready_to_send(&mut self, ctx: &mut Context, connection: ConnectionId) {
@@ -205,7 +230,10 @@ impl Plugin for Probe {
     }
 
     fn disconnected(&mut self, ctx: &mut Context, info: DisconnectInfo) {
-        let text = format!("event disconnected {} {} {}", info.connection, info.code, info.description);
+        let text = format!(
+            "event disconnected {} {} {}",
+            info.connection, info.code, info.description
+        );
         ctx.publish("watch", MessageFormat::Text, text.into_bytes(), None);
     }
 }

@@ -1,0 +1,183 @@
+//! Message rates of a tenant's clients: a token bucket per connection and
+//! one for the whole tenant (governor's GCRA), checked where a client's
+//! input enters the plugin runtime, before it costs the plugin anything.
+//!
+//! A message takes one token from each bucket when its first piece
+//! arrives; the rest of it shares that verdict, so a plugin never sees
+//! part of a message. In line mode each line counts as a message. A ping
+//! takes a token too (it is an event for the plugin).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use super::spec::{OverRate, Rate, TenantPolicy};
+use crate::protocol::close::POLICY_VIOLATION;
+
+/// The seed has no code for "over a rate"; the `error` event of a dropped
+/// message carries the close code the other choice sends (1008, policy
+/// violation).
+pub(crate) const OVER_RATE: u32 = POLICY_VIOLATION as u32;
+
+fn bucket(rate: Rate) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(rate.per_second).allow_burst(rate.burst))
+}
+
+/// What happens to a piece of a client's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Pass,
+    /// Not delivered; `report` is true for the first message of a run of
+    /// dropped ones (the plugin gets one `error` event per run).
+    Drop {
+        report: bool,
+    },
+    /// Over the rate with [`OverRate::Close`]: close the connection.
+    Close,
+}
+
+/// A tenant's rates: its shared bucket and how to make each connection's.
+pub(crate) struct Rates {
+    tenant: Option<DefaultDirectRateLimiter>,
+    per_connection: Option<Rate>,
+    over: OverRate,
+}
+
+impl Rates {
+    pub fn new(policy: &TenantPolicy) -> Self {
+        Self {
+            tenant: policy.tenant_rate.map(bucket),
+            per_connection: policy.connection_rate,
+            over: policy.over_rate,
+        }
+    }
+
+    /// A new connection's gate, or None when the tenant has no rate.
+    pub fn gate(&self) -> Option<ConnectionGate> {
+        (self.tenant.is_some() || self.per_connection.is_some()).then(|| ConnectionGate {
+            bucket: self.per_connection.map(bucket),
+            in_message: AtomicBool::new(false),
+            dropping: AtomicBool::new(false),
+            reported: AtomicBool::new(false),
+        })
+    }
+
+    /// A piece of data; `ends_message` when it completes its message (or
+    /// its line in line mode).
+    pub fn data(&self, gate: &ConnectionGate, ends_message: bool) -> Verdict {
+        // Only the connection's own task delivers its input: relaxed
+        // loads and stores see each other in order.
+        let starts = !gate.in_message.load(Ordering::Relaxed);
+        gate.in_message.store(!ends_message, Ordering::Relaxed);
+        if !starts {
+            return if gate.dropping.load(Ordering::Relaxed) {
+                Verdict::Drop { report: false }
+            } else {
+                Verdict::Pass
+            };
+        }
+        let verdict = self.take_token(gate);
+        gate.dropping
+            .store(verdict != Verdict::Pass, Ordering::Relaxed);
+        verdict
+    }
+
+    /// A ping or pong from the client.
+    pub fn ping(&self, gate: &ConnectionGate) -> Verdict {
+        self.take_token(gate)
+    }
+
+    fn take_token(&self, gate: &ConnectionGate) -> Verdict {
+        // The connection's bucket first: a client over its own rate does
+        // not use up the tenant's.
+        let allowed = gate.bucket.as_ref().is_none_or(|b| b.check().is_ok())
+            && self.tenant.as_ref().is_none_or(|b| b.check().is_ok());
+        if allowed {
+            gate.reported.store(false, Ordering::Relaxed);
+            return Verdict::Pass;
+        }
+        match self.over {
+            OverRate::Close => Verdict::Close,
+            OverRate::Drop => Verdict::Drop {
+                report: !gate.reported.swap(true, Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// A connection's bucket and where its input stands.
+pub(crate) struct ConnectionGate {
+    bucket: Option<DefaultDirectRateLimiter>,
+    /// A message (a line in line mode) has begun and not ended.
+    in_message: AtomicBool,
+    /// The message under way is being dropped.
+    dropping: AtomicBool,
+    /// The plugin has been told of the current run of drops.
+    reported: AtomicBool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn rate(per_second: u32, burst: u32) -> Option<Rate> {
+        Some(Rate {
+            per_second: NonZeroU32::new(per_second).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        })
+    }
+
+    fn rates(per_connection: Option<Rate>, tenant: Option<Rate>, over: OverRate) -> Rates {
+        Rates::new(&TenantPolicy {
+            connection_rate: per_connection,
+            tenant_rate: tenant,
+            over_rate: over,
+            ..TenantPolicy::default()
+        })
+    }
+
+    #[test]
+    fn no_rate_means_no_gate() {
+        assert!(rates(None, None, OverRate::Drop).gate().is_none());
+    }
+
+    #[test]
+    fn a_burst_passes_then_whole_messages_are_dropped_and_reported_once_per_run() {
+        // One a second: nothing refills while the test runs.
+        let rates = rates(rate(1, 2), None, OverRate::Drop);
+        let gate = rates.gate().unwrap();
+        assert_eq!(rates.data(&gate, true), Verdict::Pass);
+        // A fragmented message: its first piece takes the token.
+        assert_eq!(rates.data(&gate, false), Verdict::Pass);
+        assert_eq!(rates.data(&gate, true), Verdict::Pass);
+        // Over the rate: the whole next message goes, reported once.
+        assert_eq!(rates.data(&gate, false), Verdict::Drop { report: true });
+        assert_eq!(rates.data(&gate, true), Verdict::Drop { report: false });
+        assert_eq!(rates.data(&gate, true), Verdict::Drop { report: false });
+        assert_eq!(rates.ping(&gate), Verdict::Drop { report: false });
+    }
+
+    #[test]
+    fn the_tenant_bucket_is_shared_by_its_connections() {
+        let rates = rates(rate(1000, 1000), rate(1, 3), OverRate::Close);
+        let (a, b) = (rates.gate().unwrap(), rates.gate().unwrap());
+        assert_eq!(rates.data(&a, true), Verdict::Pass);
+        assert_eq!(rates.data(&b, true), Verdict::Pass);
+        assert_eq!(rates.ping(&a), Verdict::Pass);
+        assert_eq!(rates.data(&b, true), Verdict::Close);
+        assert_eq!(rates.data(&a, true), Verdict::Close);
+    }
+
+    #[test]
+    fn a_client_over_its_own_rate_leaves_the_tenant_tokens_to_others() {
+        let rates = rates(rate(1, 1), rate(1, 2), OverRate::Drop);
+        let (greedy, other) = (rates.gate().unwrap(), rates.gate().unwrap());
+        assert_eq!(rates.data(&greedy, true), Verdict::Pass);
+        for _ in 0..5 {
+            assert!(matches!(rates.data(&greedy, true), Verdict::Drop { .. }));
+        }
+        assert_eq!(rates.data(&other, true), Verdict::Pass);
+    }
+}

@@ -1,0 +1,256 @@
+//! One version of a tenant's component: compiled, linked against the host,
+//! identified by its SHA-256, and the instances made from it.
+//!
+//! A tenant's actors hold the version they run; a hot swap prepares the
+//! next one here (compiling and linking off the actors' threads) and keeps
+//! the previous one for rollback.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{ComponentExportIndex, Linker, ResourceTable, TypedFunc};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wsserver_plugin_bindings::{Plugin, PluginPre};
+
+use super::actor_state::ActorState;
+use super::engine::{EPOCH_TICK, LoadError, PluginEngine};
+use super::spec::PluginLimits;
+
+/// The optional export with the packed `on-events`.
+const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
+/// The optional export that carries state across a hot swap.
+const LIFECYCLE: &str = "wsserver:plugin/lifecycle@0.1.0";
+
+/// Identifies a loaded component: the SHA-256 of its bytes, and when this
+/// server loaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentVersion {
+    /// Lowercase hex.
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+}
+
+impl ComponentVersion {
+    fn of(wasm: &[u8]) -> Self {
+        Self {
+            sha256: hex::encode(Sha256::digest(wasm)),
+            loaded_at: SystemTime::now(),
+        }
+    }
+}
+
+impl std::fmt::Display for ComponentVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Twelve hex digits tell versions apart in a log line.
+        write!(f, "sha256:{}", &self.sha256[..12.min(self.sha256.len())])
+    }
+}
+
+/// What the store of an instance holds.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// The values `config-get` reads: this version's.
+    pub config: Arc<BTreeMap<String, String>>,
+    pub actor: ActorState,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// An instantiation that failed, handing back the state it was given.
+pub(crate) struct Failed {
+    pub actor: ActorState,
+    pub reason: String,
+}
+
+/// The fast path of `on-events`, when the component exports it.
+pub(crate) type PackedOnEvents = TypedFunc<(&'static [u8],), (Vec<u8>,)>;
+
+/// `lifecycle.snapshot` and `lifecycle.restore`.
+struct LifecycleFns {
+    snapshot: TypedFunc<(), (Vec<u8>,)>,
+    restore: TypedFunc<(&'static [u8],), (Result<(), String>,)>,
+}
+
+/// A running instance: its store, its typed exports and the optional ones
+/// it has.
+pub(crate) struct Live {
+    pub store: Store<InstanceState>,
+    pub plugin: Plugin,
+    pub packed: Option<PackedOnEvents>,
+    lifecycle: Option<LifecycleFns>,
+}
+
+impl Live {
+    pub fn has_lifecycle(&self) -> bool {
+        self.lifecycle.is_some()
+    }
+
+    fn lifecycle(&self) -> Result<&LifecycleFns, String> {
+        self.lifecycle
+            .as_ref()
+            .ok_or_else(|| "the component does not export lifecycle".to_owned())
+    }
+
+    /// The plugin's state, from `lifecycle.snapshot`. A trap poisons the
+    /// instance, as any failed call does.
+    pub fn snapshot(&mut self, deadline_ticks: u64) -> Result<Vec<u8>, String> {
+        let snapshot = self.lifecycle()?.snapshot;
+        self.store.set_epoch_deadline(deadline_ticks);
+        snapshot
+            .call(&mut self.store, ())
+            .map(|(state,)| state)
+            .map_err(|e| format!("lifecycle.snapshot failed: {e:#}"))
+    }
+
+    /// Hands `state` to `lifecycle.restore`; its error or a trap is the
+    /// reason the swap stops.
+    pub fn restore(&mut self, state: &[u8], deadline_ticks: u64) -> Result<(), String> {
+        let restore = self.lifecycle()?.restore;
+        self.store.set_epoch_deadline(deadline_ticks);
+        match restore.call(&mut self.store, (state,)) {
+            Ok((Ok(()),)) => Ok(()),
+            Ok((Err(message),)) => Err(format!("lifecycle.restore refused the state: {message}")),
+            Err(e) => Err(format!("lifecycle.restore failed: {e:#}")),
+        }
+    }
+}
+
+/// Export indexes of `lifecycle`'s functions, looked up once per version.
+struct LifecycleIndex {
+    snapshot: ComponentExportIndex,
+    restore: ComponentExportIndex,
+}
+
+/// A compiled and linked component with the limits and configuration its
+/// instances get.
+pub(crate) struct Version {
+    pub id: ComponentVersion,
+    engine: PluginEngine,
+    pre: PluginPre<InstanceState>,
+    /// `packed-handler.on-events`, if the component exports it.
+    packed: Option<ComponentExportIndex>,
+    lifecycle: Option<LifecycleIndex>,
+    limits: PluginLimits,
+    pub config: Arc<BTreeMap<String, String>>,
+}
+
+impl Version {
+    /// Compiles (or takes from the cache) and links a component; errors
+    /// name the tenant.
+    pub fn load(
+        engine: &PluginEngine,
+        name: &str,
+        wasm: &[u8],
+        limits: PluginLimits,
+        config: BTreeMap<String, String>,
+    ) -> Result<Self, LoadError> {
+        let component = engine.load(name, wasm)?;
+        let fail = |what: &str, e: String| LoadError(format!("plugin {name}: {what}: {e}"));
+        let mut linker = Linker::<InstanceState>::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
+        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
+            fail(
+                "it does not fit the wsserver:plugin contract",
+                format!("{e:#}"),
+            )
+        })?;
+        let pre = PluginPre::new(pre)
+            .map_err(|e| fail("it does not export the handler interface", format!("{e:#}")))?;
+        let function = |interface: &str, name: &str| {
+            component
+                .get_export_index(None, interface)
+                .and_then(|index| component.get_export_index(Some(&index), name))
+        };
+        // Components built with the Rust SDK also export the packed fast path.
+        let packed = function(PACKED_HANDLER, "on-events");
+        let lifecycle = function(LIFECYCLE, "snapshot")
+            .zip(function(LIFECYCLE, "restore"))
+            .map(|(snapshot, restore)| LifecycleIndex { snapshot, restore });
+        Ok(Self {
+            id: ComponentVersion::of(wasm),
+            engine: engine.clone(),
+            pre,
+            packed,
+            lifecycle,
+            limits,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Whether this is `wasm` with `config`: swapping to it changes nothing.
+    pub fn is(&self, wasm: &[u8], config: &BTreeMap<String, String>) -> bool {
+        self.id.sha256 == hex::encode(Sha256::digest(wasm)) && *self.config == *config
+    }
+
+    /// Whether the component exports `lifecycle`.
+    pub fn has_lifecycle(&self) -> bool {
+        self.lifecycle.is_some()
+    }
+
+    /// Epoch ticks one call may take.
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    }
+
+    /// A fresh instance carrying `actor`; on failure the state comes back
+    /// (boxed: it is large) with the reason.
+    pub fn instantiate(&self, actor: ActorState) -> Result<Live, Box<Failed>> {
+        let state = InstanceState {
+            // Nothing granted: no files, sockets, environment or arguments.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .build(),
+            config: self.config.clone(),
+            actor,
+        };
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let instance = self.pre.instance_pre().instantiate(&mut store);
+        let live = instance.and_then(|instance| {
+            let plugin = Plugin::new(&mut store, &instance)?;
+            let packed = match &self.packed {
+                Some(index) => Some(instance.get_typed_func(&mut store, index)?),
+                None => None,
+            };
+            let lifecycle = match &self.lifecycle {
+                Some(index) => Some(LifecycleFns {
+                    snapshot: instance.get_typed_func(&mut store, &index.snapshot)?,
+                    restore: instance.get_typed_func(&mut store, &index.restore)?,
+                }),
+                None => None,
+            };
+            Ok((plugin, packed, lifecycle))
+        });
+        match live {
+            Ok((plugin, packed, lifecycle)) => Ok(Live {
+                store,
+                plugin,
+                packed,
+                lifecycle,
+            }),
+            Err(e) => Err(Box::new(Failed {
+                actor: store.into_data().actor,
+                reason: format!("{e:#}"),
+            })),
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Tenants through the real binary: `[[tenant]]` tables, isolation between
+//! tenants, per-tenant admission (max connections, Origins, message size)
+//! and rates, and hot swaps by SIGHUP and by file watch while clients stay
+//! connected.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::common::*;
+
+/// A component built from `plugins/`.
+fn built(name: &str) -> PathBuf {
+    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Replaces `path` at once (write then rename), as an operator's deploy
+/// would: a reader never sees half a file.
+fn replace_file(path: &Path, contents: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, contents).unwrap();
+    std::fs::rename(&partial, path).unwrap();
+}
+
+/// A TOML string holding `path`.
+fn toml_path(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+async fn start_config(path: &Path) -> ServerProcess {
+    ServerProcess::start(&["--config", &path.display().to_string()]).await
+}
+
+/// The next text message, past pings and pongs.
+async fn text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Pong(_) | Message::Ping(_))) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+async fn ask(ws: &mut Ws, message: &str) -> String {
+    ws.send(Message::text(message)).await.expect("send");
+    text(ws).await
+}
+
+/// Connects to the probe and reads its `event connected ID`.
+async fn probe_client(url: &str) -> (Ws, u64) {
+    let mut ws = ws_connect(url).await;
+    let hello = text(&mut ws).await;
+    let id = hello
+        .strip_prefix("event connected ")
+        .unwrap_or_else(|| panic!("first message {hello:?}"))
+        .parse()
+        .unwrap();
+    (ws, id)
+}
+
+/// The status line of the answer to an upgrade request for `path`.
+async fn upgrade_status(server: &ServerProcess, path: &str, origin: Option<&str>) -> String {
+    let mut client = RawClient::tcp(server.addr).await;
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    );
+    client.send(request.as_bytes()).await;
+    let head = client.read_http_head().await;
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_see_send_to_or_close_another_tenants_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let probe = toml_path(&built("probe"));
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"a\"\nfile = {probe}\nroutes = [\"/a\"]\n\
+             [[tenant]]\nname = \"b\"\nfile = {probe}\nroutes = [\"/b\"]\n"
+        ),
+    )
+    .unwrap();
+    let server = start_config(&config).await;
+    let (mut mine, my_id) = probe_client(&format!("{}/a", server.url)).await;
+    let (mut theirs, their_id) = probe_client(&format!("{}/b", server.url)).await;
+
+    assert_eq!(
+        ask(&mut mine, "connections").await,
+        format!("connections {my_id}")
+    );
+    assert_eq!(
+        ask(&mut mine, &format!("info {their_id}")).await,
+        "err invalid-connection"
+    );
+    for attempt in [
+        format!("send-to {their_id} intrusion"),
+        format!("close-to {their_id}"),
+    ] {
+        assert_eq!(ask(&mut mine, &attempt).await, "event error code=126");
+    }
+    for attempt in [
+        format!("direct-send-to {their_id} intrusion"),
+        format!("direct-close-to {their_id}"),
+    ] {
+        assert_eq!(ask(&mut mine, &attempt).await, "err invalid-connection");
+    }
+    // Topics are per tenant: the same name does not cross over.
+    assert_eq!(ask(&mut theirs, "subscribe news").await, "subscribed news");
+    mine.send(Message::text("publish news leaked"))
+        .await
+        .unwrap();
+    assert_eq!(ask(&mut theirs, "echo untouched").await, "untouched");
+}
+
+#[tokio::test]
+async fn each_tenant_admits_by_its_own_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let echo = toml_path(&built("echo"));
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"small\"\nfile = {echo}\nroutes = [\"/small\"]\nmax_connections = 2\n\
+             [[tenant]]\nname = \"guarded\"\nfile = {echo}\nroutes = [\"/guarded\"]\n\
+             allowed_origins = [\"https://good.test\"]\nmax_message_size = 16\n\
+             [[tenant]]\nname = \"open\"\nfile = {echo}\nroutes = [\"/open\"]\n"
+        ),
+    )
+    .unwrap();
+    let server = start_config(&config).await;
+
+    // max_connections: the third is refused before the plugin sees it.
+    let first = ws_connect(&format!("{}/small", server.url)).await;
+    let mut second = ws_connect(&format!("{}/small", server.url)).await;
+    assert_eq!(
+        upgrade_status(&server, "/small", None).await,
+        "HTTP/1.1 503 Service Unavailable"
+    );
+    // Another tenant still has room.
+    let mut open = ws_connect(&format!("{}/open", server.url)).await;
+    assert_echo(&mut open, &"x".repeat(100)).await;
+    // A place comes back when a connection ends.
+    drop(first);
+    let mut admitted = false;
+    for _ in 0..100 {
+        if upgrade_status(&server, "/small", None)
+            .await
+            .starts_with("HTTP/1.1 101")
+        {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "the closed connection's place never came back");
+    assert_echo(&mut second, "still served").await;
+
+    // Origins: listed ones (any case) and none at all pass, others get 403.
+    assert_eq!(
+        upgrade_status(&server, "/guarded", Some("https://evil.test")).await,
+        "HTTP/1.1 403 Forbidden"
+    );
+    let mut request = format!("{}/guarded", server.url)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", "https://GOOD.test".parse().unwrap());
+    let (mut guarded, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // max_message_size: 16 bytes pass, 17 close with 1009.
+    assert_echo(&mut guarded, "sixteen bytes ok").await;
+    guarded
+        .send(Message::text("seventeen bytes!!"))
+        .await
+        .unwrap();
+    match tokio::time::timeout(WAIT, guarded.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    assert!(
+        upgrade_status(&server, "/guarded", None)
+            .await
+            .starts_with("HTTP/1.1 101")
+    );
+}
+
+#[tokio::test]
+async fn over_its_rate_a_client_loses_messages_or_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let probe = toml_path(&built("probe"));
+    // One message a second: nothing refills while a burst is sent.
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"dropping\"\nfile = {probe}\nroutes = [\"/drop\"]\nconnection_rate = 1\n\
+             [[tenant]]\nname = \"closing\"\nfile = {probe}\nroutes = [\"/close\"]\n\
+             connection_rate = 1\nover_rate = \"close\"\n"
+        ),
+    )
+    .unwrap();
+    let server = start_config(&config).await;
+
+    let (mut ws, _) = probe_client(&format!("{}/drop", server.url)).await;
+    for n in 0..30 {
+        ws.send(Message::text(format!("echo {n}"))).await.unwrap();
+    }
+    // Once a token is back, a marker gets through.
+    let mut replies = Vec::new();
+    'marker: for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        ws.send(Message::text("echo marker")).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "marker" => break 'marker,
+                Ok(Some(Ok(Message::Text(t)))) => replies.push(t.to_string()),
+                Ok(other) => panic!("after {replies:?}: {other:?}"),
+                Err(_) => break,
+            }
+        }
+    }
+    let echoed: Vec<usize> = replies.iter().filter_map(|r| r.parse().ok()).collect();
+    let errors = replies
+        .iter()
+        .filter(|r| *r == "event error code=1008")
+        .count();
+    assert_eq!(echoed.first(), Some(&0), "{replies:?}");
+    assert!(echoed.len() < 30, "nothing was dropped: {replies:?}");
+    assert!(echoed.windows(2).all(|w| w[0] < w[1]), "{replies:?}");
+    assert!(errors >= 1, "no error event for the drops: {replies:?}");
+    assert_eq!(echoed.len() + errors, replies.len(), "{replies:?}");
+
+    let (mut ws, _) = probe_client(&format!("{}/close", server.url)).await;
+    for n in 0..5 {
+        // The server may have closed already: later sends can fail.
+        let _ = ws.send(Message::text(format!("echo {n}"))).await;
+    }
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Text(_))) => continue,
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Policy);
+                break;
+            }
+            other => panic!("expected close 1008, got {other:?}"),
+        }
+    }
+}
+
+/// The configuration of the swap tests: the `versioned` plugin as tenant
+/// `live`, answering with `version`.
+fn versioned_tenant(file: &Path, version: &str, extra: &str) -> String {
+    format!(
+        "[settings]\nMaxConnections = 1000\n\
+         [[tenant]]\nname = \"live\"\nfile = {}\n{extra}\n[tenant.config]\nversion = \"{version}\"\n",
+        toml_path(file)
+    )
+}
+
+/// What one client of the swap test checks on every answer
+/// (`vVERSION COUNT N`): N is the next number it sent (each message
+/// answered once, in order), COUNT is N + 1 (the plugin's state went
+/// through every swap), and VERSION never goes back.
+async fn numbered_client(
+    mut ws: Ws,
+    index: usize,
+    latest: Arc<Vec<AtomicUsize>>,
+    stop: Arc<AtomicBool>,
+) -> Result<usize, String> {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let (mut sent, mut answered, mut version) = (0usize, 0usize, 0usize);
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping && answered == sent {
+            return Ok(answered);
+        }
+        tokio::select! {
+            _ = tick.tick(), if !stopping => {
+                ws.send(Message::text(sent.to_string()))
+                    .await
+                    .map_err(|e| format!("client {index}: send {sent}: {e}"))?;
+                sent += 1;
+            }
+            reply = tokio::time::timeout(WAIT, ws.next()) => {
+                let reply = match reply {
+                    Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+                    other => {
+                        return Err(format!("client {index} after {answered} answers: {other:?}"));
+                    }
+                };
+                let fields: Vec<usize> = reply
+                    .trim_start_matches('v')
+                    .split(' ')
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                let [v, count, n] = fields[..] else {
+                    return Err(format!("client {index}: unexpected answer {reply:?}"));
+                };
+                if n != answered || count != answered + 1 || v < version {
+                    return Err(format!(
+                        "client {index}: answer {reply:?} after {answered} answers of version {version}"
+                    ));
+                }
+                version = v;
+                latest[index].store(v, Ordering::Relaxed);
+                answered += 1;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_clients_keep_talking_through_ten_swaps() {
+    const CLIENTS: usize = 200;
+    const SWAPS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let wasm = built("versioned");
+    // Two instances: connections are spread over both, and both switch.
+    let write = |version: usize| {
+        let text = versioned_tenant(&wasm, &format!("v{version}"), "instances = 2");
+        replace_file(&config, text.as_bytes());
+    };
+    write(0);
+    let server = start_config(&config).await;
+    let latest: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..CLIENTS).map(|_| AtomicUsize::new(0)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for index in 0..CLIENTS {
+        let ws = ws_connect(&server.url).await;
+        clients.push(tokio::spawn(numbered_client(
+            ws,
+            index,
+            latest.clone(),
+            stop.clone(),
+        )));
+    }
+    for version in 1..=SWAPS {
+        write(version);
+        server.hangup().await;
+        // Every client sees the new version's answers.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while latest.iter().any(|v| v.load(Ordering::Relaxed) < version) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "swap {version}: not every client saw it; stderr:\n{}",
+                server.stderr()
+            );
+            assert!(
+                !clients.iter().any(|c| c.is_finished()),
+                "a client stopped during swap {version}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    for client in clients {
+        answered += client.await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    }
+    println!(
+        "{CLIENTS} clients, {SWAPS} swaps: {answered} messages answered exactly once, in order"
+    );
+    let log = server.stderr();
+    assert_eq!(
+        log.matches("reload: tenant live now serves").count(),
+        SWAPS,
+        "{log}"
+    );
+    assert!(!log.contains("instance failed"), "{log}");
+}
+
+#[tokio::test]
+async fn a_swap_that_fails_leaves_the_running_version_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    // Under 16 MiB: `oversized` compiles and links but cannot instantiate.
+    let cap = "memory_limit = 8388608";
+    replace_file(
+        &config,
+        versioned_tenant(&built("versioned"), "v1", cap).as_bytes(),
+    );
+    let server = start_config(&config).await;
+    let mut ws = ws_connect(&server.url).await;
+    assert_eq!(ask(&mut ws, "a").await, "v1 1 a");
+
+    replace_file(
+        &config,
+        versioned_tenant(&built("oversized"), "v2", cap).as_bytes(),
+    );
+    server.hangup().await;
+    let log = server.stderr_containing("cannot be instantiated").await;
+    assert!(log.contains("keeps its running version"), "{log}");
+    assert_eq!(ask(&mut ws, "b").await, "v1 2 b");
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm not a component").unwrap();
+    replace_file(&config, versioned_tenant(&garbage, "v2", cap).as_bytes());
+    server.hangup().await;
+    server.stderr_containing("invalid component").await;
+    assert_eq!(ask(&mut ws, "c").await, "v1 3 c");
+
+    replace_file(
+        &config,
+        versioned_tenant(&built("versioned"), "v2", cap).as_bytes(),
+    );
+    server.hangup().await;
+    server.stderr_containing("tenant live now serves").await;
+    assert_eq!(ask(&mut ws, "d").await, "v2 4 d");
+}
+
+#[tokio::test]
+async fn a_watched_file_is_swapped_in_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    std::fs::copy(built("echo"), &app).unwrap();
+    let config = dir.path().join("wsserver.toml");
+    std::fs::write(
+        &config,
+        "[[tenant]]\nname = \"app\"\nfile = \"app.wasm\"\nwatch = true\n",
+    )
+    .unwrap();
+    let server = start_config(&config).await;
+    let mut ws = ws_connect(&server.url).await;
+    assert_eq!(ask(&mut ws, "echo hi").await, "echo hi");
+
+    // The echo exports lifecycle, the probe does not: the probe starts
+    // fresh and first hears of the open connection.
+    replace_file(&app, &std::fs::read(built("probe")).unwrap());
+    let notice = text(&mut ws).await;
+    assert!(notice.starts_with("event connected "), "{notice}");
+    assert_eq!(ask(&mut ws, "echo hi").await, "hi");
+    let log = server.stderr_containing("now serving").await;
+    assert!(log.contains("app.wasm changed"), "{log}");
+}
+
+#[tokio::test]
+async fn plugin_flags_naming_one_file_twice_still_serve() {
+    let echo = built("echo").display().to_string();
+    let server = ServerProcess::start(&[
+        "--plugin",
+        &format!("/a={echo}"),
+        "--plugin",
+        &format!("/b={echo}"),
+    ])
+    .await;
+    for path in ["/a", "/b"] {
+        let mut ws = ws_connect(&format!("{}{path}", server.url)).await;
+        assert_echo(&mut ws, path).await;
+    }
+}
