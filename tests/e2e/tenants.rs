@@ -369,6 +369,8 @@ async fn two_hundred_clients_keep_talking_through_ten_swaps() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Traffic goes on between swaps too.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
     let mut answered = 0;

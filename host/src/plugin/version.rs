@@ -233,8 +233,8 @@ impl Version {
             };
             let lifecycle = match &self.lifecycle {
                 Some(index) => Some(LifecycleFns {
-                    snapshot: instance.get_typed_func(&mut store, &index.snapshot)?,
-                    restore: instance.get_typed_func(&mut store, &index.restore)?,
+                    snapshot: instance.get_typed_func(&mut store, index.snapshot)?,
+                    restore: instance.get_typed_func(&mut store, index.restore)?,
                 }),
                 None => None,
             };
