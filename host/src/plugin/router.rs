@@ -83,9 +83,13 @@ impl PluginRouter {
     /// tenant's plugin, and starts the file watches; any failure is
     /// reported with the tenant's name and nothing starts.
     pub fn start(engine: &PluginEngine, specs: Vec<PluginSpec>) -> Result<Self, LoadError> {
-        let mut tenants: Vec<Arc<Tenant>> = Vec::new();
+        // Built up in place: on an error, dropping it stops the actors
+        // already started.
+        let mut router = Self {
+            tenants: Vec::new(),
+        };
         for spec in specs {
-            if tenants.iter().any(|t| t.name() == spec.name) {
+            if router.tenants.iter().any(|t| t.name() == spec.name) {
                 return Err(LoadError(format!(
                     "two tenants are named {:?}: names must be unique",
                     spec.name
@@ -97,9 +101,8 @@ impl PluginRouter {
                     spec.name
                 )));
             }
-            tenants.push(Arc::new(Tenant::start(engine, spec)?));
+            router.tenants.push(Arc::new(Tenant::start(engine, spec)?));
         }
-        let router = Self { tenants };
         for tenant in &router.tenants {
             if let Some(path) = tenant.watched_file() {
                 watch::spawn(Arc::downgrade(tenant), path.clone()).map_err(|e| {
