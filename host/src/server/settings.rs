@@ -124,8 +124,6 @@ pub enum ConfigError {
     ReadOnly { key: String },
     #[error("{key} is not applicable to wsserver: {reason}")]
     NotApplicable { key: String, reason: &'static str },
-    #[error("{key} is not available yet: {reason}")]
-    NotYetAvailable { key: String, reason: &'static str },
     #[error("{key} needs a connection id, as in {key}[ConnectionId]")]
     NeedsConnectionId { key: String },
     #[error(transparent)]
