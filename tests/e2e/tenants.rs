@@ -205,11 +205,11 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wsserver.toml");
     let probe = toml_path(&built("probe"));
-    // One message a second: nothing refills while a burst is sent.
+    // Five a second: a burst of 30 meets drops, then pauses.
     std::fs::write(
         &config,
         format!(
-            "[[tenant]]\nname = \"dropping\"\nfile = {probe}\nroutes = [\"/drop\"]\nconnection_rate = 1\n\
+            "[[tenant]]\nname = \"dropping\"\nfile = {probe}\nroutes = [\"/drop\"]\nconnection_rate = 5\n\
              [[tenant]]\nname = \"closing\"\nfile = {probe}\nroutes = [\"/close\"]\n\
              connection_rate = 1\nover_rate = \"close\"\n"
         ),
@@ -221,7 +221,8 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
     for n in 0..30 {
         ws.send(Message::text(format!("echo {n}"))).await.unwrap();
     }
-    // Once a token is back, a marker gets through.
+    // Once the dropping client is read again and a token is back, a
+    // marker gets through.
     let mut replies = Vec::new();
     'marker: for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(600)).await;

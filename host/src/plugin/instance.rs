@@ -60,7 +60,8 @@ struct Inbox {
     opens: Vec<PendingOpen>,
     /// Events in the packed layout, ready to hand over as they are.
     events: Vec<u8>,
-    /// Connections paused because the inbox was too full.
+    /// Connections paused for the plugin's sake (its inbox was too full,
+    /// or they went over their rate), resumed after the next batch.
     throttled: Vec<Connection>,
     /// Signalled once everything queued before them has been handled.
     flushes: Vec<oneshot::Sender<()>>,
@@ -92,6 +93,16 @@ impl PluginHandle {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
+        if inbox.idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Resumes `conn` after the next batch, unless the plugin paused it
+    /// itself or the host holds replies for it.
+    pub fn push_resume(&self, conn: Connection) {
+        let mut inbox = self.inbox();
+        inbox.throttled.push(conn);
         if inbox.idle {
             self.wake.notify_one();
         }
@@ -198,6 +209,7 @@ impl Actor {
                 let mut inbox = self.handle.inbox();
                 while inbox.opens.is_empty()
                     && inbox.events.is_empty()
+                    && inbox.throttled.is_empty()
                     && inbox.flushes.is_empty()
                     && inbox.swap.is_none()
                     && self.live.store.data().actor.owed.is_empty()

@@ -6,8 +6,14 @@
 //! arrives; the rest of it shares that verdict, so a plugin never sees
 //! part of a message. In line mode each line counts as a message. A ping
 //! takes a token too (it is an event for the plugin).
+//!
+//! Dropping still costs the server a read per message. A client that goes
+//! on sending through a whole burst's worth of drops is therefore also not
+//! read for the time the bucket takes to refill: a flood then costs the
+//! server at most about twice the rate, and TCP slows the client.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -19,18 +25,40 @@ use crate::protocol::close::POLICY_VIOLATION;
 /// violation).
 pub(crate) const OVER_RATE: u32 = POLICY_VIOLATION as u32;
 
-fn bucket(rate: Rate) -> DefaultDirectRateLimiter {
-    RateLimiter::direct(Quota::per_second(rate.per_second).allow_burst(rate.burst))
+/// A token bucket and what refilling it takes.
+struct Bucket {
+    limiter: DefaultDirectRateLimiter,
+    burst: u32,
+    /// From empty to full.
+    refill: Duration,
+}
+
+impl Bucket {
+    fn new(rate: Rate) -> Self {
+        let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
+        Self {
+            limiter: RateLimiter::direct(quota),
+            burst: rate.burst.get(),
+            refill: quota.replenish_interval() * rate.burst.get(),
+        }
+    }
+
+    fn take(&self) -> bool {
+        self.limiter.check().is_ok()
+    }
 }
 
 /// What happens to a piece of a client's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Pass,
-    /// Not delivered; `report` is true for the first message of a run of
-    /// dropped ones (the plugin gets one `error` event per run).
+    /// Not delivered. `report` is true for the first message of a run of
+    /// dropped ones (the plugin gets one `error` event per run); `pause`
+    /// is set when the run has reached the bucket's burst: stop reading
+    /// the client for that long.
     Drop {
         report: bool,
+        pause: Option<Duration>,
     },
     /// Over the rate with [`OverRate::Close`]: close the connection.
     Close,
@@ -38,7 +66,7 @@ pub(crate) enum Verdict {
 
 /// A tenant's rates: its shared bucket and how to make each connection's.
 pub(crate) struct Rates {
-    tenant: Option<DefaultDirectRateLimiter>,
+    tenant: Option<Bucket>,
     per_connection: Option<Rate>,
     over: OverRate,
 }
@@ -46,7 +74,7 @@ pub(crate) struct Rates {
 impl Rates {
     pub fn new(policy: &TenantPolicy) -> Self {
         Self {
-            tenant: policy.tenant_rate.map(bucket),
+            tenant: policy.tenant_rate.map(Bucket::new),
             per_connection: policy.connection_rate,
             over: policy.over_rate,
         }
@@ -55,10 +83,10 @@ impl Rates {
     /// A new connection's gate, or None when the tenant has no rate.
     pub fn gate(&self) -> Option<ConnectionGate> {
         (self.tenant.is_some() || self.per_connection.is_some()).then(|| ConnectionGate {
-            bucket: self.per_connection.map(bucket),
+            bucket: self.per_connection.map(Bucket::new),
             in_message: AtomicBool::new(false),
             dropping: AtomicBool::new(false),
-            reported: AtomicBool::new(false),
+            dropped_in_run: AtomicU32::new(0),
         })
     }
 
@@ -71,7 +99,10 @@ impl Rates {
         gate.in_message.store(!ends_message, Ordering::Relaxed);
         if !starts {
             return if gate.dropping.load(Ordering::Relaxed) {
-                Verdict::Drop { report: false }
+                Verdict::Drop {
+                    report: false,
+                    pause: None,
+                }
             } else {
                 Verdict::Pass
             };
@@ -90,30 +121,38 @@ impl Rates {
     fn take_token(&self, gate: &ConnectionGate) -> Verdict {
         // The connection's bucket first: a client over its own rate does
         // not use up the tenant's.
-        let allowed = gate.bucket.as_ref().is_none_or(|b| b.check().is_ok())
-            && self.tenant.as_ref().is_none_or(|b| b.check().is_ok());
-        if allowed {
-            gate.reported.store(false, Ordering::Relaxed);
+        let refused = [gate.bucket.as_ref(), self.tenant.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|bucket| !bucket.take());
+        let Some(bucket) = refused else {
+            gate.dropped_in_run.store(0, Ordering::Relaxed);
             return Verdict::Pass;
+        };
+        if self.over == OverRate::Close {
+            return Verdict::Close;
         }
-        match self.over {
-            OverRate::Close => Verdict::Close,
-            OverRate::Drop => Verdict::Drop {
-                report: !gate.reported.swap(true, Ordering::Relaxed),
-            },
+        let run = gate.dropped_in_run.fetch_add(1, Ordering::Relaxed) + 1;
+        let pause = (run >= bucket.burst).then(|| {
+            gate.dropped_in_run.store(0, Ordering::Relaxed);
+            bucket.refill
+        });
+        Verdict::Drop {
+            report: run == 1,
+            pause,
         }
     }
 }
 
 /// A connection's bucket and where its input stands.
 pub(crate) struct ConnectionGate {
-    bucket: Option<DefaultDirectRateLimiter>,
+    bucket: Option<Bucket>,
     /// A message (a line in line mode) has begun and not ended.
     in_message: AtomicBool,
     /// The message under way is being dropped.
     dropping: AtomicBool,
-    /// The plugin has been told of the current run of drops.
-    reported: AtomicBool,
+    /// Messages dropped since the last one delivered.
+    dropped_in_run: AtomicU32,
 }
 
 #[cfg(test)]
@@ -143,20 +182,37 @@ mod tests {
         assert!(rates(None, None, OverRate::Drop).gate().is_none());
     }
 
+    fn dropped(report: bool) -> Verdict {
+        Verdict::Drop {
+            report,
+            pause: None,
+        }
+    }
+
     #[test]
     fn a_burst_passes_then_whole_messages_are_dropped_and_reported_once_per_run() {
         // One a second: nothing refills while the test runs.
-        let rates = rates(rate(1, 2), None, OverRate::Drop);
+        let rates = rates(rate(1, 3), None, OverRate::Drop);
         let gate = rates.gate().unwrap();
         assert_eq!(rates.data(&gate, true), Verdict::Pass);
         // A fragmented message: its first piece takes the token.
         assert_eq!(rates.data(&gate, false), Verdict::Pass);
         assert_eq!(rates.data(&gate, true), Verdict::Pass);
+        assert_eq!(rates.ping(&gate), Verdict::Pass);
         // Over the rate: the whole next message goes, reported once.
-        assert_eq!(rates.data(&gate, false), Verdict::Drop { report: true });
-        assert_eq!(rates.data(&gate, true), Verdict::Drop { report: false });
-        assert_eq!(rates.data(&gate, true), Verdict::Drop { report: false });
-        assert_eq!(rates.ping(&gate), Verdict::Drop { report: false });
+        assert_eq!(rates.data(&gate, false), dropped(true));
+        assert_eq!(rates.data(&gate, true), dropped(false));
+        assert_eq!(rates.data(&gate, true), dropped(false));
+        // A burst's worth of drops in a row: stop reading for the refill
+        // time (3 tokens at 1 a second), then a new run begins.
+        assert_eq!(
+            rates.ping(&gate),
+            Verdict::Drop {
+                report: false,
+                pause: Some(Duration::from_secs(3)),
+            }
+        );
+        assert_eq!(rates.data(&gate, true), dropped(true));
     }
 
     #[test]

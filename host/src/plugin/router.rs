@@ -51,7 +51,7 @@ impl Binding {
     fn refuse(&self, conn: &Connection, verdict: Verdict) {
         match verdict {
             Verdict::Pass => {}
-            Verdict::Drop { report } => {
+            Verdict::Drop { report, pause } => {
                 self.tenant.count_drop();
                 if report {
                     let event = packed::Event::Error {
@@ -60,6 +60,20 @@ impl Binding {
                         description: "over the tenant's message rate: messages are dropped until the rate allows them again",
                     };
                     push_now(self, conn, &event);
+                }
+                // Handlers run on the server's runtime; without one (never
+                // in the server) the client is simply not paused.
+                if let Some(pause) = pause
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    conn.pause_data();
+                    let (plugin, conn) = (self.plugin.clone(), conn.clone());
+                    runtime.spawn(async move {
+                        tokio::time::sleep(pause).await;
+                        // The actor resumes it unless the plugin paused it
+                        // or holds its replies.
+                        plugin.push_resume(conn);
+                    });
                 }
             }
             Verdict::Close => {

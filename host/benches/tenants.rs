@@ -1,0 +1,335 @@
+//! Figures, not assertions: how much one tenant's abuse slows another
+//! tenant's clients. A `calm` tenant (the `versioned` plugin: an echo that
+//! prefixes its version) is measured with
+//! sequential echo round trips of 32 B while a `noisy` tenant on the same
+//! server is
+//!
+//! - idle (the unloaded figure),
+//! - flooded by clients sending as fast as they can, with and without a
+//!   tenant rate,
+//! - hit by clients whose messages make its plugin allocate until the
+//!   memory cap stops it (the `membomb` plugin: a trap, close 1011, a
+//!   fresh instance, again and again).
+//!
+//! It also times hot swaps of the calm tenant (SIGHUP, alternating two
+//! configurations) under its own traffic: how long its clients wait.
+//!
+//!     cargo bench -p wsserver --bench tenants
+//!
+//! Load generator and server share the machine's cores, so the figures
+//! compare the scenarios on one machine; they are not absolute capacity.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Round trips measured per scenario, or as many as fit in `MEASURE`.
+const ROUND_TRIPS: usize = 3000;
+const MEASURE: Duration = Duration::from_secs(5);
+/// Concurrent clients of the noisy tenant.
+const NOISY_CLIENTS: usize = 32;
+/// Bound on any one wait.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The `wsserver` binary, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsserver"))
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .args(["--set", "LogLevel=0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wsserver");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("ready line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("ready line")
+            .to_owned();
+        Self { child, url }
+    }
+
+    fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn plugin(name: &str) -> PathBuf {
+    wsserver::plugin::builtin_dir().join(format!("{name}.wasm"))
+}
+
+fn quoted(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// The configuration: `calm` on /calm, `noisy` on /noisy with `noisy`
+/// extra keys; `version` is the calm tenant's configuration value.
+fn write_config(path: &Path, noisy_plugin: &str, noisy: &str, version: &str) {
+    let text = format!(
+        "[settings]\nMaxConnections = 2000\n\
+         [[tenant]]\nname = \"calm\"\nfile = {}\nroutes = [\"/calm\"]\n[tenant.config]\nversion = \"{version}\"\n\
+         [[tenant]]\nname = \"noisy\"\nfile = {}\nroutes = [\"/noisy\"]\nmemory_limit = 67108864\n{noisy}\n",
+        quoted(&plugin("versioned")),
+        quoted(&plugin(noisy_plugin)),
+    );
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).expect("write config");
+    std::fs::rename(&partial, path).expect("replace config");
+}
+
+async fn connect(url: &str) -> Ws {
+    tokio::time::timeout(LIMIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+        .0
+}
+
+/// Sequential round trips on one calm connection, `count` of them or as
+/// many as `MEASURE` allows; latencies sorted. Runs on a thread and
+/// runtime of its own, so the noisy clients' tasks never delay the
+/// measuring one inside this process (they still share the cores).
+async fn round_trips(url: &str, count: usize) -> Vec<Duration> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(measure_round_trips(&url, count))
+    })
+    .await
+    .expect("measuring thread")
+}
+
+async fn measure_round_trips(url: &str, count: usize) -> Vec<Duration> {
+    let mut ws = connect(&format!("{url}/calm")).await;
+    let payload = "x".repeat(32);
+    let mut latencies = Vec::with_capacity(count);
+    let started = Instant::now();
+    while latencies.len() < count && started.elapsed() < MEASURE {
+        let sent = Instant::now();
+        ws.send(Message::text(payload.clone())).await.expect("send");
+        loop {
+            match tokio::time::timeout(LIMIT, ws.next()).await {
+                Ok(Some(Ok(Message::Text(_)))) => break,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("calm tenant stopped answering: {other:?}"),
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Noisy clients sending 32 B messages back to back until aborted,
+/// reading whatever comes back; counts messages sent.
+fn flood(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+    (0..NOISY_CLIENTS)
+        .map(|_| {
+            let (url, sent) = (format!("{url}/noisy"), sent.clone());
+            tokio::spawn(async move {
+                let ws = connect(&url).await;
+                let (mut sink, mut stream) = ws.split();
+                let reader =
+                    tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+                let payload = "n".repeat(32);
+                loop {
+                    for _ in 0..64 {
+                        if sink.feed(Message::text(payload.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    sent.fetch_add(64, Ordering::Relaxed);
+                    if reader.is_finished() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Clients that each send one message to the memory bomb (which traps
+/// under its cap and closes them with 1011), then reconnect, until
+/// aborted.
+fn bombs(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+    (0..4)
+        .map(|_| {
+            let (url, sent) = (format!("{url}/noisy"), sent.clone());
+            tokio::spawn(async move {
+                loop {
+                    let mut ws = connect(&url).await;
+                    if ws.send(Message::text("boom")).await.is_err() {
+                        continue;
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    while let Ok(Some(Ok(message))) = tokio::time::timeout(LIMIT, ws.next()).await {
+                        if message.is_close() {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Runs one scenario and prints its line.
+async fn scenario(
+    name: &str,
+    dir: &Path,
+    noisy_plugin: &str,
+    noisy: &str,
+    load: Option<fn(&str, Arc<AtomicU64>) -> Vec<JoinHandle<()>>>,
+) -> Duration {
+    let stem: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let config = dir.join(format!("{stem}.toml"));
+    write_config(&config, noisy_plugin, noisy, "v1");
+    let server = Server::start(&config);
+    // Warm up the calm path (first calls, caches).
+    round_trips(&server.url, 200).await;
+    let sent = Arc::new(AtomicU64::new(0));
+    let loaders = load.map(|start| start(&server.url, sent.clone()));
+    if loaders.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let started = Instant::now();
+    let before = sent.load(Ordering::Relaxed);
+    let latencies = round_trips(&server.url, ROUND_TRIPS).await;
+    let noisy_rate =
+        (sent.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+    // A flooding client may be stuck writing to a server that stopped
+    // reading it (backpressure): do not wait for it.
+    for task in loaders.into_iter().flatten() {
+        task.abort();
+    }
+    let p50 = percentile(&latencies, 0.5);
+    println!(
+        "{name:<34} calm {:>5} round trips p50 {:>8.1?} p99 {:>8.1?} max {:>8.1?}   noisy clients wrote {:>9.0} msg/s",
+        latencies.len(),
+        p50,
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+        noisy_rate
+    );
+    p50
+}
+
+/// Swaps the calm tenant back and forth by SIGHUP while a client does
+/// round trips; prints how long a swap takes end to end and the slowest
+/// round trip.
+async fn swaps(dir: &Path) {
+    const SWAPS: usize = 20;
+    let config = dir.join("swaps.toml");
+    write_config(&config, "echo", "", "v0");
+    let server = Server::start(&config);
+    let mut ws = connect(&format!("{}/calm", server.url)).await;
+    let mut swap_times = Vec::new();
+    let mut worst = Duration::ZERO;
+    for version in 1..=SWAPS {
+        write_config(&config, "echo", "", &format!("v{version}"));
+        let asked = Instant::now();
+        server.hangup();
+        let prefix = format!("v{version} ");
+        loop {
+            let sent = Instant::now();
+            ws.send(Message::text("ping")).await.expect("send");
+            let reply = match tokio::time::timeout(LIMIT, ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => t.to_string(),
+                other => panic!("calm tenant stopped answering: {other:?}"),
+            };
+            worst = worst.max(sent.elapsed());
+            if reply.starts_with(&prefix) {
+                break;
+            }
+            assert!(asked.elapsed() < LIMIT, "swap {version} never showed");
+        }
+        swap_times.push(asked.elapsed());
+    }
+    swap_times.sort_unstable();
+    println!(
+        "hot swap by SIGHUP ({SWAPS}x)             signal to first new answer p50 {:>8.1?} max {:>8.1?}; slowest round trip meanwhile {:>8.1?}",
+        percentile(&swap_times, 0.5),
+        swap_times[SWAPS - 1],
+        worst
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    runtime.block_on(async {
+        println!("calm: {ROUND_TRIPS} sequential 32 B echo round trips; noisy: {NOISY_CLIENTS} flooding clients or 4 memory-bomb clients");
+        let unloaded = scenario("unloaded", dir.path(), "echo", "", None).await;
+        let limited = scenario(
+            "flood, tenant_rate = 1000/s (drop)",
+            dir.path(),
+            "echo",
+            "tenant_rate = 1000",
+            Some(flood),
+        )
+        .await;
+        let unlimited = scenario("flood, no rate", dir.path(), "echo", "", Some(flood)).await;
+        let bombed = scenario("memory bomb (64 MiB cap)", dir.path(), "membomb", "", Some(bombs)).await;
+        for (name, p50) in [
+            ("flood with a tenant rate", limited),
+            ("flood without a rate", unlimited),
+            ("memory bomb", bombed),
+        ] {
+            println!(
+                "{name:<34} calm p50 = {:.2}x unloaded",
+                p50.as_secs_f64() / unloaded.as_secs_f64()
+            );
+        }
+        swaps(dir.path()).await;
+    });
+}
