@@ -10,6 +10,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::convert;
+use super::metrics::PluginMetrics;
 use super::topics::Topics;
 use crate::MessageKind;
 use crate::protocol::close::is_valid_wire_code;
@@ -21,11 +22,14 @@ pub(crate) type HostResult<T = ()> = Result<T, wit::HostError>;
 #[derive(Debug)]
 pub(crate) struct PluginShared {
     pub name: String,
+    /// See [`PluginSpec::version`](super::PluginSpec::version).
+    pub version: String,
     /// The plugin's inbox limit (PluginLimits::max_queued_bytes): what a
     /// connection may have in flight towards the plugin.
     pub max_queued_bytes: usize,
     pub config: BTreeMap<String, String>,
     pub topics: Mutex<Topics>,
+    pub metrics: PluginMetrics,
 }
 
 /// The plugin's view of its connections. Lives in the instance's store and

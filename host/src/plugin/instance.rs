@@ -12,6 +12,7 @@
 //! (which lives outside the guest) carries over.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -23,6 +24,7 @@ use wsserver_plugin_bindings::{Plugin, PluginPre};
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
 use super::engine::{EPOCH_TICK, LoadError, PluginEngine};
+use super::metrics::CallFailure;
 use super::spec::PluginLimits;
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::server::{Connection, ConnectionId, OpenResponse};
@@ -112,6 +114,12 @@ impl PluginHandle {
         if inbox.idle {
             self.wake.notify_one();
         }
+    }
+
+    /// Events and open requests waiting for the actor.
+    pub fn queued_events(&self) -> usize {
+        let inbox = self.inbox();
+        inbox.events.len() + inbox.opens.len()
     }
 
     /// Stops the actor once it has handled what is queued.
@@ -286,10 +294,13 @@ impl Actor {
             reply,
         } = open;
         self.store.set_epoch_deadline(self.factory.deadline_ticks());
+        let started = Instant::now();
         let answer = self
             .plugin
             .wsserver_plugin_handler()
             .call_on_open_request(&mut self.store, &request);
+        let metrics = &self.handle.shared.metrics;
+        metrics.record_call(started.elapsed(), 1);
         let response = match answer {
             Ok(resp) => match convert::open_response(resp, &offered) {
                 Ok(resp) => resp,
@@ -302,6 +313,7 @@ impl Actor {
                 }
             },
             Err(e) => {
+                metrics.record_failure(CallFailure::of(&e));
                 self.fail(&[], &format!("{e:#}"));
                 OpenResponse::reject(500)
             }
@@ -325,10 +337,13 @@ impl Actor {
             }
         }
         self.store.set_epoch_deadline(self.factory.deadline_ticks());
+        let started = Instant::now();
         let result = self
             .plugin
             .wsserver_plugin_handler()
             .call_on_events(&mut self.store, events);
+        let metrics = &self.handle.shared.metrics;
+        metrics.record_call(started.elapsed(), events.len());
         let ended: Vec<ConnectionId> = events
             .iter()
             .filter_map(|e| match e {
@@ -344,6 +359,7 @@ impl Actor {
                 }
             }
             Err(e) => {
+                metrics.record_failure(CallFailure::of(&e));
                 let involved: Vec<ConnectionId> = events.iter().map(event_connection).collect();
                 self.fail(&involved, &format!("{e:#}"));
             }

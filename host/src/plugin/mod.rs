@@ -9,11 +9,13 @@ mod convert;
 pub mod engine;
 mod host_api;
 mod instance;
+pub mod metrics;
 mod router;
 pub mod spec;
 mod topics;
 
 pub use engine::{LoadError, PluginEngine};
+pub use metrics::PluginStatus;
 pub use router::PluginRouter;
 pub use spec::{PluginLimits, PluginSpec, Route};
 

@@ -11,6 +11,7 @@ use super::actor_state::PluginShared;
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
 use super::instance::{self, PendingOpen, PluginHandle};
+use super::metrics::PluginStatus;
 use super::spec::{PluginSpec, Route};
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
@@ -35,11 +36,14 @@ impl PluginRouter {
         let mut routes = Vec::new();
         for spec in specs {
             let component = engine.load(&spec.name, &spec.wasm)?;
+            let version = spec.version();
             let shared = Arc::new(PluginShared {
                 name: spec.name,
+                version,
                 max_queued_bytes: spec.limits.max_queued_bytes,
                 config: spec.config,
                 topics: Default::default(),
+                metrics: Default::default(),
             });
             let handle = instance::start(engine, &component, shared, spec.limits)?;
             for route in spec.routes {
@@ -65,6 +69,27 @@ impl PluginRouter {
             .iter()
             .map(|(route, handle)| (route.to_string(), handle.shared.name.clone()))
             .collect()
+    }
+
+    /// Every plugin with its routes, version and counters, in start order.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        let mut plugins: Vec<(&Arc<PluginHandle>, PluginStatus)> = Vec::new();
+        for (route, handle) in &self.routes {
+            match plugins.iter_mut().find(|(h, _)| Arc::ptr_eq(h, handle)) {
+                Some((_, status)) => status.routes.push(route.to_string()),
+                None => plugins.push((
+                    handle,
+                    PluginStatus {
+                        name: handle.shared.name.clone(),
+                        version: handle.shared.version.clone(),
+                        routes: vec![route.to_string()],
+                        queued_events: handle.queued_events(),
+                        counters: handle.shared.metrics.snapshot(),
+                    },
+                )),
+            }
+        }
+        plugins.into_iter().map(|(_, status)| status).collect()
     }
 
     fn plugin_of(conn: &Connection) -> Option<&Binding> {

@@ -112,6 +112,14 @@ pub struct PluginSpec {
     pub config: BTreeMap<String, String>,
 }
 
+impl PluginSpec {
+    /// Identifies the component's exact bytes: `sha256:` and the digest.
+    pub fn version(&self) -> String {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&self.wasm)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +147,22 @@ mod tests {
         assert!(r.matches("/api/x", "other.com").is_none());
         assert_eq!(Route::parse("example.com").unwrap().path_prefix, "/");
         assert!(Route::parse("/a?b").is_err());
+    }
+
+    #[test]
+    fn the_version_is_the_digest_of_the_component() {
+        let spec = |wasm: &[u8]| PluginSpec {
+            name: "p".into(),
+            wasm: wasm.to_vec(),
+            routes: Vec::new(),
+            limits: PluginLimits::default(),
+            config: BTreeMap::new(),
+        };
+        // SHA-256 of the empty input, a published test vector.
+        assert_eq!(
+            spec(b"").version(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_ne!(spec(b"a").version(), spec(b"b").version());
     }
 }

@@ -30,6 +30,7 @@ use super::handler::{
     BoxFuture, ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType, OpenRequest,
 };
 use super::line_mode::LineSplitter;
+use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
 use crate::net::listener::configure_accepted;
@@ -68,6 +69,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     };
     server.handler.connection_request(&mut request);
     if !request.accept {
+        server
+            .metrics
+            .connection_refused(RefusalReason::ClientFilter);
         server.log(
             None,
             LogLevel::Info,
@@ -77,6 +81,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         return;
     }
     if !server.table.try_admit(settings.max_connections as usize) {
+        server
+            .metrics
+            .connection_refused(RefusalReason::MaxConnections);
         server.log(
             None,
             LogLevel::Info,
@@ -131,6 +138,9 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         Ok(Some(leftover)) => leftover,
         Ok(None) => return,
         Err(_) => {
+            server
+                .metrics
+                .connection_refused(RefusalReason::HandshakeTimeout);
             server.log(
                 Some(&conn),
                 LogLevel::Info,
@@ -140,6 +150,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             return;
         }
     };
+    server.metrics.connection_accepted();
     server.log(
         Some(&conn),
         LogLevel::Info,
@@ -154,6 +165,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
 
     let mut session = Session::new(stream, conn.clone(), &settings, leftover);
     poll_fn(|cx| session.poll_run(cx)).await;
+    server.metrics.connection_closed();
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
     {
         let mut st = conn.lock();
@@ -211,6 +223,9 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
             Ok(Some(parsed)) => break parsed,
             Ok(None) => continue,
             Err(e) => {
+                server
+                    .metrics
+                    .connection_refused(RefusalReason::HandshakeError);
                 server.log(
                     Some(conn),
                     LogLevel::Info,
@@ -314,6 +329,7 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
             Some(leftover)
         }
         status => {
+            server.metrics.connection_refused(RefusalReason::Handler);
             let status = if (200..=599).contains(&status) {
                 server.log(
                     Some(conn),
@@ -418,6 +434,8 @@ struct Dispatch {
     max_line_length: usize,
     /// A close frame arrived: its code and reason.
     close: Option<(Option<u16>, String)>,
+    /// Data messages completed since the server's counters last took them.
+    messages_received: u64,
 }
 
 impl Dispatch {
@@ -450,6 +468,9 @@ impl Dispatch {
     fn on_data(&mut self, chunk: DataChunk<'_>) {
         if chunk.first {
             self.kind = chunk.kind;
+        }
+        if chunk.last {
+            self.messages_received += 1;
         }
         let first_format = match self.kind {
             MessageKind::Text => DataFormat::Text,
@@ -601,6 +622,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 line_mode: false,
                 max_line_length: settings.max_line_length,
                 close: None,
+                messages_received: 0,
             },
             conn,
             writes: WriteList::default(),
@@ -641,7 +663,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, cx: &mut Context<'_>) -> Step {
         self.poll_failing(cx);
-        let (queued, close_request, ready) = {
+        let (queued, close_request, ready, messages_sent) = {
             let mut st = self.conn.lock();
             st.task_active = true;
             // Owed when a refused sender's queue emptied without a write
@@ -654,11 +676,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some((code, reason)) = &close_request {
                 Connection::queue_close_frame(&mut st, Some(*code), reason);
             }
-            st.out.move_to(&mut self.writes);
+            let messages_sent = st.out.move_to(&mut self.writes);
             self.dispatch.line_mode = st.line_mode;
             self.dispatch.max_line_length = st.max_line_length;
-            (st.out.queued(), close_request, ready)
+            (st.out.queued(), close_request, ready, messages_sent)
         };
+        if messages_sent > 0 {
+            self.conn.0.server.metrics.messages_sent(messages_sent);
+        }
         if ready {
             self.dispatch.handler.ready_to_send(&self.conn);
         }
@@ -706,6 +731,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             let used = self.process(&mut held);
+            self.count_received(0);
             if used < held.len() && !self.receiver.is_closed() {
                 held.drain(..used);
                 self.held = held;
@@ -752,6 +778,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         if written > 0 {
             writes.release_if_idle();
+            self.conn.0.server.metrics.bytes_sent(written);
             let limits = self.conn.0.limits;
             let ready = {
                 let mut st = self.conn.lock();
@@ -793,10 +820,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let input = &mut buf[..n];
         let used = self.process(input);
+        self.count_received(n);
         if used < n && !self.receiver.is_closed() {
             self.held.extend_from_slice(&input[used..]);
         }
         Poll::Ready(Ok(true))
+    }
+
+    /// Adds one read's bytes, and the messages dispatched since, to the
+    /// server's counters.
+    fn count_received(&mut self, bytes: usize) {
+        let messages = std::mem::take(&mut self.dispatch.messages_received);
+        self.conn.0.server.metrics.received(bytes, messages);
     }
 
     /// Feeds input to the receiver and dispatches events; returns the bytes
