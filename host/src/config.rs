@@ -15,6 +15,10 @@
 //! deadline_ms = 200                       # CPU time per call
 //! [plugin.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
+//!
+//! [admin]               # the admin HTTP API and /metrics
+//! listen = "127.0.0.1:9090"
+//! token = "secret"      # required unless listen is a loopback address
 //! ```
 
 use std::collections::BTreeMap;
@@ -30,6 +34,17 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub settings: Vec<(String, String)>,
     pub plugins: Vec<PluginEntry>,
+    pub admin: Option<AdminEntry>,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEntry {
+    /// `HOST:PORT` of the admin API.
+    pub listen: Option<String>,
+    /// The bearer token the admin API requires.
+    pub token: Option<String>,
 }
 
 /// One `[[plugin]]` table.
@@ -88,8 +103,16 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                 out.plugins = Vec::<PluginEntry>::deserialize(value)
                     .map_err(|e| anyhow::anyhow!("[[plugin]]: {}", e.message()))?;
             }
+            ("admin", value) => {
+                out.admin = Some(
+                    AdminEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
-                bail!("unknown key \"{other}\" (expected listen, [settings] or [[plugin]])")
+                bail!(
+                    "unknown key \"{other}\" (expected listen, [settings], [[plugin]] or [admin])"
+                )
             }
         }
     }
@@ -127,6 +150,16 @@ mod tests {
             parse("[[plugin]]\nfile = \"a\"\nmemroy_limit = 1\n").unwrap_err()
         );
         assert!(e.contains("memroy_limit"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_admin_table() {
+        let c = parse("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken = \"t\"\n").unwrap();
+        let admin = c.admin.unwrap();
+        assert_eq!(admin.listen.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(admin.token.as_deref(), Some("t"));
+        let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
+        assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The `wsserver` binary: settings from a TOML file and the command line,
-//! then serve until SIGINT/SIGTERM, which close every connection with 1001.
+//! then serve until SIGINT/SIGTERM (or the admin API's shutdown), which
+//! close every connection with 1001.
 
 mod cli;
 mod config;
@@ -13,6 +14,7 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
+use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::plugin::{PluginEngine, PluginRouter};
 use wsserver::server::echo::EchoHandler;
 use wsserver::server::settings::KEYS;
@@ -35,19 +37,23 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (settings, plugins) = match build_settings(&cli) {
+    let launch = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let handler = match build_handler(&cli, plugins) {
-        Ok(h) => h,
+    let plugins = match build_plugins(&cli, launch.plugins) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
+    };
+    let handler: Arc<dyn Handler> = match &plugins {
+        Some(router) => router.clone(),
+        None => Arc::new(EchoHandler::new()),
     };
     // Each connection is a file descriptor: use all the process may have.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -63,7 +69,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings, handler)) {
+    let server = WsServer::with_settings(handler, launch.settings);
+    // Before anything listens: a refused admin address is a usage error.
+    let admin = match launch.admin {
+        Some(options) => {
+            let target = AdminTarget::new(server.clone(), plugins);
+            match runtime.block_on(AdminServer::start(&options.listen, options.token, target)) {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    eprintln!("wsserver: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    match runtime.block_on(serve(server, admin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -72,13 +93,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The native echo, or the plugins (the built-in echo when none is given).
-fn build_handler(
+/// The plugin runtime (serving the built-in echo when no plugin is
+/// given), or None for the native echo.
+fn build_plugins(
     cli: &Cli,
     mut plugins: Vec<config::PluginEntry>,
-) -> anyhow::Result<Arc<dyn Handler>> {
+) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
-        return Ok(Arc::new(EchoHandler::new()));
+        return Ok(None);
     }
     for flag in &cli.plugins {
         plugins.push(plugin_args::from_flag(flag)?);
@@ -99,13 +121,27 @@ fn build_handler(
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }
-    Ok(Arc::new(router))
+    Ok(Some(Arc::new(router)))
 }
 
-/// Defaults, then the file, then --listen, then --set; and the file's
-/// plugins.
-fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntry>)> {
+/// What the binary was asked to run.
+struct Launch {
+    settings: Settings,
+    plugins: Vec<config::PluginEntry>,
+    admin: Option<AdminOptions>,
+}
+
+struct AdminOptions {
+    listen: String,
+    token: Option<String>,
+}
+
+/// Defaults, then the file, then --listen, then --set; the file's plugins;
+/// the admin API from the file, then --admin and --admin-token (or its
+/// environment variable).
+fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     let mut plugins = Vec::new();
+    let mut file_admin = config::AdminEntry::default();
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -115,6 +151,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntr
             apply_listen(&mut settings, listen)?;
         }
         plugins = file.plugins.clone();
+        file_admin = file.admin.clone().unwrap_or_default();
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
@@ -132,7 +169,19 @@ fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::PluginEntr
             .set(key.trim(), value)
             .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
     }
-    Ok((settings, plugins))
+    let admin = cli
+        .admin
+        .clone()
+        .or(file_admin.listen)
+        .map(|listen| AdminOptions {
+            listen,
+            token: cli.admin_token.clone().or(file_admin.token),
+        });
+    Ok(Launch {
+        settings,
+        plugins,
+        admin,
+    })
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
@@ -145,12 +194,11 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(settings: Settings, handler: Arc<dyn Handler>) -> anyhow::Result<()> {
+async fn serve(server: WsServer, admin: Option<AdminServer>) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
     // read is never fatal.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let server = WsServer::with_settings(handler, settings);
     server.start_listening().await?;
     let addr = server
         .local_addr()
@@ -158,13 +206,26 @@ async fn serve(settings: Settings, handler: Arc<dyn Handler>) -> anyhow::Result<
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on ws://{addr}")?;
+        if let Some(admin) = &admin {
+            writeln!(out, "admin on http://{}", admin.local_addr())?;
+        }
         out.flush()?;
     }
+    let admin_shutdown = async {
+        match &admin {
+            Some(admin) => admin.shutdown_requested().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+        _ = admin_shutdown => tracing::info!("shutdown asked for through the admin API"),
     }
     tracing::info!("shutting down: closing connections with 1001");
     server.shutdown().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     Ok(())
 }
