@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::plugin::PluginStatus;
+use crate::plugin::metrics::PluginCounters;
 use crate::server::ServerMetrics;
 
 /// The `Content-Type` of the text [`render`] writes.
@@ -24,6 +25,33 @@ pub(super) fn render(server: ServerMetrics, plugins: Vec<PluginStatus>) -> Strin
     let _ = prometheus_text::encode(&mut text, &registry);
     text
 }
+
+/// Reads one counter of a plugin.
+type PluginCounter = fn(&PluginCounters) -> u64;
+
+/// The per-plugin counters: name, help, value.
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 4] = [
+    (
+        "wsserver_plugin_events",
+        "Events handed to the plugin, open requests included",
+        |c| c.events,
+    ),
+    (
+        "wsserver_plugin_calls",
+        "Calls into the plugin: one per batch of events or open request",
+        |c| c.calls,
+    ),
+    (
+        "wsserver_plugin_traps",
+        "Plugin calls ended by a trap (the memory cap included)",
+        |c| c.traps,
+    ),
+    (
+        "wsserver_plugin_deadline_hits",
+        "Plugin calls interrupted by the CPU deadline",
+        |c| c.deadline_hits,
+    ),
+];
 
 #[derive(Debug)]
 struct Snapshot {
@@ -101,32 +129,11 @@ impl Snapshot {
     }
 
     fn encode_plugins(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let per_plugin: [(&str, &str, fn(&PluginStatus) -> u64); 4] = [
-            (
-                "wsserver_plugin_events",
-                "Events handed to the plugin, open requests included",
-                |p| p.counters.events,
-            ),
-            (
-                "wsserver_plugin_calls",
-                "Calls into the plugin: one per batch of events or open request",
-                |p| p.counters.calls,
-            ),
-            (
-                "wsserver_plugin_traps",
-                "Plugin calls ended by a trap (the memory cap included)",
-                |p| p.counters.traps,
-            ),
-            (
-                "wsserver_plugin_deadline_hits",
-                "Plugin calls interrupted by the CPU deadline",
-                |p| p.counters.deadline_hits,
-            ),
-        ];
-        for (name, help, value) in per_plugin {
+        for (name, help, value) in PLUGIN_COUNTERS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for p in &self.plugins {
-                ConstCounter::new(value(p)).encode(family.encode_family(&plugin_label(p))?)?;
+                ConstCounter::new(value(&p.counters))
+                    .encode(family.encode_family(&plugin_label(p))?)?;
             }
         }
         let mut family = encoder.encode_descriptor(
@@ -194,7 +201,7 @@ fn gauge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::metrics::{LatencyCounts, PluginCounters};
+    use crate::plugin::metrics::LatencyCounts;
     use std::time::Duration;
 
     #[test]

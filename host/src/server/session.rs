@@ -151,6 +151,10 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         }
     };
     server.metrics.connection_accepted();
+    // Frames that arrived with the upgrade request are read bytes too.
+    if !leftover.is_empty() {
+        server.metrics.received(leftover.len(), 0);
+    }
     server.log(
         Some(&conn),
         LogLevel::Info,
