@@ -6,6 +6,7 @@
 use std::alloc::System;
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -194,9 +195,9 @@ fn inflate_rate(messages: &[Vec<u8>], settings: &DeflateSettings) -> f64 {
         })
         .collect();
     let mut bytes_out = 0usize;
-    let mut sink = |chunk: &[u8]| {
-        bytes_out += black_box(chunk).len();
-        Ok::<_, Infallible>(())
+    let mut sink = |piece: &[u8], _last: bool| {
+        bytes_out += black_box(piece).len();
+        Ok::<_, Infallible>(ControlFlow::Continue(()))
     };
     let start = Instant::now();
     while start.elapsed() < RUN {
@@ -204,10 +205,7 @@ fn inflate_rate(messages: &[Vec<u8>], settings: &DeflateSettings) -> f64 {
         let mut inflater = Inflater::new(&params);
         for payload in &compressed {
             inflater
-                .inflate(payload, &mut sink)
-                .expect("in-memory deflate works");
-            inflater
-                .finish_message(&mut sink)
+                .inflate(payload, true, &mut sink)
                 .expect("in-memory deflate works");
         }
     }
@@ -233,15 +231,12 @@ fn held_per_connection(message: &[u8], settings: &DeflateSettings) -> (usize, us
         deflater
             .compress(message, out)
             .expect("in-memory deflate works");
-        let mut sink = |chunk: &[u8]| {
-            black_box(chunk);
-            Ok::<_, Infallible>(())
+        let mut sink = |piece: &[u8], _last: bool| {
+            black_box(piece);
+            Ok::<_, Infallible>(ControlFlow::Continue(()))
         };
         inflater
-            .inflate(&from_client, &mut sink)
-            .expect("in-memory deflate works");
-        inflater
-            .finish_message(&mut sink)
+            .inflate(&from_client, true, &mut sink)
             .expect("in-memory deflate works");
     };
     // Fill this thread's pools first: they are per thread, not per connection.

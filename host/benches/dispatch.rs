@@ -1,9 +1,11 @@
 //! Per-event cost of crossing into a wasm plugin: the echo plugin's
 //! `on-events` called with batches of 1..1024 data-in events of 32 bytes,
-//! as the plugin runtime calls it (same engine configuration: epoch
-//! deadlines on, memory limiter on). Each call includes lowering the
-//! events into guest memory, the guest's work (echo), and lifting the
-//! returned send commands.
+//! through both exports the runtime can use: the typed
+//! `handler.on-events` (a `list<event>`) and the packed
+//! `packed-handler.on-events` (one `list<u8>` each way), with the runtime's
+//! engine configuration (epoch deadlines, memory limiter). Each call
+//! includes moving the events into guest memory, the guest's work (echo)
+//! and reading the returned send commands.
 //!
 //! `cargo bench -p wsserver --bench dispatch` prints ns per event; it
 //! checks nothing about speed.
@@ -11,9 +13,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wsserver_packed::{Event as PackedEvent, Writer};
 use wsserver_plugin_bindings::Plugin;
 use wsserver_plugin_bindings::wsserver::plugin::types::{DataFormat, DataIn, Event};
 
@@ -52,9 +55,22 @@ fn main() {
     store.set_epoch_deadline(u64::MAX / 2);
     let plugin = Plugin::instantiate(&mut store, &component, &linker).expect("instantiate");
     let handler = plugin.wsserver_plugin_handler();
+    let instance = linker
+        .instantiate(&mut store, &component)
+        .expect("second instance");
+    let packed_index = component
+        .get_export_index(None, "wsserver:plugin/packed-handler@0.1.0")
+        .and_then(|i| component.get_export_index(Some(&i), "on-events"))
+        .expect("the echo plugin exports packed-handler");
+    let packed: TypedFunc<(&[u8],), (Vec<u8>,)> = instance
+        .get_typed_func(&mut store, packed_index)
+        .expect("packed on-events");
 
     println!("echo plugin, data-in of 32 bytes, one on-events call per batch");
-    println!("{:>6} {:>14} {:>14}", "batch", "ns/event", "calls/s");
+    println!(
+        "{:>6} {:>16} {:>16}",
+        "batch", "typed ns/event", "packed ns/event"
+    );
     for batch in [1usize, 4, 16, 64, 256, 1024] {
         let events: Vec<Event> = (0..batch as u64)
             .map(|i| {
@@ -67,25 +83,43 @@ fn main() {
                 })
             })
             .collect();
-        // Warm up, then time whole calls until RUN has passed.
-        for _ in 0..100 {
-            black_box(handler.call_on_events(&mut store, &events).expect("call"));
+        let mut bytes = Vec::new();
+        let mut writer = Writer::new(&mut bytes);
+        for i in 0..batch as u64 {
+            writer.event(&PackedEvent::DataIn {
+                connection: i,
+                format: wsserver_packed::TEXT,
+                eom: true,
+                eol: false,
+                data: &[b'x'; 32],
+            });
         }
-        let start = Instant::now();
-        let mut calls = 0u64;
-        while start.elapsed() < RUN {
-            for _ in 0..10 {
-                let commands = handler.call_on_events(&mut store, &events).expect("call");
-                assert_eq!(commands.len(), batch);
-                black_box(commands);
-            }
-            calls += 10;
-        }
-        let elapsed = start.elapsed();
-        let per_event = elapsed.as_nanos() as f64 / (calls as f64 * batch as f64);
-        println!(
-            "{batch:>6} {per_event:>14.0} {:>14.0}",
-            calls as f64 / elapsed.as_secs_f64()
-        );
+        let typed = per_event(batch, || {
+            let commands = handler.call_on_events(&mut store, &events).expect("call");
+            assert_eq!(commands.len(), batch);
+            black_box(commands);
+        });
+        let packed = per_event(batch, || {
+            let (commands,) = packed.call(&mut store, (&bytes,)).expect("call");
+            assert_eq!(wsserver_packed::commands(&commands).count(), batch);
+            black_box(commands);
+        });
+        println!("{batch:>6} {typed:>16.0} {packed:>16.0}");
     }
+}
+
+/// Warms up, then times calls for `RUN`; nanoseconds per event.
+fn per_event(batch: usize, mut call: impl FnMut()) -> f64 {
+    for _ in 0..100 {
+        call();
+    }
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < RUN {
+        for _ in 0..10 {
+            call();
+        }
+        calls += 10;
+    }
+    start.elapsed().as_nanos() as f64 / (calls as f64 * batch as f64)
 }

@@ -10,8 +10,8 @@ use clap::Parser;
 /// table) and/or `--set`; later sources win: file, then --listen, then
 /// --set. Plugins come from --plugin and `[[plugin]]` tables; with none,
 /// the built-in echo plugin serves every path. Once accepting, prints
-/// `listening on ws://HOST:PORT` to stdout, then, with --admin,
-/// `admin on http://HOST:PORT`.
+/// `listening on ws://HOST:PORT` to stdout (`wss://` with UseSSL), then,
+/// with --admin, `admin on http://HOST:PORT`.
 #[derive(Debug, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {

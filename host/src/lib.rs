@@ -30,7 +30,7 @@ pub mod server;
 
 pub use protocol::receiver::MessageKind;
 pub use server::{
-    BoxFuture, Connection, ConnectionId, ConnectionInfo, ConnectionRequest, DataFormat, DataIn,
-    Error, Handler, LogLevel, LogType, OpenRequest, OpenResponse, Result, SendFormat, Settings,
-    WsServer,
+    BoxFuture, ClientAuthentication, Connection, ConnectionId, ConnectionInfo, ConnectionRequest,
+    DataFormat, DataIn, Error, Handler, LogLevel, LogType, OpenRequest, OpenResponse, Result,
+    SendFormat, Settings, TlsInfo, WsServer,
 };

@@ -15,9 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
+use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter};
 use wsserver::server::echo::EchoHandler;
-use wsserver::server::settings::KEYS;
+use wsserver::server::settings::all_keys;
 use wsserver::{Handler, Settings, WsServer};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -26,8 +27,9 @@ const DEFAULT_PORT: &str = "8080";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_settings {
-        for key in KEYS {
-            println!("{:<28} {}", key.name, key.summary);
+        let width = all_keys().map(|(name, _)| name.len()).max().unwrap_or(0);
+        for (name, summary) in all_keys() {
+            println!("{name:<width$}  {summary}");
         }
         return ExitCode::SUCCESS;
     }
@@ -199,13 +201,24 @@ async fn serve(server: WsServer, admin: Option<AdminServer>) -> anyhow::Result<(
     // read is never fatal.
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
+    let scheme = if server.settings().tls.use_ssl {
+        "wss"
+    } else {
+        "ws"
+    };
     server.start_listening().await?;
     let addr = server
         .local_addr()
         .ok_or_else(|| anyhow::anyhow!("listener stopped at once"))?;
+    if let Some(cert) = server.ssl_cert() {
+        log_certificate("default", &cert);
+    }
+    for (host, cert) in server.ssl_sni_certs() {
+        log_certificate(&host, &cert);
+    }
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on ws://{addr}")?;
+        writeln!(out, "listening on {scheme}://{addr}")?;
         if let Some(admin) = &admin {
             writeln!(out, "admin on http://{}", admin.local_addr())?;
         }
@@ -228,4 +241,15 @@ async fn serve(server: WsServer, admin: Option<AdminServer>) -> anyhow::Result<(
         admin.stop().await;
     }
     Ok(())
+}
+
+/// One line per served certificate, so an operator sees what is served and
+/// until when.
+fn log_certificate(host: &str, cert: &CertificateInfo) {
+    tracing::info!(
+        "TLS certificate for {host}: subject \"{}\", expires {} UTC, SHA-256 {}",
+        cert.subject,
+        cert.expiration_date,
+        cert.fingerprint_sha256
+    );
 }

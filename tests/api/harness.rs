@@ -12,7 +12,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::{Instant, timeout, timeout_at};
 use wsserver::server::{BoxFuture, ConnectionRequest, LogLevel, LogType};
 use wsserver::{
-    Connection, ConnectionId, DataFormat, DataIn, Handler, OpenRequest, OpenResponse, WsServer,
+    ClientAuthentication, Connection, ConnectionId, DataFormat, DataIn, Handler, OpenRequest,
+    OpenResponse, WsServer,
 };
 
 use crate::common::{RawClient, UPGRADE_REQUEST, WAIT, Ws, ws_connect};
@@ -46,6 +47,18 @@ pub enum Event {
         description: String,
     },
     Log(LogLine),
+    SslStatus {
+        id: ConnectionId,
+        message: String,
+    },
+    /// `accept` is the verdict after the hook, if any, ran.
+    ClientAuthentication {
+        cert_encoded: Vec<u8>,
+        subject: String,
+        issuer: String,
+        status: String,
+        accept: bool,
+    },
 }
 
 /// The arguments of one DataIn event.
@@ -77,6 +90,7 @@ type ConnectionRequestHook = Box<dyn Fn(&mut ConnectionRequest) + Send + Sync>;
 type OpenHook = Box<dyn Fn(Arc<OpenRequest>) -> BoxFuture<OpenResponse> + Send + Sync>;
 type DataInHook = Box<dyn Fn(&Connection, &DataIn<'_>) + Send + Sync>;
 type DisconnectedHook = Box<dyn Fn(&Connection) + Send + Sync>;
+type ClientAuthHook = Box<dyn Fn(&mut ClientAuthentication<'_>) + Send + Sync>;
 
 /// What a test adds to recording.
 #[derive(Default)]
@@ -85,6 +99,8 @@ struct Hooks {
     on_open: Option<OpenHook>,
     on_data: Option<DataInHook>,
     on_disconnected: Option<DisconnectedHook>,
+    on_client_authentication: Option<ClientAuthHook>,
+    accept_unverified_clients: bool,
 }
 
 /// The handler under test: records, then runs the test's hook if any.
@@ -174,6 +190,30 @@ impl Handler for Recorder {
         });
     }
 
+    fn ssl_status(&self, conn: &Connection, message: &str) {
+        self.record(Event::SslStatus {
+            id: conn.id(),
+            message: message.to_owned(),
+        });
+    }
+
+    fn ssl_client_authentication(&self, _conn: &Connection, auth: &mut ClientAuthentication<'_>) {
+        if let Some(hook) = &self.hooks.on_client_authentication {
+            hook(auth);
+        }
+        self.record(Event::ClientAuthentication {
+            cert_encoded: auth.cert_encoded().to_vec(),
+            subject: auth.cert_subject().to_owned(),
+            issuer: auth.cert_issuer().to_owned(),
+            status: auth.status.to_owned(),
+            accept: auth.accept,
+        });
+    }
+
+    fn may_accept_unverified_clients(&self) -> bool {
+        self.hooks.accept_unverified_clients
+    }
+
     fn log(&self, conn: Option<&Connection>, level: LogLevel, message: &str, log_type: LogType) {
         self.record(Event::Log(LogLine {
             id: conn.map(Connection::id),
@@ -238,6 +278,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Decides SSLClientAuthentication (before it is recorded).
+    pub fn on_client_authentication(
+        mut self,
+        hook: impl Fn(&mut ClientAuthentication<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_client_authentication = Some(Box::new(hook));
+        self
+    }
+
+    /// Lets SSLClientAuthentication accept clients that fail verification.
+    pub fn accept_unverified_clients(mut self) -> Self {
+        self.hooks.accept_unverified_clients = true;
+        self
+    }
+
     pub async fn start(self) -> TestServer {
         let (tx, rx) = unbounded_channel();
         let server = WsServer::new(Recorder {
@@ -253,6 +308,11 @@ impl ServerBuilder {
         }
         server.start_listening().await.expect("start listening");
         let addr = server.local_addr().expect("listening address");
+        let scheme = if server.settings().tls.use_ssl {
+            "wss"
+        } else {
+            "ws"
+        };
         TestServer {
             server,
             events: Events {
@@ -260,7 +320,7 @@ impl ServerBuilder {
                 logs: Vec::new(),
             },
             addr,
-            url: format!("ws://{addr}"),
+            url: format!("{scheme}://{addr}"),
         }
     }
 }

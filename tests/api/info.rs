@@ -44,6 +44,7 @@ async fn connection_info_carries_every_wsconnection_field() {
         request_uri: "/room/7?user=ann".into(),
         subprotocols: "chat, json".into(),
         timeout: 30,
+        tls: None,
     };
     assert_eq!(t.conn(id).info(), expected);
     assert_eq!(t.server.connections(), [expected]);

@@ -20,3 +20,4 @@ mod logging;
 mod open_request;
 mod ping;
 mod sending;
+mod tls;

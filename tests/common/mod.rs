@@ -1,7 +1,10 @@
 //! Helpers shared by the end-to-end tests: the real `wsserver` binary as a
 //! child process, a raw client that writes frames byte by byte as a broken
-//! or hostile client would, and tokio-tungstenite as an independent client.
+//! or hostile client would, tokio-tungstenite as an independent client, and
+//! (in `tls`) certificates and TLS clients.
 #![allow(dead_code)] // each test binary uses a different subset
+
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +12,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines,
+};
 use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
@@ -83,7 +88,8 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         let addr = url
-            .trim_start_matches("ws://")
+            .split_once("://")
+            .map_or(url.as_str(), |(_, addr)| addr)
             .parse()
             .unwrap_or_else(|_| panic!("bad address in {line:?}"));
         Self {
@@ -125,6 +131,19 @@ impl ServerProcess {
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (up to `WAIT`) until the server's stderr holds `needle`;
+    /// returns everything it wrote.
+    pub async fn stderr_containing(&self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) || tokio::time::Instant::now() >= deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -364,7 +383,10 @@ pub async fn ws_connect(url: &str) -> Ws {
 }
 
 /// Sends a text message and expects it echoed.
-pub async fn assert_echo(ws: &mut Ws, text: &str) {
+pub async fn assert_echo<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    text: &str,
+) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     ws.send(Message::text(text)).await.expect("send");

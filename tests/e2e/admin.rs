@@ -700,7 +700,7 @@ async fn metrics_follow_a_client_that_connects_sends_and_leaves() {
         0.0
     );
     assert_eq!(
-        m.get(&format!("wsserver_plugin_queued_events{{{ECHO}}}")),
+        m.get(&format!("wsserver_plugin_queued_bytes{{{ECHO}}}")),
         0.0
     );
 

@@ -65,15 +65,6 @@ def test_the_close_code_is_echoed(server, code):
     run(scenario())
 
 
-def test_a_deflate_offer_still_connects(server):
-    async def scenario():
-        async with connect(server.url, compression="deflate") as ws:
-            await ws.send("offered deflate")
-            assert await ws.recv() == "offered deflate"
-
-    run(scenario())
-
-
 def test_sigterm_closes_with_1001(server):
     async def scenario():
         async with connect(server.url) as ws:

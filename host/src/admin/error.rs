@@ -64,12 +64,12 @@ impl From<Error> for ApiError {
         let status = match &e {
             Error::InvalidConnectionId(_) => StatusCode::NOT_FOUND,
             Error::Config(ConfigError::UnknownKey(_)) => StatusCode::NOT_FOUND,
-            Error::Config(ConfigError::NotYetAvailable { .. }) => StatusCode::NOT_IMPLEMENTED,
             Error::Config(
                 ConfigError::InvalidValue { .. }
                 | ConfigError::ReadOnly { .. }
                 | ConfigError::NotApplicable { .. }
-                | ConfigError::NeedsConnectionId { .. },
+                | ConfigError::NeedsConnectionId { .. }
+                | ConfigError::Tls(_),
             )
             | Error::InvalidSend { .. } => StatusCode::BAD_REQUEST,
             // The request is sound but the server's state forbids it now.
@@ -79,7 +79,9 @@ impl From<Error> for ApiError {
             | Error::MaxConnectionsLocked
             | Error::WouldBlock(_)
             | Error::Closing(_)
-            | Error::Interrupted(_) => StatusCode::CONFLICT,
+            | Error::Interrupted(_)
+            // The configured certificates cannot be served.
+            | Error::Tls(_) => StatusCode::CONFLICT,
             Error::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

@@ -137,13 +137,13 @@ impl Snapshot {
             }
         }
         let mut family = encoder.encode_descriptor(
-            "wsserver_plugin_queued_events",
-            "Events and open requests waiting in the plugin's inbox",
-            None,
+            "wsserver_plugin_queued",
+            "Bytes of events waiting in the plugin's inbox",
+            Some(&Unit::Bytes),
             MetricType::Gauge,
         )?;
         for p in &self.plugins {
-            ConstGauge::new(p.queued_events as u64)
+            ConstGauge::new(p.queued_bytes as u64)
                 .encode(family.encode_family(&plugin_label(p))?)?;
         }
         let mut family = encoder.encode_descriptor(
@@ -217,7 +217,7 @@ mod tests {
             name: "echo \"x\"".into(),
             version: "sha256:00".into(),
             routes: vec!["/".into()],
-            queued_events: 3,
+            queued_bytes: 3,
             counters: PluginCounters {
                 calls: 3,
                 call_latency: LatencyCounts {
@@ -246,7 +246,7 @@ mod tests {
             "label values are escaped: {text}"
         );
         assert!(has(
-            "wsserver_plugin_queued_events{plugin=\"echo \\\"x\\\"\"} 3"
+            "wsserver_plugin_queued_bytes{plugin=\"echo \\\"x\\\"\"} 3"
         ));
         // Buckets are cumulative, and +Inf equals the count.
         let histogram = "wsserver_plugin_call_duration_seconds";

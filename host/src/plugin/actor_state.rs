@@ -2,11 +2,12 @@
 //! commands returned from `on-events` share this one implementation, so a
 //! command and the direct function of the same name behave alike.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rustc_hash::{FxHashMap, FxHashSet};
+use wsserver_packed::{self as packed, Command};
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::convert;
@@ -42,18 +43,27 @@ pub(crate) struct ActorState {
     /// Connections the plugin paused itself (flow control must not resume
     /// them).
     pub paused_by_plugin: FxHashSet<ConnectionId>,
-    /// `error` events for failed commands, delivered first in the next batch.
-    pub errors: Vec<wit::Event>,
+    /// `error` events (packed) for failed commands, delivered first in the
+    /// next batch.
+    pub errors: Vec<u8>,
     /// Commands held for connections whose send queue was full; see
     /// [`apply`](Self::apply).
     held: FxHashMap<ConnectionId, Held>,
 }
 
-/// A connection's commands waiting for room in its send queue, in order.
+/// A connection's commands waiting for room in its send queue, packed, in
+/// order.
 #[derive(Debug, Default)]
 struct Held {
-    commands: VecDeque<wit::Command>,
+    commands: Vec<u8>,
+    /// Payload bytes among them, bounded per connection.
     bytes: usize,
+}
+
+/// Why a command did not run; a send that found the queue full may be held.
+enum Refused {
+    Full,
+    Failed(wit::HostError),
 }
 
 impl ActorState {
@@ -77,14 +87,16 @@ impl ActorState {
         self.shared.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn send(&self, id: ConnectionId, format: wit::MessageFormat, data: &[u8]) -> HostResult {
+    /// Queues one message; `format` is the packed layout's send format.
+    pub fn send(&self, id: ConnectionId, format: u8, data: &[u8]) -> HostResult {
         let conn = self.conn(id)?;
-        let result = match format {
-            wit::MessageFormat::Text => match simdutf8::basic::from_utf8(data) {
+        let result = if format == packed::SEND_TEXT {
+            match simdutf8::basic::from_utf8(data) {
                 Ok(text) => conn.send_text(text),
                 Err(_) => return Err(wit::HostError::InvalidArgument),
-            },
-            wit::MessageFormat::Binary => conn.send_bytes(data),
+            }
+        } else {
+            conn.send_bytes(data)
         };
         result.map_err(|e| convert::host_error(&e))
     }
@@ -138,21 +150,22 @@ impl ActorState {
     pub fn publish(
         &mut self,
         topic: &str,
-        format: wit::MessageFormat,
-        data: Vec<u8>,
+        format: u8,
+        data: &[u8],
         exclude: Option<ConnectionId>,
     ) -> HostResult {
         if let Some(id) = exclude {
             self.conn(id)?;
         }
-        let kind = match format {
-            wit::MessageFormat::Text if simdutf8::basic::from_utf8(&data).is_err() => {
+        let kind = if format == packed::SEND_TEXT {
+            if simdutf8::basic::from_utf8(data).is_err() {
                 return Err(wit::HostError::InvalidArgument);
             }
-            wit::MessageFormat::Text => MessageKind::Text,
-            wit::MessageFormat::Binary => MessageKind::Binary,
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
         };
-        let payload = Bytes::from(data);
+        let payload = Bytes::copy_from_slice(data);
         let subscribers: Vec<ConnectionId> = self
             .topics()
             .subscribers(topic)
@@ -164,7 +177,7 @@ impl ActorState {
             };
             if let Err(e) = conn.send_shared(kind, payload.clone()) {
                 let code = convert::error_code(convert::host_error(&e));
-                self.errors.push(error_event(id, code, &e.to_string()));
+                self.error(id, code, &e.to_string());
             }
         }
         Ok(())
@@ -182,58 +195,41 @@ impl ActorState {
         self.connections.keys().copied().collect()
     }
 
+    /// Queues an `error` event for the next batch.
+    fn error(&mut self, connection: ConnectionId, code: u32, description: &str) {
+        packed::Writer::new(&mut self.errors).event(&packed::Event::Error {
+            connection,
+            code,
+            description,
+        });
+    }
+
     /// Applies one command returned from `on-events`.
     ///
     /// A send that finds the connection's queue full is not dropped: the
     /// host holds it, and every later command for that connection, stops
     /// reading from the client (so the client is slowed by TCP, not by
     /// losing messages) and replays them in order when ready-to-send comes.
-    /// Only what exceeds the connection's send queue limit once more is
-    /// dropped, with an `error` event (10035). Other failures become
-    /// `error` events.
-    pub fn apply(&mut self, command: wit::Command) {
-        let target = command_connection(&command);
+    /// Only what exceeds the plugin's inbox limit plus the connection's
+    /// send queue is dropped, with an `error` event (10035). Other failures
+    /// become `error` events.
+    pub fn apply(&mut self, command: Command<'_>) {
+        let target = command.connection();
         if let Some(id) = target
-            && let Some(held) = self.held.get_mut(&id)
+            && self.held.contains_key(&id)
         {
-            let size = command_size(&command);
-            // What the plugin may still receive from the client (its inbox
-            // share) plus one send queue: an echo's output always fits.
-            let limit = self.shared.max_queued_bytes
-                + self
-                    .connections
-                    .get(&id)
-                    .map_or(0, Connection::send_queue_limit);
-            if held.bytes + size > limit {
-                let e = error_event(
-                    id,
-                    convert::error_code(wit::HostError::WouldBlock),
-                    "the connection's send queue and the commands held for it are full; the command was dropped",
-                );
-                self.errors.push(e);
-            } else {
-                held.bytes += size;
-                held.commands.push_back(command);
-            }
-            return;
+            return self.hold(id, &command);
         }
-        match self.execute(command) {
+        match self.execute(&command) {
             Ok(()) => {}
-            Err((wit::HostError::WouldBlock, Some(command))) => {
-                let id = command_connection(&command).unwrap_or_default();
+            Err(Refused::Full) => {
+                let id = target.unwrap_or_default();
                 if let Some(conn) = self.connections.get(&id) {
                     conn.pause_data();
                 }
-                let size = command_size(&command);
-                self.held.insert(
-                    id,
-                    Held {
-                        commands: VecDeque::from([command]),
-                        bytes: size,
-                    },
-                );
+                self.hold(id, &command);
             }
-            Err((e, _)) => {
+            Err(Refused::Failed(e)) => {
                 let description = match e {
                     wit::HostError::WouldBlock => {
                         "the connection's send queue is full; the message was dropped"
@@ -241,41 +237,75 @@ impl ActorState {
                     wit::HostError::InvalidConnection => "not an open connection of this plugin",
                     wit::HostError::InvalidArgument => "malformed command",
                 };
-                self.errors.push(error_event(
+                self.error(
                     target.unwrap_or_default(),
                     convert::error_code(e),
                     description,
-                ));
+                );
             }
         }
     }
 
+    fn hold(&mut self, id: ConnectionId, command: &Command<'_>) {
+        let size = command_size(command);
+        // Until the pause takes effect the client's data already queued for
+        // the plugin still arrives: at most two batches, each about the
+        // plugin's inbox limit. An echo's replies to them fit, and so does
+        // any single message when nothing is held yet; a plugin that
+        // multiplies its input is cut off here.
+        let limit = self.connections.get(&id).map_or(0, |c| {
+            2 * self
+                .shared
+                .max_queued_bytes
+                .saturating_add(c.send_queue_limit())
+        });
+        let held = self.held.entry(id).or_default();
+        if held.bytes > 0 && held.bytes + size > limit {
+            let description = "the connection's send queue and the commands held for it are full; the command was dropped";
+            self.error(
+                id,
+                convert::error_code(wit::HostError::WouldBlock),
+                description,
+            );
+            return;
+        }
+        held.bytes += size;
+        packed::Writer::new(&mut held.commands).command(command);
+    }
+
     /// Replays the commands held for a connection once its queue has room;
-    /// stops again at the first send that finds it full.
+    /// stops again at the first send that finds it full. The caller resumes
+    /// the client's data ([`resume_released`](Self::resume_released)) only
+    /// after the batch being delivered has been applied, so that batch's
+    /// replies are held before more input arrives.
     pub fn release_held(&mut self, id: ConnectionId) {
-        let Some(mut held) = self.held.remove(&id) else {
+        let Some(held) = self.held.remove(&id) else {
             return;
         };
-        while let Some(command) = held.commands.pop_front() {
-            let size = command_size(&command);
-            match self.execute(command) {
-                Ok(()) => held.bytes -= size,
-                Err((wit::HostError::WouldBlock, Some(command))) => {
-                    held.commands.push_front(command);
-                    self.held.insert(id, held);
+        let mut commands = packed::commands(&held.commands);
+        while let Some(Ok(command)) = commands.next() {
+            match self.execute(&command) {
+                Ok(()) => {}
+                Err(Refused::Full) => {
+                    // Hold it and everything after it again, in order.
+                    self.hold(id, &command);
+                    for rest in commands.by_ref().flatten() {
+                        self.hold(id, &rest);
+                    }
                     return;
                 }
-                Err((e, _)) => {
-                    held.bytes -= size;
-                    self.errors.push(error_event(
-                        id,
-                        convert::error_code(e),
-                        "a held command failed",
-                    ));
+                Err(Refused::Failed(e)) => {
+                    self.error(id, convert::error_code(e), "a held command failed");
                 }
             }
         }
-        if !self.paused_by_plugin.contains(&id)
+    }
+
+    /// Resumes a client whose held commands have all left, unless the
+    /// plugin paused it itself or new ones are held.
+    pub fn resume_released(&self, id: ConnectionId) {
+        if !self.is_held(id)
+            && !self.paused_by_plugin.contains(&id)
             && let Some(conn) = self.connections.get(&id)
         {
             conn.resume_data();
@@ -287,28 +317,43 @@ impl ActorState {
         self.held.contains_key(&id)
     }
 
-    /// Runs a command; a send that would block hands the command back.
-    fn execute(
-        &mut self,
-        command: wit::Command,
-    ) -> Result<(), (wit::HostError, Option<wit::Command>)> {
-        let plain = |r: HostResult| r.map_err(|e| (e, None));
-        match command {
-            wit::Command::Send(m) => match self.send(m.connection, m.format, &m.data) {
-                Err(wit::HostError::WouldBlock) => {
-                    Err((wit::HostError::WouldBlock, Some(wit::Command::Send(m))))
-                }
-                other => plain(other),
-            },
-            wit::Command::Ping(p) => plain(self.ping(p.connection, &p.payload)),
-            wit::Command::Disconnect(c) => plain(self.disconnect(c.connection, c.code, &c.reason)),
-            wit::Command::SetLineMode(l) => plain(self.set_line_mode(l.connection, l.enabled)),
-            wit::Command::PauseData(id) => plain(self.pause_data(id)),
-            wit::Command::ResumeData(id) => plain(self.resume_data(id)),
-            wit::Command::Subscribe(s) => plain(self.subscribe(s.connection, &s.topic)),
-            wit::Command::Unsubscribe(s) => plain(self.unsubscribe(s.connection, &s.topic)),
-            wit::Command::Publish(p) => plain(self.publish(&p.topic, p.format, p.data, p.exclude)),
-        }
+    fn execute(&mut self, command: &Command<'_>) -> Result<(), Refused> {
+        let result = match *command {
+            Command::Send {
+                connection,
+                format,
+                data,
+            } => {
+                return match self.send(connection, format, data) {
+                    Err(wit::HostError::WouldBlock) => Err(Refused::Full),
+                    other => other.map_err(Refused::Failed),
+                };
+            }
+            Command::Ping {
+                connection,
+                payload,
+            } => self.ping(connection, payload),
+            Command::Disconnect {
+                connection,
+                code,
+                reason,
+            } => self.disconnect(connection, code, reason),
+            Command::SetLineMode {
+                connection,
+                enabled,
+            } => self.set_line_mode(connection, enabled),
+            Command::PauseData(id) => self.pause_data(id),
+            Command::ResumeData(id) => self.resume_data(id),
+            Command::Subscribe { connection, topic } => self.subscribe(connection, topic),
+            Command::Unsubscribe { connection, topic } => self.unsubscribe(connection, topic),
+            Command::Publish {
+                topic,
+                format,
+                data,
+                exclude,
+            } => self.publish(topic, format, data, exclude),
+        };
+        result.map_err(Refused::Failed)
     }
 
     /// A connection of this plugin has ended.
@@ -320,32 +365,11 @@ impl ActorState {
     }
 }
 
-pub(crate) fn error_event(connection: ConnectionId, code: u32, description: &str) -> wit::Event {
-    wit::Event::Error(wit::ErrorInfo {
-        connection,
-        code,
-        description: description.to_owned(),
-    })
-}
-
-/// The connection a command is for (a publish is for a topic).
-fn command_connection(command: &wit::Command) -> Option<ConnectionId> {
-    Some(match command {
-        wit::Command::Send(m) => m.connection,
-        wit::Command::Ping(p) => p.connection,
-        wit::Command::Disconnect(c) => c.connection,
-        wit::Command::SetLineMode(l) => l.connection,
-        wit::Command::PauseData(id) | wit::Command::ResumeData(id) => *id,
-        wit::Command::Subscribe(s) | wit::Command::Unsubscribe(s) => s.connection,
-        wit::Command::Publish(_) => return None,
-    })
-}
-
 /// The bytes a held command keeps.
-fn command_size(command: &wit::Command) -> usize {
+fn command_size(command: &Command<'_>) -> usize {
     match command {
-        wit::Command::Send(m) => m.data.len(),
-        wit::Command::Ping(p) => p.payload.len(),
+        Command::Send { data, .. } => data.len(),
+        Command::Ping { payload, .. } => payload.len(),
         _ => 0,
     }
 }

@@ -1,8 +1,9 @@
 //! Conversions between the server's types and the WIT contract's.
 
+use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
-use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse};
+use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse, TlsInfo};
 
 pub(crate) fn headers(pairs: &[(String, String)]) -> Vec<wit::Header> {
     pairs
@@ -26,7 +27,29 @@ pub(crate) fn open_request(req: &OpenRequest) -> wit::OpenRequest {
         remote_address: req.remote.ip().to_canonical().to_string(),
         remote_port: req.remote.port(),
         local_address: req.local.ip().to_canonical().to_string(),
-        tls: None,
+        tls: req.tls.as_deref().map(tls_info),
+    }
+}
+
+/// The TLS session as plugins see it: the seed's names (`TLS1.3`, IANA
+/// suite names), as SSLNegotiated*[id] reads them.
+fn tls_info(tls: &TlsInfo) -> wit::TlsInfo {
+    wit::TlsInfo {
+        protocol: tls.session.version.clone(),
+        cipher_suite: tls.session.cipher_suite.clone(),
+        server_name: tls.session.server_name.clone(),
+        client_certificate: tls
+            .client_certificate
+            .as_ref()
+            .map(|cert| wit::ClientCertificate {
+                der: cert
+                    .chain
+                    .first()
+                    .map(|der| der.to_vec())
+                    .unwrap_or_default(),
+                subject: cert.info.subject.clone(),
+                issuer: cert.info.issuer.clone(),
+            }),
     }
 }
 
@@ -61,11 +84,113 @@ pub(crate) fn open_response(
     })
 }
 
-pub(crate) fn data_format(format: DataFormat) -> wit::DataFormat {
+/// The packed layout's data-in format.
+pub(crate) fn data_format(format: DataFormat) -> u8 {
     match format {
-        DataFormat::Continuation => wit::DataFormat::Continuation,
-        DataFormat::Text => wit::DataFormat::Text,
-        DataFormat::Binary => wit::DataFormat::Binary,
+        DataFormat::Continuation => packed::CONTINUATION,
+        DataFormat::Text => packed::TEXT,
+        DataFormat::Binary => packed::BINARY,
+    }
+}
+
+/// The packed layout's send format.
+pub(crate) fn send_format(format: wit::MessageFormat) -> u8 {
+    match format {
+        wit::MessageFormat::Text => packed::SEND_TEXT,
+        wit::MessageFormat::Binary => packed::SEND_BINARY,
+    }
+}
+
+/// An event as `handler.on-events` takes it, for plugins without the
+/// packed export.
+pub(crate) fn typed_event(event: packed::Event<'_>) -> wit::Event {
+    match event {
+        packed::Event::Connected(id) => wit::Event::Connected(id),
+        packed::Event::DataIn {
+            connection,
+            format,
+            eom,
+            eol,
+            data,
+        } => wit::Event::DataIn(wit::DataIn {
+            connection,
+            format: match format {
+                packed::TEXT => wit::DataFormat::Text,
+                packed::BINARY => wit::DataFormat::Binary,
+                _ => wit::DataFormat::Continuation,
+            },
+            data: data.to_vec(),
+            eom,
+            eol,
+        }),
+        packed::Event::Ping {
+            connection,
+            response,
+            payload,
+        } => wit::Event::Ping(wit::PingIn {
+            connection,
+            payload: payload.to_vec(),
+            response,
+        }),
+        packed::Event::Disconnected {
+            connection,
+            code,
+            description,
+        } => wit::Event::Disconnected(wit::DisconnectInfo {
+            connection,
+            code,
+            description: description.to_owned(),
+        }),
+        packed::Event::ReadyToSend(id) => wit::Event::ReadyToSend(id),
+        packed::Event::Error {
+            connection,
+            code,
+            description,
+        } => wit::Event::Error(wit::ErrorInfo {
+            connection,
+            code,
+            description: description.to_owned(),
+        }),
+    }
+}
+
+/// A command `handler.on-events` returned, in the form the host applies.
+pub(crate) fn packed_command(command: &wit::Command) -> packed::Command<'_> {
+    match command {
+        wit::Command::Send(m) => packed::Command::Send {
+            connection: m.connection,
+            format: send_format(m.format),
+            data: &m.data,
+        },
+        wit::Command::Ping(p) => packed::Command::Ping {
+            connection: p.connection,
+            payload: &p.payload,
+        },
+        wit::Command::Disconnect(c) => packed::Command::Disconnect {
+            connection: c.connection,
+            code: c.code,
+            reason: &c.reason,
+        },
+        wit::Command::SetLineMode(l) => packed::Command::SetLineMode {
+            connection: l.connection,
+            enabled: l.enabled,
+        },
+        wit::Command::PauseData(id) => packed::Command::PauseData(*id),
+        wit::Command::ResumeData(id) => packed::Command::ResumeData(*id),
+        wit::Command::Subscribe(s) => packed::Command::Subscribe {
+            connection: s.connection,
+            topic: &s.topic,
+        },
+        wit::Command::Unsubscribe(s) => packed::Command::Unsubscribe {
+            connection: s.connection,
+            topic: &s.topic,
+        },
+        wit::Command::Publish(p) => packed::Command::Publish {
+            topic: &p.topic,
+            format: send_format(p.format),
+            data: &p.data,
+            exclude: p.exclude,
+        },
     }
 }
 
@@ -87,7 +212,7 @@ pub(crate) fn ws_connection(info: ConnectionInfo, req: Option<&OpenRequest>) -> 
         subprotocols: req.map(|r| r.subprotocols.clone()).unwrap_or_default(),
         subprotocol: None,
         timeout_seconds: info.timeout,
-        tls: None,
+        tls: info.tls.as_deref().map(tls_info),
     }
 }
 

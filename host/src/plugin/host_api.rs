@@ -4,6 +4,7 @@
 use wsserver_plugin_bindings::wsserver::plugin::{host, types as wit};
 
 use super::actor_state::HostResult;
+use super::convert;
 use super::instance::InstanceState;
 use crate::server::ConnectionId;
 
@@ -16,7 +17,8 @@ impl host::Host for InstanceState {
         format: wit::MessageFormat,
         data: Vec<u8>,
     ) -> HostResult {
-        self.actor.send(connection, format, &data)
+        self.actor
+            .send(connection, convert::send_format(format), &data)
     }
 
     fn ping(&mut self, connection: ConnectionId, payload: Vec<u8>) -> HostResult {
@@ -62,7 +64,8 @@ impl host::Host for InstanceState {
         data: Vec<u8>,
         exclude: Option<ConnectionId>,
     ) -> HostResult {
-        self.actor.publish(&topic, format, data, exclude)
+        self.actor
+            .publish(&topic, convert::send_format(format), &data, exclude)
     }
 
     fn config_get(&mut self, key: String) -> Option<String> {

@@ -16,10 +16,15 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{ComponentExportIndex, TypedFunc};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use wsserver_plugin_bindings::{Plugin, PluginPre};
+
+/// The optional export with the packed `on-events`.
+const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
@@ -58,9 +63,8 @@ pub(crate) struct PendingOpen {
 #[derive(Default)]
 struct Inbox {
     opens: Vec<PendingOpen>,
-    events: Vec<wit::Event>,
-    /// Data bytes in `events`, for flow control.
-    bytes: usize,
+    /// Events in the packed layout, ready to hand over as they are.
+    events: Vec<u8>,
     /// Connections paused because the inbox was too full.
     throttled: Vec<Connection>,
     /// Signalled once everything queued before them has been handled.
@@ -83,13 +87,12 @@ impl PluginHandle {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an event; `data_len` bytes of data make the inbox fuller, and
-    /// past the limit `conn` is paused until the actor catches up.
-    pub fn push(&self, event: wit::Event, data_len: usize, conn: &Connection) {
+    /// Queues packed events of `conn`. Past the plugin's limit of queued
+    /// bytes the connection is paused until the actor catches up.
+    pub fn push(&self, events: &[u8], conn: &Connection) {
         let mut inbox = self.inbox();
-        inbox.events.push(event);
-        inbox.bytes += data_len;
-        if data_len > 0 && inbox.bytes > self.limits.max_queued_bytes {
+        inbox.events.extend_from_slice(events);
+        if inbox.events.len() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
@@ -116,10 +119,9 @@ impl PluginHandle {
         }
     }
 
-    /// Events and open requests waiting for the actor.
-    pub fn queued_events(&self) -> usize {
-        let inbox = self.inbox();
-        inbox.events.len() + inbox.opens.len()
+    /// Bytes of (packed) events waiting for the actor.
+    pub fn queued_bytes(&self) -> usize {
+        self.inbox().events.len()
     }
 
     /// Stops the actor once it has handled what is queued.
@@ -135,10 +137,23 @@ struct Failed {
     reason: String,
 }
 
+/// The fast path of `on-events`, when the component exports it.
+type PackedOnEvents = TypedFunc<(&'static [u8],), (Vec<u8>,)>;
+
+/// A running instance: its store, its typed exports and, if exported, the
+/// packed `on-events`.
+struct Live {
+    store: Store<InstanceState>,
+    plugin: Plugin,
+    packed: Option<PackedOnEvents>,
+}
+
 /// Builds instances of one compiled component.
 struct Factory {
     engine: PluginEngine,
     pre: PluginPre<InstanceState>,
+    /// `packed-handler.on-events`, if the component exports it.
+    packed: Option<ComponentExportIndex>,
     limits: PluginLimits,
 }
 
@@ -149,10 +164,7 @@ impl Factory {
 
     /// A fresh instance carrying `actor`; on failure the state comes back
     /// (boxed: it is large) with the reason.
-    fn instantiate(
-        &self,
-        actor: ActorState,
-    ) -> Result<(Store<InstanceState>, Plugin), Box<Failed>> {
+    fn instantiate(&self, actor: ActorState) -> Result<Live, Box<Failed>> {
         let state = InstanceState {
             // Nothing granted: no files, sockets, environment or arguments.
             wasi: WasiCtx::builder().build(),
@@ -166,8 +178,21 @@ impl Factory {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks());
-        match self.pre.instantiate(&mut store) {
-            Ok(plugin) => Ok((store, plugin)),
+        let instance = self.pre.instance_pre().instantiate(&mut store);
+        let live = instance.and_then(|instance| {
+            let plugin = Plugin::new(&mut store, &instance)?;
+            let packed = match &self.packed {
+                Some(index) => Some(instance.get_typed_func(&mut store, index)?),
+                None => None,
+            };
+            Ok((plugin, packed))
+        });
+        match live {
+            Ok((plugin, packed)) => Ok(Live {
+                store,
+                plugin,
+                packed,
+            }),
             Err(e) => Err(Box::new(Failed {
                 actor: store.into_data().actor,
                 reason: format!("{e:#}"),
@@ -199,12 +224,17 @@ pub(crate) fn start(
     })?;
     let pre = PluginPre::new(pre)
         .map_err(|e| fail("it does not export the handler interface", format!("{e:#}")))?;
+    // Components built with the Rust SDK also export the packed fast path.
+    let packed = component
+        .get_export_index(None, PACKED_HANDLER)
+        .and_then(|interface| component.get_export_index(Some(&interface), "on-events"));
     let factory = Factory {
         engine: engine.clone(),
         pre,
+        packed,
         limits: limits.clone(),
     };
-    let (store, plugin) = factory
+    let live = factory
         .instantiate(ActorState::new(shared.clone()))
         .map_err(|failed| fail("instantiation failed", failed.reason))?;
     let handle = Arc::new(PluginHandle {
@@ -216,8 +246,7 @@ pub(crate) fn start(
     let actor = Actor {
         handle: handle.clone(),
         factory,
-        store,
-        plugin,
+        live,
     };
     std::thread::Builder::new()
         .name(format!("plugin {name}"))
@@ -229,11 +258,14 @@ pub(crate) fn start(
 struct Actor {
     handle: Arc<PluginHandle>,
     factory: Factory,
-    store: Store<InstanceState>,
-    plugin: Plugin,
+    live: Live,
 }
 
 impl Actor {
+    fn actor_state(&mut self) -> &mut ActorState {
+        &mut self.live.store.data_mut().actor
+    }
+
     fn run(mut self) {
         let mut events = Vec::new();
         loop {
@@ -242,7 +274,7 @@ impl Actor {
                 while inbox.opens.is_empty()
                     && inbox.events.is_empty()
                     && inbox.flushes.is_empty()
-                    && self.store.data().actor.errors.is_empty()
+                    && self.live.store.data().actor.errors.is_empty()
                 {
                     if inbox.closed {
                         return;
@@ -256,29 +288,30 @@ impl Actor {
                     inbox.idle = false;
                 }
                 std::mem::swap(&mut events, &mut inbox.events);
-                inbox.bytes = 0;
                 (
                     std::mem::take(&mut inbox.opens),
                     std::mem::take(&mut inbox.throttled),
                     std::mem::take(&mut inbox.flushes),
                 )
             };
-            for conn in throttled {
-                let actor = &self.store.data().actor;
-                if !actor.paused_by_plugin.contains(&conn.id()) && !actor.is_held(conn.id()) {
-                    conn.resume_data();
-                }
-            }
             for open in opens {
                 self.open(open);
             }
-            let errors = std::mem::take(&mut self.store.data_mut().actor.errors);
+            let errors = std::mem::take(&mut self.actor_state().errors);
             if !errors.is_empty() {
                 events.splice(0..0, errors);
             }
             if !events.is_empty() {
-                self.deliver(&mut events);
+                self.deliver(&events);
                 events.clear();
+            }
+            // Only now: a connection whose replies the batch could not send
+            // stays paused until they have left.
+            for conn in throttled {
+                let actor = &self.live.store.data().actor;
+                if !actor.paused_by_plugin.contains(&conn.id()) && !actor.is_held(conn.id()) {
+                    conn.resume_data();
+                }
             }
             for done in flushes {
                 let _ = done.send(());
@@ -293,12 +326,13 @@ impl Actor {
             conn,
             reply,
         } = open;
-        self.store.set_epoch_deadline(self.factory.deadline_ticks());
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(self.factory.deadline_ticks());
         let started = Instant::now();
-        let answer = self
+        let answer = live
             .plugin
             .wsserver_plugin_handler()
-            .call_on_open_request(&mut self.store, &request);
+            .call_on_open_request(&mut live.store, &request);
         let metrics = &self.handle.shared.metrics;
         metrics.record_call(started.elapsed(), 1);
         let response = match answer {
@@ -319,52 +353,74 @@ impl Actor {
             }
         };
         if response.status_code == 101 {
-            self.store
-                .data_mut()
-                .actor
-                .connections
-                .insert(conn.id(), conn);
+            self.actor_state().connections.insert(conn.id(), conn);
         }
         let _ = reply.send(response);
     }
 
-    /// One `on-events` call for everything waiting, then its commands.
-    fn deliver(&mut self, events: &mut [wit::Event]) {
-        // Room again: commands held for these connections go first.
-        for event in events.iter() {
-            if let wit::Event::ReadyToSend(id) = event {
-                self.store.data_mut().actor.release_held(*id);
+    /// One `on-events` call for everything waiting (`batch`, packed), then
+    /// its commands.
+    fn deliver(&mut self, batch: &[u8]) {
+        let (mut ended, mut released) = (Vec::new(), Vec::new());
+        let mut delivered = 0;
+        for event in packed::events(batch).flatten() {
+            delivered += 1;
+            match event {
+                // Room again: commands held for it go first.
+                packed::Event::ReadyToSend(id) => {
+                    self.actor_state().release_held(id);
+                    released.push(id);
+                }
+                packed::Event::Disconnected { connection, .. } => ended.push(connection),
+                _ => {}
             }
         }
-        self.store.set_epoch_deadline(self.factory.deadline_ticks());
-        let started = Instant::now();
-        let result = self
-            .plugin
-            .wsserver_plugin_handler()
-            .call_on_events(&mut self.store, events);
+        let deadline = self.factory.deadline_ticks();
+        let live = &mut self.live;
+        live.store.set_epoch_deadline(deadline);
         let metrics = &self.handle.shared.metrics;
-        metrics.record_call(started.elapsed(), events.len());
-        let ended: Vec<ConnectionId> = events
-            .iter()
-            .filter_map(|e| match e {
-                wit::Event::Disconnected(d) => Some(d.connection),
-                _ => None,
-            })
-            .collect();
-        match result {
-            Ok(commands) => {
-                let actor = &mut self.store.data_mut().actor;
-                for command in commands {
-                    actor.apply(command);
+        let started = Instant::now();
+        let failure = match &live.packed {
+            Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
+                Ok((commands,)) => apply_packed(&mut live.store.data_mut().actor, &commands).err(),
+                Err(e) => {
+                    metrics.record_failure(CallFailure::of(&e));
+                    Some(format!("{e:#}"))
+                }
+            },
+            None => {
+                let events: Vec<wit::Event> = packed::events(batch)
+                    .flatten()
+                    .map(convert::typed_event)
+                    .collect();
+                let handler = live.plugin.wsserver_plugin_handler();
+                match handler.call_on_events(&mut live.store, &events) {
+                    Ok(commands) => {
+                        let actor = &mut live.store.data_mut().actor;
+                        for command in &commands {
+                            actor.apply(convert::packed_command(command));
+                        }
+                        None
+                    }
+                    Err(e) => {
+                        metrics.record_failure(CallFailure::of(&e));
+                        Some(format!("{e:#}"))
+                    }
                 }
             }
-            Err(e) => {
-                metrics.record_failure(CallFailure::of(&e));
-                let involved: Vec<ConnectionId> = events.iter().map(event_connection).collect();
-                self.fail(&involved, &format!("{e:#}"));
-            }
+        };
+        metrics.record_call(started.elapsed(), delivered);
+        if let Some(reason) = failure {
+            let involved: Vec<ConnectionId> = packed::events(batch)
+                .flatten()
+                .map(|e| e.connection())
+                .collect();
+            self.fail(&involved, &reason);
         }
-        let actor = &mut self.store.data_mut().actor;
+        let actor = self.actor_state();
+        for id in released {
+            actor.resume_released(id);
+        }
         for id in ended {
             actor.forget(id);
         }
@@ -375,7 +431,7 @@ impl Actor {
     fn fail(&mut self, involved: &[ConnectionId], reason: &str) {
         let why = describe_failure(reason);
         self.log_error(&format!("instance failed ({why}); replacing it"));
-        let actor = &mut self.store.data_mut().actor;
+        let actor = self.actor_state();
         let mut closed = involved.to_vec();
         closed.sort_unstable();
         closed.dedup();
@@ -387,16 +443,13 @@ impl Actor {
         let placeholder = ActorState::new(actor.shared.clone());
         let actor = std::mem::replace(actor, placeholder);
         match self.factory.instantiate(actor) {
-            Ok((store, plugin)) => {
-                self.store = store;
-                self.plugin = plugin;
-            }
+            Ok(live) => self.live = live,
             Err(failed) => {
                 let Failed { actor, reason: e } = *failed;
                 // Instantiation worked at load time; if it fails now, keep
                 // the state and try again on the next event.
                 self.log_error(&format!("cannot instantiate a replacement: {e}"));
-                self.store.data_mut().actor = actor;
+                *self.actor_state() = actor;
             }
         }
     }
@@ -406,15 +459,17 @@ impl Actor {
     }
 }
 
-/// The connection an event concerns.
-fn event_connection(event: &wit::Event) -> ConnectionId {
-    match event {
-        wit::Event::Connected(id) | wit::Event::ReadyToSend(id) => *id,
-        wit::Event::DataIn(d) => d.connection,
-        wit::Event::Ping(p) => p.connection,
-        wit::Event::Disconnected(d) => d.connection,
-        wit::Event::Error(e) => e.connection,
+/// Applies the commands of a packed batch in order. A batch that does not
+/// follow the layout is the plugin's failure, like a trap: the commands
+/// before the malformed record have been applied.
+fn apply_packed(actor: &mut ActorState, commands: &[u8]) -> Result<(), String> {
+    for command in packed::commands(commands) {
+        match command {
+            Ok(command) => actor.apply(command),
+            Err(e) => return Err(format!("returned a {e}")),
+        }
     }
+    Ok(())
 }
 
 /// A short reason for the log: deadline, memory or trap.

@@ -147,8 +147,9 @@ pub struct PluginStatus {
     pub version: String,
     /// The routes it serves, as written in the configuration.
     pub routes: Vec<String>,
-    /// Events and open requests waiting in its inbox now.
-    pub queued_events: usize,
+    /// Bytes of events waiting in its inbox now (the flow-control limit,
+    /// `max_queued_bytes`, is in the same unit).
+    pub queued_bytes: usize,
     pub counters: PluginCounters,
 }
 

@@ -2,10 +2,11 @@
 //! the plugin whose route matches, then forwards that connection's events to
 //! the plugin's actor.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use wsserver_plugin_bindings::wsserver::plugin::types as wit;
+use wsserver_packed as packed;
 
 use super::actor_state::PluginShared;
 use super::convert;
@@ -83,7 +84,7 @@ impl PluginRouter {
                         name: handle.shared.name.clone(),
                         version: handle.shared.version.clone(),
                         routes: vec![route.to_string()],
-                        queued_events: handle.queued_events(),
+                        queued_bytes: handle.queued_bytes(),
                         counters: handle.shared.metrics.snapshot(),
                     },
                 )),
@@ -95,6 +96,65 @@ impl PluginRouter {
     fn plugin_of(conn: &Connection) -> Option<&Binding> {
         conn.attachment::<Binding>()
     }
+}
+
+/// Events staged on this thread while a connection's read is dispatched,
+/// handed to the plugin in one go when the read is done (one lock per read
+/// instead of per event).
+#[derive(Default)]
+struct Staged {
+    target: Option<(Arc<PluginHandle>, Connection)>,
+    events: Vec<u8>,
+}
+
+/// Staged bytes beyond which they are handed over before the read ends.
+const STAGE_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
+}
+
+impl Staged {
+    fn flush(&mut self) {
+        if let Some((plugin, conn)) = self.target.take() {
+            plugin.push(&self.events, &conn);
+            self.events.clear();
+        }
+    }
+}
+
+/// Stages an event of `conn`; events of another connection first hand over
+/// what is staged, so each connection's events keep their order.
+fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
+    STAGED.with_borrow_mut(|staged| {
+        if let Some((plugin, staged_conn)) = &staged.target
+            && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
+        {
+            staged.flush();
+        }
+        if staged.target.is_none() {
+            staged.target = Some((binding.plugin.clone(), conn.clone()));
+        }
+        packed::Writer::new(&mut staged.events).event(event);
+        // A read can expand (inflated data, many small frames): hand over
+        // early so flow control can pause the client within the read.
+        if staged.events.len() >= STAGE_LIMIT {
+            staged.flush();
+        }
+    });
+}
+
+/// Hands over what is staged on this thread.
+fn flush_staged() {
+    STAGED.with_borrow_mut(Staged::flush);
+}
+
+/// Sends one event now, after anything staged.
+fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
+    flush_staged();
+    let mut bytes = Vec::new();
+    packed::Writer::new(&mut bytes).event(event);
+    binding.plugin.push(&bytes, conn);
 }
 
 impl Drop for PluginRouter {
@@ -131,31 +191,31 @@ impl Handler for PluginRouter {
 
     fn connected(&self, conn: &Connection) {
         if let Some(b) = Self::plugin_of(conn) {
-            b.plugin.push(wit::Event::Connected(conn.id()), 0, conn);
+            push_now(b, conn, &packed::Event::Connected(conn.id()));
         }
     }
 
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
         if let Some(b) = Self::plugin_of(conn) {
-            let event = wit::Event::DataIn(wit::DataIn {
+            let event = packed::Event::DataIn {
                 connection: conn.id(),
                 format: convert::data_format(data.format),
-                data: data.data.to_vec(),
                 eom: data.eom,
                 eol: data.eol,
-            });
-            b.plugin.push(event, data.data.len(), conn);
+                data: data.data,
+            };
+            stage(b, conn, &event);
         }
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
         if let Some(b) = Self::plugin_of(conn) {
-            let event = wit::Event::Ping(wit::PingIn {
+            let event = packed::Event::Ping {
                 connection: conn.id(),
-                payload: payload.to_vec(),
                 response,
-            });
-            b.plugin.push(event, payload.len(), conn);
+                payload,
+            };
+            stage(b, conn, &event);
         }
     }
 
@@ -163,12 +223,17 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::plugin_of(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
-            b.plugin.push(wit::Event::ReadyToSend(conn.id()), 0, conn);
+            push_now(b, conn, &packed::Event::ReadyToSend(conn.id()));
         }
+    }
+
+    fn input_done(&self, _conn: &Connection) {
+        flush_staged();
     }
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
         let binding = Self::plugin_of(conn)?;
+        flush_staged();
         let (done, flushed) = tokio::sync::oneshot::channel();
         binding.plugin.push_flush(done);
         Some(Box::pin(async move {
@@ -180,24 +245,24 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::plugin_of(conn)
             && conn.request().is_some()
         {
-            let event = wit::Event::Disconnected(wit::DisconnectInfo {
+            let event = packed::Event::Disconnected {
                 connection: conn.id(),
                 code: status_code,
-                description: description.to_owned(),
-            });
-            b.plugin.push(event, 0, conn);
+                description,
+            };
+            push_now(b, conn, &event);
         }
     }
 
     fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
         match conn.and_then(|c| Self::plugin_of(c).map(|b| (c, b))) {
             Some((conn, b)) => {
-                let event = wit::Event::Error(wit::ErrorInfo {
+                let event = packed::Event::Error {
                     connection: conn.id(),
                     code,
-                    description: description.to_owned(),
-                });
-                b.plugin.push(event, 0, conn);
+                    description,
+                };
+                push_now(b, conn, &event);
             }
             None => tracing::warn!(code, "{description}"),
         }

@@ -25,7 +25,7 @@ impl Default for PluginLimits {
             // reassembled while its pieces are still arriving.
             memory_bytes: 128 << 20,
             call_deadline: Duration::from_millis(200),
-            max_queued_bytes: 8 << 20,
+            max_queued_bytes: 1 << 20,
         }
     }
 }

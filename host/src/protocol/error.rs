@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::close::INTERNAL_ERROR;
+
 /// Close code for a generic protocol error (RFC 6455 §7.4.1).
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for data inconsistent with the message type, e.g. bad UTF-8.
@@ -10,10 +12,12 @@ pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a message too big to process.
 pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 
-/// A violation of RFC 6455 by the client.
+/// Why the receiver fails a connection: a violation of RFC 6455 or RFC
+/// 7692 by the client, or (`DecompressorFailed` only) a local failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
-    /// RSV2 or RSV3 set, or RSV1 set without an extension that defines it.
+    /// RSV2 or RSV3 set, or RSV1 set where no negotiated extension allows
+    /// it (permessage-deflate allows it on the first frame of a message).
     ReservedBits,
     /// An opcode reserved for future use (3-7, 11-15).
     ReservedOpcode(u8),
@@ -37,16 +41,21 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// A close frame carrying a code that may not appear on the wire.
     InvalidCloseCode(u16),
-    /// Compressed data that does not inflate (permessage-deflate).
-    InvalidCompressedData,
+    /// Compressed data that does not inflate (permessage-deflate), zlib's
+    /// reason attached.
+    InvalidCompressedData(&'static str),
+    /// Not the peer's fault: the decompressor failed on the server's side
+    /// (allocation failure or a zlib-rs bug), zlib's reason attached.
+    DecompressorFailed(&'static str),
 }
 
 impl ProtocolError {
     /// The close code to send when failing the connection for this error.
     pub fn close_code(&self) -> u16 {
         match self {
-            Self::InvalidUtf8 | Self::InvalidCompressedData => CLOSE_INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData(_) => CLOSE_INVALID_PAYLOAD,
             Self::MessageTooBig { .. } => CLOSE_MESSAGE_TOO_BIG,
+            Self::DecompressorFailed(_) => INTERNAL_ERROR,
             _ => CLOSE_PROTOCOL_ERROR,
         }
     }
@@ -71,7 +80,8 @@ impl fmt::Display for ProtocolError {
             Self::MessageTooBig { limit } => write!(f, "message larger than {limit} bytes"),
             Self::InvalidClosePayload => f.write_str("close frame payload of one byte"),
             Self::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
-            Self::InvalidCompressedData => f.write_str("invalid compressed data"),
+            Self::InvalidCompressedData(reason) => write!(f, "invalid compressed data: {reason}"),
+            Self::DecompressorFailed(reason) => write!(f, "decompressor failed: {reason}"),
         }
     }
 }

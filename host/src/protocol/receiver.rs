@@ -8,11 +8,20 @@
 //! are unmasked in place and handed out as they arrive: an idle or streaming
 //! connection holds at most a partial header, a partial control frame and up
 //! to three bytes of a split character.
+//!
+//! With permessage-deflate negotiated, a message whose first frame has RSV1
+//! goes through the [`Inflater`] as its frames arrive: the size limit then
+//! also applies to the inflated size, counted as the inflater produces it
+//! (so a decompression bomb stops right past the limit), and UTF-8 is
+//! checked on the inflated text. A pause asked for mid-frame leaves the
+//! unread input to the caller, masked as it came, and any output the
+//! inflater already holds for the next [`Receiver::feed`].
 
 use std::ops::ControlFlow;
 
 use super::ProtocolError;
 use super::close::{CloseFrame, parse_close_payload};
+use super::deflate::{InflateError, Inflated, Inflater};
 use super::frame::{FrameHeader, MAX_CLIENT_HEADER, OpCode, parse_client_header};
 use super::mask::apply_mask;
 use super::utf8::{PartialChar, valid_prefix_len};
@@ -53,7 +62,9 @@ enum FrameState {
         held: [u8; MAX_CLIENT_HEADER],
         len: u8,
     },
-    /// Inside a data frame's payload.
+    /// Inside a data frame's payload. `remaining` 0 is an empty frame about
+    /// to be handed out, or a compressed frame whose input is all read while
+    /// the paused inflater still holds output.
     Data {
         remaining: u64,
         mask: [u8; 4],
@@ -84,7 +95,13 @@ impl FrameState {
 #[derive(Debug)]
 struct MessageState {
     kind: MessageKind,
+    /// Payload bytes the frame headers announced (compressed ones for a
+    /// compressed message).
     size: u64,
+    /// The first frame had RSV1: the payload goes through the inflater.
+    compressed: bool,
+    /// Bytes inflated so far (compressed messages).
+    inflated: u64,
     delivered_first: bool,
     partial: PartialChar,
 }
@@ -95,12 +112,15 @@ pub struct Receiver {
     frame: FrameState,
     message: Option<MessageState>,
     max_message_size: u64,
+    /// permessage-deflate's decompressor, when the extension was negotiated.
+    inflater: Option<Inflater>,
 }
 
 impl Receiver {
     /// `max_message_size` bounds the total payload of one message; 0 means
-    /// no limit.
-    pub fn new(max_message_size: u64) -> Self {
+    /// no limit. `inflater` is given when permessage-deflate was negotiated:
+    /// only then may a message's first frame have RSV1.
+    pub fn new(max_message_size: u64, inflater: Option<Inflater>) -> Self {
         Self {
             frame: FrameState::header(),
             message: None,
@@ -109,6 +129,7 @@ impl Receiver {
             } else {
                 max_message_size
             },
+            inflater,
         }
     }
 
@@ -117,16 +138,23 @@ impl Receiver {
         matches!(self.frame, FrameState::Closed)
     }
 
+    /// Whether data already received waits to be handed out (the inflater
+    /// paused with output in hand): feed again, even with no bytes, to go on.
+    pub fn has_pending_output(&self) -> bool {
+        matches!(self.frame, FrameState::Data { remaining: 0, .. })
+    }
+
     /// Feeds received bytes, unmasking them in place, and calls `on` for each
     /// event. If `on` returns `Break`, stops after that event and returns how
-    /// many bytes were consumed; the caller feeds the rest later. Otherwise
-    /// consumes everything, keeping partial frames internally.
+    /// many bytes were consumed; the caller feeds the rest later (bytes not
+    /// consumed are left as they came). Otherwise consumes everything,
+    /// keeping partial frames internally.
     pub fn feed<F>(&mut self, buf: &mut [u8], on: &mut F) -> Result<usize, ProtocolError>
     where
         F: FnMut(Incoming<'_>) -> ControlFlow<()>,
     {
         let mut pos = 0;
-        while pos < buf.len() {
+        while pos < buf.len() || self.has_pending_output() {
             let flow = match &mut self.frame {
                 FrameState::Closed => return Ok(buf.len()),
                 FrameState::Header { held, len } => {
@@ -156,23 +184,39 @@ impl Receiver {
                         }
                     }
                 }
-                FrameState::Data {
+                &mut FrameState::Data {
                     remaining,
                     mask,
                     offset,
                     fin,
                 } => {
-                    let n = (*remaining).min((buf.len() - pos) as u64) as usize;
+                    let n = remaining.min((buf.len() - pos) as u64) as usize;
                     let chunk = &mut buf[pos..pos + n];
-                    apply_mask(chunk, *mask, *offset as usize);
-                    *remaining -= n as u64;
-                    *offset += n as u64;
-                    pos += n;
-                    let message_done = *remaining == 0 && *fin;
-                    if *remaining == 0 {
-                        self.frame = FrameState::header();
+                    apply_mask(chunk, mask, offset as usize);
+                    let end = fin && n as u64 == remaining;
+                    let handed = self.payload(chunk, end, on)?;
+                    if handed.used < n {
+                        // Paused mid-input: leave the rest as it came, so
+                        // feeding it again unmasks it once.
+                        apply_mask(
+                            &mut chunk[handed.used..],
+                            mask,
+                            offset as usize + handed.used,
+                        );
                     }
-                    self.deliver(chunk, message_done, on)?
+                    pos += handed.used;
+                    let remaining = remaining - handed.used as u64;
+                    self.frame = if remaining == 0 && !handed.output_pending {
+                        FrameState::header()
+                    } else {
+                        FrameState::Data {
+                            remaining,
+                            mask,
+                            offset: offset + handed.used as u64,
+                            fin,
+                        }
+                    };
+                    handed.flow
                 }
                 FrameState::Control {
                     opcode,
@@ -220,7 +264,9 @@ impl Receiver {
     where
         F: FnMut(Incoming<'_>) -> ControlFlow<()>,
     {
-        if h.rsv1 {
+        // RSV1 marks a compressed message, on its first frame only.
+        if h.rsv1 && (self.inflater.is_none() || !matches!(h.opcode, OpCode::Text | OpCode::Binary))
+        {
             return Err(ProtocolError::ReservedBits);
         }
         if h.opcode.is_control() {
@@ -247,23 +293,21 @@ impl Receiver {
                     MessageKind::Binary
                 },
                 size: 0,
+                compressed: h.rsv1,
+                inflated: 0,
                 delivered_first: false,
                 partial: PartialChar::default(),
             }),
         };
+        // The limit applies to what arrives as well as to what it inflates
+        // to, so this check also bounds a compressed message early.
         message.size = message.size.saturating_add(h.payload_len);
         if message.size > self.max_message_size {
             return Err(ProtocolError::MessageTooBig {
                 limit: self.max_message_size,
             });
         }
-        if h.payload_len == 0 {
-            return if h.fin {
-                self.deliver(&[], true, on)
-            } else {
-                Ok(ControlFlow::Continue(()))
-            };
-        }
+        // An empty frame too: the loop in `feed` hands it out at once.
         self.frame = FrameState::Data {
             remaining: h.payload_len,
             mask: h.mask,
@@ -273,75 +317,46 @@ impl Receiver {
         Ok(ControlFlow::Continue(()))
     }
 
-    /// Hands out an unmasked piece of the current message, holding back the
-    /// bytes of a character split across pieces.
-    fn deliver<F>(
-        &mut self,
-        chunk: &[u8],
-        last: bool,
-        on: &mut F,
-    ) -> Result<ControlFlow<()>, ProtocolError>
+    /// Hands out an unmasked piece of the current message's payload, as it
+    /// is or through the inflater; `end` when it holds the message's last
+    /// bytes.
+    fn payload<F>(&mut self, chunk: &[u8], end: bool, on: &mut F) -> Result<Handed, ProtocolError>
     where
         F: FnMut(Incoming<'_>) -> ControlFlow<()>,
     {
         let Some(message) = self.message.as_mut() else {
-            return Ok(ControlFlow::Continue(()));
+            return Ok(Handed::all(chunk, ControlFlow::Continue(())));
         };
-        let mut completed = [0u8; 4];
-        let mut completed_len = 0;
-        let mut body = chunk;
-        if message.kind == MessageKind::Text {
-            if !message.partial.is_empty() {
-                let (used, done) = message
-                    .partial
-                    .complete(body)
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-                if let Some(ch) = done {
-                    completed[..ch.len()].copy_from_slice(ch);
-                    completed_len = ch.len();
+        let handed = match self.inflater.as_mut().filter(|_| message.compressed) {
+            None => Handed::all(chunk, message.deliver(chunk, end, on)?),
+            Some(inflater) => {
+                let limit = self.max_message_size;
+                let mut flow = ControlFlow::Continue(());
+                let mut sink = |piece: &[u8], last: bool| {
+                    message.inflated += piece.len() as u64;
+                    if message.inflated > limit {
+                        return Err(ProtocolError::MessageTooBig { limit });
+                    }
+                    let piece_flow = message.deliver(piece, last, on)?;
+                    if piece_flow.is_break() {
+                        flow = ControlFlow::Break(());
+                    }
+                    Ok(piece_flow)
+                };
+                match inflater.inflate(chunk, end, &mut sink)? {
+                    Inflated::Done => Handed::all(chunk, flow),
+                    Inflated::Paused { consumed } => Handed {
+                        used: consumed,
+                        flow,
+                        output_pending: true,
+                    },
                 }
-                body = &body[used..];
             }
-            let valid = valid_prefix_len(body).map_err(|_| ProtocolError::InvalidUtf8)?;
-            let tail = &body[valid..];
-            if !tail.is_empty() {
-                message.partial.hold(tail);
-            }
-            body = &body[..valid];
-            if last && !message.partial.is_empty() {
-                return Err(ProtocolError::InvalidUtf8);
-            }
-        }
-        let pieces = [&completed[..completed_len], body];
-        let count = pieces.iter().filter(|p| !p.is_empty()).count();
-        if count == 0 && !last {
-            return Ok(ControlFlow::Continue(()));
-        }
-        let mut flow = ControlFlow::Continue(());
-        let mut left = count;
-        // An empty final piece still marks the end of the message.
-        for piece in pieces
-            .into_iter()
-            .filter(|p| !p.is_empty() || count == 0)
-            .take(count.max(1))
-        {
-            left = left.saturating_sub(1);
-            let event = DataChunk {
-                kind: message.kind,
-                first: !message.delivered_first,
-                last: last && left == 0,
-                data: piece,
-            };
-            message.delivered_first = true;
-            // A Break stops after this chunk, not between its pieces.
-            if on(Incoming::Data(event)).is_break() {
-                flow = ControlFlow::Break(());
-            }
-        }
-        if last {
+        };
+        if end && !handed.output_pending {
             self.message = None;
         }
-        Ok(flow)
+        Ok(handed)
     }
 
     fn control<F>(
@@ -362,6 +377,103 @@ impl Receiver {
                 on(Incoming::Close(frame))
             }
         })
+    }
+}
+
+/// What [`Receiver::payload`] did with a piece of payload.
+struct Handed {
+    /// Bytes used; fewer than given only when the inflater paused.
+    used: usize,
+    flow: ControlFlow<()>,
+    /// The inflater paused holding output for the next feed.
+    output_pending: bool,
+}
+
+impl Handed {
+    fn all(chunk: &[u8], flow: ControlFlow<()>) -> Self {
+        Self {
+            used: chunk.len(),
+            flow,
+            output_pending: false,
+        }
+    }
+}
+
+impl MessageState {
+    /// Hands out a piece of the message, holding back the bytes of a
+    /// character split across pieces.
+    fn deliver<F>(
+        &mut self,
+        chunk: &[u8],
+        last: bool,
+        on: &mut F,
+    ) -> Result<ControlFlow<()>, ProtocolError>
+    where
+        F: FnMut(Incoming<'_>) -> ControlFlow<()>,
+    {
+        let mut completed = [0u8; 4];
+        let mut completed_len = 0;
+        let mut body = chunk;
+        if self.kind == MessageKind::Text {
+            if !self.partial.is_empty() {
+                let (used, done) = self
+                    .partial
+                    .complete(body)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+                if let Some(ch) = done {
+                    completed[..ch.len()].copy_from_slice(ch);
+                    completed_len = ch.len();
+                }
+                body = &body[used..];
+            }
+            let valid = valid_prefix_len(body).map_err(|_| ProtocolError::InvalidUtf8)?;
+            let tail = &body[valid..];
+            if !tail.is_empty() {
+                self.partial.hold(tail);
+            }
+            body = &body[..valid];
+            if last && !self.partial.is_empty() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+        }
+        let pieces = [&completed[..completed_len], body];
+        let count = pieces.iter().filter(|p| !p.is_empty()).count();
+        if count == 0 && !last {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let mut flow = ControlFlow::Continue(());
+        let mut left = count;
+        // An empty final piece still marks the end of the message.
+        for piece in pieces
+            .into_iter()
+            .filter(|p| !p.is_empty() || count == 0)
+            .take(count.max(1))
+        {
+            left = left.saturating_sub(1);
+            let event = DataChunk {
+                kind: self.kind,
+                first: !self.delivered_first,
+                last: last && left == 0,
+                data: piece,
+            };
+            self.delivered_first = true;
+            // A Break stops after this chunk, not between its pieces.
+            if on(Incoming::Data(event)).is_break() {
+                flow = ControlFlow::Break(());
+            }
+        }
+        Ok(flow)
+    }
+}
+
+impl From<InflateError<ProtocolError>> for ProtocolError {
+    fn from(error: InflateError<ProtocolError>) -> Self {
+        match error {
+            InflateError::InvalidData(reason) => Self::InvalidCompressedData(reason),
+            InflateError::Zlib(reason) => Self::DecompressorFailed(reason),
+            InflateError::Stalled => Self::DecompressorFailed("inflate made no progress"),
+            InflateError::Sink(error) => error,
+        }
     }
 }
 
@@ -411,16 +523,49 @@ mod tests {
 
     /// Feeds `wire` in pieces of `step` bytes.
     fn run(wire: &[u8], step: usize, limit: u64) -> (Vec<Ev>, Result<(), ProtocolError>) {
-        let mut rx = Receiver::new(limit);
+        feed_all(&mut Receiver::new(limit, None), wire, step, false)
+    }
+
+    /// Feeds `wire` in pieces of `step` bytes. With `pause`, every data
+    /// event asks to pause, and what was not consumed is fed again (and
+    /// nothing, while output is pending), as the server does while its
+    /// handler holds data back.
+    fn feed_all(
+        rx: &mut Receiver,
+        wire: &[u8],
+        step: usize,
+        pause: bool,
+    ) -> (Vec<Ev>, Result<(), ProtocolError>) {
         let mut events = Vec::new();
+        let mut held = Vec::new();
         for piece in wire.chunks(step) {
-            let mut piece = piece.to_vec();
-            let r = rx.feed(&mut piece, &mut |ev| {
-                events.push(record(ev));
-                ControlFlow::Continue(())
-            });
-            if let Err(e) = r {
-                return (events, Err(e));
+            held.extend_from_slice(piece);
+            for _ in 0..1_000_000 {
+                let mut input = std::mem::take(&mut held);
+                let mut data_events = 0;
+                let result = rx.feed(&mut input, &mut |ev| {
+                    let data = matches!(ev, Incoming::Data(_));
+                    data_events += usize::from(data);
+                    events.push(record(ev));
+                    if pause && data {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                });
+                // A chunk may come as two events: a completed character
+                // and the text after it.
+                assert!(
+                    !pause || data_events <= 2,
+                    "{data_events} events after Break"
+                );
+                match result {
+                    Err(e) => return (events, Err(e)),
+                    Ok(used) => held = input[used..].to_vec(),
+                }
+                if held.is_empty() && !rx.has_pending_output() {
+                    break;
+                }
             }
         }
         (events, Ok(()))
@@ -565,7 +710,7 @@ mod tests {
         let mut wire = frame(0x81, b"one");
         let first_len = wire.len();
         wire.extend(frame(0x81, b"two"));
-        let mut rx = Receiver::new(0);
+        let mut rx = Receiver::new(0, None);
         let mut seen = Vec::new();
         let mut buf = wire.clone();
         let used = rx
@@ -588,5 +733,234 @@ mod tests {
                 Ev::Data(MessageKind::Text, true, true, b"two".to_vec()),
             ]
         );
+    }
+
+    /// A client's side of permessage-deflate, from flate2 (miniz_oxide):
+    /// raw DEFLATE, sync-flushed, 00 00 ff ff removed, context kept.
+    struct Client(flate2::write::DeflateEncoder<Vec<u8>>);
+
+    impl Client {
+        fn new() -> Self {
+            Self(flate2::write::DeflateEncoder::new(
+                Vec::new(),
+                flate2::Compression::default(),
+            ))
+        }
+
+        fn compress(&mut self, message: &[u8]) -> Vec<u8> {
+            use std::io::Write;
+            self.0.write_all(message).unwrap();
+            self.0.flush().unwrap();
+            let mut out = std::mem::take(self.0.get_mut());
+            assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+            out.truncate(out.len() - 4);
+            out
+        }
+    }
+
+    /// A receiver that negotiated permessage-deflate with context takeover.
+    fn inflating(limit: u64) -> Receiver {
+        use super::super::deflate::{Negotiated, WindowBits};
+        let negotiated = Negotiated {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: WindowBits::MAX,
+            client_max_window_bits: WindowBits::MAX,
+        };
+        Receiver::new(limit, Some(Inflater::new(&negotiated)))
+    }
+
+    #[test]
+    fn compressed_messages_arrive_whole_at_every_split_and_pause() {
+        let mut client = Client::new();
+        // About 20 KB of random text with 2-, 3- and 4-byte characters:
+        // more than one inflated piece, and within the 32 KiB window.
+        let mut rng = fastrand::Rng::with_seed(1);
+        let chars = ['a', 'b', 'c', 'd', ' ', 'é', 'ö', '€', '𝄞'];
+        let text: String = (0..12_000)
+            .map(|_| chars[rng.usize(..chars.len())])
+            .collect();
+        let binary: Vec<u8> = (0..100_000u32).map(|i| (i % 7 * 31) as u8).collect();
+        // The client compresses in the order the messages go out.
+        let once = client.compress(text.as_bytes());
+        let mut wire = frame(0xC1, &once);
+        wire.extend(frame(0x89, b"ping"));
+        // Context takeover: this copy refers back into the one before it.
+        let again = client.compress(text.as_bytes());
+        assert!(
+            again.len() * 2 < once.len(),
+            "{} {}",
+            again.len(),
+            once.len()
+        );
+        wire.extend(frame(0xC1, &again));
+        // Fragmented: RSV1 on the first frame only.
+        let compressed_binary = client.compress(&binary);
+        let (first, rest) = compressed_binary.split_at(compressed_binary.len() / 3);
+        let (second, third) = rest.split_at(rest.len() / 2);
+        wire.extend(frame(0x42, first));
+        wire.extend(frame(0x00, second));
+        wire.extend(frame(0x80, third));
+        // Not compressed, between compressed ones.
+        wire.extend(frame(0x81, b"plain"));
+        wire.extend(frame(0xC2, &client.compress(b"")));
+        // RSV1 with no payload at all: an empty message.
+        wire.extend(frame(0xC1, b""));
+        wire.extend(frame(0x88, &[0x03, 0xE8]));
+        let expected = vec![
+            Ev::Data(MessageKind::Text, true, true, text.as_bytes().to_vec()),
+            Ev::Ping(b"ping".to_vec()),
+            Ev::Data(MessageKind::Text, true, true, text.as_bytes().to_vec()),
+            Ev::Data(MessageKind::Binary, true, true, binary.clone()),
+            Ev::Data(MessageKind::Text, true, true, b"plain".to_vec()),
+            Ev::Data(MessageKind::Binary, true, true, vec![]),
+            Ev::Data(MessageKind::Text, true, true, vec![]),
+            Ev::Close(Some(1000), String::new()),
+        ];
+        let steps = (1..=40).chain([100, 1000, 4096, wire.len()]);
+        for step in steps {
+            for pause in [false, true] {
+                let (events, result) = feed_all(&mut inflating(0), &wire, step, pause);
+                assert_eq!(result, Ok(()), "step {step}, pause {pause}");
+                for ev in &events {
+                    if let Ev::Data(MessageKind::Text, _, _, d) = ev {
+                        assert!(std::str::from_utf8(d).is_ok(), "split char at step {step}");
+                    }
+                }
+                assert_eq!(messages(&events), expected, "step {step}, pause {pause}");
+            }
+        }
+        // Whole, a small compressed message is one event, flagged last.
+        let mut client = Client::new();
+        let (events, _) = feed_all(
+            &mut inflating(0),
+            &frame(0xC1, &client.compress(b"one piece")),
+            1000,
+            false,
+        );
+        assert_eq!(
+            events,
+            [Ev::Data(
+                MessageKind::Text,
+                true,
+                true,
+                b"one piece".to_vec()
+            )]
+        );
+    }
+
+    #[test]
+    fn output_a_paused_inflater_holds_comes_with_the_next_feed() {
+        // One byte more than an inflated piece: after the first piece all
+        // the input is read, and the last byte is still in the inflater.
+        let message = vec![0u8; 16 * 1024 + 1];
+        let mut wire = frame(0xC2, &Client::new().compress(&message));
+        let mut rx = inflating(0);
+        let mut events = Vec::new();
+        let used = rx
+            .feed(&mut wire, &mut |ev| {
+                events.push(record(ev));
+                ControlFlow::Break(())
+            })
+            .unwrap();
+        assert_eq!(used, wire.len());
+        assert!(rx.has_pending_output());
+        assert!(matches!(&events[..], [Ev::Data(_, true, false, d)] if d.len() == 16 * 1024));
+        rx.feed(&mut [], &mut |ev| {
+            events.push(record(ev));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(!rx.has_pending_output());
+        assert_eq!(
+            messages(&events),
+            [Ev::Data(MessageKind::Binary, true, true, message)]
+        );
+    }
+
+    #[test]
+    fn rsv1_is_refused_where_permessage_deflate_does_not_allow_it() {
+        let mut client = Client::new();
+        let compressed = client.compress(b"compressed");
+        let cases = [
+            (
+                "continuation",
+                [frame(0x41, &compressed[..2]), frame(0xC0, &compressed[2..])].concat(),
+            ),
+            (
+                "continuation of a plain message",
+                [frame(0x01, b"a"), frame(0xC0, b"b")].concat(),
+            ),
+            ("ping", frame(0xC9, b"x")),
+            ("pong", frame(0xCA, b"")),
+            ("close", frame(0xC8, &[0x03, 0xE8])),
+        ];
+        for (what, wire) in cases {
+            let (_, result) = feed_all(&mut inflating(0), &wire, 64, false);
+            assert_eq!(result, Err(ProtocolError::ReservedBits), "{what}");
+            assert_eq!(ProtocolError::ReservedBits.close_code(), 1002);
+        }
+        // Without the extension, RSV1 is refused on a first frame too.
+        let (_, result) = run(&frame(0xC1, &compressed), 64, 0);
+        assert_eq!(result, Err(ProtocolError::ReservedBits));
+    }
+
+    #[test]
+    fn the_limit_applies_to_the_inflated_size_and_stops_a_bomb_early() {
+        let mut client = Client::new();
+        let limit = 100_000;
+        let bomb = client.compress(&vec![0; 50 << 20]);
+        assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
+        let wire = frame(0xC2, &bomb);
+        // The first 2 KB of the payload already inflate past the limit.
+        let start = &wire[..wire.len() - bomb.len() + 2048];
+        let (events, result) = feed_all(&mut inflating(limit), start, 512, false);
+        assert_eq!(result, Err(ProtocolError::MessageTooBig { limit }));
+        assert_eq!(result.unwrap_err().close_code(), 1009);
+        let delivered: usize = events
+            .iter()
+            .map(|ev| match ev {
+                Ev::Data(_, _, last, data) => {
+                    assert!(!last);
+                    data.len()
+                }
+                other => panic!("{other:?}"),
+            })
+            .sum();
+        assert!(delivered as u64 <= limit, "{delivered}");
+        // At the limit exactly is fine.
+        let mut client = Client::new();
+        let wire = frame(0xC2, &client.compress(&vec![0; limit as usize]));
+        let (events, result) = feed_all(&mut inflating(limit), &wire, 1000, false);
+        assert_eq!(result, Ok(()));
+        assert_eq!(messages(&events).len(), 1);
+    }
+
+    #[test]
+    fn invalid_compressed_data_closes_with_1007() {
+        let (_, result) = feed_all(
+            &mut inflating(0),
+            &frame(0xC1, &[0xff, 0xff, 0xff]),
+            64,
+            false,
+        );
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, ProtocolError::InvalidCompressedData(_)),
+            "{error:?}"
+        );
+        assert_eq!(error.close_code(), 1007);
+    }
+
+    #[test]
+    fn inflated_text_fails_at_the_first_invalid_utf8() {
+        let mut client = Client::new();
+        let mut bad = b"fine so far ".repeat(100);
+        bad.extend_from_slice(&[0xED, 0xA0, 0x80]);
+        // The first fragment only: the server must not wait for the end.
+        let wire = frame(0x41, &client.compress(&bad));
+        let (events, result) = feed_all(&mut inflating(0), &wire, 1000, false);
+        assert_eq!(result, Err(ProtocolError::InvalidUtf8));
+        assert!(events.iter().all(|e| matches!(e, Ev::Data(_, _, false, _))));
     }
 }

@@ -18,6 +18,7 @@ use super::WsServer;
 use super::error::{Error, Result};
 use super::handler::{ConnectionId, OpenRequest};
 use super::outbound::OutboundQueue;
+use super::tls::TlsInfo;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::receiver::MessageKind;
@@ -67,6 +68,8 @@ pub struct ConnectionInfo {
     /// The subprotocols the client offered, comma-separated.
     pub subprotocols: String,
     pub timeout: u32,
+    /// The TLS session and client certificate (UseSSL only).
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// Per-connection limits fixed when the connection is accepted.
@@ -108,6 +111,11 @@ pub(crate) struct ConnState {
     pub message_length: u64,
     /// Bytes still expected for the message being sent in parts.
     pub message_remaining: u64,
+    /// Set once permessage-deflate is negotiated: data messages of at least
+    /// this many bytes go out compressed.
+    pub deflate_threshold: Option<usize>,
+    /// The message being sent in parts goes out compressed.
+    pub compressing_message: bool,
     pub transfer: Option<FileTransfer>,
 }
 
@@ -128,6 +136,8 @@ impl ConnState {
             bytes_sent: 0,
             message_length: 0,
             message_remaining: 0,
+            deflate_threshold: None,
+            compressing_message: false,
             transfer: None,
         }
     }
@@ -143,6 +153,12 @@ impl ConnState {
             self.wants_ready_to_send = false;
         }
         ready
+    }
+
+    /// Whether a data message of `len` bytes goes out compressed.
+    fn compresses(&self, len: u64) -> bool {
+        self.deflate_threshold
+            .is_some_and(|threshold| len >= threshold as u64)
     }
 
     /// Wakes the connection's task unless it is already running.
@@ -163,6 +179,8 @@ pub(crate) struct ConnShared {
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
     pub request: OnceLock<Arc<OpenRequest>>,
+    /// Set after the TLS handshake, before the open request.
+    pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
     pub attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The seed's AcceptData, outside the lock: checked after every DataIn.
@@ -190,6 +208,12 @@ impl Connection {
     /// The open request, once the client has sent it.
     pub fn request(&self) -> Option<&Arc<OpenRequest>> {
         self.0.request.get()
+    }
+
+    /// The TLS session and accepted client certificate, once the TLS
+    /// handshake is done; None on a plain connection.
+    pub fn tls(&self) -> Option<&Arc<TlsInfo>> {
+        self.0.tls.get()
     }
 
     /// Attaches handler state to the connection, once; later calls return
@@ -246,7 +270,10 @@ impl Connection {
     }
 
     /// Sends a message whose payload is shared with other sends (broadcast)
-    /// without copying it.
+    /// without copying it. It goes out uncompressed even with
+    /// permessage-deflate: compressing it per recipient would multiply the
+    /// CPU cost by the number of recipients (RFC 7692 lets each message
+    /// choose).
     pub fn send_shared(&self, kind: MessageKind, payload: Bytes) -> Result<()> {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
@@ -377,13 +404,15 @@ impl Connection {
             request_uri: field(|r| r.request_uri.clone()),
             subprotocols: field(|r| r.subprotocols.join(", ")),
             timeout: st.timeout,
+            tls: self.tls().cloned(),
         }
     }
 
     /// Sends a file as one binary message, in frames of MaxFrameSize,
     /// waiting for queue room between frames. Other data sends fail with
     /// would-block until it ends; [`interrupt`](Self::interrupt) stops it.
-    /// Returns the bytes sent.
+    /// Returns the bytes sent. Never compressed: with permessage-deflate,
+    /// only Send, SendText and SendBytes messages are.
     pub async fn send_file(&self, path: impl AsRef<Path>) -> Result<u64> {
         let path = path.as_ref();
         let mut file = tokio::fs::File::open(path)
@@ -492,7 +521,8 @@ impl Connection {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;
-        let (op, ends) = if st.message_remaining > 0 {
+        // Compression is chosen per message, on its whole length.
+        let (op, ends, compress) = if st.message_remaining > 0 {
             if len > st.message_remaining {
                 return Err(self.invalid(format!(
                     "{len} bytes exceed the {} left of the MessageLength message",
@@ -500,7 +530,11 @@ impl Connection {
                 )));
             }
             st.message_remaining -= len;
-            (OpCode::Continuation, st.message_remaining == 0)
+            (
+                OpCode::Continuation,
+                st.message_remaining == 0,
+                st.compressing_message,
+            )
         } else if st.message_length > 0 {
             if len > st.message_length {
                 return Err(self.invalid(format!(
@@ -508,14 +542,20 @@ impl Connection {
                     st.message_length
                 )));
             }
+            let compress = st.compresses(st.message_length);
             st.message_remaining = st.message_length - len;
             st.message_length = 0;
-            (opcode(kind), st.message_remaining == 0)
+            st.compressing_message = compress;
+            (opcode(kind), st.message_remaining == 0, compress)
         } else {
-            (opcode(kind), true)
+            (opcode(kind), true, st.compresses(len))
         };
-        st.out
-            .push_data(op, payload, ends, self.0.limits.max_frame_size);
+        if compress {
+            st.out.push_deflate(op, payload, ends);
+        } else {
+            st.out
+                .push_data(op, payload, ends, self.0.limits.max_frame_size);
+        }
         st.bytes_sent = len;
         st.wake_task();
         Ok(())

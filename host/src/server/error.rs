@@ -3,6 +3,7 @@
 use std::io;
 
 use super::settings::ConfigError;
+use crate::net::tls::TlsError;
 
 /// The seed's "Operation would block" code for a full send queue.
 pub const WOULD_BLOCK: u32 = 10035;
@@ -36,6 +37,10 @@ pub enum Error {
     Interrupted(u64),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// UseSSL: the certificate or the TLS settings cannot be used (codes
+    /// 270-284), reported by StartListening.
+    #[error("TLS error {code}: {0}", code = .0.code())]
+    Tls(#[from] TlsError),
     /// An operating system error, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -58,6 +63,7 @@ impl Error {
             Self::Closing(_) => 4202,
             Self::Interrupted(_) => 10004,
             Self::InvalidSend { .. } | Self::Config(_) => 10022,
+            Self::Tls(e) => e.code(),
             Self::Io { source, .. } => io_error_code(source),
         }
     }

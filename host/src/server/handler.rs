@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::connection::Connection;
+use super::tls::TlsInfo;
+use crate::net::tls::ClientCertificate;
 use crate::protocol::handshake::{format_header_lines, request_path};
 
 /// Identifies a connection; never reused while the server runs.
@@ -44,6 +46,8 @@ pub struct OpenRequest {
     pub request_headers: Vec<(String, String)>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// The TLS session and accepted client certificate (UseSSL only).
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 impl OpenRequest {
@@ -133,6 +137,40 @@ impl DataIn<'_> {
     }
 }
 
+/// The SSLClientAuthentication event: a client's certificate after the TLS
+/// handshake, when SSLAuthenticateClients is on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAuthentication<'a> {
+    /// The certificate with its chain and fields; None when the client
+    /// sent none (possible only if the handler
+    /// [may accept unverified clients](Handler::may_accept_unverified_clients)).
+    pub certificate: Option<&'a ClientCertificate>,
+    /// "OK", or why verification against SSLClientCACerts failed.
+    pub status: &'a str,
+    /// Starts true only for a verified certificate; the connection is
+    /// closed unless it ends true.
+    pub accept: bool,
+}
+
+impl ClientAuthentication<'_> {
+    /// CertEncoded: the DER certificate (empty when none was sent).
+    pub fn cert_encoded(&self) -> &[u8] {
+        self.certificate
+            .and_then(|c| c.chain.first())
+            .map_or(&[], |der| der.as_ref())
+    }
+
+    /// CertSubject, e.g. "O=Example, CN=alice".
+    pub fn cert_subject(&self) -> &str {
+        self.certificate.map_or("", |c| c.info.subject.as_str())
+    }
+
+    /// CertIssuer.
+    pub fn cert_issuer(&self) -> &str {
+        self.certificate.map_or("", |c| c.info.issuer.as_str())
+    }
+}
+
 /// Verbosity of a Log event (the seed's LogLevel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -184,6 +222,11 @@ pub trait Handler: Send + Sync + 'static {
     /// or a line (line mode).
     fn data_in(&self, _conn: &Connection, _data: &DataIn<'_>) {}
 
+    /// The events of one read of the client's data have all been delivered.
+    /// A handler that passes events elsewhere (another thread) can hand
+    /// them over here in one go instead of one by one.
+    fn input_done(&self, _conn: &Connection) {}
+
     /// A ping (`response` false; the server has already queued the pong) or
     /// a pong (`response` true) arrived.
     fn ping(&self, _conn: &Connection, _payload: &[u8], _response: bool) {}
@@ -206,6 +249,31 @@ pub trait Handler: Send + Sync + 'static {
     /// ours when we closed without an answer, 1005 for a close frame
     /// without code, 1006 when the TCP connection ended without a close.
     fn disconnected(&self, _conn: &Connection, _status_code: u16, _description: &str) {}
+
+    /// Progress of a connection's TLS handshake (the seed's SSLStatus), for
+    /// information: its failure, or the negotiated session and the client
+    /// certificate's verdict.
+    fn ssl_status(&self, conn: &Connection, message: &str) {
+        tracing::debug!(connection = conn.id(), "{message}");
+    }
+
+    /// A client's certificate was verified (the seed's
+    /// SSLClientAuthentication). Setting `accept` to false closes the
+    /// connection before its open request. Certificates that fail
+    /// verification reach this event only if
+    /// [`may_accept_unverified_clients`](Self::may_accept_unverified_clients)
+    /// says so; otherwise rustls refuses them during the handshake.
+    fn ssl_client_authentication(&self, _conn: &Connection, _auth: &mut ClientAuthentication<'_>) {}
+
+    /// Whether `ssl_client_authentication` may set `accept` for a client
+    /// whose certificate fails verification or who sent none. False keeps
+    /// rustls's verdict in the handshake (clients get a TLS alert). True
+    /// lets every client finish the handshake and leaves the verdict to
+    /// the event, whose `accept` still starts false for them; then
+    /// SSLClientCACerts may be empty. Read at StartListening.
+    fn may_accept_unverified_clients(&self) -> bool {
+        false
+    }
 
     /// An error while delivering data, with the seed's error code.
     fn error(&self, _conn: Option<&Connection>, code: u32, description: &str) {

@@ -11,7 +11,9 @@ mod outbound;
 mod session;
 pub mod settings;
 mod table;
+mod tls;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,13 +28,15 @@ use tokio::task::JoinHandle;
 pub use connection::{Connection, ConnectionInfo, SendFormat};
 pub use error::{Error, Result, WOULD_BLOCK, io_error_code};
 pub use handler::{
-    BoxFuture, ConnectionId, ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType,
-    OpenRequest, OpenResponse,
+    BoxFuture, ClientAuthentication, ConnectionId, ConnectionRequest, DataFormat, DataIn, Handler,
+    LogLevel, LogType, OpenRequest, OpenResponse,
 };
 pub use metrics::{RefusalCounts, RefusalReason, ServerMetrics};
 pub use settings::{ConfigError, IpMode, Settings};
+pub use tls::TlsInfo;
 
 use crate::net::listener;
+use crate::net::tls::{CertificateInfo, ClientAuthPolicy, TlsServerConfig, build_server_config};
 use crate::protocol::close::GOING_AWAY;
 use metrics::MetricsRecorder;
 use table::ConnectionTable;
@@ -72,6 +76,8 @@ impl std::fmt::Debug for ServerShared {
 
 struct ActiveListener {
     addr: SocketAddr,
+    /// Built from the settings at StartListening when UseSSL is on.
+    tls: Option<Arc<TlsServerConfig>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -223,12 +229,33 @@ impl WsServer {
             .ok_or(Error::InvalidConnectionId(id))
     }
 
+    /// SSLCert: the fields of the certificate served by default, while
+    /// listening with UseSSL (None when only SNI host names have one).
+    pub fn ssl_cert(&self) -> Option<CertificateInfo> {
+        let listener = self.shared.listener();
+        listener.as_ref()?.tls.as_ref()?.certificate().cloned()
+    }
+
+    /// The certificates served per SNI host name (`SSLCertStore[host]`),
+    /// while listening with UseSSL.
+    pub fn ssl_sni_certs(&self) -> BTreeMap<String, CertificateInfo> {
+        let listener = self.shared.listener();
+        listener
+            .as_ref()
+            .and_then(|l| l.tls.as_ref())
+            .map(|tls| tls.sni_certificates().clone())
+            .unwrap_or_default()
+    }
+
     /// StartListening: binds LocalHost:LocalPort and accepts connections.
+    /// With UseSSL the certificates are loaded first: a bad store, password
+    /// or key fails here with its code (270-284).
     pub async fn start_listening(&self) -> Result<()> {
         if self.listening() {
             return Err(Error::AlreadyListening);
         }
         let settings = self.shared.settings();
+        let tls = self.tls_config(&settings)?;
         let addr = listener::listen_address(&settings).await.map_err(|e| {
             Error::io(
                 format!("cannot resolve LocalHost {:?}", settings.local_host),
@@ -245,16 +272,43 @@ impl WsServer {
             return Err(Error::AlreadyListening);
         }
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(self.shared.clone(), socket, stopped));
-        *slot = Some(ActiveListener { addr, stop, task });
+        let task = tokio::spawn(accept_loop(
+            self.shared.clone(),
+            socket,
+            stopped,
+            tls.clone(),
+        ));
+        let with_tls = if tls.is_some() { " with TLS" } else { "" };
+        *slot = Some(ActiveListener {
+            addr,
+            tls,
+            stop,
+            task,
+        });
         drop(slot);
         self.shared.log(
             None,
             LogLevel::Info,
             LogType::Info,
-            format_args!("listening on {addr}"),
+            format_args!("listening on {addr}{with_tls}"),
         );
         Ok(())
+    }
+
+    /// The rustls configuration UseSSL asks for; None without it.
+    fn tls_config(&self, settings: &Settings) -> Result<Option<Arc<TlsServerConfig>>> {
+        if !settings.tls.use_ssl {
+            return Ok(None);
+        }
+        let mut tls = settings.tls.clone();
+        // Whether unverified clients may finish the handshake is the
+        // handler's to say: it alone can accept them afterwards.
+        tls.client_auth_policy = if self.shared.handler.may_accept_unverified_clients() {
+            ClientAuthPolicy::Defer
+        } else {
+            ClientAuthPolicy::Enforce
+        };
+        Ok(Some(Arc::new(build_server_config(&tls)?)))
     }
 
     /// StopListening: closes the listening socket; connections stay open.
@@ -326,7 +380,10 @@ impl WsServer {
             Some((k, v)) => (k.trim(), Some(v)),
             None => (setting.trim(), None),
         };
-        if let Some((name, index)) = indexed_key(key) {
+        // SSLCert keys take a host name, not a connection id.
+        if let Some((name, index)) = indexed_key(key)
+            && !crate::net::tls::settings::takes_host_index(name)
+        {
             return self.config_connection(name, index, value);
         }
         match value {
@@ -370,15 +427,23 @@ impl WsServer {
         };
         let id = parse(index, key)?;
         let conn = self.connection(id)?;
-        if key == "MaxLineLength" {
-            match value {
-                Some(v) => conn.set_max_line_length(parse(v, key)? as usize),
-                None => return Ok(conn.max_line_length().to_string()),
+        match (key, value) {
+            ("MaxLineLength", Some(v)) => conn.set_max_line_length(parse(v, key)? as usize),
+            ("MaxLineLength", None) => return Ok(conn.max_line_length().to_string()),
+            ("MessageLength", Some(v)) => conn.set_message_length(parse(v, key)?)?,
+            ("MessageLength", None) => return Ok(conn.message_length().to_string()),
+            // The SSLNegotiated* keys; empty on a plain connection.
+            (_, Some(_)) => {
+                return Err(ConfigError::ReadOnly {
+                    key: key.to_owned(),
+                }
+                .into());
             }
-        } else {
-            match value {
-                Some(v) => conn.set_message_length(parse(v, key)?)?,
-                None => return Ok(conn.message_length().to_string()),
+            (_, None) => {
+                return Ok(conn
+                    .tls()
+                    .and_then(|tls| tls.session.get(key))
+                    .unwrap_or_default());
             }
         }
         Ok(String::new())
@@ -395,13 +460,14 @@ async fn accept_loop(
     shared: Arc<ServerShared>,
     listener: TcpListener,
     mut stop: oneshot::Receiver<()>,
+    tls: Option<Arc<TlsServerConfig>>,
 ) {
     loop {
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    tokio::spawn(session::serve(shared.clone(), stream, remote));
+                    tokio::spawn(session::serve(shared.clone(), stream, remote, tls.clone()));
                 }
                 Err(e) => {
                     shared.handler.error(None, io_error_code(&e), &format!("accept failed: {e}"));

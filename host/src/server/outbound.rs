@@ -1,11 +1,19 @@
 //! A connection's outbound queue: frames waiting to be written, kept as few
 //! large chunks so one vectored write sends everything queued in a turn.
+//!
+//! With permessage-deflate, senders queue data messages uncompressed and
+//! the connection's task compresses them ([`WriteList::deflate`]) after
+//! taking them from the queue, outside the queue's lock: senders (a plugin
+//! serving many connections from one thread) never pay for compression,
+//! the work spreads over the runtime's threads, and the compressor belongs
+//! to the task alone, so message order and context takeover need no lock.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::Bytes;
 
+use crate::protocol::deflate::{DeflateError, Deflater};
 use crate::protocol::frame::{OpCode, encode_server_header};
 
 /// Frames smaller than this are copied into a shared chunk; bigger payloads
@@ -14,21 +22,56 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 /// Writes gather at most this many chunks.
 const MAX_IOVECS: usize = 64;
 
-/// Bytes ready to be written.
+/// Bytes ready to be written, or a message to compress first.
 #[derive(Debug)]
 pub(crate) enum Chunk {
     Owned(Vec<u8>),
     /// A payload shared by several connections (broadcast), never copied.
     Shared(Bytes),
+    /// A data message, or one part of a message sent in parts, that the
+    /// connection's task compresses before writing.
+    Deflate(Uncompressed),
 }
 
 impl Chunk {
-    fn as_slice(&self) -> &[u8] {
+    /// The bytes to write; `None` for a message not compressed yet.
+    fn bytes(&self) -> Option<&[u8]> {
         match self {
-            Self::Owned(v) => v,
-            Self::Shared(b) => b,
+            Self::Owned(v) => Some(v),
+            Self::Shared(b) => Some(b),
+            Self::Deflate(_) => None,
         }
     }
+
+    /// The bytes this chunk counts for in the queue's total.
+    fn queued_len(&self) -> usize {
+        match self {
+            Self::Owned(v) => v.len(),
+            Self::Shared(b) => b.len(),
+            Self::Deflate(message) => message.payload.len(),
+        }
+    }
+}
+
+/// A message (part) waiting for permessage-deflate.
+#[derive(Debug)]
+pub(crate) struct Uncompressed {
+    /// Text or Binary on a message's first part, whose first frame gets
+    /// RSV1; Continuation on later parts.
+    opcode: OpCode,
+    payload: Vec<u8>,
+    ends_message: bool,
+}
+
+/// How [`WriteList::deflate`] changed the bytes waiting to be written.
+#[derive(Debug, Default)]
+pub(crate) struct Deflated {
+    /// Bytes the queue counted for what was compressed or dropped.
+    pub before: usize,
+    /// Bytes of the frames that replaced them.
+    pub after: usize,
+    /// Compression failed: that message and all after it were dropped.
+    pub error: Option<DeflateError>,
 }
 
 /// Frames queued by senders; the connection's task moves them into its
@@ -64,22 +107,54 @@ impl OutboundQueue {
         ends_message: bool,
         max_frame: usize,
     ) {
+        self.push_frames(opcode, false, payload, ends_message, max_frame);
+    }
+
+    /// Queues one data message (or part) for the connection's task to
+    /// compress; until then it counts as its uncompressed length.
+    pub fn push_deflate(&mut self, opcode: OpCode, payload: &[u8], ends_message: bool) {
+        self.seal_tail();
+        self.queued += payload.len();
+        self.chunks.push_back(Chunk::Deflate(Uncompressed {
+            opcode,
+            payload: payload.to_vec(),
+            ends_message,
+        }));
+        self.count_message(ends_message, opcode);
+    }
+
+    /// Splits a payload into frames; `compressed` sets RSV1 on the first
+    /// frame of a message (RFC 7692 §6.1), never on a continuation.
+    fn push_frames(
+        &mut self,
+        opcode: OpCode,
+        compressed: bool,
+        payload: &[u8],
+        ends_message: bool,
+        max_frame: usize,
+    ) {
+        let mut rsv1 = compressed && opcode != OpCode::Continuation;
         let mut pieces = payload.chunks(max_frame.max(1)).peekable();
         if pieces.peek().is_none() {
-            self.push_frame(ends_message, opcode, &[]);
+            self.push_frame_bits(ends_message, rsv1, opcode, &[]);
             return;
         }
         let mut opcode = opcode;
         while let Some(piece) = pieces.next() {
             let fin = ends_message && pieces.peek().is_none();
-            self.push_frame(fin, opcode, piece);
+            self.push_frame_bits(fin, rsv1, opcode, piece);
             opcode = OpCode::Continuation;
+            rsv1 = false;
         }
     }
 
     /// Queues one frame, copying its payload.
     pub fn push_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
-        let (header, header_len) = encode_server_header(fin, false, opcode, payload.len());
+        self.push_frame_bits(fin, false, opcode, payload);
+    }
+
+    fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
+        let (header, header_len) = encode_server_header(fin, rsv1, opcode, payload.len());
         let total = header_len + payload.len();
         let tail = self.tail_with_room(total);
         tail.extend_from_slice(&header[..header_len]);
@@ -145,6 +220,12 @@ impl OutboundQueue {
     pub fn written(&mut self, n: usize) {
         self.queued = self.queued.saturating_sub(n);
     }
+
+    /// Accounts for messages the writer compressed: `before` bytes counted
+    /// became `after` bytes of frames.
+    pub fn recount(&mut self, deflated: &Deflated) {
+        self.queued = self.queued.saturating_sub(deflated.before) + deflated.after;
+    }
 }
 
 /// The chunks a connection's task is writing, owned by that task so writes
@@ -161,11 +242,55 @@ impl WriteList {
         self.chunks.is_empty()
     }
 
+    /// Compresses the messages waiting for it, in order, into frames of at
+    /// most `max_frame` payload bytes (the split applies to the compressed
+    /// bytes), RSV1 on each message's first frame.
+    pub fn deflate(&mut self, deflater: &mut Deflater, max_frame: usize) -> Deflated {
+        let mut deflated = Deflated::default();
+        if !self.chunks.iter().any(|c| matches!(c, Chunk::Deflate(_))) {
+            return deflated;
+        }
+        // Rebuilt in order; chunks already framed move over untouched (the
+        // front one may be partly written).
+        let mut framed = OutboundQueue::default();
+        let mut compressed = Vec::new();
+        let mut chunks = std::mem::take(&mut self.chunks).into_iter();
+        for chunk in chunks.by_ref() {
+            let Chunk::Deflate(message) = chunk else {
+                framed.seal_tail();
+                framed.chunks.push_back(chunk);
+                continue;
+            };
+            deflated.before += message.payload.len();
+            compressed.clear();
+            if let Err(error) =
+                deflater.compress_fragment(&message.payload, message.ends_message, &mut compressed)
+            {
+                deflated.error = Some(error);
+                break;
+            }
+            framed.push_frames(
+                message.opcode,
+                true,
+                &compressed,
+                message.ends_message,
+                max_frame,
+            );
+        }
+        // After a failure nothing more can follow: the compressor's stream
+        // is broken.
+        deflated.before += chunks.map(|chunk| chunk.queued_len()).sum::<usize>();
+        deflated.after = framed.queued;
+        framed.seal_tail();
+        self.chunks = framed.chunks;
+        deflated
+    }
+
     /// Fills `slices` with what to write next; returns how many.
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
         let mut n = 0;
-        for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-            let bytes = chunk.as_slice();
+        let ready = self.chunks.iter().map_while(Chunk::bytes);
+        for (i, bytes) in ready.take(MAX_IOVECS).enumerate() {
             slices[i] = IoSlice::new(if i == 0 { &bytes[self.offset..] } else { bytes });
             n += 1;
         }
@@ -175,10 +300,10 @@ impl WriteList {
     /// Drops what `n` written bytes covered.
     pub fn advance(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.chunks.front() else {
+            let Some(front) = self.chunks.front().and_then(Chunk::bytes) else {
                 return;
             };
-            let left = front.as_slice().len() - self.offset;
+            let left = front.len() - self.offset;
             if n < left {
                 self.offset += n;
                 return;
@@ -209,12 +334,18 @@ mod tests {
     fn written(q: &mut OutboundQueue) -> Vec<u8> {
         let mut list = WriteList::default();
         q.move_to(&mut list);
+        write_all(q, &mut list)
+    }
+
+    /// Writes the list out, accounting in `q`.
+    fn write_all(q: &mut OutboundQueue, list: &mut WriteList) -> Vec<u8> {
         let mut out = Vec::new();
         while !list.is_empty() {
             let mut slices = empty_slices();
             let n = list.io_slices(&mut slices);
             // Write in awkward 7-byte steps to exercise advance().
             let flat: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            assert!(!flat.is_empty(), "nothing writable in {list:?}");
             let step = flat.len().min(7);
             out.extend_from_slice(&flat[..step]);
             list.advance(step);
@@ -267,10 +398,11 @@ mod tests {
         q.push_data(OpCode::Text, b"part", false, 100);
         q.push_frame(true, OpCode::Ping, b"");
         q.push_shared_frame(OpCode::Binary, Bytes::from(vec![0u8; COALESCE_LIMIT]));
+        q.push_deflate(OpCode::Text, b"to compress", true);
         let mut list = WriteList::default();
-        // The fragmented message and the shared one; not the open part or
-        // the ping.
-        assert_eq!(q.move_to(&mut list), 2);
+        // The fragmented, shared and to-be-compressed messages; not the
+        // open part or the ping.
+        assert_eq!(q.move_to(&mut list), 3);
         q.push_data(OpCode::Continuation, b"", true, 100);
         assert_eq!(q.move_to(&mut list), 1);
         assert_eq!(q.move_to(&mut list), 0);
@@ -287,5 +419,130 @@ mod tests {
         let bytes = written(&mut q);
         assert_eq!(bytes.len(), 100_010);
         assert_eq!(&bytes[..2], &[0x82, 127]);
+    }
+
+    /// Server frames as (first byte, payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let [b0, b1, rest @ ..] = bytes {
+            let (len, rest) = match b1 & 0x7F {
+                126 => (u16::from_be_bytes([rest[0], rest[1]]) as usize, &rest[2..]),
+                127 => (
+                    u64::from_be_bytes(rest[..8].try_into().unwrap()) as usize,
+                    &rest[8..],
+                ),
+                n => (n as usize, rest),
+            };
+            out.push((*b0, rest[..len].to_vec()));
+            bytes = &rest[len..];
+        }
+        out
+    }
+
+    fn deflater(context_takeover: bool) -> Deflater {
+        use crate::protocol::deflate::{DeflateSettings, Negotiated, WindowBits};
+        let negotiated = Negotiated {
+            server_no_context_takeover: !context_takeover,
+            client_no_context_takeover: false,
+            server_max_window_bits: WindowBits::MAX,
+            client_max_window_bits: WindowBits::MAX,
+        };
+        Deflater::new(&negotiated, &DeflateSettings::default())
+    }
+
+    /// What an independent client (flate2, miniz_oxide) inflates a
+    /// message's joined payloads to.
+    fn client_inflate(client: &mut flate2::Decompress, payload: &[u8]) -> Vec<u8> {
+        let input = [payload, &[0, 0, 0xff, 0xff]].concat();
+        let mut out = Vec::with_capacity(1 << 20);
+        client
+            .decompress_vec(&input, &mut out, flate2::FlushDecompress::Sync)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn queued_messages_are_compressed_in_order_with_rsv1_on_first_frames_only() {
+        let text: Vec<u8> = b"compress me, compress me again; ".repeat(400);
+        let (part_one, part_two) = text.split_at(5000);
+        let mut q = OutboundQueue::default();
+        q.push_frame(true, OpCode::Ping, b"before");
+        q.push_deflate(OpCode::Text, &text, true);
+        q.push_data(OpCode::Binary, b"plain", true, 100);
+        // A MessageLength message in two parts.
+        q.push_deflate(OpCode::Text, part_one, false);
+        q.push_frame(true, OpCode::Pong, b"between");
+        q.push_deflate(OpCode::Continuation, part_two, true);
+        assert_eq!(q.queued(), 8 + text.len() * 2 + 7 + 9);
+
+        let mut list = WriteList::default();
+        q.move_to(&mut list);
+        let deflated = list.deflate(&mut deflater(true), 64);
+        assert!(deflated.error.is_none());
+        assert_eq!(deflated.before, text.len() * 2);
+        assert!(deflated.after < text.len() / 4, "{deflated:?}");
+        q.recount(&deflated);
+        let bytes = write_all(&mut q, &mut list);
+        assert_eq!(q.queued(), 0, "the count follows the compressed bytes");
+
+        let frames = frames(&bytes);
+        let firsts: Vec<u8> = frames.iter().map(|(b0, _)| *b0).collect();
+        // Compressed payloads split at 64 bytes: RSV1 (0x40) on a
+        // message's first frame only, FIN (0x80) on its last.
+        let first_message = firsts[1..].iter().position(|&b| b == 0x82).unwrap() + 1;
+        assert_eq!(firsts[0], 0x89);
+        assert_eq!(firsts[1], 0x41);
+        assert!(firsts[2..first_message - 1].iter().all(|&b| b == 0x00));
+        assert_eq!(firsts[first_message - 1], 0x80);
+        assert_eq!(frames[first_message], (0x82, b"plain".to_vec()));
+        assert_eq!(firsts[first_message + 1], 0x41);
+        let pong = firsts.iter().position(|&b| b == 0x8A).unwrap();
+        assert!(firsts[first_message + 2..pong].iter().all(|&b| b == 0x00));
+        assert!(
+            firsts[pong + 1..firsts.len() - 1]
+                .iter()
+                .all(|&b| b == 0x00)
+        );
+        assert_eq!(firsts.last(), Some(&0x80));
+        assert!(frames.iter().all(|(_, payload)| payload.len() <= 64));
+
+        // Joined per message, they inflate to what was sent, with context
+        // taken over from one message to the next.
+        let joined = |range: std::ops::Range<usize>| -> Vec<u8> {
+            frames[range].iter().flat_map(|(_, p)| p.clone()).collect()
+        };
+        let mut client = flate2::Decompress::new(false);
+        assert_eq!(client_inflate(&mut client, &joined(1..first_message)), text);
+        let second = [
+            joined(first_message + 1..pong),
+            joined(pong + 1..frames.len()),
+        ]
+        .concat();
+        assert_eq!(client_inflate(&mut client, &second), text);
+    }
+
+    #[test]
+    fn compressing_keeps_a_partly_written_front_chunk() {
+        let mut q = OutboundQueue::default();
+        q.push_frame(true, OpCode::Text, b"first frame");
+        let mut list = WriteList::default();
+        q.move_to(&mut list);
+        let mut deflater = deflater(false);
+        let nothing = list.deflate(&mut deflater, 1000);
+        assert_eq!((nothing.before, nothing.after), (0, 0));
+        list.advance(5);
+        q.written(5);
+        q.push_deflate(OpCode::Binary, &[1; 3000], true);
+        q.move_to(&mut list);
+        let deflated = list.deflate(&mut deflater, 1000);
+        q.recount(&deflated);
+        let bytes = write_all(&mut q, &mut list);
+        assert_eq!(q.queued(), 0);
+        assert_eq!(&bytes[..8], b"st frame");
+        let frames = frames(&bytes[8..]);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, 0xC2);
+        let mut client = flate2::Decompress::new(false);
+        assert_eq!(client_inflate(&mut client, &frames[0].1), vec![1; 3000]);
     }
 }

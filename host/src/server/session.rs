@@ -1,6 +1,7 @@
-//! A connection's task: admission, the opening handshake, then one loop
-//! that reads, dispatches events, and writes until the closing handshake
-//! ends.
+//! A connection's task: admission, the TLS handshake with UseSSL, the
+//! opening handshake, then one loop that reads, dispatches events, and
+//! writes until the closing handshake ends. Everything after admission is
+//! generic over the stream, plain TCP or TLS.
 //!
 //! The loop runs inside a single future: each turn moves frames queued by
 //! senders into the write list, writes them in one vectored write, then
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Sleep, sleep, timeout};
+use tokio::time::{Sleep, sleep, timeout, timeout_at};
 
 use super::ServerShared;
 use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
@@ -33,9 +34,12 @@ use super::line_mode::LineSplitter;
 use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
+use super::tls;
 use crate::net::listener::configure_accepted;
+use crate::net::tls::TlsServerConfig;
 use crate::protocol::ProtocolError;
-use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
+use crate::protocol::close::{ABNORMAL, GOING_AWAY, INTERNAL_ERROR, NO_STATUS};
+use crate::protocol::deflate::{Agreement, Deflater, Inflater, Negotiated, negotiate};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{
     check_header, parse_request, write_accept_response, write_error_response,
@@ -48,15 +52,22 @@ const READ_BUFFER: usize = 64 * 1024;
 const ROUNDS_PER_TURN: usize = 16;
 /// A BufferMessage buffer larger than this is freed after its message.
 const KEEP_MESSAGE_BUFFER: usize = 64 * 1024;
-/// How long a refused client gets to read our HTTP error response.
-const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// How long a refused client gets to read our HTTP error response (or TLS
+/// close_notify).
+pub(super) const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
-/// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remote: SocketAddr) {
+/// Serves one accepted TCP connection to its end; `tls` is the server's
+/// TLS configuration when UseSSL is on.
+pub(crate) async fn serve(
+    server: Arc<ServerShared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<Arc<TlsServerConfig>>,
+) {
     let settings = server.settings();
     let Ok(local) = stream.local_addr() else {
         return;
@@ -93,9 +104,13 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
                 settings.max_connections
             ),
         );
-        // Boxed, like the handshake below: the task's own state stays the
-        // size of an idle connection.
-        Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
+        // A TLS client could not read a plain HTTP answer, and a handshake
+        // costs what an overloaded server lacks: it is just closed. Boxed,
+        // like the handshakes below: the task's own state stays the size of
+        // an idle connection.
+        if tls.is_none() {
+            Box::pin(refuse(&mut stream, 503, &[], &[], "MaxConnections reached")).await;
+        }
         server.table.release();
         return;
     }
@@ -117,6 +132,7 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
             max_send_queue: settings.max_send_queue,
         },
         request: OnceLock::new(),
+        tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
         state: Mutex::new(ConnState::new(
@@ -125,24 +141,69 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
         )),
     }));
     server.table.insert(conn.clone());
-    let registration = Registration {
-        server: &server,
-        conn: &conn,
-    };
+    let registration = Registration { conn: &conn };
 
-    let handshake = Duration::from_secs(settings.handshake_timeout.into());
+    match tls {
+        None => {
+            run(
+                &mut stream,
+                &settings,
+                handshake_deadline(&settings),
+                registration,
+            )
+            .await
+        }
+        // Boxed: the TLS state lives on the heap, so a plain connection's
+        // task is not sized for it.
+        Some(config) => {
+            let deadline = handshake_deadline(&settings);
+            Box::pin(run_tls(&config, stream, &settings, deadline, registration)).await;
+        }
+    }
+}
+
+/// HandshakeTimeout from now: it bounds the TLS and the WebSocket
+/// handshakes together.
+fn handshake_deadline(settings: &Settings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into())
+}
+
+/// The TLS handshake, then the WebSocket over the TLS stream.
+async fn run_tls(
+    config: &TlsServerConfig,
+    stream: TcpStream,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    if let Some(mut stream) = tls::handshake(config, stream, registration.conn, deadline).await {
+        run(&mut stream, settings, deadline, registration).await;
+    }
+}
+
+/// The WebSocket part of a connection: the opening handshake, the session
+/// loop and the Disconnected event, after which `registration` is released.
+/// The stream stays with the caller, so the task holds it once.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    let conn = registration.conn;
+    let server = &conn.0.server;
     // The handshake's buffers and futures live on the heap only while it
     // runs, not in every idle connection's task.
-    let opening = Box::pin(timeout(handshake, open(&mut stream, &conn, &settings)));
-    let leftover = match opening.await {
-        Ok(Some(leftover)) => leftover,
+    let opening = Box::pin(timeout_at(deadline, open(stream, conn, settings)));
+    let opened = match opening.await {
+        Ok(Some(opened)) => opened,
         Ok(None) => return,
         Err(_) => {
             server
                 .metrics
                 .connection_refused(RefusalReason::HandshakeTimeout);
             server.log(
-                Some(&conn),
+                Some(conn),
                 LogLevel::Info,
                 LogType::Error,
                 format_args!("opening handshake timed out"),
@@ -152,22 +213,23 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     };
     server.metrics.connection_accepted();
     // Frames that arrived with the upgrade request are read bytes too.
-    if !leftover.is_empty() {
-        server.metrics.received(leftover.len(), 0);
+    if !opened.leftover.is_empty() {
+        server.metrics.received(opened.leftover.len(), 0);
     }
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
         format_args!(
-            "connected {remote} {}",
+            "connected {} {}",
+            conn.remote_addr(),
             conn.request().map_or("", |r| r.request_uri.as_str())
         ),
     );
-    server.handler.connected(&conn);
-    server.handler.ready_to_send(&conn);
+    server.handler.connected(conn);
+    server.handler.ready_to_send(conn);
 
-    let mut session = Session::new(stream, conn.clone(), &settings, leftover);
+    let mut session = Session::new(stream, conn.clone(), settings, opened);
     poll_fn(|cx| session.poll_run(cx)).await;
     server.metrics.connection_closed();
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
@@ -181,12 +243,12 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
     // it returns, so Shutdown waits for every Disconnected.
     server.table.unlist(conn.id());
     server.log(
-        Some(&conn),
+        Some(conn),
         LogLevel::Info,
         LogType::Info,
-        format_args!("disconnected {remote}: {code} {description}"),
+        format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
     );
-    server.handler.disconnected(&conn, code, &description);
+    server.handler.disconnected(conn, code, &description);
     // The slot is free before the client sees the connection end, so a
     // client that reconnects at once finds room.
     drop(registration);
@@ -197,21 +259,32 @@ pub(crate) async fn serve(server: Arc<ServerShared>, mut stream: TcpStream, remo
 /// Removes the connection from the table and releases its admission
 /// however its task ends.
 struct Registration<'a> {
-    server: &'a ServerShared,
     conn: &'a Connection,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.server.table.unlist(self.conn.id());
-        self.server.table.release();
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
     }
 }
 
-/// Reads the upgrade request, asks the handler, and answers. Returns the
-/// bytes the client sent after its request, or `None` when the connection
-/// must end (the refusal has been written).
-async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) -> Option<Vec<u8>> {
+/// What the opening handshake hands the session.
+struct Opened {
+    /// Bytes the client sent after its request.
+    leftover: Vec<u8>,
+    /// The permessage-deflate parameters, when the extension was agreed.
+    deflate: Option<Negotiated>,
+}
+
+/// Reads the upgrade request, asks the handler, and answers; or `None`
+/// when the connection must end (the refusal has been written).
+async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &Connection,
+    settings: &Settings,
+) -> Option<Opened> {
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
     let mut buf = Vec::with_capacity(max.min(2048));
@@ -260,6 +333,7 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
         request_headers: request.headers,
         remote: conn.remote_addr(),
         local: conn.local_addr(),
+        tls: conn.tls().cloned(),
     });
     // Set once, before the handler runs.
     let _ = conn.0.request.set(open_request.clone());
@@ -320,17 +394,27 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
                 }
                 offered
             });
+            let deflate = negotiate_deflate(conn, &open_request, settings);
             let mut out = Vec::with_capacity(256);
             write_accept_response(
                 &mut out,
                 &request.key,
                 subprotocol.as_deref(),
-                None,
+                deflate
+                    .as_ref()
+                    .map(|agreement| agreement.response.as_str()),
                 &headers,
             );
             stream.write_all(&out).await.ok()?;
-            conn.lock().connected = true;
-            Some(leftover)
+            {
+                let mut st = conn.lock();
+                st.connected = true;
+                st.deflate_threshold = deflate.is_some().then_some(settings.deflate.threshold);
+            }
+            Some(Opened {
+                leftover,
+                deflate: deflate.map(|agreement| agreement.params),
+            })
         }
         status => {
             server.metrics.connection_refused(RefusalReason::Handler);
@@ -362,6 +446,37 @@ async fn open(stream: &mut TcpStream, conn: &Connection, settings: &Settings) ->
     }
 }
 
+/// Picks permessage-deflate parameters from the client's offers (every
+/// Sec-WebSocket-Extensions header, in order) when EnablePermessageDeflate
+/// allows it.
+fn negotiate_deflate(
+    conn: &Connection,
+    request: &OpenRequest,
+    settings: &Settings,
+) -> Option<Agreement> {
+    let offers: Vec<&str> = request
+        .request_headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    if offers.is_empty() {
+        return None;
+    }
+    let agreement = negotiate(&offers, &settings.deflate);
+    conn.0.server.log(
+        Some(conn),
+        LogLevel::Verbose,
+        LogType::Verbose,
+        format_args!(
+            "extensions offered: {}; agreed: {}",
+            request.extensions,
+            agreement.as_ref().map_or("none", |a| a.response.as_str())
+        ),
+    );
+    agreement
+}
+
 /// Headers the server writes itself; a handler may not set them.
 fn is_handshake_header(name: &str) -> bool {
     [
@@ -380,8 +495,8 @@ fn is_handshake_header(name: &str) -> bool {
 /// Writes an HTTP error response and closes, giving the client a moment
 /// to read it (closing with unread input would reset the connection and
 /// could destroy the response in flight).
-async fn refuse(
-    stream: &mut TcpStream,
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     headers: &[(&str, &str)],
     extra: &[(String, String)],
@@ -585,6 +700,9 @@ struct Session<S> {
     receiver: Receiver,
     dispatch: Dispatch,
     writes: WriteList,
+    /// permessage-deflate's compressor, when negotiated: queued messages
+    /// are compressed here, by the connection's own task.
+    deflater: Option<Deflater>,
     /// Input read but not yet dispatched: the handler paused data.
     held: Vec<u8>,
     phase: Phase,
@@ -603,7 +721,7 @@ struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    fn new(stream: S, conn: Connection, settings: &Settings, leftover: Vec<u8>) -> Self {
+    fn new(stream: S, conn: Connection, settings: &Settings, opened: Opened) -> Self {
         let handler = conn.0.server.handler.clone();
         let idle = (settings.idle_timeout > 0).then(|| {
             let limit = Duration::from_secs(settings.idle_timeout.into());
@@ -615,7 +733,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         });
         Self {
             stream,
-            receiver: Receiver::new(settings.max_message_size),
+            receiver: Receiver::new(
+                settings.max_message_size,
+                opened.deflate.as_ref().map(Inflater::new),
+            ),
             dispatch: Dispatch {
                 conn: conn.clone(),
                 handler,
@@ -630,7 +751,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             },
             conn,
             writes: WriteList::default(),
-            held: leftover,
+            deflater: opened
+                .deflate
+                .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
+            held: opened.leftover,
             phase: Phase::Open,
             discard_input: false,
             failing: None,
@@ -694,6 +818,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some((code, reason)) = close_request {
             self.start_closing(code, reason, self.wait_for_close_response);
         }
+        self.compress_queued();
 
         let flushed = match self.poll_flush(cx) {
             Poll::Ready(Ok(())) => true,
@@ -732,7 +857,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.dispatch.resume_lines();
             return Step::Progress;
         }
-        if !self.held.is_empty() {
+        if self.has_input_waiting() {
             let mut held = std::mem::take(&mut self.held);
             let used = self.process(&mut held);
             self.count_received(0);
@@ -759,6 +884,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// Compresses the messages just taken from the queue (outside its lock)
+    /// and corrects the queue's byte count.
+    fn compress_queued(&mut self) {
+        let Some(deflater) = self.deflater.as_mut() else {
+            return;
+        };
+        let deflated = self
+            .writes
+            .deflate(deflater, self.conn.0.limits.max_frame_size);
+        if deflated.before != deflated.after {
+            self.conn.lock().out.recount(&deflated);
+        }
+        if let Some(e) = deflated.error {
+            self.fail("server error", INTERNAL_ERROR, e.to_string());
+        }
+    }
+
+    /// Whether received input waits to be dispatched: held back while data
+    /// was paused, or output a paused inflater still holds.
+    fn has_input_waiting(&self) -> bool {
+        !self.held.is_empty() || (!self.discard_input && self.receiver.has_pending_output())
+    }
+
     /// Writes the write list; accounts what left and fires ReadyToSend
     /// when a refused sender may try again.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -766,7 +914,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut written = 0;
         let result = loop {
             if writes.is_empty() {
-                break Poll::Ready(Ok(()));
+                // TLS holds records the socket did not take yet; for plain
+                // TCP this is a no-op.
+                break Pin::new(&mut *stream).poll_flush(cx);
             }
             let mut slices = empty_slices();
             let n = writes.io_slices(&mut slices);
@@ -814,7 +964,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<bool>> {
         let mut read = ReadBuf::new(buf);
-        ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+        match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+            Ok(()) => {}
+            // A TLS client that drops TCP without close_notify: the same as
+            // a plain one closing; the WebSocket close tells a clean end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(false)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
         let n = read.filled().len();
         if n == 0 {
             return Poll::Ready(Ok(false));
@@ -845,10 +1001,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return input.len();
         }
         let dispatch = &mut self.dispatch;
-        match self
+        let fed = self
             .receiver
-            .feed(input, &mut |event| dispatch.on_event(event))
-        {
+            .feed(input, &mut |event| dispatch.on_event(event));
+        self.dispatch.handler.input_done(&self.conn);
+        match fed {
             Ok(used) => {
                 if let Some((code, reason)) = self.dispatch.close.take() {
                     self.on_close_frame(code, reason);
@@ -878,13 +1035,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Fails the connection with the close code the violation calls for.
     fn fail_protocol(&mut self, e: ProtocolError) {
-        let code = e.close_code();
-        let description = e.to_string();
+        self.fail("protocol error", e.close_code(), e.to_string());
+    }
+
+    /// Closes with `code` and `description` at once and reads no more
+    /// input; `what` says in the log whose fault it was.
+    fn fail(&mut self, what: &str, code: u16, description: String) {
         self.conn.0.server.log(
             Some(&self.conn),
             LogLevel::Info,
             LogType::Error,
-            format_args!("protocol error: {description}; closing with {code}"),
+            format_args!("{what}: {description}; closing with {code}"),
         );
         self.discard_input = true;
         if self.phase != Phase::Open || self.failing.is_some() {
@@ -959,7 +1120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if st.out.has_chunks() || st.close_request.is_some() {
             return true;
         }
-        let input_waits = !self.held.is_empty() || self.dispatch.lines.has_held();
+        let input_waits = self.has_input_waiting() || self.dispatch.lines.has_held();
         if input_waits && self.conn.accepting_data() {
             return true;
         }
@@ -1021,7 +1182,7 @@ mod tests {
             .await
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
-        let task = serve(server.shared.clone(), stream, remote);
+        let task = serve(server.shared.clone(), stream, remote, None);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "a connection task holds {size} bytes");
     }

@@ -1,11 +1,15 @@
 //! Server settings: the seed's properties and config settings, plus the
 //! limits every production server needs, addressed by the seed's key names
-//! (`Config("Key=Value")`, `--set Key=Value`, TOML).
+//! (`Config("Key=Value")`, `--set Key=Value`, TOML). The TLS keys are
+//! [`TlsSettings`]'s; [`Settings::set`]/[`get`](Settings::get) pass them on.
 
 use std::fmt;
 
 use crate::net::client_filter::ClientFilter;
+use crate::net::tls::session::NEGOTIATED_KEYS;
+use crate::net::tls::{TlsConfigError, TlsSettings};
 use crate::protocol::close::{MAX_REASON_LEN, is_valid_wire_code};
+use crate::protocol::deflate::{DeflateSettings, SettingError};
 
 /// Which address families the listener accepts (the seed's UseIPv6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +64,10 @@ pub struct Settings {
     /// Seconds to wait for the client's close frame after sending ours.
     pub close_timeout: u32,
     pub max_request_header_size: usize,
+    /// permessage-deflate: EnablePermessageDeflate and the Deflate* keys.
+    pub deflate: DeflateSettings,
+    /// UseSSL, SSLCert and the SSL* settings; read at StartListening.
+    pub tls: TlsSettings,
 }
 
 impl Default for Settings {
@@ -95,6 +103,8 @@ impl Default for Settings {
             handshake_timeout: 10,
             close_timeout: 5,
             max_request_header_size: 8192,
+            deflate: DeflateSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -114,10 +124,10 @@ pub enum ConfigError {
     ReadOnly { key: String },
     #[error("{key} is not applicable to wsserver: {reason}")]
     NotApplicable { key: String, reason: &'static str },
-    #[error("{key} is not available yet: {reason}")]
-    NotYetAvailable { key: String, reason: &'static str },
     #[error("{key} needs a connection id, as in {key}[ConnectionId]")]
     NeedsConnectionId { key: String },
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 /// How a setting is addressed and documented.
@@ -161,6 +171,15 @@ keys! {
     "HandshakeTimeout" => "seconds a client has to complete the opening handshake",
     "CloseTimeout" => "seconds to wait for the client's close frame",
     "MaxRequestHeaderSize" => "largest upgrade request head in bytes (larger gets 431)",
+    "EnablePermessageDeflate" => "accept permessage-deflate (RFC 7692) when a client offers it",
+    "DeflateThreshold" => "outgoing messages shorter than this many bytes go uncompressed (1024)",
+    "DeflateCompressionLevel" => "zlib level for outgoing messages, 0-9 (1: fastest)",
+    "DeflateMemLevel" => "zlib memLevel 1-9: compressor memory against ratio (8)",
+    "DeflateServerMaxWindowBits" => "largest window the server compresses with, 8-15 (15)",
+    "DeflateClientMaxWindowBits" => "window asked of clients that let the server choose, 8-15 (15)",
+    "DeflateServerNoContextTakeover" => "reset the server's compressor after every message",
+    "DeflateClientNoContextTakeover" => "ask clients to reset their compressor after every message",
+    "DeflateMemoryMode" => "Shared: no zlib state kept between messages; Dedicated: per connection, context takeover",
     "BuildInfo" => "read-only: name and version of this build",
     "LicenseInfo" => "read-only: the license wsserver is distributed under",
 }
@@ -187,13 +206,8 @@ const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("OpenSSLPrngSeedData", "OpenSSL-only setting; TLS is rustls"),
 ];
 
-/// Settings planned in open issues.
-const NOT_YET: &[(&str, &str)] = &[(
-    "EnablePermessageDeflate",
-    "permessage-deflate is planned (issue 4); the extension is never negotiated today",
-)];
-
-/// Settings of one connection, addressed as `Name[ConnectionId]`.
+/// Settings of one connection, addressed as `Name[ConnectionId]`, besides
+/// the read-only SSLNegotiated* keys.
 const CONNECTION_KEYS: &[&str] = &["MaxLineLength", "MessageLength"];
 
 /// Returns the canonical spelling of a key, matched without regard to case.
@@ -207,16 +221,30 @@ pub fn canonical_key(key: &str) -> Option<&'static str> {
 pub fn canonical_connection_key(key: &str) -> Option<&'static str> {
     CONNECTION_KEYS
         .iter()
+        .chain(NEGOTIATED_KEYS)
         .copied()
         .find(|name| name.eq_ignore_ascii_case(key))
+}
+
+/// Every key `set` takes, with its summary: the server's, then the TLS ones.
+pub fn all_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    KEYS.iter()
+        .map(|k| (k.name, k.summary))
+        .chain(crate::net::tls::settings::KEYS.iter().copied())
 }
 
 impl Settings {
     /// Applies `key=value` (the key in any case).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let Some(name) = canonical_key(key) else {
+            if canonical_connection_key(key).is_none() && self.tls.set(key, value)? {
+                return Ok(());
+            }
             return Err(unsupported(key));
         };
+        if DeflateSettings::KEYS.contains(&name) {
+            return Ok(self.deflate.set(name, value)?);
+        }
         let v = Value {
             key: name,
             raw: value.trim(),
@@ -302,8 +330,11 @@ impl Settings {
     /// Reads a setting as text, in the form `set` accepts.
     pub fn get(&self, key: &str) -> Result<String, ConfigError> {
         let Some(name) = canonical_key(key) else {
-            return Err(unsupported(key));
+            return self.tls.get(key).ok_or_else(|| unsupported(key));
         };
+        if DeflateSettings::KEYS.contains(&name) {
+            return Ok(self.deflate.get(name)?);
+        }
         Ok(match name {
             "LocalHost" => self.local_host.clone(),
             "LocalPort" => self.local_port.to_string(),
@@ -364,15 +395,25 @@ fn unsupported(key: &str) -> ConfigError {
         }
     } else if let Some((key, reason)) = find(NOT_APPLICABLE) {
         ConfigError::NotApplicable { key, reason }
-    } else if let Some((key, reason)) = find(NOT_YET) {
-        ConfigError::NotYetAvailable { key, reason }
-    } else if key.len() > 3 && key[..3].eq_ignore_ascii_case("ssl") || key.starts_with("TLS") {
-        ConfigError::NotYetAvailable {
-            key: key.to_owned(),
-            reason: "TLS settings are planned (issue 5)",
-        }
     } else {
         ConfigError::UnknownKey(key.to_owned())
+    }
+}
+
+impl From<SettingError> for ConfigError {
+    fn from(error: SettingError) -> Self {
+        match error {
+            SettingError::UnknownKey { key } => Self::UnknownKey(key),
+            SettingError::InvalidValue {
+                key,
+                value,
+                expected,
+            } => Self::InvalidValue {
+                key: key.to_owned(),
+                value,
+                expected: expected.to_owned(),
+            },
+        }
     }
 }
 
@@ -434,9 +475,51 @@ mod tests {
     #[test]
     fn every_listed_key_can_be_read() {
         let s = Settings::default();
-        for k in KEYS {
-            assert!(s.get(k.name).is_ok(), "{}", k.name);
+        for (key, _) in all_keys() {
+            assert!(s.get(key).is_ok(), "{key}");
         }
+    }
+
+    #[test]
+    fn tls_keys_are_server_settings() {
+        let mut s = Settings::default();
+        s.set("usessl", "true").unwrap();
+        s.set("SSLCertStoreType", "cstPFXFile").unwrap();
+        s.set("SSLEnabledProtocols", "12288").unwrap();
+        s.set("SSLCertStoreType[Chat.Example]", "6").unwrap();
+        s.set("SSLCertStore[Chat.Example]", "/etc/chat.pem")
+            .unwrap();
+        assert!(s.tls.use_ssl);
+        assert_eq!(s.get("UseSSL").unwrap(), "True");
+        assert_eq!(s.get("sslcertstoretype").unwrap(), "2");
+        assert_eq!(s.get("SSLEnabledProtocols").unwrap(), "12288");
+        assert_eq!(
+            s.get("SSLCertStore[chat.example]").unwrap(),
+            "/etc/chat.pem"
+        );
+        assert!(matches!(
+            s.set("SSLEnabledProtocols", "48").unwrap_err(),
+            ConfigError::Tls(TlsConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            s.set("SSLCheckCRL", "1").unwrap_err(),
+            ConfigError::Tls(TlsConfigError::NotApplicable { .. })
+        ));
+        // Per-connection: only with an id, through WsServer::config.
+        for key in ["SSLNegotiatedCipher", "sslnegotiatedversion"] {
+            assert!(matches!(
+                s.set(key, "x").unwrap_err(),
+                ConfigError::NeedsConnectionId { .. }
+            ));
+            assert!(matches!(
+                s.get(key).unwrap_err(),
+                ConfigError::NeedsConnectionId { .. }
+            ));
+        }
+        assert_eq!(
+            s.set("SSLNoSuchThing", "1").unwrap_err(),
+            ConfigError::UnknownKey("SSLNoSuchThing".into())
+        );
     }
 
     #[test]
@@ -470,6 +553,29 @@ mod tests {
             s.set("messagelength", "5").unwrap_err(),
             ConfigError::NeedsConnectionId {
                 key: "MessageLength".into()
+            }
+        );
+    }
+
+    #[test]
+    fn deflate_keys_are_listed_and_delegated() {
+        for key in DeflateSettings::KEYS {
+            assert_eq!(canonical_key(key), Some(key), "{key} missing from KEYS");
+        }
+        let mut s = Settings::default();
+        assert_eq!(s.get("EnablePermessageDeflate").unwrap(), "True");
+        s.set("enablepermessagedeflate", "False").unwrap();
+        s.set("DeflateMemoryMode", "dedicated").unwrap();
+        s.set("DeflateThreshold", " 256 ").unwrap();
+        assert!(!s.deflate.enabled);
+        assert_eq!(s.deflate.threshold, 256);
+        assert_eq!(s.get("DEFLATEMEMORYMODE").unwrap(), "Dedicated");
+        assert_eq!(
+            s.set("DeflateServerMaxWindowBits", "16").unwrap_err(),
+            ConfigError::InvalidValue {
+                key: "DeflateServerMaxWindowBits".into(),
+                value: "16".into(),
+                expected: "an integer from 8 to 15".into(),
             }
         );
     }

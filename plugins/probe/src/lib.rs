@@ -7,7 +7,8 @@
 //! - `close CODE REASON` / `direct-close CODE REASON`
 //! - `line-mode on|off`: then each line arrives as `line eol=.. eom=.. TEXT`
 //! - `pause`, `resume ID`: pause this connection, resume any of ours
-//! - `info [ID]`: the connection's WSConnection fields
+//! - `info [ID]`: the connection's WSConnection fields (TLS last:
+//!   `tls=none` or `tls=VERSION SUITE sni=NAME client=SUBJECT`)
 //! - `connections`: our connection ids
 //! - `config KEY`: a granted configuration value
 //! - `log LEVEL TEXT`: writes to the server log
@@ -76,7 +77,7 @@ impl Probe {
                 let id = first.parse().unwrap_or(conn);
                 let text = match host::connection_info(id) {
                     Ok(i) => format!(
-                        "info id={} uri={} host={} origin={} remote={}:{} local={} subprotocols={} accept_data={} line_mode={} connected={}",
+                        "info id={} uri={} host={} origin={} remote={}:{} local={} subprotocols={} accept_data={} line_mode={} connected={} tls={}",
                         i.id,
                         i.request_uri,
                         i.host,
@@ -87,7 +88,17 @@ impl Probe {
                         i.subprotocols.join(","),
                         i.accept_data,
                         i.line_mode,
-                        i.connected
+                        i.connected,
+                        i.tls.map_or_else(
+                            || "none".to_owned(),
+                            |t| format!(
+                                "{} {} sni={} client={}",
+                                t.protocol,
+                                t.cipher_suite,
+                                t.server_name.unwrap_or_default(),
+                                t.client_certificate.map(|c| c.subject).unwrap_or_default()
+                            )
+                        )
                     ),
                     Err(e) => result_text::<()>(Err(e)),
                 };

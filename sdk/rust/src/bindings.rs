@@ -28,3 +28,13 @@ pub mod lifecycle {
         pub_export_macro: true,
     });
 }
+
+/// Bindings for the `packed-handler` export alone (the fast path of
+/// `on-events`); every plugin exports it beside `handler`.
+pub mod packed {
+    wit_bindgen::generate!({
+        path: ["../../wit", "wit"],
+        world: "wsserver:sdk-rust/packed-export",
+        pub_export_macro: true,
+    });
+}

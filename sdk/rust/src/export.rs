@@ -33,6 +33,10 @@ impl<P: Plugin> Instance<P> {
     pub fn handle_events(&self, events: Vec<Event>) -> Vec<Command> {
         self.with(|plugin| handle_events(plugin, events))
     }
+
+    pub fn handle_packed(&self, batch: &[u8]) -> Vec<u8> {
+        self.with(|plugin| crate::packed::handle_packed(plugin, batch))
+    }
 }
 
 impl<P: Plugin + Lifecycle> Instance<P> {
@@ -118,6 +122,18 @@ macro_rules! __export_handler {
 
         $crate::__private::plugin::export!(
             HandlerExports with_types_in $crate::__private::plugin
+        );
+
+        impl $crate::__private::packed::exports::wsserver::plugin::packed_handler::Guest
+            for HandlerExports
+        {
+            fn on_events(batch: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+                $instance.with(|instance| instance.handle_packed(&batch))
+            }
+        }
+
+        $crate::__private::packed::export!(
+            HandlerExports with_types_in $crate::__private::packed
         );
     };
 }

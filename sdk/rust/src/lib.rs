@@ -40,7 +40,9 @@
 //! order. What a method asks for through the [`Context`] (send, ping,
 //! disconnect, subscribe, publish, ...) is queued and returned to the host at
 //! the end of the batch, which applies it in order. So a batch costs two
-//! boundary crossings however many events and sends it holds.
+//! boundary crossings however many events and sends it holds. The export
+//! macros also export `packed-handler`, through which the host passes the
+//! batch as one byte list each way (see `wit/plugin.wit`).
 //!
 //! A queued command that fails (the connection's outbound queue is full, the
 //! connection has gone) comes back as a [`Plugin::error`] event at the start
@@ -61,6 +63,7 @@ pub mod bindings;
 mod context;
 mod export;
 pub mod host;
+mod packed;
 mod plugin;
 mod types;
 
@@ -72,6 +75,6 @@ pub use types::*;
 /// Paths the export macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::bindings::{lifecycle, plugin};
+    pub use crate::bindings::{lifecycle, packed, plugin};
     pub use crate::export::Instance;
 }

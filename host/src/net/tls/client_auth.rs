@@ -70,7 +70,7 @@ impl ClientCertStatus {
 
 /// What the client presented, for the SSLClientAuthentication event and
 /// the open request (CertEncoded, CertSubject, CertIssuer, Status).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
     /// The client's certificate first, then the intermediates it sent.
     pub chain: Vec<CertificateDer<'static>>,

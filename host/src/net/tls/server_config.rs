@@ -123,6 +123,11 @@ impl TlsServerConfig {
         }
     }
 
+    /// Whether clients are asked for a certificate (SSLAuthenticateClients).
+    pub fn authenticates_clients(&self) -> bool {
+        self.client_auth.is_some()
+    }
+
     /// The client's certificate with its verification status, when
     /// SSLAuthenticateClients is on and the client sent one.
     pub fn client_certificate(&self, conn: &ServerConnection) -> Option<ClientCertificate> {

@@ -189,6 +189,12 @@ fn canonical(name: &str) -> Option<&'static str> {
         .find(|k| k.eq_ignore_ascii_case(name))
 }
 
+/// Whether a key (any case, without the index) takes `[host]`: the SSLCert
+/// keys, for SNI certificates.
+pub fn takes_host_index(name: &str) -> bool {
+    canonical(name.trim()).is_some_and(is_cert_key)
+}
+
 fn is_cert_key(name: &str) -> bool {
     matches!(
         name,

@@ -1,5 +1,5 @@
 //! Loading certificates made in the test (rcgen, p12-keystore and, when
-//! installed, the openssl CLI) and real handshakes on 127.0.0.1 between a
+//! the openssl CLI) and real handshakes on 127.0.0.1 between a
 //! tokio-rustls client and [`TlsServerConfig::accept`].
 
 use std::path::Path;
@@ -322,16 +322,16 @@ fn protocols_without_usable_suites_are_rejected() {
     assert_eq!(e.code(), 270, "{e}");
 }
 
-/// Files made by the openssl CLI, when it is installed: an RSA key and
+/// Files made by the openssl CLI (`.ci/run` installs it): an RSA key and
 /// certificate, PKCS#12 with OpenSSL 3's defaults (AES-256, PBKDF2,
 /// SHA-256 MAC) and with the older 3DES/SHA-1 scheme, and an encrypted
 /// PKCS#8 PEM key.
 #[test]
 fn stores_made_by_openssl_load() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("openssl CLI not installed; skipping");
-        return;
-    }
+    assert!(
+        Command::new("openssl").arg("version").output().is_ok(),
+        "this test needs the openssl command-line tool"
+    );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let openssl = |args: &[&str]| {

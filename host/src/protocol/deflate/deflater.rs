@@ -28,7 +28,6 @@ const MAX_OUTPUT_STEP: usize = 64 * 1024;
 pub struct Deflater {
     params: DeflateParams,
     context_takeover: bool,
-    threshold: usize,
     state: Option<Box<Deflate>>,
 }
 
@@ -37,7 +36,6 @@ impl fmt::Debug for Deflater {
         f.debug_struct("Deflater")
             .field("params", &self.params)
             .field("context_takeover", &self.context_takeover)
-            .field("threshold", &self.threshold)
             .field("holds_state", &self.state.is_some())
             .finish()
     }
@@ -52,15 +50,8 @@ impl Deflater {
                 mem_level: settings.mem_level.get(),
             },
             context_takeover: !negotiated.server_no_context_takeover,
-            threshold: settings.threshold,
             state: None,
         }
-    }
-
-    /// Whether a message of this length should be compressed: shorter ones
-    /// go out as they are (RSV1 clear), which RFC 7692 allows per message.
-    pub fn should_compress(&self, message_len: usize) -> bool {
-        message_len >= self.threshold
     }
 
     /// Compresses a whole message payload, appending it to `out`: the bytes

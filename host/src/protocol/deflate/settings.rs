@@ -201,8 +201,9 @@ impl DeflateSettings {
         keys
     };
 
-    /// Applies one `Key=Value` config setting. Booleans are `True`/`False`
-    /// (any case); the memory mode is `Dedicated` or `Shared` (any case).
+    /// Applies one `Key=Value` config setting. Booleans are the seed's:
+    /// `True`/`False`, `1`/`0`, `Yes`/`No` (any case); the memory mode is
+    /// `Dedicated` or `Shared` (any case).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingError> {
         let (key, name) = Key::find(key).ok_or_else(|| SettingError::UnknownKey {
             key: key.to_owned(),
@@ -214,7 +215,7 @@ impl DeflateSettings {
             expected,
         };
         let number = |expected| value.parse::<u8>().map_err(|_| invalid(expected));
-        let boolean = || parse_bool(value).ok_or_else(|| invalid("True or False"));
+        let boolean = || parse_bool(value).ok_or_else(|| invalid("True, False, 1, 0, Yes or No"));
         const WINDOW: &str = "an integer from 8 to 15";
         match key {
             Key::Enable => self.enabled = boolean()?,
@@ -254,6 +255,28 @@ impl DeflateSettings {
         Ok(())
     }
 
+    /// Reads one setting as text, in the form [`DeflateSettings::set`] takes.
+    pub fn get(&self, key: &str) -> Result<String, SettingError> {
+        let (key, _) = Key::find(key).ok_or_else(|| SettingError::UnknownKey {
+            key: key.to_owned(),
+        })?;
+        let boolean = |value: bool| if value { "True" } else { "False" }.to_owned();
+        Ok(match key {
+            Key::Enable => boolean(self.enabled),
+            Key::Threshold => self.threshold.to_string(),
+            Key::CompressionLevel => self.compression_level.get().to_string(),
+            Key::MemLevel => self.mem_level.get().to_string(),
+            Key::ServerMaxWindowBits => self.server_max_window_bits.get().to_string(),
+            Key::ClientMaxWindowBits => self.client_max_window_bits.get().to_string(),
+            Key::ServerNoContextTakeover => boolean(self.server_no_context_takeover),
+            Key::ClientNoContextTakeover => boolean(self.client_no_context_takeover),
+            Key::MemoryMode => match self.memory_mode {
+                MemoryMode::Dedicated => "Dedicated".to_owned(),
+                MemoryMode::Shared => "Shared".to_owned(),
+            },
+        })
+    }
+
     /// Whether the server will reset its compressor after every message,
     /// by its own choice or because of the memory mode.
     pub(super) fn wants_server_no_context_takeover(&self) -> bool {
@@ -268,12 +291,10 @@ impl DeflateSettings {
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
-    if value.eq_ignore_ascii_case("true") {
-        Some(true)
-    } else if value.eq_ignore_ascii_case("false") {
-        Some(false)
-    } else {
-        None
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -326,6 +347,42 @@ mod tests {
     }
 
     #[test]
+    fn every_key_reads_back_what_was_set() {
+        let mut settings = DeflateSettings::default();
+        let values = [
+            ("EnablePermessageDeflate", "no", "False"),
+            ("DeflateThreshold", "0", "0"),
+            ("DeflateCompressionLevel", "6", "6"),
+            ("DeflateMemLevel", "3", "3"),
+            ("DeflateServerMaxWindowBits", "9", "9"),
+            ("DeflateClientMaxWindowBits", "12", "12"),
+            ("DeflateServerNoContextTakeover", "1", "True"),
+            ("DeflateClientNoContextTakeover", "yes", "True"),
+            ("DeflateMemoryMode", "DEDICATED", "Dedicated"),
+        ];
+        assert_eq!(values.len(), DeflateSettings::KEYS.len());
+        for (key, value, canonical) in values {
+            settings.set(key, value).unwrap();
+            assert_eq!(settings.get(key).unwrap(), canonical, "{key}");
+            assert_eq!(
+                settings.get(&key.to_ascii_uppercase()).unwrap(),
+                canonical,
+                "{key}"
+            );
+            // What get returns, set takes.
+            let mut copy = DeflateSettings::default();
+            copy.set(key, canonical).unwrap();
+            assert_eq!(copy.get(key).unwrap(), canonical, "{key}");
+        }
+        assert_eq!(
+            settings.get("Deflate"),
+            Err(SettingError::UnknownKey {
+                key: "Deflate".into()
+            })
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_value() {
         let mut settings = DeflateSettings::default();
         let cases = [
@@ -334,7 +391,11 @@ mod tests {
             ("DeflateMemLevel", "0", "1 to 9"),
             ("DeflateCompressionLevel", "-1", "0 to 9"),
             ("DeflateThreshold", "1k", "number of bytes"),
-            ("EnablePermessageDeflate", "yes", "True or False"),
+            (
+                "EnablePermessageDeflate",
+                "maybe",
+                "True, False, 1, 0, Yes or No",
+            ),
             ("DeflateMemoryMode", "pooled", "Dedicated or Shared"),
         ];
         for (key, value, expected) in cases {

@@ -1,0 +1,660 @@
+//! The packed batch layout of `wsserver:plugin/packed-handler`: the events
+//! of one `on-events` call and the commands it returns, as bytes.
+//!
+//! Lowering a `list<event>` through the canonical ABI costs an allocation
+//! and several checks per event; one `list<u8>` costs one copy. So the host
+//! and the SDKs exchange batches in this layout, and plugin authors still
+//! see one typed call per event. The host writes events and reads commands;
+//! an SDK reads events and writes commands. Both sides use this crate (Rust)
+//! or follow the layout below (other languages).
+//!
+//! The layout is documented with the interface, in `wit/plugin.wit`
+//! (`packed-handler`); the kind numbers below follow it.
+
+use std::fmt;
+
+pub type ConnectionId = u64;
+
+/// Format of an incoming data chunk (the seed's DataFormat).
+pub const CONTINUATION: u8 = 0;
+pub const TEXT: u8 = 1;
+pub const BINARY: u8 = 2;
+
+/// Format of an outgoing message.
+pub const SEND_TEXT: u8 = 0;
+pub const SEND_BINARY: u8 = 1;
+
+/// One event, borrowing its bytes from the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    Connected(ConnectionId),
+    DataIn {
+        connection: ConnectionId,
+        format: u8,
+        eom: bool,
+        eol: bool,
+        data: &'a [u8],
+    },
+    Ping {
+        connection: ConnectionId,
+        response: bool,
+        payload: &'a [u8],
+    },
+    Disconnected {
+        connection: ConnectionId,
+        code: u16,
+        description: &'a str,
+    },
+    ReadyToSend(ConnectionId),
+    Error {
+        connection: ConnectionId,
+        code: u32,
+        description: &'a str,
+    },
+}
+
+impl Event<'_> {
+    /// The connection the event concerns.
+    pub fn connection(&self) -> ConnectionId {
+        match *self {
+            Self::Connected(id) | Self::ReadyToSend(id) => id,
+            Self::DataIn { connection, .. }
+            | Self::Ping { connection, .. }
+            | Self::Disconnected { connection, .. }
+            | Self::Error { connection, .. } => connection,
+        }
+    }
+}
+
+/// One command, borrowing its bytes from the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command<'a> {
+    Send {
+        connection: ConnectionId,
+        format: u8,
+        data: &'a [u8],
+    },
+    Ping {
+        connection: ConnectionId,
+        payload: &'a [u8],
+    },
+    Disconnect {
+        connection: ConnectionId,
+        code: u16,
+        reason: &'a str,
+    },
+    SetLineMode {
+        connection: ConnectionId,
+        enabled: bool,
+    },
+    PauseData(ConnectionId),
+    ResumeData(ConnectionId),
+    Subscribe {
+        connection: ConnectionId,
+        topic: &'a str,
+    },
+    Unsubscribe {
+        connection: ConnectionId,
+        topic: &'a str,
+    },
+    Publish {
+        topic: &'a str,
+        format: u8,
+        data: &'a [u8],
+        exclude: Option<ConnectionId>,
+    },
+}
+
+impl Command<'_> {
+    /// The connection the command is for; a publish is for a topic.
+    pub fn connection(&self) -> Option<ConnectionId> {
+        Some(match *self {
+            Self::Send { connection, .. }
+            | Self::Ping { connection, .. }
+            | Self::Disconnect { connection, .. }
+            | Self::SetLineMode { connection, .. }
+            | Self::Subscribe { connection, .. }
+            | Self::Unsubscribe { connection, .. } => connection,
+            Self::PauseData(id) | Self::ResumeData(id) => id,
+            Self::Publish { .. } => return None,
+        })
+    }
+}
+
+/// A batch that does not follow the layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// Where the bad record starts.
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed batch at byte {}: {}",
+            self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+/// Appends records to a batch.
+pub struct Writer<'b> {
+    out: &'b mut Vec<u8>,
+}
+
+impl<'b> Writer<'b> {
+    pub fn new(out: &'b mut Vec<u8>) -> Self {
+        Self { out }
+    }
+
+    fn kind(&mut self, kind: u8) -> &mut Self {
+        self.out.push(kind);
+        self
+    }
+
+    fn id(&mut self, id: ConnectionId) -> &mut Self {
+        self.out.extend_from_slice(&id.to_le_bytes());
+        self
+    }
+
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.out.push(v);
+        self
+    }
+
+    fn u16(&mut self, v: u16) -> &mut Self {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        // Payloads are bounded by the host's limits far below 4 GiB.
+        self.u32(b.len() as u32);
+        self.out.extend_from_slice(b);
+        self
+    }
+
+    pub fn event(&mut self, event: &Event<'_>) {
+        match *event {
+            Event::Connected(id) => {
+                self.kind(1).id(id);
+            }
+            Event::DataIn {
+                connection,
+                format,
+                eom,
+                eol,
+                data,
+            } => {
+                let flags = u8::from(eom) | (u8::from(eol) << 1);
+                self.kind(2).id(connection).u8(format).u8(flags).bytes(data);
+            }
+            Event::Ping {
+                connection,
+                response,
+                payload,
+            } => {
+                self.kind(3)
+                    .id(connection)
+                    .u8(response.into())
+                    .bytes(payload);
+            }
+            Event::Disconnected {
+                connection,
+                code,
+                description,
+            } => {
+                self.kind(4)
+                    .id(connection)
+                    .u16(code)
+                    .bytes(description.as_bytes());
+            }
+            Event::ReadyToSend(id) => {
+                self.kind(5).id(id);
+            }
+            Event::Error {
+                connection,
+                code,
+                description,
+            } => {
+                self.kind(6)
+                    .id(connection)
+                    .u32(code)
+                    .bytes(description.as_bytes());
+            }
+        }
+    }
+
+    pub fn command(&mut self, command: &Command<'_>) {
+        match *command {
+            Command::Send {
+                connection,
+                format,
+                data,
+            } => {
+                self.kind(1).id(connection).u8(format).bytes(data);
+            }
+            Command::Ping {
+                connection,
+                payload,
+            } => {
+                self.kind(2).id(connection).bytes(payload);
+            }
+            Command::Disconnect {
+                connection,
+                code,
+                reason,
+            } => {
+                self.kind(3)
+                    .id(connection)
+                    .u16(code)
+                    .bytes(reason.as_bytes());
+            }
+            Command::SetLineMode {
+                connection,
+                enabled,
+            } => {
+                self.kind(4).id(connection).u8(enabled.into());
+            }
+            Command::PauseData(id) => {
+                self.kind(5).id(id);
+            }
+            Command::ResumeData(id) => {
+                self.kind(6).id(id);
+            }
+            Command::Subscribe { connection, topic } => {
+                self.kind(7).id(connection).bytes(topic.as_bytes());
+            }
+            Command::Unsubscribe { connection, topic } => {
+                self.kind(8).id(connection).bytes(topic.as_bytes());
+            }
+            Command::Publish {
+                topic,
+                format,
+                data,
+                exclude,
+            } => {
+                self.kind(9)
+                    .bytes(topic.as_bytes())
+                    .u8(format)
+                    .u8(exclude.is_some().into())
+                    .id(exclude.unwrap_or(0))
+                    .bytes(data);
+            }
+        }
+    }
+}
+
+/// Reads records from a batch.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    start: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, reason: &'static str) -> Result<T, Malformed> {
+        Err(Malformed {
+            offset: self.start,
+            reason,
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
+            Some(b) if self.pos.checked_add(n).is_some() => {
+                self.pos += n;
+                Ok(b)
+            }
+            _ => self.fail("truncated record"),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn bool(&mut self) -> Result<bool, Malformed> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => self.fail("boolean other than 0 or 1"),
+        }
+    }
+
+    fn u16(&mut self) -> Result<u16, Malformed> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn id(&mut self) -> Result<ConnectionId, Malformed> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<&'a str, Malformed> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b).or_else(|_| self.fail("text that is not UTF-8"))
+    }
+
+    fn format(&mut self, max: u8) -> Result<u8, Malformed> {
+        match self.u8()? {
+            f if f <= max => Ok(f),
+            _ => self.fail("unknown format"),
+        }
+    }
+
+    fn event(&mut self) -> Result<Event<'a>, Malformed> {
+        Ok(match self.u8()? {
+            1 => Event::Connected(self.id()?),
+            2 => {
+                let connection = self.id()?;
+                let format = self.format(BINARY)?;
+                let flags = self.u8()?;
+                if flags > 3 {
+                    return self.fail("unknown data-in flags");
+                }
+                Event::DataIn {
+                    connection,
+                    format,
+                    eom: flags & 1 != 0,
+                    eol: flags & 2 != 0,
+                    data: self.bytes()?,
+                }
+            }
+            3 => Event::Ping {
+                connection: self.id()?,
+                response: self.bool()?,
+                payload: self.bytes()?,
+            },
+            4 => Event::Disconnected {
+                connection: self.id()?,
+                code: self.u16()?,
+                description: self.text()?,
+            },
+            5 => Event::ReadyToSend(self.id()?),
+            6 => Event::Error {
+                connection: self.id()?,
+                code: self.u32()?,
+                description: self.text()?,
+            },
+            _ => return self.fail("unknown event kind"),
+        })
+    }
+
+    fn command(&mut self) -> Result<Command<'a>, Malformed> {
+        Ok(match self.u8()? {
+            1 => Command::Send {
+                connection: self.id()?,
+                format: self.format(SEND_BINARY)?,
+                data: self.bytes()?,
+            },
+            2 => Command::Ping {
+                connection: self.id()?,
+                payload: self.bytes()?,
+            },
+            3 => Command::Disconnect {
+                connection: self.id()?,
+                code: self.u16()?,
+                reason: self.text()?,
+            },
+            4 => Command::SetLineMode {
+                connection: self.id()?,
+                enabled: self.bool()?,
+            },
+            5 => Command::PauseData(self.id()?),
+            6 => Command::ResumeData(self.id()?),
+            7 => Command::Subscribe {
+                connection: self.id()?,
+                topic: self.text()?,
+            },
+            8 => Command::Unsubscribe {
+                connection: self.id()?,
+                topic: self.text()?,
+            },
+            9 => {
+                let topic = self.text()?;
+                let format = self.format(SEND_BINARY)?;
+                let has_exclude = self.bool()?;
+                let exclude = self.id()?;
+                Command::Publish {
+                    topic,
+                    format,
+                    exclude: has_exclude.then_some(exclude),
+                    data: self.bytes()?,
+                }
+            }
+            _ => return self.fail("unknown command kind"),
+        })
+    }
+}
+
+macro_rules! record_iter {
+    ($name:ident, $item:ident, $read:ident, $doc:literal) => {
+        #[doc = $doc]
+        pub struct $name<'a>(Option<Reader<'a>>);
+
+        impl<'a> Iterator for $name<'a> {
+            type Item = Result<$item<'a>, Malformed>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                let reader = self.0.as_mut()?;
+                if reader.pos == reader.buf.len() {
+                    return None;
+                }
+                reader.start = reader.pos;
+                let item = reader.$read();
+                if item.is_err() {
+                    // Nothing after a malformed record can be trusted.
+                    self.0 = None;
+                }
+                Some(item)
+            }
+        }
+    };
+}
+
+record_iter!(Events, Event, event, "The events of a batch, in order.");
+record_iter!(
+    Commands,
+    Command,
+    command,
+    "The commands of a batch, in order."
+);
+
+pub fn events(batch: &[u8]) -> Events<'_> {
+    Events(Some(Reader {
+        buf: batch,
+        pos: 0,
+        start: 0,
+    }))
+}
+
+pub fn commands(batch: &[u8]) -> Commands<'_> {
+    Commands(Some(Reader {
+        buf: batch,
+        pos: 0,
+        start: 0,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_events() -> Vec<Event<'static>> {
+        vec![
+            Event::Connected(7),
+            Event::DataIn {
+                connection: 7,
+                format: TEXT,
+                eom: true,
+                eol: false,
+                data: "héllo".as_bytes(),
+            },
+            Event::DataIn {
+                connection: 8,
+                format: CONTINUATION,
+                eom: false,
+                eol: true,
+                data: b"",
+            },
+            Event::Ping {
+                connection: 9,
+                response: true,
+                payload: b"p",
+            },
+            Event::Disconnected {
+                connection: u64::MAX,
+                code: 1006,
+                description: "gone",
+            },
+            Event::ReadyToSend(3),
+            Event::Error {
+                connection: 4,
+                code: 10035,
+                description: "full",
+            },
+        ]
+    }
+
+    fn all_commands() -> Vec<Command<'static>> {
+        vec![
+            Command::Send {
+                connection: 1,
+                format: SEND_TEXT,
+                data: b"hi",
+            },
+            Command::Send {
+                connection: 2,
+                format: SEND_BINARY,
+                data: &[0, 255],
+            },
+            Command::Ping {
+                connection: 3,
+                payload: b"x",
+            },
+            Command::Disconnect {
+                connection: 4,
+                code: 4000,
+                reason: "bye",
+            },
+            Command::SetLineMode {
+                connection: 5,
+                enabled: true,
+            },
+            Command::PauseData(6),
+            Command::ResumeData(7),
+            Command::Subscribe {
+                connection: 8,
+                topic: "room",
+            },
+            Command::Unsubscribe {
+                connection: 9,
+                topic: "room",
+            },
+            Command::Publish {
+                topic: "room",
+                format: SEND_TEXT,
+                data: b"all",
+                exclude: Some(8),
+            },
+            Command::Publish {
+                topic: "t",
+                format: SEND_BINARY,
+                data: b"",
+                exclude: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for e in all_events() {
+            w.event(&e);
+        }
+        let read: Vec<Event<'_>> = events(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(read, all_events());
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for c in all_commands() {
+            w.command(&c);
+        }
+        let read: Vec<Command<'_>> = commands(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(read, all_commands());
+    }
+
+    #[test]
+    fn every_truncation_is_reported_not_panicked() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for c in all_commands() {
+            w.command(&c);
+        }
+        for cut in 0..buf.len() {
+            let results: Vec<_> = commands(&buf[..cut]).collect();
+            let complete = results.iter().filter(|r| r.is_ok()).count();
+            assert!(complete <= all_commands().len());
+            if let Some(Err(e)) = results.last() {
+                assert_eq!(e.reason, "truncated record", "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_records_are_named() {
+        assert_eq!(
+            events(&[99]).next(),
+            Some(Err(Malformed {
+                offset: 0,
+                reason: "unknown event kind"
+            }))
+        );
+        let mut buf = Vec::new();
+        Writer::new(&mut buf).command(&Command::Subscribe {
+            connection: 1,
+            topic: "ok",
+        });
+        let n = buf.len();
+        buf[n - 1] = 0xFF;
+        assert_eq!(
+            commands(&buf).next().unwrap().unwrap_err().reason,
+            "text that is not UTF-8"
+        );
+        // A huge length is truncation, not an allocation.
+        let mut buf = vec![2u8];
+        buf.extend_from_slice(&1u64.to_le_bytes());
+        buf.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            commands(&buf).next().unwrap().unwrap_err().reason,
+            "truncated record"
+        );
+    }
+}

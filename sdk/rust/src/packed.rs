@@ -1,0 +1,203 @@
+//! The `packed-handler` export: a batch decoded from bytes into the typed
+//! events the plugin's methods take, and its commands encoded back.
+
+use wsserver_packed as packed;
+
+use crate::plugin::{Plugin, handle_events};
+use crate::types::{
+    Command, DataFormat, DataIn, DisconnectInfo, ErrorInfo, Event, MessageFormat, PingIn,
+};
+
+/// Handles one packed batch. A batch the host wrote wrongly is a host bug:
+/// the call traps rather than guess.
+pub(crate) fn handle_packed<P: Plugin>(plugin: &mut P, batch: &[u8]) -> Vec<u8> {
+    let events: Vec<Event> = packed::events(batch)
+        .map(|event| match event {
+            Ok(event) => typed_event(event),
+            Err(e) => panic!("wsserver host sent a {e}"),
+        })
+        .collect();
+    let commands = handle_events(plugin, events);
+    let mut out = Vec::with_capacity(commands.iter().map(command_size).sum());
+    let mut writer = packed::Writer::new(&mut out);
+    for command in &commands {
+        writer.command(&packed_command(command));
+    }
+    out
+}
+
+fn typed_event(event: packed::Event<'_>) -> Event {
+    match event {
+        packed::Event::Connected(id) => Event::Connected(id),
+        packed::Event::DataIn {
+            connection,
+            format,
+            eom,
+            eol,
+            data,
+        } => Event::DataIn(DataIn {
+            connection,
+            format: match format {
+                packed::TEXT => DataFormat::Text,
+                packed::BINARY => DataFormat::Binary,
+                _ => DataFormat::Continuation,
+            },
+            data: data.to_vec(),
+            eom,
+            eol,
+        }),
+        packed::Event::Ping {
+            connection,
+            response,
+            payload,
+        } => Event::Ping(PingIn {
+            connection,
+            payload: payload.to_vec(),
+            response,
+        }),
+        packed::Event::Disconnected {
+            connection,
+            code,
+            description,
+        } => Event::Disconnected(DisconnectInfo {
+            connection,
+            code,
+            description: description.to_owned(),
+        }),
+        packed::Event::ReadyToSend(id) => Event::ReadyToSend(id),
+        packed::Event::Error {
+            connection,
+            code,
+            description,
+        } => Event::Error(ErrorInfo {
+            connection,
+            code,
+            description: description.to_owned(),
+        }),
+    }
+}
+
+fn format_code(format: MessageFormat) -> u8 {
+    match format {
+        MessageFormat::Text => packed::SEND_TEXT,
+        MessageFormat::Binary => packed::SEND_BINARY,
+    }
+}
+
+fn packed_command(command: &Command) -> packed::Command<'_> {
+    match command {
+        Command::Send(m) => packed::Command::Send {
+            connection: m.connection,
+            format: format_code(m.format),
+            data: &m.data,
+        },
+        Command::Ping(p) => packed::Command::Ping {
+            connection: p.connection,
+            payload: &p.payload,
+        },
+        Command::Disconnect(c) => packed::Command::Disconnect {
+            connection: c.connection,
+            code: c.code,
+            reason: &c.reason,
+        },
+        Command::SetLineMode(l) => packed::Command::SetLineMode {
+            connection: l.connection,
+            enabled: l.enabled,
+        },
+        Command::PauseData(id) => packed::Command::PauseData(*id),
+        Command::ResumeData(id) => packed::Command::ResumeData(*id),
+        Command::Subscribe(s) => packed::Command::Subscribe {
+            connection: s.connection,
+            topic: &s.topic,
+        },
+        Command::Unsubscribe(s) => packed::Command::Unsubscribe {
+            connection: s.connection,
+            topic: &s.topic,
+        },
+        Command::Publish(p) => packed::Command::Publish {
+            topic: &p.topic,
+            format: format_code(p.format),
+            data: &p.data,
+            exclude: p.exclude,
+        },
+    }
+}
+
+/// An upper bound of a command's packed size, to size the output once.
+fn command_size(command: &Command) -> usize {
+    const FIXED: usize = 32;
+    FIXED
+        + match command {
+            Command::Send(m) => m.data.len(),
+            Command::Ping(p) => p.payload.len(),
+            Command::Disconnect(c) => c.reason.len(),
+            Command::Subscribe(s) | Command::Unsubscribe(s) => s.topic.len(),
+            Command::Publish(p) => p.topic.len() + p.data.len(),
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Context;
+
+    /// Echoes data and reports every other event as text.
+    #[derive(Default)]
+    struct Recorder;
+
+    impl Plugin for Recorder {
+        fn connected(&mut self, ctx: &mut Context, connection: u64) {
+            ctx.subscribe(connection, "all");
+        }
+        fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
+            ctx.send_binary(data.connection, data.data);
+        }
+        fn ready_to_send(&mut self, ctx: &mut Context, connection: u64) {
+            ctx.publish(
+                "all",
+                MessageFormat::Text,
+                b"ready".to_vec(),
+                Some(connection),
+            );
+        }
+    }
+
+    #[test]
+    fn a_packed_batch_reaches_the_methods_and_its_commands_come_back_packed() {
+        let mut batch = Vec::new();
+        let mut w = packed::Writer::new(&mut batch);
+        w.event(&packed::Event::Connected(1));
+        w.event(&packed::Event::DataIn {
+            connection: 1,
+            format: packed::BINARY,
+            eom: true,
+            eol: false,
+            data: b"abc",
+        });
+        w.event(&packed::Event::ReadyToSend(1));
+        let out = handle_packed(&mut Recorder, &batch);
+        let commands: Vec<packed::Command<'_>> =
+            packed::commands(&out).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            commands,
+            [
+                packed::Command::Subscribe {
+                    connection: 1,
+                    topic: "all"
+                },
+                packed::Command::Send {
+                    connection: 1,
+                    format: packed::SEND_BINARY,
+                    data: b"abc"
+                },
+                packed::Command::Publish {
+                    topic: "all",
+                    format: packed::SEND_TEXT,
+                    data: b"ready",
+                    exclude: Some(1)
+                },
+            ]
+        );
+    }
+}
