@@ -148,7 +148,7 @@ impl Snapshot {
         }
         let mut family = encoder.encode_descriptor(
             "wsserver_plugin_call_duration",
-            "Time each plugin call took",
+            "Time each plugin call took, applying the commands it returned included",
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;

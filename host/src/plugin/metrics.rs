@@ -120,6 +120,7 @@ pub struct PluginCounters {
     pub traps: u64,
     /// Calls interrupted by the CPU deadline.
     pub deadline_hits: u64,
+    /// How long calls took, applying the commands they returned included.
     pub call_latency: LatencyCounts,
 }
 
