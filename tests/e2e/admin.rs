@@ -154,7 +154,16 @@ async fn connections_are_listed_shown_and_dropped() {
         other => panic!("expected close 4000, got {other:?}"),
     }
     drop(a);
-    let gone = get(&admin, &format!("/connections/{id}")).await;
+    // The connection leaves the table once its closing handshake is over,
+    // a moment after the client saw the close frame.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let gone = loop {
+        let reply = get(&admin, &format!("/connections/{id}")).await;
+        if reply.status != 200 || tokio::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         expect_error(&gone, 404),
         format!("invalid ConnectionId {id}")
@@ -664,7 +673,15 @@ async fn metrics_follow_a_client_that_connects_sends_and_leaves() {
     for _ in 0..3 {
         assert_echo(&mut ws, "hello").await;
     }
-    let m = scrape(&admin).await;
+    // A write is counted just after it leaves: the client can see the echo
+    // a moment before the counter moves.
+    wait_for(&admin, "wsserver_sent_bytes_total", 21.0).await;
+    let m = wait_for(
+        &admin,
+        &format!("wsserver_plugin_events_total{{{ECHO}}}"),
+        5.0,
+    )
+    .await;
     assert_eq!(m.get("wsserver_connections_open"), 1.0);
     assert_eq!(m.get("wsserver_connections_accepted_total"), 1.0);
     assert_eq!(m.get("wsserver_messages_received_total"), 3.0);
