@@ -5,11 +5,11 @@ CARGO_TARGET_DIR ?= $(shell cargo metadata --format-version 1 --no-deps | python
 VENV := $(CARGO_TARGET_DIR)/test-venv
 PYTHON_REQS := tests/python/requirements.txt plugins/tests/requirements.txt
 
-.PHONY: test rust-tests python-tests plugin-tests lint run setup
+.PHONY: test rust-tests python-tests plugin-tests bench-tests lint run setup
 
-## Every test: unit, end-to-end (Rust clients), Python clients, and the
-## plugins run in wasmtime-py against a scripted host.
-test: setup rust-tests python-tests plugin-tests
+## Every test: unit, end-to-end (Rust clients), Python clients, the plugins
+## run in wasmtime-py against a scripted host, and the benchmark harness.
+test: setup rust-tests python-tests plugin-tests bench-tests
 
 ## Toolchain pieces and Python clients the tests use. The plugins build for
 ## wasm32-wasip2; machines here do not auto-install rustup targets.
@@ -31,10 +31,16 @@ python-tests: setup
 plugin-tests: setup
 	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugin-tests $(VENV)/bin/pytest -q plugins/tests
 
+## The benchmark harness is a workspace of its own (see bench/README.md).
+bench-tests:
+	cargo test --manifest-path bench/Cargo.toml
+
 ## What CI enforces besides the tests.
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --manifest-path bench/Cargo.toml --all -- --check
+	cargo clippy --manifest-path bench/Cargo.toml --all-targets -- -D warnings
 
 ## The server on 127.0.0.1:8080, serving the echo plugin.
 run:

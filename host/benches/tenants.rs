@@ -217,13 +217,16 @@ fn bombs(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
+/// Starts a noisy load against a server: its clients count what they send.
+type Load = fn(&str, Arc<AtomicU64>) -> Vec<JoinHandle<()>>;
+
 /// Runs one scenario and prints its line.
 async fn scenario(
     name: &str,
     dir: &Path,
     noisy_plugin: &str,
     noisy: &str,
-    load: Option<fn(&str, Arc<AtomicU64>) -> Vec<JoinHandle<()>>>,
+    load: Option<Load>,
 ) -> Duration {
     let stem: String = name
         .chars()

@@ -11,8 +11,9 @@ use clap::Parser;
 /// --set. Plugins come from --plugin and `[[tenant]]` (or `[[plugin]]`)
 /// tables; with none, the built-in echo plugin serves every path. Once
 /// accepting, prints `listening on ws://HOST:PORT` to stdout (`wss://` with
-/// UseSSL). SIGHUP reads the file and the components again and hot-swaps
-/// the tenants that changed.
+/// UseSSL), then, with --admin, `admin on http://HOST:PORT`. SIGHUP reads
+/// the file and the components again and hot-swaps the tenants that
+/// changed.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {
@@ -46,6 +47,21 @@ pub struct Cli {
     /// Threads running connections [default: one per CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+
+    /// Serve the admin HTTP API and Prometheus /metrics on HOST:PORT (port
+    /// 0 picks one). Without a token it must be a loopback address.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
+
+    /// Bearer token every admin request must carry. Prefer the environment
+    /// variable: a flag shows up in `ps`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WSSERVER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 
     /// List the settings --set and the TOML file accept, then exit.
     #[arg(long)]

@@ -24,6 +24,10 @@
 //! over_rate = "drop"                      # or "close" (1008)
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
+//!
+//! [admin]               # the admin HTTP API and /metrics
+//! listen = "127.0.0.1:9090"
+//! token = "secret"      # required unless listen is a loopback address
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -43,6 +47,17 @@ pub struct FileConfig {
     pub settings: Vec<(String, String)>,
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
+    pub admin: Option<AdminEntry>,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEntry {
+    /// `HOST:PORT` of the admin API.
+    pub listen: Option<String>,
+    /// The bearer token the admin API requires.
+    pub token: Option<String>,
 }
 
 /// One `[[tenant]]` (or `[[plugin]]`) table.
@@ -124,9 +139,15 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                 }
                 out.tenants.extend(tenants);
             }
+            ("admin", value) => {
+                out.admin = Some(
+                    AdminEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]] or [[plugin]])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]] or [admin])"
                 )
             }
         }
@@ -198,6 +219,16 @@ mod tests {
             parse("[[tenant]]\nfile = \"a.wasm\"\n").unwrap_err()
         );
         assert!(e.contains("needs a name"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_admin_table() {
+        let c = parse("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken = \"t\"\n").unwrap();
+        let admin = c.admin.unwrap();
+        assert_eq!(admin.listen.as_deref(), Some("127.0.0.1:9090"));
+        assert_eq!(admin.token.as_deref(), Some("t"));
+        let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
+        assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod net;
 pub mod plugin;
 pub mod protocol;

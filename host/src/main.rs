@@ -1,7 +1,7 @@
 //! The `wsserver` binary: settings from a TOML file and the command line,
-//! then serve until SIGINT/SIGTERM, which close every connection with 1001.
-//! SIGHUP reads the tenants again and hot-swaps those whose component or
-//! configuration changed.
+//! then serve until SIGINT/SIGTERM (or the admin API's shutdown), which
+//! close every connection with 1001. SIGHUP reads the tenants again and
+//! hot-swaps those whose component or configuration changed.
 
 mod cli;
 mod config;
@@ -15,6 +15,7 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
+use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
 use wsserver::server::echo::EchoHandler;
@@ -39,14 +40,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (settings, tenants) = match build_settings(&cli) {
+    let launch = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let router = match build_router(&cli, tenants) {
+    let router = match build_router(&cli, launch.tenants) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -71,8 +72,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let server = WsServer::with_settings(handler, launch.settings);
+    // Before anything listens: a refused admin address is a usage error.
+    let admin = match launch.admin {
+        Some(options) => {
+            let target = AdminTarget::new(server.clone(), router.clone());
+            match runtime.block_on(AdminServer::start(&options.listen, options.token, target)) {
+                Ok(admin) => Some(admin),
+                Err(e) => {
+                    eprintln!("wsserver: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
     let reload = router.map(|router| Reload { router, cli });
-    match runtime.block_on(serve(settings, handler, reload)) {
+    match runtime.block_on(serve(server, admin, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -164,10 +180,24 @@ impl Reload {
     }
 }
 
-/// Defaults, then the file, then --listen, then --set; and the file's
-/// tenants.
-fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::TenantEntry>)> {
-    let mut plugins = Vec::new();
+/// What the binary was asked to run.
+struct Launch {
+    settings: Settings,
+    tenants: Vec<config::TenantEntry>,
+    admin: Option<AdminOptions>,
+}
+
+struct AdminOptions {
+    listen: String,
+    token: Option<String>,
+}
+
+/// Defaults, then the file, then --listen, then --set; the file's tenants;
+/// the admin API from the file, then --admin and --admin-token (or its
+/// environment variable).
+fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
+    let mut tenants = Vec::new();
+    let mut file_admin = config::AdminEntry::default();
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -176,7 +206,8 @@ fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::TenantEntr
         if let Some(listen) = &file.listen {
             apply_listen(&mut settings, listen)?;
         }
-        plugins = file.tenants.clone();
+        tenants = file.tenants.clone();
+        file_admin = file.admin.clone().unwrap_or_default();
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
@@ -194,7 +225,19 @@ fn build_settings(cli: &Cli) -> anyhow::Result<(Settings, Vec<config::TenantEntr
             .set(key.trim(), value)
             .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
     }
-    Ok((settings, plugins))
+    let admin = cli
+        .admin
+        .clone()
+        .or(file_admin.listen)
+        .map(|listen| AdminOptions {
+            listen,
+            token: cli.admin_token.clone().or(file_admin.token),
+        });
+    Ok(Launch {
+        settings,
+        tenants,
+        admin,
+    })
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
@@ -208,8 +251,8 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
 }
 
 async fn serve(
-    settings: Settings,
-    handler: Arc<dyn Handler>,
+    server: WsServer,
+    admin: Option<AdminServer>,
     reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
@@ -217,9 +260,11 @@ async fn serve(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let reload = reload.map(Arc::new);
-    let scheme = if settings.tls.use_ssl { "wss" } else { "ws" };
-    let server = WsServer::with_settings(handler, settings);
+    let scheme = if server.settings().tls.use_ssl {
+        "wss"
+    } else {
+        "ws"
+    };
     server.start_listening().await?;
     let addr = server
         .local_addr()
@@ -233,12 +278,48 @@ async fn serve(
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {scheme}://{addr}")?;
+        if let Some(admin) = &admin {
+            writeln!(out, "admin on http://{}", admin.local_addr())?;
+        }
         out.flush()?;
     }
+    wait_for_the_end(admin.as_ref(), reload.map(Arc::new), &mut hangup, async {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+    .await;
+    tracing::info!("shutting down: closing connections with 1001");
+    server.shutdown().await;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
+    Ok(())
+}
+
+/// Serves until `signalled` or the admin API's shutdown; meanwhile each
+/// SIGHUP reloads the tenants.
+async fn wait_for_the_end(
+    admin: Option<&AdminServer>,
+    reload: Option<Arc<Reload>>,
+    hangup: &mut tokio::signal::unix::Signal,
+    signalled: impl std::future::Future<Output = ()>,
+) {
+    let admin_shutdown = async {
+        match admin {
+            Some(admin) => admin.shutdown_requested().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(admin_shutdown, signalled);
     loop {
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            _ = &mut signalled => return,
+            _ = &mut admin_shutdown => {
+                tracing::info!("shutdown asked for through the admin API");
+                return;
+            }
             _ = hangup.recv() => match &reload {
                 Some(reload) => {
                     tracing::info!("SIGHUP: reloading the tenants");
@@ -250,9 +331,6 @@ async fn serve(
             },
         }
     }
-    tracing::info!("shutting down: closing connections with 1001");
-    server.shutdown().await;
-    Ok(())
 }
 
 /// One line per served certificate, so an operator sees what is served and

@@ -12,9 +12,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines,
+};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
 
 /// Upper bound for anything a test waits for.
@@ -31,6 +33,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     pub url: String,
     stderr: Arc<Mutex<String>>,
+    /// What it prints after the ready line.
+    stdout: Lines<BufReader<ChildStdout>>,
 }
 
 impl ServerProcess {
@@ -44,9 +48,17 @@ impl ServerProcess {
 
     /// Starts `wsserver ARGS...` as given.
     pub async fn start_exact(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[]).await
+    }
+
+    /// Starts `wsserver ARGS...` with extra environment variables (and no
+    /// admin token from the test's own environment).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary())
             .args(args)
             .env("RUST_LOG", "debug")
+            .env_remove("WSSERVER_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -85,7 +97,31 @@ impl ServerProcess {
             addr,
             url,
             stderr,
+            stdout: out,
         }
+    }
+
+    /// The admin API's base URL, from the line after the ready line
+    /// (`admin on http://HOST:PORT`).
+    pub async fn admin_url(&mut self) -> String {
+        let line = match timeout(WAIT, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => panic!(
+                "no admin line ({other:?}); stderr:\n{}",
+                self.stderr.lock().unwrap()
+            ),
+        };
+        line.strip_prefix("admin on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .to_owned()
+    }
+
+    /// Waits for the server to exit by itself.
+    pub async fn wait_exit(mut self) -> std::process::ExitStatus {
+        timeout(WAIT, self.child.wait())
+            .await
+            .expect("server exits in time")
+            .expect("wait")
     }
 
     pub fn pid(&self) -> u32 {
@@ -151,6 +187,7 @@ pub async fn run_to_exit(args: &[&str]) -> std::process::Output {
         WAIT,
         Command::new(binary())
             .args(args)
+            .env_remove("WSSERVER_ADMIN_TOKEN")
             .stdin(Stdio::null())
             .output(),
     )
@@ -369,4 +406,71 @@ pub async fn assert_echo<S: AsyncRead + AsyncWrite + Unpin>(
         .expect("stream open")
         .expect("message");
     assert_eq!(reply, Message::text(text));
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One HTTP/1.1 request (hyper's client) to `base` + `path`, with a bearer
+/// token and a body when given.
+pub async fn http(
+    method: &str,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> HttpReply {
+    use http_body_util::{BodyExt, Full};
+    let uri: hyper::Uri = format!("{base}{path}").parse().expect("URL");
+    let authority = uri.authority().expect("HOST:PORT").to_string();
+    let stream = timeout(WAIT, TcpStream::connect(&authority))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().expect("path").as_str())
+        .header(hyper::header::HOST, &authority);
+    if let Some(token) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = bytes::Bytes::from(body.unwrap_or_default().to_owned());
+    let request = request.body(Full::new(body)).expect("request");
+    let response = timeout(WAIT, sender.send_request(request))
+        .await
+        .expect("answer in time")
+        .expect("answer");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = timeout(WAIT, response.into_body().collect())
+        .await
+        .expect("body in time")
+        .expect("body")
+        .to_bytes();
+    HttpReply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).expect("UTF-8 body"),
+    }
 }

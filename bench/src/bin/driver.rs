@@ -38,8 +38,9 @@ struct Cli {
     /// Only these peers (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
-    /// Only these scenarios (comma-separated names).
-    #[arg(long, value_delimiter = ',')]
+    /// Only this scenario, by its full name (repeatable; names contain
+    /// commas, so they are not split).
+    #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// Where results.json, table.md, chart.svg and logs go.
     #[arg(long, default_value = "bench/out")]

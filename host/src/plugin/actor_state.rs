@@ -11,6 +11,7 @@ use wsserver_packed::{self as packed, Command};
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::convert;
+use super::metrics::PluginMetrics;
 use super::topics::Topics;
 use crate::MessageKind;
 use crate::protocol::close::is_valid_wire_code;
@@ -32,6 +33,7 @@ pub(crate) struct PluginShared {
     /// Every instance's connections, when the tenant runs more than one:
     /// any instance may address any of the tenant's connections.
     members: Option<Mutex<FxHashMap<ConnectionId, Connection>>>,
+    pub metrics: PluginMetrics,
 }
 
 impl PluginShared {
@@ -42,6 +44,7 @@ impl PluginShared {
             topics: Mutex::default(),
             paused_by_plugin: Mutex::default(),
             members: (instances > 1).then(Mutex::default),
+            metrics: PluginMetrics::default(),
         }
     }
 

@@ -20,6 +20,7 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 use wsserver_packed as packed;
@@ -28,6 +29,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
 use super::engine::LoadError;
+use super::metrics::CallFailure;
 use super::spec::PluginLimits;
 use super::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
@@ -137,6 +139,11 @@ impl PluginHandle {
         if inbox.idle {
             self.wake.notify_one();
         }
+    }
+
+    /// Bytes of (packed) events waiting for the actor.
+    pub fn queued_bytes(&self) -> usize {
+        self.inbox().events.len()
     }
 
     /// Stops the actor once it has handled what is queued.
@@ -272,10 +279,13 @@ impl Actor {
         } = open;
         let live = &mut self.live;
         live.store.set_epoch_deadline(self.version.deadline_ticks());
+        let started = Instant::now();
         let answer = live
             .plugin
             .wsserver_plugin_handler()
             .call_on_open_request(&mut live.store, &request);
+        let metrics = &self.handle.shared.metrics;
+        metrics.record_call(started.elapsed(), 1);
         let response = match answer {
             Ok(resp) => match convert::open_response(resp, &offered) {
                 Ok(resp) => resp,
@@ -288,6 +298,7 @@ impl Actor {
                 }
             },
             Err(e) => {
+                metrics.record_failure(CallFailure::of(&e));
                 self.fail(&[], &format!("{e:#}"));
                 OpenResponse::reject(500)
             }
@@ -302,7 +313,9 @@ impl Actor {
     /// its commands.
     fn deliver(&mut self, batch: &[u8]) {
         let (mut ended, mut released) = (Vec::new(), Vec::new());
+        let mut delivered = 0;
         for event in packed::events(batch).flatten() {
+            delivered += 1;
             match event {
                 // Room again: commands held for it go first.
                 packed::Event::ReadyToSend(id) => {
@@ -317,10 +330,15 @@ impl Actor {
         let deadline = self.version.deadline_ticks();
         let live = &mut self.live;
         live.store.set_epoch_deadline(deadline);
+        let metrics = &self.handle.shared.metrics;
+        let started = Instant::now();
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
                 Ok((commands,)) => apply_packed(&mut live.store.data_mut().actor, &commands).err(),
-                Err(e) => Some(format!("{e:#}")),
+                Err(e) => {
+                    metrics.record_failure(CallFailure::of(&e));
+                    Some(format!("{e:#}"))
+                }
             },
             None => {
                 let events: Vec<wit::Event> = packed::events(batch)
@@ -336,10 +354,14 @@ impl Actor {
                         }
                         None
                     }
-                    Err(e) => Some(format!("{e:#}")),
+                    Err(e) => {
+                        metrics.record_failure(CallFailure::of(&e));
+                        Some(format!("{e:#}"))
+                    }
                 }
             }
         };
+        metrics.record_call(started.elapsed(), delivered);
         if let Some(reason) = failure {
             let involved: Vec<ConnectionId> = packed::events(batch)
                 .flatten()

@@ -11,6 +11,7 @@ mod convert;
 pub mod engine;
 mod host_api;
 mod instance;
+pub mod metrics;
 mod rate;
 mod router;
 pub mod spec;

@@ -5,6 +5,7 @@
 //! within the tenant's rates.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -185,10 +186,15 @@ impl PluginRouter {
         self.tenant(tenant)?.rollback()
     }
 
-    /// Reads the tenant's component file again and swaps to it if it
-    /// changed. Blocks, as [`swap`](Self::swap) does.
-    pub fn reload(&self, tenant: &str) -> Result<SwapOutcome, SwapError> {
-        self.tenant(tenant)?.reload()
+    /// Reads the tenant's component file again and swaps to it (with
+    /// `config`, or the running configuration) if that changes anything.
+    /// Blocks, as [`swap`](Self::swap) does.
+    pub fn reload(
+        &self,
+        tenant: &str,
+        config: Option<BTreeMap<String, String>>,
+    ) -> Result<SwapOutcome, SwapError> {
+        self.tenant(tenant)?.reload(config)
     }
 
     /// Brings the running tenants to `specs` (the configuration read

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use super::actor_state::{ActorState, PluginShared};
 use super::engine::{LoadError, PluginEngine};
 use super::instance::{self, PluginHandle, SwapOrder};
+use super::metrics::PluginCounters;
 use super::rate::Rates;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
 use super::version::{ComponentVersion, Version};
@@ -81,6 +82,12 @@ pub struct TenantStatus {
     pub version: ComponentVersion,
     /// The version a rollback returns to.
     pub previous: Option<ComponentVersion>,
+    /// Bytes of events waiting in its instances' inboxes now (the
+    /// flow-control limit, `max_queued_bytes`, is per instance).
+    pub queued_bytes: usize,
+    /// Events, calls, traps, deadline hits and call latency, all instances
+    /// and versions together.
+    pub plugin: PluginCounters,
     pub counters: TenantCounters,
 }
 
@@ -348,16 +355,19 @@ impl Tenant {
         Ok(outcome)
     }
 
-    /// Reads the component's file again and swaps to it if it changed,
-    /// keeping the configuration.
-    pub fn reload(&self) -> Result<SwapOutcome, SwapError> {
+    /// Reads the component's file again and swaps to it (with `config`,
+    /// or the running configuration) if that changes anything.
+    pub fn reload(
+        &self,
+        config: Option<BTreeMap<String, String>>,
+    ) -> Result<SwapOutcome, SwapError> {
         let path = self
             .fixed
             .source
             .clone()
             .ok_or_else(|| SwapError::NoSource(self.name().to_owned()))?;
         let wasm = std::fs::read(&path).map_err(|error| SwapError::Read { path, error })?;
-        self.swap(Update { wasm, config: None })
+        self.swap(Update { wasm, config })
     }
 
     /// Moves every instance from `current` to `next`, or none: each gets a
@@ -432,6 +442,8 @@ impl Tenant {
             connections: self.seated.load(Ordering::Acquire),
             version: versions.current.id.clone(),
             previous: versions.previous.as_ref().map(|v| v.id.clone()),
+            queued_bytes: self.instances.iter().map(|h| h.queued_bytes()).sum(),
+            plugin: self.shared.metrics.snapshot(),
             counters: self.counters.snapshot(),
         }
     }

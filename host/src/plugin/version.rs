@@ -40,6 +40,11 @@ impl ComponentVersion {
             loaded_at: SystemTime::now(),
         }
     }
+
+    /// `sha256:` and the whole digest, as the admin API shows it.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", self.sha256)
+    }
 }
 
 impl std::fmt::Display for ComponentVersion {
@@ -252,5 +257,22 @@ impl Version {
                 reason: format!("{e:#}"),
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_is_the_digest_of_the_component() {
+        // SHA-256 of the empty input, a published test vector.
+        let empty = ComponentVersion::of(b"");
+        assert_eq!(
+            empty.digest(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(empty.to_string(), "sha256:e3b0c44298fc");
+        assert_ne!(ComponentVersion::of(b"a"), ComponentVersion::of(b"b"));
     }
 }

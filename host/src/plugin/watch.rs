@@ -61,7 +61,7 @@ pub(crate) fn spawn(tenant: Weak<Tenant>, path: PathBuf) -> std::io::Result<()> 
                 }
                 loaded = now;
                 settling = None;
-                match tenant.reload() {
+                match tenant.reload(None) {
                     Ok(outcome) if outcome.changed => tracing::info!(
                         tenant = tenant.name(),
                         "{} changed: now serving {}",

@@ -582,6 +582,7 @@ impl Connection {
         }
         let queued = st.out.queued();
         if st.transfer.is_some() || (queued > 0 && queued + len > self.0.limits.max_send_queue) {
+            self.0.server.metrics.would_block();
             st.wants_ready_to_send = true;
             st.bytes_sent = 0;
             return Err(Error::WouldBlock(self.id()));

@@ -6,6 +6,7 @@ pub mod echo;
 mod error;
 mod handler;
 mod line_mode;
+mod metrics;
 mod outbound;
 mod session;
 pub mod settings;
@@ -30,12 +31,14 @@ pub use handler::{
     BoxFuture, ClientAuthentication, ConnectionId, ConnectionRequest, DataFormat, DataIn, Handler,
     LogLevel, LogType, OpenRequest, OpenResponse,
 };
+pub use metrics::{RefusalCounts, RefusalReason, ServerMetrics};
 pub use settings::{ConfigError, IpMode, Settings};
 pub use tls::TlsInfo;
 
 use crate::net::listener;
 use crate::net::tls::{CertificateInfo, ClientAuthPolicy, TlsServerConfig, build_server_config};
 use crate::protocol::close::GOING_AWAY;
+use metrics::MetricsRecorder;
 use table::ConnectionTable;
 
 /// A WebSocket server (the seed's WSServer component). Cheap to clone:
@@ -62,6 +65,7 @@ pub(crate) struct ServerShared {
     pub table: ConnectionTable,
     next_id: AtomicU64,
     listener: Mutex<Option<ActiveListener>>,
+    pub metrics: MetricsRecorder,
 }
 
 impl std::fmt::Debug for ServerShared {
@@ -126,6 +130,7 @@ impl WsServer {
                 table: ConnectionTable::default(),
                 next_id: AtomicU64::new(1),
                 listener: Mutex::new(None),
+                metrics: MetricsRecorder::default(),
             }),
         }
     }
@@ -209,6 +214,11 @@ impl WsServer {
             .filter(|c| c.request().is_some())
             .map(|c| c.info())
             .collect()
+    }
+
+    /// The server's counters since it was created.
+    pub fn metrics(&self) -> ServerMetrics {
+        self.shared.metrics.snapshot()
     }
 
     /// The connection with `id`.

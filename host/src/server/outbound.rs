@@ -83,6 +83,9 @@ pub(crate) struct OutboundQueue {
     tail: Vec<u8>,
     /// Bytes queued here or in the writer's list and not yet written.
     queued: usize,
+    /// Data messages whose last frame was queued since the writer last
+    /// took the chunks (for the server's counters).
+    messages: u64,
 }
 
 impl OutboundQueue {
@@ -117,6 +120,7 @@ impl OutboundQueue {
             payload: payload.to_vec(),
             ends_message,
         }));
+        self.count_message(ends_message, opcode);
     }
 
     /// Splits a payload into frames; `compressed` sets RSV1 on the first
@@ -156,6 +160,7 @@ impl OutboundQueue {
         tail.extend_from_slice(&header[..header_len]);
         tail.extend_from_slice(payload);
         self.queued += total;
+        self.count_message(fin, opcode);
     }
 
     /// Queues one unfragmented frame whose payload is shared, not copied.
@@ -168,7 +173,15 @@ impl OutboundQueue {
             .extend_from_slice(&header[..header_len]);
         self.seal_tail();
         self.queued += header_len + payload.len();
+        self.count_message(true, opcode);
         self.chunks.push_back(Chunk::Shared(payload));
+    }
+
+    /// Counts a data message whose last frame was just queued.
+    fn count_message(&mut self, fin: bool, opcode: OpCode) {
+        if fin && !opcode.is_control() {
+            self.messages += 1;
+        }
     }
 
     /// The gathering chunk, started afresh when `need` more bytes would
@@ -191,14 +204,16 @@ impl OutboundQueue {
         }
     }
 
-    /// Hands every queued chunk to the writer.
-    pub fn move_to(&mut self, list: &mut WriteList) {
+    /// Hands every queued chunk to the writer; returns how many data
+    /// messages were completed in them.
+    pub fn move_to(&mut self, list: &mut WriteList) -> u64 {
         self.seal_tail();
         if list.chunks.is_empty() {
             std::mem::swap(&mut list.chunks, &mut self.chunks);
         } else {
             list.chunks.append(&mut self.chunks);
         }
+        std::mem::take(&mut self.messages)
     }
 
     /// Accounts for `n` bytes written to the socket.
@@ -374,6 +389,23 @@ mod tests {
         q.push_data(OpCode::Text, b"ab", false, 100);
         q.push_data(OpCode::Continuation, b"", true, 100);
         assert_eq!(written(&mut q), [0x01, 2, b'a', b'b', 0x80, 0]);
+    }
+
+    #[test]
+    fn the_writer_learns_how_many_messages_it_took() {
+        let mut q = OutboundQueue::default();
+        q.push_data(OpCode::Binary, &[1u8; 10], true, 4);
+        q.push_data(OpCode::Text, b"part", false, 100);
+        q.push_frame(true, OpCode::Ping, b"");
+        q.push_shared_frame(OpCode::Binary, Bytes::from(vec![0u8; COALESCE_LIMIT]));
+        q.push_deflate(OpCode::Text, b"to compress", true);
+        let mut list = WriteList::default();
+        // The fragmented, shared and to-be-compressed messages; not the
+        // open part or the ping.
+        assert_eq!(q.move_to(&mut list), 3);
+        q.push_data(OpCode::Continuation, b"", true, 100);
+        assert_eq!(q.move_to(&mut list), 1);
+        assert_eq!(q.move_to(&mut list), 0);
     }
 
     #[test]

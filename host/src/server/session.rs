@@ -31,6 +31,7 @@ use super::handler::{
     BoxFuture, ConnectionRequest, DataFormat, DataIn, Handler, LogLevel, LogType, OpenRequest,
 };
 use super::line_mode::LineSplitter;
+use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
 use super::tls;
@@ -79,6 +80,9 @@ pub(crate) async fn serve(
     };
     server.handler.connection_request(&mut request);
     if !request.accept {
+        server
+            .metrics
+            .connection_refused(RefusalReason::ClientFilter);
         server.log(
             None,
             LogLevel::Info,
@@ -88,6 +92,9 @@ pub(crate) async fn serve(
         return;
     }
     if !server.table.try_admit(settings.max_connections as usize) {
+        server
+            .metrics
+            .connection_refused(RefusalReason::MaxConnections);
         server.log(
             None,
             LogLevel::Info,
@@ -192,6 +199,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(Some(opened)) => opened,
         Ok(None) => return,
         Err(_) => {
+            server
+                .metrics
+                .connection_refused(RefusalReason::HandshakeTimeout);
             server.log(
                 Some(conn),
                 LogLevel::Info,
@@ -201,6 +211,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
+    server.metrics.connection_accepted();
+    // Frames that arrived with the upgrade request are read bytes too.
+    if !opened.leftover.is_empty() {
+        server.metrics.received(opened.leftover.len(), 0);
+    }
     server.log(
         Some(conn),
         LogLevel::Info,
@@ -216,6 +231,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 
     let mut session = Session::new(stream, conn.clone(), settings, opened);
     poll_fn(|cx| session.poll_run(cx)).await;
+    server.metrics.connection_closed();
     let (code, description) = session.ending.take().unwrap_or((ABNORMAL, String::new()));
     {
         let mut st = conn.lock();
@@ -287,6 +303,9 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(parsed)) => break parsed,
             Ok(None) => continue,
             Err(e) => {
+                server
+                    .metrics
+                    .connection_refused(RefusalReason::HandshakeError);
                 server.log(
                     Some(conn),
                     LogLevel::Info,
@@ -405,6 +424,7 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
             })
         }
         status => {
+            server.metrics.connection_refused(RefusalReason::Handler);
             let status = if (200..=599).contains(&status) {
                 server.log(
                     Some(conn),
@@ -551,6 +571,8 @@ struct Dispatch {
     max_line_length: usize,
     /// A close frame arrived: its code and reason.
     close: Option<(Option<u16>, String)>,
+    /// Data messages completed since the server's counters last took them.
+    messages_received: u64,
 }
 
 impl Dispatch {
@@ -583,6 +605,9 @@ impl Dispatch {
     fn on_data(&mut self, chunk: DataChunk<'_>) {
         if chunk.first {
             self.kind = chunk.kind;
+        }
+        if chunk.last {
+            self.messages_received += 1;
         }
         let first_format = match self.kind {
             MessageKind::Text => DataFormat::Text,
@@ -740,6 +765,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 line_mode: false,
                 max_line_length: settings.max_line_length,
                 close: None,
+                messages_received: 0,
             },
             conn,
             writes: WriteList::default(),
@@ -783,7 +809,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, cx: &mut Context<'_>) -> Step {
         self.poll_failing(cx);
-        let (queued, close_request, ready) = {
+        let (queued, close_request, ready, messages_sent) = {
             let mut st = self.conn.lock();
             st.task_active = true;
             // Owed when a refused sender's queue emptied without a write
@@ -796,11 +822,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some((code, reason)) = &close_request {
                 Connection::queue_close_frame(&mut st, Some(*code), reason);
             }
-            st.out.move_to(&mut self.writes);
+            let messages_sent = st.out.move_to(&mut self.writes);
             self.dispatch.line_mode = st.line_mode;
             self.dispatch.max_line_length = st.max_line_length;
-            (st.out.queued(), close_request, ready)
+            (st.out.queued(), close_request, ready, messages_sent)
         };
+        if messages_sent > 0 {
+            self.conn.0.server.metrics.messages_sent(messages_sent);
+        }
         if ready {
             self.dispatch.handler.ready_to_send(&self.conn);
         }
@@ -849,6 +878,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.has_input_waiting() {
             let mut held = std::mem::take(&mut self.held);
             let used = self.process(&mut held);
+            self.count_received(0);
             if used < held.len() && !self.receiver.is_closed() {
                 held.drain(..used);
                 self.held = held;
@@ -920,6 +950,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         if written > 0 {
             writes.release_if_idle();
+            self.conn.0.server.metrics.bytes_sent(written);
             let limits = self.conn.0.limits;
             let ready = {
                 let mut st = self.conn.lock();
@@ -967,10 +998,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let input = &mut buf[..n];
         let used = self.process(input);
+        self.count_received(n);
         if used < n && !self.receiver.is_closed() {
             self.held.extend_from_slice(&input[used..]);
         }
         Poll::Ready(Ok(true))
+    }
+
+    /// Adds one read's bytes, and the messages dispatched since, to the
+    /// server's counters.
+    fn count_received(&mut self, bytes: usize) {
+        let messages = std::mem::take(&mut self.dispatch.messages_received);
+        self.conn.0.server.metrics.received(bytes, messages);
     }
 
     /// Feeds input to the receiver and dispatches events; returns the bytes

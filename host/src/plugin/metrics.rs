@@ -1,0 +1,188 @@
+//! Per-plugin counters: events delivered, guest calls and their latency,
+//! calls ended by a trap or by the CPU deadline.
+//!
+//! Only the plugin's actor thread writes them, once per call (a call
+//! carries a whole batch of events), so plain relaxed atomics cost nothing
+//! measurable and a scrape reads them without stopping the actor.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the call latency buckets, in microseconds: a call costs
+/// ~1-3 µs at the least, and the default CPU deadline is 200 ms.
+const LATENCY_BOUNDS_US: [u64; 16] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    1_000_000,
+];
+
+/// How a failed guest call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallFailure {
+    /// Interrupted by the CPU deadline (epoch interruption).
+    Deadline,
+    /// Any other trap: unreachable, out of bounds, the memory cap, ...
+    Trap,
+}
+
+impl CallFailure {
+    pub fn of(error: &wasmtime::Error) -> Self {
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => Self::Deadline,
+            _ => Self::Trap,
+        }
+    }
+}
+
+/// The live counters of one plugin.
+#[derive(Debug, Default)]
+pub(crate) struct PluginMetrics {
+    events: AtomicU64,
+    calls: AtomicU64,
+    traps: AtomicU64,
+    deadline_hits: AtomicU64,
+    latency: LatencyHistogram,
+}
+
+impl PluginMetrics {
+    /// One guest call that carried `events` events and took `elapsed`.
+    pub fn record_call(&self, elapsed: Duration, events: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events as u64, Ordering::Relaxed);
+        self.latency.observe(elapsed);
+    }
+
+    pub fn record_failure(&self, failure: CallFailure) {
+        let counter = match failure {
+            CallFailure::Deadline => &self.deadline_hits,
+            CallFailure::Trap => &self.traps,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> PluginCounters {
+        PluginCounters {
+            events: self.events.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+            traps: self.traps.load(Ordering::Relaxed),
+            deadline_hits: self.deadline_hits.load(Ordering::Relaxed),
+            call_latency: self.latency.snapshot(),
+        }
+    }
+}
+
+/// Call durations in fixed buckets.
+#[derive(Debug, Default)]
+struct LatencyHistogram {
+    /// One per bound in [`LATENCY_BOUNDS_US`], then one for longer calls.
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let micros = elapsed.as_micros();
+        let index = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&bound| micros <= u128::from(bound))
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> LatencyCounts {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let buckets = LATENCY_BOUNDS_US
+            .iter()
+            .map(|&us| Duration::from_micros(us))
+            .zip(counts.iter().copied())
+            .collect();
+        LatencyCounts {
+            buckets,
+            over: counts[LATENCY_BOUNDS_US.len()],
+            sum: Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A copy of a plugin's counters (totals since it started).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginCounters {
+    /// Events handed to the guest (open requests included).
+    pub events: u64,
+    /// Guest calls: one per batch of events, one per open request.
+    pub calls: u64,
+    /// Calls ended by a trap (the memory cap included).
+    pub traps: u64,
+    /// Calls interrupted by the CPU deadline.
+    pub deadline_hits: u64,
+    /// How long calls took, applying the commands they returned included.
+    pub call_latency: LatencyCounts,
+}
+
+/// How long calls took: per bucket (not cumulative), calls up to its upper
+/// bound and above the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyCounts {
+    pub buckets: Vec<(Duration, u64)>,
+    /// Calls longer than the last bound.
+    pub over: u64,
+    pub sum: Duration,
+}
+
+impl LatencyCounts {
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, n)| n).sum::<u64>() + self.over
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_land_in_the_bucket_of_their_duration() {
+        let metrics = PluginMetrics::default();
+        metrics.record_call(Duration::from_micros(3), 10);
+        metrics.record_call(Duration::from_micros(10), 1);
+        metrics.record_call(Duration::from_millis(3), 2);
+        metrics.record_call(Duration::from_secs(2), 1);
+        metrics.record_failure(CallFailure::Deadline);
+        metrics.record_failure(CallFailure::Trap);
+        metrics.record_failure(CallFailure::Trap);
+        let c = metrics.snapshot();
+        assert_eq!((c.calls, c.events, c.traps, c.deadline_hits), (4, 14, 2, 1));
+        let count_at = |us| {
+            c.call_latency
+                .buckets
+                .iter()
+                .find(|(bound, _)| *bound == Duration::from_micros(us))
+                .map(|(_, n)| *n)
+        };
+        assert_eq!(count_at(5), Some(1));
+        assert_eq!(count_at(10), Some(1));
+        assert_eq!(count_at(5_000), Some(1));
+        assert_eq!(count_at(1_000_000), Some(0));
+        assert_eq!(c.call_latency.over, 1);
+        assert_eq!(c.call_latency.count(), 4);
+        assert_eq!(
+            c.call_latency.sum,
+            Duration::from_micros(2_003_013),
+            "the sum is exact"
+        );
+    }
+
+    #[test]
+    fn an_interrupt_is_a_deadline_hit_and_other_traps_are_traps() {
+        let interrupt = wasmtime::Error::from(wasmtime::Trap::Interrupt);
+        let unreachable = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached);
+        assert_eq!(CallFailure::of(&interrupt), CallFailure::Deadline);
+        assert_eq!(CallFailure::of(&unreachable), CallFailure::Trap);
+        let context = interrupt.context("in on-events");
+        assert_eq!(CallFailure::of(&context), CallFailure::Deadline);
+    }
+}
