@@ -436,6 +436,19 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> HttpReply {
+    let body = body.unwrap_or_default().as_bytes().to_vec();
+    http_with(method, base, path, token, None, body).await
+}
+
+/// [`http`] with any body and, when given, its `Content-Type`.
+pub async fn http_with(
+    method: &str,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> HttpReply {
     use http_body_util::{BodyExt, Full};
     let uri: hyper::Uri = format!("{base}{path}").parse().expect("URL");
     let authority = uri.authority().expect("HOST:PORT").to_string();
@@ -455,7 +468,10 @@ pub async fn http(
     if let Some(token) = token {
         request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let body = bytes::Bytes::from(body.unwrap_or_default().to_owned());
+    if let Some(content_type) = content_type {
+        request = request.header(hyper::header::CONTENT_TYPE, content_type);
+    }
+    let body = bytes::Bytes::from(body);
     let request = request.body(Full::new(body)).expect("request");
     let response = timeout(WAIT, sender.send_request(request))
         .await

@@ -143,7 +143,14 @@ async fn each_tenant_admits_by_its_own_limits() {
         ),
     )
     .unwrap();
-    let server = start_config(&config).await;
+    let mut server = ServerProcess::start(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--config",
+        &config.display().to_string(),
+    ])
+    .await;
+    let admin = server.admin_url().await;
 
     // max_connections: the third is refused before the plugin sees it.
     let first = ws_connect(&format!("{}/small", server.url)).await;
@@ -198,6 +205,25 @@ async fn each_tenant_admits_by_its_own_limits() {
             .await
             .starts_with("HTTP/1.1 101")
     );
+    // The place may have been refused more than once while it came back.
+    let full = metric(
+        &admin,
+        "wsserver_tenant_refused_total{tenant=\"small\",reason=\"max_connections\"}",
+    )
+    .await;
+    assert!(full.is_some_and(|n| n >= 1.0), "{full:?}");
+    for (series, want) in [
+        (
+            "wsserver_tenant_refused_total{tenant=\"guarded\",reason=\"origin\"}",
+            1.0,
+        ),
+        (
+            "wsserver_tenant_refused_total{tenant=\"open\",reason=\"origin\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(metric(&admin, series).await, Some(want), "{series}");
+    }
 }
 
 #[tokio::test]
@@ -215,7 +241,14 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
         ),
     )
     .unwrap();
-    let server = start_config(&config).await;
+    let mut server = ServerProcess::start(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--config",
+        &config.display().to_string(),
+    ])
+    .await;
+    let admin = server.admin_url().await;
 
     let (mut ws, _) = probe_client(&format!("{}/drop", server.url)).await;
     for n in 0..30 {
@@ -262,6 +295,16 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
             other => panic!("expected close 1008, got {other:?}"),
         }
     }
+    let over = |tenant: &str, action: &str| {
+        format!("wsserver_tenant_over_rate_total{{tenant=\"{tenant}\",action=\"{action}\"}}")
+    };
+    let dropped = metric(&admin, &over("dropping", "dropped")).await;
+    assert!(
+        dropped.is_some_and(|n| n >= (30 - echoed.len()) as f64),
+        "{dropped:?}"
+    );
+    assert_eq!(metric(&admin, &over("closing", "closed")).await, Some(1.0));
+    assert_eq!(metric(&admin, &over("dropping", "closed")).await, Some(0.0));
 }
 
 /// The configuration of the swap tests: the `versioned` plugin as tenant
@@ -468,4 +511,159 @@ async fn plugin_flags_naming_one_file_twice_still_serve() {
         let mut ws = ws_connect(&format!("{}{path}", server.url)).await;
         assert_echo(&mut ws, path).await;
     }
+}
+
+/// What the admin API reports as a component's version.
+fn digest(component: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)))
+}
+
+/// The value of one series in a `/metrics` scrape.
+async fn metric(admin: &str, series: &str) -> Option<f64> {
+    let reply = http("GET", admin, "/metrics", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+#[tokio::test]
+async fn the_admin_api_swaps_and_rolls_back_a_tenant_and_metrics_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let versioned = std::fs::read(built("versioned")).unwrap();
+    // Under 16 MiB: `oversized` cannot be instantiated.
+    replace_file(
+        &config,
+        versioned_tenant(&built("versioned"), "v1", "memory_limit = 8388608").as_bytes(),
+    );
+    let mut server = ServerProcess::start(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--config",
+        &config.display().to_string(),
+    ])
+    .await;
+    let admin = server.admin_url().await;
+    let mut ws = ws_connect(&server.url).await;
+    assert_eq!(ask(&mut ws, "a").await, "v1 1 a");
+
+    let listed = http("GET", &admin, "/tenants", None, None).await.json();
+    let live = &listed["tenants"][0];
+    assert_eq!(live["name"], "live");
+    assert_eq!(
+        (live["instances"].as_u64(), live["connections"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(live["current"]["version"], digest(&versioned));
+    assert!(live["previous"].is_null(), "{listed}");
+
+    // New configuration, same component: the state goes along.
+    let swapped = http(
+        "POST",
+        &admin,
+        "/tenants/live/swap",
+        None,
+        Some(r#"{"config": {"version": "v2"}}"#),
+    )
+    .await;
+    assert_eq!(swapped.status, 200, "{}", swapped.body);
+    let swapped = swapped.json();
+    assert_eq!(
+        (
+            swapped["changed"].as_bool(),
+            swapped["state_carried"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    assert_eq!(ask(&mut ws, "b").await, "v2 2 b");
+
+    // An uploaded component that cannot be instantiated: refused, v2 serves.
+    let refused = http_with(
+        "POST",
+        &admin,
+        "/tenants/live/swap",
+        None,
+        Some("application/wasm"),
+        std::fs::read(built("oversized")).unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be instantiated")
+    );
+    assert_eq!(ask(&mut ws, "c").await, "v2 3 c");
+    let missing = http(
+        "POST",
+        &admin,
+        "/tenants/live/swap",
+        None,
+        Some(r#"{"file": "/nonexistent/x.wasm"}"#),
+    )
+    .await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+
+    let rolled = http("POST", &admin, "/tenants/live/rollback", None, None).await;
+    assert_eq!(rolled.status, 200, "{}", rolled.body);
+    assert_eq!(ask(&mut ws, "d").await, "v1 4 d");
+    assert_eq!(
+        http("POST", &admin, "/tenants/nobody/rollback", None, None)
+            .await
+            .status,
+        404
+    );
+
+    let live = http("GET", &admin, "/tenants/live", None, None)
+        .await
+        .json();
+    assert_eq!(
+        (
+            live["swaps"].as_u64(),
+            live["failed_swaps"].as_u64(),
+            live["rollbacks"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{live}"
+    );
+    assert_eq!(live["previous"]["version"], digest(&versioned));
+    let plugins = http("GET", &admin, "/plugins", None, None).await.json();
+    assert_eq!(plugins["plugins"][0]["version"], digest(&versioned));
+
+    let tenant = "tenant=\"live\"";
+    for (series, want) in [
+        (format!("wsserver_tenant_swaps_total{{{tenant}}}"), 1.0),
+        (
+            format!("wsserver_tenant_swap_failures_total{{{tenant}}}"),
+            1.0,
+        ),
+        (format!("wsserver_tenant_rollbacks_total{{{tenant}}}"), 1.0),
+        (format!("wsserver_tenant_connections{{{tenant}}}"), 1.0),
+        (
+            format!(
+                "wsserver_tenant_version_info{{{tenant},version=\"{}\"}}",
+                digest(&versioned)
+            ),
+            1.0,
+        ),
+    ] {
+        assert_eq!(metric(&admin, &series).await, Some(want), "{series}");
+    }
+    // Per-tenant event counts: the open request, connected, four messages.
+    let events = metric(&admin, "wsserver_plugin_events_total{plugin=\"live\"}").await;
+    assert!(events.is_some_and(|n| n >= 6.0), "{events:?}");
+}
+
+#[tokio::test]
+async fn the_admin_api_has_no_tenant_to_swap_on_the_native_echo() {
+    let mut server = ServerProcess::start(&["--admin", "127.0.0.1:0", "--native-echo"]).await;
+    let admin = server.admin_url().await;
+    let reply = http("POST", &admin, "/tenants/echo/swap", None, None).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let listed = http("GET", &admin, "/tenants", None, None).await.json();
+    assert_eq!(listed["tenants"], serde_json::json!([]));
 }

@@ -87,6 +87,7 @@ impl Rates {
             in_message: AtomicBool::new(false),
             dropping: AtomicBool::new(false),
             dropped_in_run: AtomicU32::new(0),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -119,6 +120,13 @@ impl Rates {
     }
 
     fn take_token(&self, gate: &ConnectionGate) -> Verdict {
+        // Closing already: what still arrives is dropped without a word.
+        if gate.closing.load(Ordering::Relaxed) {
+            return Verdict::Drop {
+                report: false,
+                pause: None,
+            };
+        }
         // The connection's bucket first: a client over its own rate does
         // not use up the tenant's.
         let refused = [gate.bucket.as_ref(), self.tenant.as_ref()]
@@ -130,6 +138,7 @@ impl Rates {
             return Verdict::Pass;
         };
         if self.over == OverRate::Close {
+            gate.closing.store(true, Ordering::Relaxed);
             return Verdict::Close;
         }
         let run = gate.dropped_in_run.fetch_add(1, Ordering::Relaxed) + 1;
@@ -153,6 +162,8 @@ pub(crate) struct ConnectionGate {
     dropping: AtomicBool,
     /// Messages dropped since the last one delivered.
     dropped_in_run: AtomicU32,
+    /// Closed for going over the rate.
+    closing: AtomicBool,
 }
 
 #[cfg(test)]
@@ -224,6 +235,8 @@ mod tests {
         assert_eq!(rates.ping(&a), Verdict::Pass);
         assert_eq!(rates.data(&b, true), Verdict::Close);
         assert_eq!(rates.data(&a, true), Verdict::Close);
+        // Once closing, a connection's later messages go quietly.
+        assert_eq!(rates.data(&a, true), dropped(false));
     }
 
     #[test]
