@@ -33,9 +33,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Round trips measured per scenario, or as many as fit in `MEASURE`.
-const ROUND_TRIPS: usize = 3000;
+/// How long each scenario measures round trips: longer than a rate's
+/// refill period (1 s), so paused and read phases of a flood both count.
 const MEASURE: Duration = Duration::from_secs(5);
+/// Round trips before measuring (first calls, caches).
+const WARM_UP: Duration = Duration::from_millis(300);
 /// Concurrent clients of the noisy tenant.
 const NOISY_CLIENTS: usize = 32;
 /// Bound on any one wait.
@@ -119,29 +121,29 @@ async fn connect(url: &str) -> Ws {
         .0
 }
 
-/// Sequential round trips on one calm connection, `count` of them or as
-/// many as `MEASURE` allows; latencies sorted. Runs on a thread and
-/// runtime of its own, so the noisy clients' tasks never delay the
-/// measuring one inside this process (they still share the cores).
-async fn round_trips(url: &str, count: usize) -> Vec<Duration> {
+/// Sequential round trips on one calm connection for `period`; latencies
+/// sorted. Runs on a thread and runtime of its own, so the noisy clients'
+/// tasks never delay the measuring one inside this process (they still
+/// share the cores).
+async fn round_trips(url: &str, period: Duration) -> Vec<Duration> {
     let url = url.to_owned();
     tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(measure_round_trips(&url, count))
+            .block_on(measure_round_trips(&url, period))
     })
     .await
     .expect("measuring thread")
 }
 
-async fn measure_round_trips(url: &str, count: usize) -> Vec<Duration> {
+async fn measure_round_trips(url: &str, period: Duration) -> Vec<Duration> {
     let mut ws = connect(&format!("{url}/calm")).await;
     let payload = "x".repeat(32);
-    let mut latencies = Vec::with_capacity(count);
+    let mut latencies = Vec::new();
     let started = Instant::now();
-    while latencies.len() < count && started.elapsed() < MEASURE {
+    while started.elapsed() < period {
         let sent = Instant::now();
         ws.send(Message::text(payload.clone())).await.expect("send");
         loop {
@@ -161,17 +163,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Noisy clients sending 32 B messages back to back until aborted,
-/// reading whatever comes back; counts messages sent.
-fn flood(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+/// Noisy clients sending 32 B messages back to back until aborted;
+/// counts the answers they get.
+fn flood(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
     (0..NOISY_CLIENTS)
         .map(|_| {
-            let (url, sent) = (format!("{url}/noisy"), sent.clone());
+            let (url, served) = (format!("{url}/noisy"), served.clone());
             tokio::spawn(async move {
                 let ws = connect(&url).await;
                 let (mut sink, mut stream) = ws.split();
-                let reader =
-                    tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+                let reader = tokio::spawn(async move {
+                    while let Some(Ok(message)) = stream.next().await {
+                        if message.is_text() {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
                 let payload = "n".repeat(32);
                 loop {
                     for _ in 0..64 {
@@ -182,7 +189,6 @@ fn flood(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
                     if sink.flush().await.is_err() {
                         return;
                     }
-                    sent.fetch_add(64, Ordering::Relaxed);
                     if reader.is_finished() {
                         return;
                     }
@@ -194,20 +200,20 @@ fn flood(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
 
 /// Clients that each send one message to the memory bomb (which traps
 /// under its cap and closes them with 1011), then reconnect, until
-/// aborted.
-fn bombs(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+/// aborted; counts the closes.
+fn bombs(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
     (0..4)
         .map(|_| {
-            let (url, sent) = (format!("{url}/noisy"), sent.clone());
+            let (url, served) = (format!("{url}/noisy"), served.clone());
             tokio::spawn(async move {
                 loop {
                     let mut ws = connect(&url).await;
                     if ws.send(Message::text("boom")).await.is_err() {
                         continue;
                     }
-                    sent.fetch_add(1, Ordering::Relaxed);
                     while let Ok(Some(Ok(message))) = tokio::time::timeout(LIMIT, ws.next()).await {
                         if message.is_close() {
+                            served.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
                     }
@@ -217,7 +223,8 @@ fn bombs(url: &str, sent: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-/// Starts a noisy load against a server: its clients count what they send.
+/// Starts a noisy load against a server: its clients count the answers
+/// they get (echoes, or closes after a trap).
 type Load = fn(&str, Arc<AtomicU64>) -> Vec<JoinHandle<()>>;
 
 /// Runs one scenario and prints its line.
@@ -236,17 +243,17 @@ async fn scenario(
     write_config(&config, noisy_plugin, noisy, "v1");
     let server = Server::start(&config);
     // Warm up the calm path (first calls, caches).
-    round_trips(&server.url, 200).await;
-    let sent = Arc::new(AtomicU64::new(0));
-    let loaders = load.map(|start| start(&server.url, sent.clone()));
+    round_trips(&server.url, WARM_UP).await;
+    let served = Arc::new(AtomicU64::new(0));
+    let loaders = load.map(|start| start(&server.url, served.clone()));
     if loaders.is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let started = Instant::now();
-    let before = sent.load(Ordering::Relaxed);
-    let latencies = round_trips(&server.url, ROUND_TRIPS).await;
+    let before = served.load(Ordering::Relaxed);
+    let latencies = round_trips(&server.url, MEASURE).await;
     let noisy_rate =
-        (sent.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+        (served.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
     // A flooding client may be stuck writing to a server that stopped
     // reading it (backpressure): do not wait for it.
     for task in loaders.into_iter().flatten() {
@@ -254,7 +261,7 @@ async fn scenario(
     }
     let p50 = percentile(&latencies, 0.5);
     println!(
-        "{name:<34} calm {:>5} round trips p50 {:>8.1?} p99 {:>8.1?} max {:>8.1?}   noisy clients wrote {:>9.0} msg/s",
+        "{name:<34} calm {:>5} round trips p50 {:>8.1?} p99 {:>8.1?} max {:>8.1?}   noisy answered {:>9.0}/s",
         latencies.len(),
         p50,
         percentile(&latencies, 0.99),
@@ -311,7 +318,9 @@ fn main() {
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     runtime.block_on(async {
-        println!("calm: {ROUND_TRIPS} sequential 32 B echo round trips; noisy: {NOISY_CLIENTS} flooding clients or 4 memory-bomb clients");
+        println!(
+            "calm: sequential 32 B echo round trips for {MEASURE:?}; noisy: {NOISY_CLIENTS} flooding clients or 4 memory-bomb clients"
+        );
         let unloaded = scenario("unloaded", dir.path(), "echo", "", None).await;
         let limited = scenario(
             "flood, tenant_rate = 1000/s (drop)",
