@@ -310,6 +310,7 @@ impl Tenant {
             return Ok(SwapOutcome {
                 version: current.id.clone(),
                 changed: false,
+                // Nothing moved: the state is where it was.
                 state_carried: true,
             });
         }
