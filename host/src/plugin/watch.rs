@@ -38,10 +38,12 @@ pub(crate) fn spawn(tenant: Weak<Tenant>, path: PathBuf) -> std::io::Result<()> 
         .upgrade()
         .map(|t| t.name().to_owned())
         .unwrap_or_default();
+    // Taken now, as the tenant starts, not when the thread first runs: a
+    // change made before the thread is scheduled must still be seen.
+    let mut loaded = stamp(&path);
     std::thread::Builder::new()
         .name(format!("watch {name}"))
         .spawn(move || {
-            let mut loaded = stamp(&path);
             let mut settling = None;
             loop {
                 std::thread::sleep(WATCH_INTERVAL);
