@@ -490,3 +490,17 @@ pub async fn http_with(
         body: String::from_utf8(body.to_vec()).expect("UTF-8 body"),
     }
 }
+
+/// The next text message, past pings and pongs (tungstenite reports them
+/// and answers pings itself).
+pub async fn text(ws: &mut Ws) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match timeout(WAIT, ws.next()).await.expect("a message in time") {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Pong(_) | Message::Ping(_))) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}

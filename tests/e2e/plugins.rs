@@ -28,21 +28,6 @@ async fn start_with(plugins: &[(&str, &str)]) -> ServerProcess {
     ServerProcess::start(&args).await
 }
 
-/// The next text message, past pings and pongs (tungstenite reports them
-/// and answers pings itself).
-async fn text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message in time")
-        {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Pong(_) | Message::Ping(_))) => continue,
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
-}
-
 async fn say(ws: &mut Ws, command: &str) {
     ws.send(Message::text(command)).await.expect("send");
 }

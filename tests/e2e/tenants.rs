@@ -39,20 +39,6 @@ async fn start_config(path: &Path) -> ServerProcess {
     ServerProcess::start(&["--config", &path.display().to_string()]).await
 }
 
-/// The next text message, past pings and pongs.
-async fn text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message in time")
-        {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Pong(_) | Message::Ping(_))) => continue,
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
-}
-
 async fn ask(ws: &mut Ws, message: &str) -> String {
     ws.send(Message::text(message)).await.expect("send");
     text(ws).await
