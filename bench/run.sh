@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the bench binaries (release) and runs the driver over bench.toml.
-# Extra arguments go to the driver, e.g. --repeat 5 --duration 5.
+# Extra arguments go to the driver, e.g. --repeat 5 --duration 5;
+# BENCH_CONFIG names another configuration (bench/languages/bench.toml).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # Where cargo puts each workspace's builds (CARGO_TARGET_DIR, a cargo
@@ -18,4 +19,4 @@ root_target="$(target_of "$here/../Cargo.toml")"
 if [[ "$root_target/release/wsserver" -ef "$target/release/wsserver" ]]; then :; else
   ln -sf "$root_target/release/wsserver" "$target/release/wsserver"
 fi
-exec "$target/release/driver" --config "$here/bench.toml" --out "$here/out" "$@"
+exec "$target/release/driver" --config "${BENCH_CONFIG:-$here/bench.toml}" --out "$here/out" "$@"
