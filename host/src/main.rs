@@ -19,7 +19,7 @@ use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
 use wsserver::server::echo::EchoHandler;
-use wsserver::server::settings::all_keys;
+use wsserver::server::settings::{ConfigError, all_keys};
 use wsserver::{Handler, Settings, WsServer};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -211,7 +211,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_hint(e)))?;
         }
     }
     if let Some(listen) = &cli.listen {
@@ -223,7 +223,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
             .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
         settings
             .set(key.trim(), value)
-            .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--set {item}: {}", with_hint(e)))?;
     }
     let admin = cli
         .admin
@@ -238,6 +238,29 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         tenants,
         admin,
     })
+}
+
+/// A setting error, with the closest known key when the key is unknown
+/// (a misspelling) and where to find them all.
+fn with_hint(error: ConfigError) -> String {
+    let ConfigError::UnknownKey(key) = &error else {
+        return error.to_string();
+    };
+    let closest = all_keys()
+        .map(|(name, _)| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
+                name,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.85);
+    match closest {
+        Some((_, name)) => {
+            format!("{error}: did you mean {name}? (`wsserver --list-settings` lists them all)")
+        }
+        None => format!("{error} (`wsserver --list-settings` lists them all)"),
+    }
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wsserver::plugin::{self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
+use wsserver::plugin::{
+    self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component,
+};
 
 use crate::config::TenantEntry;
 
@@ -89,7 +91,11 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
     let name = entry.name.clone().unwrap_or(name);
     let wasm = match &source {
         Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read plugin {}", entry.file))?
+            let wasm = std::fs::read(path)
+                .with_context(|| format!("cannot read plugin {}", entry.file))?;
+            check_component(&wasm)
+                .with_context(|| format!("plugin {} cannot be loaded", path.display()))?;
+            wasm
         }
         None => builtin(&entry.file)?,
     };

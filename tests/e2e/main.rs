@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod c_plugins;
 mod cli;
 mod close;
 mod deflate;

@@ -20,7 +20,7 @@ mod topics;
 mod version;
 mod watch;
 
-pub use engine::{LoadError, PluginEngine};
+pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};
 pub use router::PluginRouter;
 pub use spec::{OverRate, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
 pub use tenant::{SwapError, SwapOutcome, TenantCounters, TenantStatus, Update};
