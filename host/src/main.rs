@@ -5,7 +5,9 @@
 
 mod cli;
 mod config;
+mod dev;
 mod plugin_args;
+mod scaffold;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,19 +36,50 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(cli::Command::New {
+        lang,
+        name,
+        dir,
+        sdk,
+    }) = &cli.command
+    {
+        return match scaffold::new_project(*lang, name, dir.clone(), sdk.clone()) {
+            Ok(dir) => {
+                println!(
+                    "wrote {0}; build it with {0}/build.sh, test it with {0}/test.sh, \
+                     or run `wsserver dev {0}`",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wsserver new: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let launch = match build_settings(&cli) {
+    let mut launch = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
+    if let Some(cli::Command::Dev { dir }) = &cli.command {
+        match dev::start(dir) {
+            Ok(tenant) => launch.tenants.push(tenant),
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let router = match build_router(&cli, launch.tenants) {
         Ok(r) => r,
         Err(e) => {

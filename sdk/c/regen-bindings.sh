@@ -3,15 +3,15 @@
 # wit-bindgen's C generator. Run it after the WIT changes; `make test`
 # checks that the committed bindings match (sdk/c/tests).
 #
-#   cargo install --locked wit-bindgen-cli@0.61.0
+#   sdk/c/install-toolchain.sh     # once: installs the pinned wit-bindgen
 #   sdk/c/regen-bindings.sh [OUT_DIR]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 wit="$here/../../wit"
 out="${1:-$here/bindings}"
-bindgen="${WIT_BINDGEN:-$(command -v wit-bindgen || echo "$HOME/.cache/wsserver/tools/bin/wit-bindgen")}"
+bindgen="${WIT_BINDGEN:-${WSSERVER_TOOLS:-$HOME/.cache/wsserver/tools}/bin/wit-bindgen}"
 if [[ ! -x "$bindgen" ]]; then
-  echo "wit-bindgen not found: cargo install --locked wit-bindgen-cli@0.61.0" >&2
+  echo "wit-bindgen not found: run sdk/c/install-toolchain.sh (or set WIT_BINDGEN)" >&2
   exit 1
 fi
 # One set per world: `plugin`, and `stateful-plugin` (which also exports

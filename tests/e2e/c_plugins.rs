@@ -14,8 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
-/// Builds `plugins/NAME/` with its `build.sh` once per test run and returns
-/// the component's path.
+/// Builds `plugins/NAME/` with `sdk/c/build.sh` once per test run and
+/// returns the component's path.
 pub fn c_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
@@ -23,31 +23,20 @@ pub fn c_plugin(name: &str) -> PathBuf {
     if let Some(path) = built.get(name) {
         return path.clone();
     }
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-plugins");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins")
-        .join(name)
-        .join("build.sh");
-    let result = std::process::Command::new(&script)
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c-plugins/{name}.wasm"));
+    let result = std::process::Command::new(repo.join("sdk/c/build.sh"))
+        .arg(repo.join("plugins").join(name))
         .arg(&out)
         .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        .expect("run sdk/c/build.sh");
     assert!(
         result.status.success(),
-        "{} failed (the C toolchain: see sdk/c/README.md):\n{}",
-        script.display(),
+        "building {name} failed (the C toolchain: sdk/c/install-toolchain.sh):\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let path = out.join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} made no {}",
-        script.display(),
-        path.display()
-    );
-    built.insert(name.to_owned(), path.clone());
-    path
+    built.insert(name.to_owned(), out.clone());
+    out
 }
 
 /// Protocol checks any echo plugin must pass, whatever its language, with
@@ -236,5 +225,5 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
     assert_eq!(next_data(&mut alice).await, Message::text("from dave"));
     assert_eq!(next_data(&mut bob).await, Message::text("from dave"));
     // host.log through the SDK reaches the server log.
-    server.stderr_containing("joined /rooms/lobby").await;
+    crate::author_tools::logged(&server, "joined /rooms/lobby").await;
 }

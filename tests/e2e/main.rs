@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod author_tools;
 mod c_plugins;
 mod cli;
 mod close;
