@@ -13,8 +13,10 @@ use wsserver_packed as packed;
 
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
+use super::executor::RuntimeOptions;
 use super::instance::{PendingOpen, PluginHandle};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
+use super::runtime::Runtime;
 use super::spec::PluginSpec;
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
 use super::watch;
@@ -25,6 +27,7 @@ use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenRes
 /// plugin.
 pub struct PluginRouter {
     tenants: Vec<Arc<Tenant>>,
+    runtime: Arc<Runtime>,
 }
 
 /// What a connection carries: its tenant and the instance serving it.
@@ -94,17 +97,29 @@ impl Drop for Binding {
 }
 
 impl PluginRouter {
-    /// Compiles (or loads from the cache), links and instantiates every
-    /// tenant's plugin, and starts the file watches; any failure is
-    /// reported with the tenant's name and nothing starts.
+    /// [`start_with`](Self::start_with) the default executor pool.
     pub fn start(engine: &PluginEngine, specs: Vec<PluginSpec>) -> Result<Self, LoadError> {
-        // Built up in place: on an error, dropping it stops the actors
-        // already started.
+        Self::start_with(engine, specs, RuntimeOptions::default())
+    }
+
+    /// Compiles (or loads from the cache) and links every tenant's plugin
+    /// (once per distinct component), proves each instantiates, starts
+    /// the executor pool and the file watches; any failure is reported
+    /// with the tenant's name and nothing starts. Instances are made when
+    /// connections arrive.
+    pub fn start_with(
+        engine: &PluginEngine,
+        specs: Vec<PluginSpec>,
+        options: RuntimeOptions,
+    ) -> Result<Self, LoadError> {
+        // Built up in place: on an error, dropping it stops the executors.
         let mut router = Self {
             tenants: Vec::new(),
+            runtime: Runtime::start(engine, options)?,
         };
+        let mut names = std::collections::HashSet::new();
         for spec in specs {
-            if router.tenants.iter().any(|t| t.name() == spec.name) {
+            if !names.insert(spec.name.clone()) {
                 return Err(LoadError(format!(
                     "two tenants are named {:?}: names must be unique",
                     spec.name
@@ -116,7 +131,9 @@ impl PluginRouter {
                     spec.name
                 )));
             }
-            router.tenants.push(Arc::new(Tenant::start(engine, spec)?));
+            router
+                .tenants
+                .push(Arc::new(Tenant::start(&router.runtime, spec)?));
         }
         for tenant in &router.tenants {
             if let Some(path) = tenant.watched_file() {
@@ -226,7 +243,7 @@ impl PluginRouter {
                         );
                     }
                     tenant.swap(Update {
-                        wasm: spec.wasm.clone(),
+                        wasm: spec.wasm.to_vec(),
                         config: Some(spec.config.clone()),
                     })
                 });
@@ -301,9 +318,7 @@ fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
 
 impl Drop for PluginRouter {
     fn drop(&mut self) {
-        for tenant in &self.tenants {
-            tenant.close();
-        }
+        self.runtime.shutdown();
     }
 }
 
@@ -391,7 +406,11 @@ impl Handler for PluginRouter {
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
-        if let Some(b) = Self::binding(conn) {
+        // The host has answered it; a hibernated instance is not woken
+        // just to hear of it.
+        if let Some(b) = Self::binding(conn)
+            && !b.plugin.is_hibernated()
+        {
             if let Some(gate) = &b.gate {
                 let verdict = b.tenant.rates.ping(gate);
                 if verdict != Verdict::Pass {
