@@ -13,6 +13,7 @@ pub mod engine;
 mod executor;
 mod host_api;
 mod instance;
+mod loading;
 pub mod metrics;
 mod rate;
 mod router;

@@ -44,9 +44,18 @@ impl Runtime {
     /// `wasm` compiled and linked, shared with every tenant that runs the
     /// same bytes. Compilations happen one at a time.
     pub fn prepare(&self, name: &str, wasm: &[u8]) -> Result<Arc<Prepared>, LoadError> {
-        let sha256 = sha256_hex(wasm);
+        self.prepare_digest(name, wasm, &sha256_hex(wasm))
+    }
+
+    /// [`prepare`](Self::prepare) with the digest of `wasm` already known.
+    pub fn prepare_digest(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> Result<Arc<Prepared>, LoadError> {
         let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = prepared.get(&sha256).and_then(Weak::upgrade) {
+        if let Some(found) = prepared.get(sha256).and_then(Weak::upgrade) {
             return Ok(found);
         }
         let made = Arc::new(Prepared::new(
@@ -54,10 +63,10 @@ impl Runtime {
             &self.linker,
             name,
             wasm,
-            sha256.clone(),
+            sha256.to_owned(),
         )?);
         prepared.retain(|_, weak| weak.strong_count() > 0);
-        prepared.insert(sha256, Arc::downgrade(&made));
+        prepared.insert(sha256.to_owned(), Arc::downgrade(&made));
         Ok(made)
     }
 

@@ -18,7 +18,7 @@ use super::metrics::PluginCounters;
 use super::rate::Rates;
 use super::runtime::Runtime;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
-use super::version::{ComponentVersion, Version};
+use super::version::{ComponentVersion, Prepared, Version};
 
 /// A new component for a tenant, and optionally new configuration values
 /// (None keeps the running version's).
@@ -191,19 +191,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Tenant {
-    /// Compiles and links the tenant's plugin (or shares the compiled
-    /// form of the same bytes), proves it instantiates with the tenant's
-    /// memory cap, and makes an actor per instance, without instances yet.
-    pub fn start(runtime: &Arc<Runtime>, spec: PluginSpec) -> Result<Self, LoadError> {
+    /// The tenant of `spec` running `prepared` (its component, compiled
+    /// and linked): proves it instantiates with the tenant's memory cap,
+    /// and makes an actor per instance, without instances yet.
+    pub fn start(
+        runtime: &Arc<Runtime>,
+        spec: PluginSpec,
+        prepared: Arc<Prepared>,
+    ) -> Result<Self, LoadError> {
         let fixed = Fixed::of(&spec);
         let instances = spec.instances.max(1);
-        let version = Arc::new(Version::load(
+        let version = Arc::new(Version::new(
             runtime,
-            &spec.name,
-            &spec.wasm,
+            prepared,
             spec.limits.clone(),
             spec.config,
-        )?);
+        ));
         let shared = Arc::new(PluginShared::new(
             spec.name,
             spec.limits.max_queued_bytes,
@@ -246,10 +249,6 @@ impl Tenant {
 
     pub fn name(&self) -> &str {
         &self.shared.name
-    }
-
-    pub fn routes(&self) -> &[Route] {
-        &self.fixed.routes
     }
 
     pub fn policy(&self) -> &TenantPolicy {

@@ -272,7 +272,17 @@ impl Version {
         config: BTreeMap<String, String>,
     ) -> Result<Self, LoadError> {
         let prepared = runtime.prepare(name, wasm)?;
-        Ok(Self {
+        Ok(Self::new(runtime, prepared, limits, config))
+    }
+
+    /// A version of a component compiled and linked already.
+    pub fn new(
+        runtime: &Arc<Runtime>,
+        prepared: Arc<Prepared>,
+        limits: PluginLimits,
+        config: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
             id: ComponentVersion {
                 sha256: prepared.sha256.clone(),
                 loaded_at: SystemTime::now(),
@@ -281,7 +291,7 @@ impl Version {
             prepared,
             limits,
             config: Arc::new(config),
-        })
+        }
     }
 
     /// Makes one instance to prove this version can be instantiated with
