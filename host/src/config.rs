@@ -28,6 +28,9 @@
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
 //! token = "secret"      # required unless listen is a loopback address
+//!
+//! [cluster]             # topics across nodes
+//! redis = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -48,6 +51,15 @@ pub struct FileConfig {
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
+    pub cluster: Option<ClusterEntry>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The Redis server the nodes share, `redis://HOST:PORT`.
+    pub redis: Option<String>,
 }
 
 /// The `[admin]` table.
@@ -145,9 +157,15 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                         .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
                 );
             }
+            ("cluster", value) => {
+                out.cluster = Some(
+                    ClusterEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[cluster]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]] or [admin])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [admin] or [cluster])"
                 )
             }
         }
@@ -229,6 +247,17 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
         assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_cluster_table() {
+        let c = parse("[cluster]\nredis = \"redis://127.0.0.1:6379\"\n").unwrap();
+        assert_eq!(
+            c.cluster.unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
+        assert!(e.contains("[cluster]") && e.contains("redsi"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod common;
 mod admin;
 mod cli;
 mod close;
+mod cluster;
 mod deflate;
 mod handshake;
 mod plugins;

@@ -17,7 +17,10 @@ use super::instance::{PendingOpen, PluginHandle};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
 use super::spec::PluginSpec;
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
+use super::topics::TopicCount;
 use super::watch;
+use crate::MessageKind;
+use crate::cluster::Backplane;
 use crate::protocol::close::POLICY_VIOLATION;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
@@ -237,6 +240,46 @@ impl PluginRouter {
 
     fn binding(conn: &Connection) -> Option<&Binding> {
         conn.attachment::<Binding>()
+    }
+
+    /// Connects every tenant's topics to the other nodes through the
+    /// backplane. Call it before the server listens.
+    pub fn join_cluster(&self, backplane: &Backplane) {
+        for tenant in &self.tenants {
+            tenant.shared.topics.join(backplane);
+        }
+    }
+
+    /// Publishes to a tenant's topic from outside its plugin (the admin
+    /// API): its subscribers on this node and, with a cluster, on the
+    /// others. Returns how many subscribers on this node took it.
+    pub fn publish(
+        &self,
+        tenant: &str,
+        topic: &str,
+        kind: MessageKind,
+        payload: bytes::Bytes,
+    ) -> Result<usize, SwapError> {
+        let tenant = self.tenant(tenant)?;
+        Ok(tenant.shared.topics.publish_from_host(topic, kind, payload))
+    }
+
+    /// A tenant's topics with their subscriber counts, by name.
+    pub fn topics(&self, tenant: &str) -> Result<Vec<TopicCount>, SwapError> {
+        Ok(self.tenant(tenant)?.shared.topics.topics())
+    }
+}
+
+/// Tells the plugin serving `conn` of an error on it that no command of
+/// the plugin caused (a message for a topic that its queue refused).
+pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+    if let Some(binding) = PluginRouter::binding(conn) {
+        let event = packed::Event::Error {
+            connection: conn.id(),
+            code,
+            description,
+        };
+        push_now(binding, conn, &event);
     }
 }
 
