@@ -9,7 +9,7 @@ PYTHON_REQS := tests/python/requirements.txt plugins/tests/requirements.txt
 # (NAME-LANG.wasm here). A language is one word in PLUGIN_LANGS plus its
 # sdk/LANG/install-toolchain.sh (installs it outside the checkout) and
 # sdk/LANG/build.sh PROJECT_DIR OUT.wasm.
-PLUGIN_LANGS := js python
+PLUGIN_LANGS := js python c
 SDK_PLUGINS := $(CARGO_TARGET_DIR)/sdk-plugins
 
 .PHONY: test rust-tests python-tests plugin-tests bench-tests sdk-tests lint run setup plugins
@@ -54,6 +54,8 @@ plugin-tests: setup
 sdk-tests: setup plugins
 	node --test sdk/js/test/
 	$(VENV)/bin/pytest -q sdk/python/tests
+	sdk/c/regen-bindings.sh $(CARGO_TARGET_DIR)/c-bindings
+	diff -r sdk/c/bindings $(CARGO_TARGET_DIR)/c-bindings || { echo "sdk/c/bindings is stale: run sdk/c/regen-bindings.sh"; exit 1; }
 
 ## The benchmark harness is a workspace of its own (see bench/README.md).
 bench-tests:

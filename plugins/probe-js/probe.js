@@ -7,7 +7,8 @@
 //   info [ID] | connections | config KEY | log LEVEL TEXT |
 //   subscribe T | unsubscribe T | direct-subscribe T | publish T TEXT |
 //   publish-others T TEXT | direct-publish T TEXT | send-to ID TEXT |
-//   direct-send-to ID TEXT | bad-text | flood
+//   direct-send-to ID TEXT | bad-text | flood | subscribers T |
+//   attach TEXT | attachment [ID]
 //
 // Events: `event connected ID`, `event ping response=.. payload=..`,
 // `event ready-to-send`, `event error code=.. kind=..` (to the connection
@@ -106,6 +107,16 @@ class Probe extends Plugin {
       case "direct-publish": return reply(result(() => host.publish(first, after)));
       case "send-to": return ctx.send(Number(first), after);
       case "direct-send-to": return reply(result(() => host.send(Number(first), after)));
+      case "subscribers": return reply(`subscribers ${host.subscriberCount(rest)}`);
+      case "attach": return reply(result(() => host.setAttachment(id, rest)));
+      case "attachment": {
+        try {
+          const data = host.attachment(first ? Number(first) : id);
+          return reply(`attachment ${data === null ? "(none)" : decodeUtf8(data)}`);
+        } catch (error) {
+          return reply(`err ${error.kind}`);
+        }
+      }
       case "bad-text": return ctx.send(id, Uint8Array.of(0xff, 0xfe), "text");
       case "flood": {
         // Direct sends of 64 KiB until the queue is full.

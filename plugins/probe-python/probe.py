@@ -121,6 +121,17 @@ class Probe(Plugin):
             ctx.send(int(first), after)
         elif verb == "direct-send-to":
             reply(result(lambda: host.send(int(first), after)))
+        elif verb == "subscribers":
+            reply(f"subscribers {host.subscriber_count(rest)}")
+        elif verb == "attach":
+            reply(result(lambda: host.set_attachment(conn, rest)))
+        elif verb == "attachment":
+            try:
+                data = host.attachment(int(first) if first else conn)
+            except HostError as error:
+                reply(f"err {kind(error)}")
+                return
+            reply(f"attachment {'(none)' if data is None else data.decode()}")
         elif verb == "bad-text":
             ctx.send(conn, b"\xff\xfe", MessageFormat.TEXT)
         elif verb == "flood":

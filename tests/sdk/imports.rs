@@ -2,10 +2,9 @@
 //! refused with a message naming the import and what to do about it.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::common::*;
-use crate::{COMPILING, sdk_plugins};
+use crate::{component, serve, toml_path};
 
 #[tokio::test]
 async fn a_component_importing_what_the_host_lacks_is_refused_by_name() {
@@ -13,8 +12,8 @@ async fn a_component_importing_what_the_host_lacks_is_refused_by_name() {
     // adds `import test:extra/missing` to wsserver's.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let fixture = repo.join("tests/sdk/missing-import");
-    let dir = tempfile::tempdir().unwrap();
-    let wit = dir.path().join("wit");
+    let build = tempfile::tempdir().unwrap();
+    let wit = build.path().join("wit");
     std::fs::create_dir_all(wit.join("deps/wsserver")).unwrap();
     std::fs::copy(fixture.join("world.wit"), wit.join("world.wit")).unwrap();
     std::fs::copy(
@@ -22,7 +21,7 @@ async fn a_component_importing_what_the_host_lacks_is_refused_by_name() {
         wit.join("deps/wsserver/plugin.wit"),
     )
     .unwrap();
-    let wasm = dir.path().join("missing-import.wasm");
+    let wasm = build.path().join("missing-import.wasm");
     let built = std::process::Command::new(repo.join("sdk/js/build.sh"))
         .arg(&fixture)
         .arg(&wasm)
@@ -35,32 +34,30 @@ async fn a_component_importing_what_the_host_lacks_is_refused_by_name() {
         String::from_utf8_lossy(&built.stderr)
     );
 
-    let plugin = format!("/={}", wasm.display());
-    let cache = sdk_plugins().join("compiled");
-    let run = tokio::process::Command::new(binary())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--plugin",
-            &plugin,
-            "--plugin-cache",
-        ])
-        .arg(&cache)
-        .stdin(Stdio::null())
-        .output();
-    let output = tokio::time::timeout(COMPILING, run)
-        .await
-        .expect("the server stops in time")
-        .expect("run wsserver");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "it started:\n{stderr}");
-    assert!(
-        stderr.contains("it imports test:extra/missing, which wsserver does not provide")
-            && stderr.contains("rebuild it without them"),
-        "{stderr}"
+    // Offered as a hot swap to a running tenant: refused, and the running
+    // version keeps serving.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[tenant]]\nname = \"echo\"\nfile = {}\nroutes = [\"/\"]\n",
+        toml_path(&component("echo-js"))
     );
+    let (server, admin) = serve(dir.path(), &toml, 1).await;
+    let refused = http_with(
+        "POST",
+        &admin,
+        "/tenants/echo/swap",
+        None,
+        Some("application/wasm"),
+        std::fs::read(&wasm).unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    let error = refused.json()["error"].as_str().unwrap().to_owned();
     assert!(
-        output.stdout.is_empty(),
-        "no ready line for a refused plugin"
+        error.contains("it imports test:extra/missing, which wsserver does not provide")
+            && error.contains("rebuild it without them"),
+        "{error}"
     );
+    let mut ws = ws_connect(&server.url).await;
+    assert_eq!(ask(&mut ws, "still echoing").await, "still echoing");
 }

@@ -14,13 +14,15 @@
 mod common;
 
 /// Generates `js::NAME` and `python::NAME` from `async fn NAME(lang)`.
+/// The checks' futures are large in debug builds: they live on the heap,
+/// not on the test thread's stack.
 macro_rules! per_language {
     ($($check:ident),* $(,)?) => {
         mod js {
-            $(#[tokio::test] async fn $check() { super::$check("js").await })*
+            $(#[tokio::test] async fn $check() { Box::pin(super::$check("js")).await })*
         }
         mod python {
-            $(#[tokio::test] async fn $check() { super::$check("python").await })*
+            $(#[tokio::test] async fn $check() { Box::pin(super::$check("python")).await })*
         }
     };
 }
@@ -64,10 +66,12 @@ fn component(name: &str) -> PathBuf {
 }
 
 /// Starts the server with a TOML configuration (written to `dir`) and the
-/// admin API; returns it with the admin URL. Starts are serialised so that
-/// a component is compiled by the first server that needs it and loaded
-/// from the shared cache by the others.
-async fn serve(dir: &Path, toml: &str) -> (ServerProcess, String) {
+/// admin API, and waits until its `tenants` tenants are ready (a tenant
+/// whose component is still compiling answers 503 and is not listed yet);
+/// returns the server with the admin URL. Starts are serialised so that a
+/// component is compiled by the first server that needs it and loaded from
+/// the shared cache by the others.
+async fn serve(dir: &Path, toml: &str, tenants: usize) -> (ServerProcess, String) {
     static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let config = dir.join("wsserver.toml");
     std::fs::write(&config, toml).unwrap();
@@ -82,12 +86,23 @@ async fn serve(dir: &Path, toml: &str) -> (ServerProcess, String) {
         "--config",
         config.to_str().unwrap(),
     ];
-    let mut server = {
-        let _one_at_a_time = STARTING.lock().await;
-        ServerProcess::start_waiting(&args, COMPILING).await
-    };
+    let _one_at_a_time = STARTING.lock().await;
+    let mut server = ServerProcess::start_waiting(&args, COMPILING).await;
     let admin = server.admin_url().await;
-    (server, admin)
+    let deadline = tokio::time::Instant::now() + COMPILING;
+    loop {
+        let listed = http("GET", &admin, "/tenants", None, None).await.json();
+        let ready = listed["tenants"].as_array().map_or(0, Vec::len);
+        if ready == tenants {
+            return (server, admin);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{ready} of {tenants} tenants ready: {listed}\n{}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A TOML string holding a path.

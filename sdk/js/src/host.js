@@ -68,6 +68,25 @@ export function publish(topic, data, { exclude = null, format } = {}) {
   call(wit.publish, topic, formatOf(data, format), toBytes(data), exclude);
 }
 
+/** How many connections subscribe to `topic` (across the cluster, with a backplane). */
+export function subscriberCount(topic) {
+  return Number(wit.subscriberCount(topic));
+}
+
+/**
+ * Stores up to 2048 bytes with a connection (a string is stored as UTF-8),
+ * kept by the host while it is open: across hibernation, instance
+ * replacement and hot swaps. Empty data removes it.
+ */
+export function setAttachment(connection, data) {
+  call(wit.setAttachment, connection, toBytes(data));
+}
+
+/** The bytes last stored with `setAttachment` (a Uint8Array), or null. */
+export function attachment(connection) {
+  return call(wit.attachment, connection) ?? null;
+}
+
 /** A configuration value the operator granted this plugin, or null. */
 export function config(key) {
   return wit.configGet(key) ?? null;

@@ -214,6 +214,11 @@ export declare namespace host {
   function subscribe(connection: ConnectionId, topic: string): void;
   function unsubscribe(connection: ConnectionId, topic: string): void;
   function publish(topic: string, data: Data, options?: PublishOptions): void;
+  /** Subscribers of a topic (across the cluster, with a backplane). */
+  function subscriberCount(topic: string): number;
+  /** Up to 2048 bytes kept with a connection by the host (hibernation, swaps); empty removes. */
+  function setAttachment(connection: ConnectionId, data: Data): void;
+  function attachment(connection: ConnectionId): Uint8Array | null;
   /** A configuration value granted to the plugin, or null. */
   function config(key: string): string | null;
   function log(level: LogLevel, message: string): void;

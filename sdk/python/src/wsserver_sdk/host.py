@@ -73,6 +73,23 @@ def publish(
     _call(wit.publish, topic, fmt, payload, exclude)
 
 
+def subscriber_count(topic: str) -> int:
+    """How many connections subscribe to `topic` (across the cluster, with a backplane)."""
+    return wit.subscriber_count(topic)
+
+
+def set_attachment(connection: int, data: str | bytes) -> None:
+    """Stores up to 2048 bytes with a connection (a str as UTF-8), kept by
+    the host while it is open: across hibernation, instance replacement and
+    hot swaps. Empty data removes it."""
+    _call(wit.set_attachment, connection, encode(data, None)[1])
+
+
+def attachment(connection: int) -> bytes | None:
+    """The bytes last stored with `set_attachment`, or None."""
+    return _call(wit.attachment, connection)
+
+
 def config(key: str) -> str | None:
     """A configuration value the operator granted this plugin, or None."""
     return wit.config_get(key)
