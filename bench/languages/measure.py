@@ -44,11 +44,12 @@ def link_host(linker):
     with linker.root() as root:
         with root.add_instance(HOST) as host:
             for name in ("send", "ping", "disconnect", "set-line-mode", "pause-data",
-                         "resume-data", "subscribe", "unsubscribe", "publish", "log"):
+                         "resume-data", "subscribe", "unsubscribe", "publish", "log",
+                         "set-attachment", "attachment", "config-get"):
                 host.add_func(name, lambda _store, *args: None)
             host.add_func("connection-info", lambda _store, _id: "invalid-connection")
             host.add_func("connections", lambda _store: [])
-            host.add_func("config-get", lambda _store, _key: None)
+            host.add_func("subscriber-count", lambda _store, _topic: 0)
 
 
 def rss_bytes():
