@@ -19,7 +19,11 @@
 //! Load generator and server share the machine's cores, so the figures
 //! compare the scenarios on one machine; they are not absolute capacity.
 
-use std::path::{Path, PathBuf};
+#[path = "../../tests/common/plugins.rs"]
+#[allow(dead_code)] // shared with the tests; this bench uses a part
+mod plugins;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +34,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use plugins::plugin_file;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -90,10 +96,6 @@ impl Drop for Server {
     }
 }
 
-fn plugin(name: &str) -> PathBuf {
-    wsserver::plugin::builtin_dir().join(format!("{name}.wasm"))
-}
-
 fn quoted(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
@@ -105,8 +107,8 @@ fn write_config(path: &Path, noisy_plugin: &str, noisy: &str, version: &str) {
         "[settings]\nMaxConnections = 2000\n\
          [[tenant]]\nname = \"calm\"\nfile = {}\nroutes = [\"/calm\"]\n[tenant.config]\nversion = \"{version}\"\n\
          [[tenant]]\nname = \"noisy\"\nfile = {}\nroutes = [\"/noisy\"]\nmemory_limit = 67108864\n{noisy}\n",
-        quoted(&plugin("versioned")),
-        quoted(&plugin(noisy_plugin)),
+        quoted(&plugin_file("versioned")),
+        quoted(&plugin_file(noisy_plugin)),
     );
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).expect("write config");

@@ -16,11 +16,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
-use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
-use wsserver::server::echo::EchoHandler;
-use wsserver::server::settings::all_keys;
-use wsserver::{Handler, Settings, WsServer};
+use wsserver::tls::CertificateInfo;
+use wsserver::{EchoHandler, Handler, IpMode, Settings, WsServer, setting_keys};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
@@ -28,8 +26,11 @@ const DEFAULT_PORT: &str = "8080";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_settings {
-        let width = all_keys().map(|(name, _)| name.len()).max().unwrap_or(0);
-        for (name, summary) in all_keys() {
+        let width = setting_keys()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        for (name, summary) in setting_keys() {
             println!("{name:<width$}  {summary}");
         }
         return ExitCode::SUCCESS;
@@ -244,7 +245,7 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
     let (host, port) = cli::split_listen(listen).map_err(anyhow::Error::msg)?;
     settings.set("LocalHost", &host)?;
     settings.set("LocalPort", &port.to_string())?;
-    if host.contains(':') && settings.use_ipv6 == wsserver::server::IpMode::V4Only {
+    if host.contains(':') && settings.use_ipv6 == IpMode::V4Only {
         settings.set("UseIPv6", "1")?;
     }
     Ok(())
