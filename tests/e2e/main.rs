@@ -5,12 +5,16 @@
 mod common;
 
 mod admin;
+mod author_tools;
+mod c_plugins;
 mod cli;
 mod close;
+mod cluster;
 mod deflate;
 mod handshake;
 mod plugins;
 mod protocol;
+mod runtime;
 mod socket_options;
 mod tenants;
 mod tls;
