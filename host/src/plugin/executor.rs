@@ -57,6 +57,10 @@ pub struct RuntimeOptions {
     /// past it an instance cannot be created (new connections get 503).
     /// Default: what `vm.max_map_count` leaves room for.
     pub max_instances: usize,
+    /// Run a turn on the connection's own thread when its events find the
+    /// instance idle (no hop to an executor and back), unless the
+    /// tenant's turns have lately been slow. Default true.
+    pub inline_turns: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -67,6 +71,7 @@ impl Default for RuntimeOptions {
             // Threads stay within 2 x cores + 16 in all.
             max_spare: cores + 8,
             max_instances: default_max_instances(),
+            inline_turns: true,
         }
     }
 }
@@ -147,6 +152,11 @@ impl Executors {
         if queue.waiting > 0 {
             self.pool.ready.notify_one();
         }
+    }
+
+    /// Milliseconds on the pool's clock (never 0).
+    pub fn now_ms(&self) -> u64 {
+        self.pool.now_ms()
     }
 
     /// Lets the watchdog check `task` for hibernation until it answers

@@ -256,23 +256,49 @@ thread_local! {
     static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
 }
 
+/// Staged events taken for a plugin: handed over outside the
+/// thread-local's borrow, because handing over may run the plugin's turn
+/// on this thread.
+struct Handover {
+    plugin: Arc<PluginHandle>,
+    conn: Connection,
+    events: Vec<u8>,
+}
+
+impl Handover {
+    fn push(self) {
+        self.plugin.push(&self.events, &self.conn);
+        // Keep the buffer for the next read, unless one was staged since.
+        let mut events = self.events;
+        events.clear();
+        STAGED.with_borrow_mut(|staged| {
+            if staged.events.capacity() == 0 {
+                staged.events = events;
+            }
+        });
+    }
+}
+
 impl Staged {
-    fn flush(&mut self) {
-        if let Some((plugin, conn)) = self.target.take() {
-            plugin.push(&self.events, &conn);
-            self.events.clear();
-        }
+    fn take(&mut self) -> Option<Handover> {
+        let (plugin, conn) = self.target.take()?;
+        Some(Handover {
+            plugin,
+            conn,
+            events: std::mem::take(&mut self.events),
+        })
     }
 }
 
 /// Stages an event of `conn`; events of another connection first hand over
 /// what is staged, so each connection's events keep their order.
 fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
-    STAGED.with_borrow_mut(|staged| {
+    let (before, full) = STAGED.with_borrow_mut(|staged| {
+        let mut before = None;
         if let Some((plugin, staged_conn)) = &staged.target
             && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
         {
-            staged.flush();
+            before = staged.take();
         }
         if staged.target.is_none() {
             staged.target = Some((binding.plugin.clone(), conn.clone()));
@@ -280,15 +306,21 @@ fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
         packed::Writer::new(&mut staged.events).event(event);
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
-        if staged.events.len() >= STAGE_LIMIT {
-            staged.flush();
-        }
+        let full = (staged.events.len() >= STAGE_LIMIT)
+            .then(|| staged.take())
+            .flatten();
+        (before, full)
     });
+    for handover in [before, full].into_iter().flatten() {
+        handover.push();
+    }
 }
 
 /// Hands over what is staged on this thread.
 fn flush_staged() {
-    STAGED.with_borrow_mut(Staged::flush);
+    if let Some(handover) = STAGED.with_borrow_mut(Staged::take) {
+        handover.push();
+    }
 }
 
 /// Sends one event now, after anything staged.
