@@ -59,7 +59,11 @@ pub struct RuntimeOptions {
     pub max_instances: usize,
     /// Run a turn on the connection's own thread when its events find the
     /// instance idle (no hop to an executor and back), unless the
-    /// tenant's turns have lately been slow. Default true.
+    /// tenant's turns have lately been slow. Default false: wasmtime's
+    /// synchronous WASI blocks on a tokio runtime for stream calls (a
+    /// guest printing to stdout or stderr, e.g. a panic message), which
+    /// panics on the server's own workers; only components that never
+    /// touch WASI streams may run inline.
     pub inline_turns: bool,
 }
 
@@ -68,10 +72,11 @@ impl Default for RuntimeOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             executors: cores,
-            // Threads stay within 2 x cores + 16 in all.
-            max_spare: cores + 8,
+            // With the server's own workers (one per core) and a few
+            // helpers, threads stay within 2 x cores + 16.
+            max_spare: 8,
             max_instances: default_max_instances(),
-            inline_turns: true,
+            inline_turns: false,
         }
     }
 }

@@ -4,11 +4,12 @@
 //! Connection tasks push events into the inbox; the first push schedules
 //! the actor on the pool, and its turn hands everything waiting to the
 //! guest in one `on-events` call, then applies the commands the guest
-//! returned. When the actor is idle and its turns have been quick (under
-//! a millisecond), the pushing connection's thread runs the turn itself:
-//! an echo then costs no hop to an executor and back. A turn that runs
-//! long sends the actor's turns to the executors for a while, so a slow
-//! or looping plugin holds connection threads at most once per period.
+//! returned. With `inline_turns` (off by default, see `RuntimeOptions`),
+//! when the actor is idle and its turns have been quick (under a
+//! millisecond), the pushing connection's thread runs the turn itself: an
+//! echo then costs no hop to an executor and back. A turn that runs long
+//! sends the actor's turns to the executors for a while, so a slow or
+//! looping plugin holds connection threads at most once per period.
 //!
 //! The wasm instance itself is made on demand: an actor starts without
 //! one, makes it when the first event or open request arrives, and drops
@@ -186,6 +187,12 @@ impl PluginHandle {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
+        self.run_here(inbox);
+    }
+
+    /// Runs the actor's turn on this (the pushing connection's) thread
+    /// when it is idle and its turns are quick; otherwise schedules it.
+    fn run_here(&self, mut inbox: MutexGuard<'_, Inbox>) {
         if inbox.scheduled {
             return;
         }
@@ -228,7 +235,7 @@ impl PluginHandle {
     pub fn push_open(&self, open: PendingOpen) {
         let mut inbox = self.inbox();
         inbox.opens.push(open);
-        self.wake(inbox);
+        self.run_here(inbox);
     }
 
     /// Signals `done` once the events queued so far have been handled and
