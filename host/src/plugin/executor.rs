@@ -302,3 +302,51 @@ impl Pool {
 /// How often idle instances are looked for: the precision of
 /// `hibernate_after`.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A task that runs `body` once per turn.
+    struct Once<F: Fn() + Send + Sync>(F);
+
+    impl<F: Fn() + Send + Sync> Task for Once<F> {
+        fn turn(&self) -> bool {
+            (self.0)();
+            false
+        }
+
+        fn check_idle(&self, _now: Instant) -> IdleCheck {
+            IdleCheck::Forget
+        }
+    }
+
+    #[test]
+    fn a_turn_that_holds_the_only_executor_gets_a_spare_beside_it() {
+        let executors = Executors::start(RuntimeOptions {
+            executors: 1,
+            max_spare: 1,
+            max_instances: 16,
+            inline_turns: false,
+        })
+        .unwrap();
+        let (release, held) = mpsc::channel::<()>();
+        let held = Mutex::new(held);
+        let (started, started_rx) = mpsc::channel();
+        executors.schedule(Arc::new(Once(move || {
+            let _ = started.send(());
+            // Holds its executor until the test lets go.
+            let _ = lock(&held).recv_timeout(Duration::from_secs(10));
+        })));
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let (ran, ran_rx) = mpsc::channel();
+        executors.schedule(Arc::new(Once(move || {
+            let _ = ran.send(());
+        })));
+        // Served by a spare while the first turn still runs.
+        ran_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        release.send(()).unwrap();
+        executors.shutdown();
+    }
+}
