@@ -5,7 +5,7 @@
 //! within the tenant's rates.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,6 +29,9 @@ pub struct PluginRouter {
     /// Every declared tenant, in declaration order; each ready once its
     /// component has loaded.
     slots: Vec<Arc<Slot>>,
+    /// Slot indexes by the path prefix of their routes: an open request
+    /// looks up the prefixes of its path, not every tenant's routes.
+    by_prefix: HashMap<String, Vec<usize>>,
     runtime: Arc<Runtime>,
 }
 
@@ -119,7 +122,22 @@ impl PluginRouter {
     ) -> Result<Self, LoadError> {
         let runtime = Runtime::start(engine, options)?;
         match loading::start(&runtime, specs) {
-            Ok(slots) => Ok(Self { slots, runtime }),
+            Ok(slots) => {
+                let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+                for (index, slot) in slots.iter().enumerate() {
+                    for route in &slot.routes {
+                        let indexes = by_prefix.entry(route.path_prefix.clone()).or_default();
+                        if indexes.last() != Some(&index) {
+                            indexes.push(index);
+                        }
+                    }
+                }
+                Ok(Self {
+                    slots,
+                    by_prefix,
+                    runtime,
+                })
+            }
             Err(e) => {
                 runtime.shutdown();
                 Err(e)
@@ -135,8 +153,15 @@ impl PluginRouter {
     /// The tenant serving `path` on `host` (ready or not): host routes
     /// before host-less ones, then the longest path prefix.
     fn route(&self, path: &str, host: &str) -> Option<&Slot> {
-        self.slots
-            .iter()
+        // The path itself and each prefix ending before a `/`, then "/".
+        let prefixes = std::iter::once(path)
+            .chain(path.match_indices('/').rev().map(|(at, _)| &path[..at]))
+            .filter(|prefix| !prefix.is_empty())
+            .chain(std::iter::once("/"));
+        prefixes
+            .filter_map(|prefix| self.by_prefix.get(prefix))
+            .flatten()
+            .map(|&index| &self.slots[index])
             .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
             .filter_map(|(route, slot)| route.matches(path, host).map(|rank| (rank, slot)))
             .max_by_key(|(rank, _)| *rank)
