@@ -34,6 +34,9 @@
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
 //! token = "secret"      # required unless listen is a loopback address
+//!
+//! [cluster]             # topics across nodes
+//! redis = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -55,6 +58,7 @@ pub struct FileConfig {
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
     pub runtime: RuntimeEntry,
+    pub cluster: Option<ClusterEntry>,
 }
 
 /// The `[runtime]` table.
@@ -67,6 +71,14 @@ pub struct RuntimeEntry {
     pub max_instances: Option<usize>,
     /// Quick turns run on the connection's thread (default false).
     pub inline_turns: Option<bool>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The Redis server the nodes share, `redis://HOST:PORT`.
+    pub redis: Option<String>,
 }
 
 /// The `[admin]` table.
@@ -173,9 +185,15 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                     bail!("[runtime]: executors and max_instances must be at least 1");
                 }
             }
+            ("cluster", value) => {
+                out.cluster = Some(
+                    ClusterEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[cluster]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime] or [admin])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])"
                 )
             }
         }
@@ -257,6 +275,17 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
         assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_cluster_table() {
+        let c = parse("[cluster]\nredis = \"redis://127.0.0.1:6379\"\n").unwrap();
+        assert_eq!(
+            c.cluster.unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
+        assert!(e.contains("[cluster]") && e.contains("redsi"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use wsserver::plugin::{self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
+use wsserver::plugin::{
+    self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component,
+};
 
 use crate::config::TenantEntry;
 
@@ -89,9 +91,13 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
     };
     let name = entry.name.clone().unwrap_or(name);
     let wasm = match &source {
-        Some(path) => std::fs::read(path)
-            .map(Bytes::from)
-            .with_context(|| format!("cannot read plugin {}", entry.file))?,
+        Some(path) => {
+            let wasm = std::fs::read(path)
+                .with_context(|| format!("cannot read plugin {}", entry.file))?;
+            check_component(&wasm)
+                .with_context(|| format!("plugin {} cannot be loaded", path.display()))?;
+            Bytes::from(wasm)
+        }
         None => builtin(&entry.file)?,
     };
     let mut texts = entry.routes.clone();

@@ -5,8 +5,11 @@
 mod common;
 
 mod admin;
+mod author_tools;
+mod c_plugins;
 mod cli;
 mod close;
+mod cluster;
 mod deflate;
 mod handshake;
 mod plugins;

@@ -24,11 +24,12 @@ mod topics;
 mod version;
 mod watch;
 
-pub use engine::{LoadError, PluginEngine};
+pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};
 pub use executor::RuntimeOptions;
 pub use router::PluginRouter;
 pub use spec::{OverRate, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
 pub use tenant::{SwapError, SwapOutcome, TenantCounters, TenantStatus, Update};
+pub use topics::TopicCount;
 pub use version::ComponentVersion;
 pub use watch::WATCH_INTERVAL;
 
