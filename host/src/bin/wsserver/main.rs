@@ -171,6 +171,7 @@ fn build_router(
     let options = RuntimeOptions {
         executors: runtime.executors.unwrap_or(defaults.executors),
         max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        inline_turns: runtime.inline_turns.unwrap_or(defaults.inline_turns),
         ..defaults
     };
     let router = PluginRouter::start_with(&engine, specs, options)?;
