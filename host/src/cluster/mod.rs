@@ -54,6 +54,10 @@ const QUEUE: usize = 65_536;
 pub trait Inbound: Send + Sync {
     /// A message another node published to `topic` of this tenant.
     fn deliver(&self, topic: &str, kind: MessageKind, payload: Bytes);
+
+    /// The other nodes' subscribers of `topic` went from `before` to
+    /// `after` (as read every [`PRESENCE_PERIOD`]).
+    fn remote_count_changed(&self, topic: &str, before: u64, after: u64);
 }
 
 /// Why a backplane could not be set up.
@@ -120,6 +124,8 @@ struct State {
     remote: HashMap<Arc<str>, HashMap<String, u64>>,
     /// When each tenant's counts were last asked for.
     asked: HashMap<Arc<str>, Instant>,
+    /// Tenants watching topics (their plugins want presence changes).
+    watching: HashSet<Arc<str>>,
     connected: bool,
     subscribed: usize,
     down_since: Option<SystemTime>,
@@ -265,6 +271,17 @@ impl TenantLink {
             .unwrap_or(0)
     }
 
+    /// Whether the tenant watches any topic: its counts are then read even
+    /// without local subscribers.
+    pub fn set_watching(&self, watching: bool) {
+        let mut state = self.shared.lock();
+        if watching {
+            state.watching.insert(self.tenant.clone());
+        } else {
+            state.watching.remove(&self.tenant);
+        }
+    }
+
     /// Every topic with subscribers on other nodes, with their count there.
     pub fn remote_topics(&self) -> Vec<(String, u64)> {
         let mut state = self.shared.lock();
@@ -334,6 +351,38 @@ impl Shared {
         }
     }
 
+    /// Keeps the other nodes' counts just read; returns, per tenant, the
+    /// topics whose count changed (before, after).
+    fn store_remote(
+        &self,
+        counts: Vec<(Arc<str>, HashMap<String, u64>)>,
+    ) -> Vec<(Arc<dyn Inbound>, Changed)> {
+        let mut state = self.lock();
+        let mut changes = Vec::new();
+        for (tenant, after) in counts {
+            let before = state.remote.remove(&tenant).unwrap_or_default();
+            let mut changed: Vec<(String, u64, u64)> = before
+                .iter()
+                .map(|(topic, n)| (topic.clone(), *n, after.get(topic).copied().unwrap_or(0)))
+                .chain(
+                    after
+                        .iter()
+                        .filter(|(topic, _)| !before.contains_key(*topic))
+                        .map(|(topic, n)| (topic.clone(), 0, *n)),
+                )
+                .filter(|(_, before, after)| before != after)
+                .collect();
+            changed.sort();
+            if !changed.is_empty()
+                && let Some(inbound) = state.tenants.get(&tenant).and_then(Weak::upgrade)
+            {
+                changes.push((inbound, changed));
+            }
+            state.remote.insert(tenant, after);
+        }
+        changes
+    }
+
     /// Hands a message from another node to the tenant's topics.
     fn deliver(&self, channel: &[u8], message: Bytes) {
         let Some(decoded) = wire::decode(message) else {
@@ -359,6 +408,9 @@ impl Shared {
         }
     }
 }
+
+/// Topics whose count changed: (topic, before, after).
+type Changed = Vec<(String, u64, u64)>;
 
 /// A random id per process: what lets a node skip its own messages.
 fn random_node_id() -> u64 {

@@ -365,7 +365,7 @@ impl Actor {
         if let Some(reason) = failure {
             let involved: Vec<ConnectionId> = packed::events(batch)
                 .flatten()
-                .map(|e| e.connection())
+                .filter_map(|e| e.connection())
                 .collect();
             self.fail(&involved, &reason);
         }

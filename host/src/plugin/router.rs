@@ -270,16 +270,12 @@ impl PluginRouter {
     }
 }
 
-/// Tells the plugin serving `conn` of an error on it that no command of
-/// the plugin caused (a message for a topic that its queue refused).
-pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+/// Hands the plugin instance serving `conn` an event that no client input
+/// caused: an error for a topic message its queue refused, a presence
+/// change for a topic it watches.
+pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
     if let Some(binding) = PluginRouter::binding(conn) {
-        let event = packed::Event::Error {
-            connection: conn.id(),
-            code,
-            description,
-        };
-        push_now(binding, conn, &event);
+        push_now(binding, conn, event);
     }
 }
 

@@ -9,5 +9,5 @@
 
 pub use crate::bindings::plugin::wsserver::plugin::host::{
     config_get, connection_info, connections, disconnect, log, pause_data, ping, publish,
-    resume_data, send, set_line_mode, subscribe, subscriber_count, unsubscribe,
+    resume_data, send, set_line_mode, subscribe, subscriber_count, unsubscribe, watch_topic,
 };
