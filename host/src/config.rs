@@ -22,8 +22,13 @@
 //! connection_rate = 50                    # messages/s per connection
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
+//! hibernate_after_ms = 30000              # drop an idle instance (off by default)
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
+//!
+//! [runtime]             # the executors every tenant's instances run on
+//! executors = 2         # threads; default one per core
+//! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
 //!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
@@ -51,7 +56,18 @@ pub struct FileConfig {
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
+    pub runtime: RuntimeEntry,
     pub cluster: Option<ClusterEntry>,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    /// Executor threads running plugin instances.
+    pub executors: Option<usize>,
+    /// Live plugin instances, all tenants together.
+    pub max_instances: Option<usize>,
 }
 
 /// The `[cluster]` table.
@@ -98,6 +114,8 @@ pub struct TenantEntry {
     pub tenant_rate: Option<u32>,
     /// "drop" or "close".
     pub over_rate: Option<String>,
+    /// Milliseconds without events after which an instance hibernates.
+    pub hibernate_after_ms: Option<u64>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -157,6 +175,13 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                         .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
                 );
             }
+            ("runtime", value) => {
+                out.runtime = RuntimeEntry::deserialize(value)
+                    .map_err(|e| anyhow::anyhow!("[runtime]: {}", e.message()))?;
+                if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
+                    bail!("[runtime]: executors and max_instances must be at least 1");
+                }
+            }
             ("cluster", value) => {
                 out.cluster = Some(
                     ClusterEntry::deserialize(value)
@@ -165,7 +190,7 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
             }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [admin] or [cluster])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])"
                 )
             }
         }

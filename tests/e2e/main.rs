@@ -5,6 +5,8 @@
 mod common;
 
 mod admin;
+mod author_tools;
+mod c_plugins;
 mod cli;
 mod close;
 mod cluster;
@@ -12,6 +14,7 @@ mod deflate;
 mod handshake;
 mod plugins;
 mod protocol;
+mod runtime;
 mod socket_options;
 mod tenants;
 mod tls;

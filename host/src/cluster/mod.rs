@@ -150,19 +150,31 @@ struct Shared {
     counters: Counters,
 }
 
+/// The task that connects to Redis and keeps the node's side of the
+/// backplane going: spawn [`run`](Self::run) on a tokio runtime. It ends
+/// when the [`Backplane`] and its links are dropped.
+pub struct Link {
+    shared: Weak<Shared>,
+    client: redis::Client,
+    queue: mpsc::Receiver<Outgoing>,
+}
+
+impl Link {
+    pub async fn run(self) {
+        link::run(self.shared, self.client, self.queue).await;
+    }
+}
+
 impl Backplane {
     /// Checks `url` (`redis://HOST:PORT[/DB]`, with an optional
-    /// `user:password@`) and starts the link on the current tokio runtime.
-    /// Connecting happens in the background: a node starts, and serves
-    /// locally, while Redis is still unreachable.
-    pub fn start(url: &str) -> Result<Self, ClusterError> {
-        let error = |reason: String| ClusterError {
+    /// `user:password@`); the backplane does nothing until its [`Link`]
+    /// runs. Connecting happens in the background: a node starts, and
+    /// serves locally, while Redis is still unreachable.
+    pub fn new(url: &str) -> Result<(Self, Link), ClusterError> {
+        let client = link::client(url).map_err(|e| ClusterError {
             url: redact(url),
-            reason,
-        };
-        let client = link::client(url).map_err(|e| error(e.to_string()))?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| error("no tokio runtime to run the link on".into()))?;
+            reason: e.to_string(),
+        })?;
         let (outgoing, queue) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             node: random_node_id(),
@@ -172,8 +184,12 @@ impl Backplane {
             wake: Arc::default(),
             counters: Counters::default(),
         });
-        runtime.spawn(link::run(Arc::downgrade(&shared), client, queue));
-        Ok(Self { shared })
+        let link = Link {
+            shared: Arc::downgrade(&shared),
+            client,
+            queue,
+        };
+        Ok((Self { shared }, link))
     }
 
     /// Registers a tenant's topics: other nodes' messages for it reach
