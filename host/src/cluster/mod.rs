@@ -29,7 +29,7 @@ mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -126,7 +126,6 @@ struct State {
     asked: HashMap<Arc<str>, Instant>,
     /// Tenants watching topics (their plugins want presence changes).
     watching: HashSet<Arc<str>>,
-    connected: bool,
     subscribed: usize,
     down_since: Option<SystemTime>,
     last_error: Option<String>,
@@ -145,6 +144,8 @@ struct Shared {
     redis: String,
     state: Mutex<State>,
     outgoing: mpsc::Sender<Outgoing>,
+    /// Whether the link to Redis is up (read on every publish).
+    connected: AtomicBool,
     /// Wakes the link when the set of wanted channels changes.
     wake: Arc<Notify>,
     counters: Counters,
@@ -181,6 +182,7 @@ impl Backplane {
             redis: redact(url),
             state: Mutex::default(),
             outgoing,
+            connected: AtomicBool::new(false),
             wake: Arc::default(),
             counters: Counters::default(),
         });
@@ -210,7 +212,7 @@ impl Backplane {
         ClusterStatus {
             node: wire::node_hex(self.shared.node),
             redis: self.shared.redis.clone(),
-            connected: state.connected,
+            connected: self.shared.connected.load(Ordering::Relaxed),
             subscribed_channels: state.subscribed,
             published: get(&counters.published),
             publish_failures: get(&counters.publish_failures),
@@ -244,7 +246,10 @@ impl TenantLink {
             channel: wire::channel(&self.tenant, topic),
             message: wire::encode(self.shared.node, kind, payload),
         };
-        if !self.shared.lock().connected || self.shared.outgoing.try_send(outgoing).is_err() {
+        // While the link is down nothing queues: at most once, never late.
+        if !self.shared.connected.load(Ordering::Relaxed)
+            || self.shared.outgoing.try_send(outgoing).is_err()
+        {
             self.shared.failed(1);
         }
     }
@@ -324,7 +329,7 @@ impl Shared {
     /// The link is up: logs the end of an outage.
     fn up(&self) {
         let mut state = self.lock();
-        state.connected = true;
+        self.connected.store(true, Ordering::Relaxed);
         if let Some(since) = state.down_since.take() {
             let down = since.elapsed().unwrap_or_default();
             tracing::info!(
@@ -349,7 +354,7 @@ impl Shared {
     fn down(&self, error: &str) {
         let mut state = self.lock();
         let first = state.down_since.is_none();
-        state.connected = false;
+        self.connected.store(false, Ordering::Relaxed);
         state.subscribed = 0;
         state.last_error = Some(error.to_owned());
         if first {
