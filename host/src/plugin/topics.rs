@@ -77,11 +77,13 @@ impl TopicBus {
         self.local.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Connects the topics to the other nodes (once, before any client).
+    /// Connects the topics to the other nodes (once: later calls do
+    /// nothing), before the tenant serves its first client.
     pub fn join(self: &Arc<Self>, backplane: &Backplane) {
-        let inbound: Arc<dyn Inbound> = self.clone();
-        let link = backplane.join(&self.tenant, Arc::downgrade(&inbound));
-        let _ = self.cluster.set(link);
+        self.cluster.get_or_init(|| {
+            let inbound: Arc<dyn Inbound> = self.clone();
+            backplane.join(&self.tenant, Arc::downgrade(&inbound))
+        });
     }
 
     fn remote_count(&self, topic: &str) -> u64 {
