@@ -575,7 +575,7 @@ impl Actor {
         let involved = || -> Vec<ConnectionId> {
             packed::events(batch)
                 .flatten()
-                .map(|e| e.connection())
+                .filter_map(|e| e.connection())
                 .collect()
         };
         let failure = match self.ensure_live(handle) {

@@ -123,7 +123,18 @@ impl PluginRouter {
         specs: Vec<PluginSpec>,
         options: RuntimeOptions,
     ) -> Result<Self, LoadError> {
-        let runtime = Runtime::start(engine, options)?;
+        Self::start_in_cluster(engine, specs, options, None)
+    }
+
+    /// [`start_with`](Self::start_with), each tenant's topics joined to
+    /// the other nodes through `cluster` (see [`crate::cluster`]).
+    pub fn start_in_cluster(
+        engine: &PluginEngine,
+        specs: Vec<PluginSpec>,
+        options: RuntimeOptions,
+        cluster: Option<Backplane>,
+    ) -> Result<Self, LoadError> {
+        let runtime = Runtime::start(engine, options, cluster)?;
         match loading::start(&runtime, specs) {
             Ok(slots) => {
                 let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
@@ -267,21 +278,6 @@ impl PluginRouter {
         conn.attachment::<Binding>()
     }
 
-    /// Connects every tenant's topics to the other nodes through the
-    /// backplane: those ready now, and the others as they become ready.
-    /// Call it before the server listens.
-    pub fn join_cluster(&self, backplane: &Backplane) {
-        let mut cluster = self
-            .runtime
-            .cluster
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let backplane = cluster.get_or_insert_with(|| backplane.clone());
-        for tenant in self.ready() {
-            tenant.shared.topics.join(backplane);
-        }
-    }
-
     /// Publishes to a tenant's topic from outside its plugin (the admin
     /// API): its subscribers on this node and, with a cluster, on the
     /// others. Returns how many subscribers on this node took it.
@@ -302,16 +298,12 @@ impl PluginRouter {
     }
 }
 
-/// Tells the plugin serving `conn` of an error on it that no command of
-/// the plugin caused (a message for a topic that its queue refused).
-pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+/// Hands the plugin instance serving `conn` an event that no client input
+/// caused: an error for a topic message its queue refused, a presence
+/// change for a topic it watches.
+pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
     if let Some(binding) = PluginRouter::binding(conn) {
-        let event = packed::Event::Error {
-            connection: conn.id(),
-            code,
-            description,
-        };
-        push_now(binding, conn, &event);
+        push_now(binding, conn, event);
     }
 }
 

@@ -175,6 +175,13 @@ typedef struct ws_plugin {
     /* A queued command failed, or the host hit an error on a connection
      * (WS_ERROR_* codes; treat unknown ones as errors). */
     void (*error)(ws_conn_t conn, uint32_t code, const char *description);
+    /* Subscribers joined (`joined` true) or left a topic the plugin
+     * watches (ws_host_watch_topic). `has_conn`: `conn` is the connection
+     * that joined or left, one of the plugin's on this node; otherwise the
+     * change happened on other nodes and `count` is its size.
+     * `subscribers`: the topic's subscribers after it, on every node. */
+    void (*presence)(const char *topic, bool joined, bool has_conn, ws_conn_t conn,
+                     uint32_t count, uint64_t subscribers);
 
     /* Lifecycle (hot swap), used only when built with `--stateful` (the
      * component then exports `lifecycle`). `snapshot` appends the plugin's
@@ -227,6 +234,11 @@ ws_result_t ws_host_unsubscribe(ws_conn_t conn, const char *topic);
 /* `exclude` is ignored unless `has_exclude`. */
 ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *data, size_t len,
                             bool has_exclude, ws_conn_t exclude);
+/* Subscribers of `topic` of this tenant, on every node with a cluster. */
+uint64_t ws_host_subscriber_count(const char *topic);
+/* Starts (`watch` true) or stops `presence` callbacks for `topic`; they go
+ * to the instance serving `conn` while it is open. */
+ws_result_t ws_host_watch_topic(ws_conn_t conn, const char *topic, bool watch);
 
 /* What the host knows about a connection (the seed's WSConnection). */
 typedef struct ws_connection_info {

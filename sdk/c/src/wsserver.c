@@ -295,6 +295,17 @@ ws_result_t ws_host_unsubscribe(ws_conn_t conn, const char *topic) {
     return result_of(wsserver_plugin_host_unsubscribe(conn, &text, &err), err);
 }
 
+uint64_t ws_host_subscriber_count(const char *topic) {
+    wsb_string_t text = view_string(topic);
+    return wsserver_plugin_host_subscriber_count(&text);
+}
+
+ws_result_t ws_host_watch_topic(ws_conn_t conn, const char *topic, bool watch) {
+    wsb_string_t text = view_string(topic);
+    wsserver_plugin_types_host_error_t err = 0;
+    return result_of(wsserver_plugin_host_watch_topic(conn, &text, watch, &err), err);
+}
+
 ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *data, size_t len,
                             bool has_exclude, ws_conn_t exclude) {
     wsb_string_t text = view_string(topic);
@@ -632,6 +643,15 @@ void exports_wsserver_plugin_handler_on_events(exports_wsserver_plugin_handler_l
                                 arena_str(&arena, &event->val.error.description));
             }
             break;
+        case WSSERVER_PLUGIN_TYPES_EVENT_PRESENCE: {
+            wsserver_plugin_types_presence_change_t *change = &event->val.presence;
+            if (ws_plugin.presence) {
+                ws_plugin.presence(arena_str(&arena, &change->topic), change->joined,
+                                   change->connection.is_some, change->connection.val,
+                                   change->count, change->subscribers);
+            }
+            break;
+        }
         default:
             break;
         }

@@ -83,6 +83,16 @@ export function attachment(connection) {
   return found == null ? null : Uint8Array.from(found);
 }
 
+/** Subscribers of `topic` (this tenant's), on every node with a cluster, as a Number. */
+export function subscriberCount(topic) {
+  return Number(wit.subscriberCount(topic));
+}
+
+/** Starts (or with `watch` false stops) `presence` events for `topic`, delivered through `connection`. */
+export function watchTopic(connection, topic, watch = true) {
+  call(wit.watchTopic, connection, topic, watch);
+}
+
 /** A configuration value the operator granted this plugin, or null. */
 export function config(key) {
   return wit.configGet(key) ?? null;

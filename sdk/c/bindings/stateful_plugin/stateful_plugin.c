@@ -41,6 +41,9 @@ extern void __wasm_import_wsserver_plugin_host_publish(uint8_t *, size_t, int32_
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("subscriber-count")))
 extern int64_t __wasm_import_wsserver_plugin_host_subscriber_count(uint8_t *, size_t);
 
+__attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("watch-topic")))
+extern void __wasm_import_wsserver_plugin_host_watch_topic(int64_t, uint8_t *, size_t, int32_t, uint8_t *);
+
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("config-get")))
 extern void __wasm_import_wsserver_plugin_host_config_get(uint8_t *, size_t, uint8_t *);
 
@@ -313,6 +316,16 @@ void wsserver_plugin_types_error_info_free(wsserver_plugin_types_error_info_t *p
   stateful_plugin_string_free(&ptr->description);
 }
 
+void wsserver_plugin_types_option_connection_id_free(wsserver_plugin_types_option_connection_id_t *ptr) {
+  if (ptr->is_some) {
+  }
+}
+
+void wsserver_plugin_types_presence_change_free(wsserver_plugin_types_presence_change_t *ptr) {
+  stateful_plugin_string_free(&ptr->topic);
+  wsserver_plugin_types_option_connection_id_free(&ptr->connection);
+}
+
 void wsserver_plugin_types_event_free(wsserver_plugin_types_event_t *ptr) {
   switch ((int32_t) ptr->tag) {
     case 0: {
@@ -337,6 +350,10 @@ void wsserver_plugin_types_event_free(wsserver_plugin_types_event_t *ptr) {
       wsserver_plugin_types_error_info_free(&ptr->val.error);
       break;
     }
+    case 6: {
+      wsserver_plugin_types_presence_change_free(&ptr->val.presence);
+      break;
+    }
   }
 }
 
@@ -354,11 +371,6 @@ void wsserver_plugin_types_close_request_free(wsserver_plugin_types_close_reques
 
 void wsserver_plugin_types_subscription_free(wsserver_plugin_types_subscription_t *ptr) {
   stateful_plugin_string_free(&ptr->topic);
-}
-
-void wsserver_plugin_types_option_connection_id_free(wsserver_plugin_types_option_connection_id_t *ptr) {
-  if (ptr->is_some) {
-  }
 }
 
 void wsserver_plugin_types_publication_free(wsserver_plugin_types_publication_t *ptr) {
@@ -900,6 +912,31 @@ bool wsserver_plugin_host_publish(stateful_plugin_string_t *topic, wsserver_plug
 uint64_t wsserver_plugin_host_subscriber_count(stateful_plugin_string_t *topic) {
   int64_t ret = __wasm_import_wsserver_plugin_host_subscriber_count((uint8_t *) (*topic).ptr, (*topic).len);
   return (uint64_t) (ret);
+}
+
+bool wsserver_plugin_host_watch_topic(wsserver_plugin_host_connection_id_t connection, stateful_plugin_string_t *topic, bool watch, wsserver_plugin_host_host_error_t *err) {
+  __attribute__((__aligned__(1)))
+  uint8_t ret_area[2];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wsserver_plugin_host_watch_topic((int64_t) (connection), (uint8_t *) (*topic).ptr, (*topic).len, watch, ptr);
+  wsserver_plugin_host_result_void_host_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (int32_t) *((uint8_t*) (ptr + 1));
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
 }
 
 bool wsserver_plugin_host_config_get(stateful_plugin_string_t *key, stateful_plugin_string_t *ret) {

@@ -88,6 +88,17 @@ def attachment(connection: int) -> bytes | None:
     return None if found is None else bytes(found)
 
 
+def subscriber_count(topic: str) -> int:
+    """Subscribers of the topic, on every node with a cluster."""
+    return wit.subscriber_count(topic)
+
+
+def watch_topic(connection: int, topic: str, watch: bool = True) -> None:
+    """Starts (or stops) `presence` events for the topic, delivered through
+    `connection` while it is open."""
+    _call(wit.watch_topic, connection, topic, watch)
+
+
 def config(key: str) -> str | None:
     """A configuration value the operator granted this plugin, or None."""
     return wit.config_get(key)
