@@ -231,6 +231,9 @@ export declare namespace host {
   function subscriberCount(topic: string): number;
   /** Starts (or stops) `presence` events for the topic, delivered through `connection`. */
   function watchTopic(connection: ConnectionId, topic: string, watch?: boolean): void;
+  /** Up to 2048 bytes kept with a connection by the host (hibernation, swaps); empty removes. */
+  function setAttachment(connection: ConnectionId, data: Data): void;
+  function attachment(connection: ConnectionId): Uint8Array | null;
   /** A configuration value granted to the plugin, or null. */
   function config(key: string): string | null;
   function log(level: LogLevel, message: string): void;
