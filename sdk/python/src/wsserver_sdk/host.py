@@ -73,21 +73,30 @@ def publish(
     _call(wit.publish, topic, fmt, payload, exclude)
 
 
-def subscriber_count(topic: str) -> int:
-    """How many connections subscribe to `topic` (across the cluster, with a backplane)."""
-    return wit.subscriber_count(topic)
-
-
-def set_attachment(connection: int, data: str | bytes) -> None:
-    """Stores up to 2048 bytes with a connection (a str as UTF-8), kept by
-    the host while it is open: across hibernation, instance replacement and
-    hot swaps. Empty data removes it."""
-    _call(wit.set_attachment, connection, encode(data, None)[1])
+def set_attachment(connection: int, data: bytes | str) -> None:
+    """Stores up to 2048 bytes (a str is UTF-8 encoded) with one of this
+    plugin's connections; empty removes it. The host keeps it while the
+    connection is open, across hibernation, traps and hot swaps."""
+    if isinstance(data, str):
+        data = data.encode()
+    _call(wit.set_attachment, connection, data)
 
 
 def attachment(connection: int) -> bytes | None:
-    """The bytes last stored with `set_attachment`, or None."""
-    return _call(wit.attachment, connection)
+    """The connection's attachment, or None."""
+    found = _call(wit.attachment, connection)
+    return None if found is None else bytes(found)
+
+
+def subscriber_count(topic: str) -> int:
+    """Subscribers of the topic, on every node with a cluster."""
+    return wit.subscriber_count(topic)
+
+
+def watch_topic(connection: int, topic: str, watch: bool = True) -> None:
+    """Starts (or stops) `presence` events for the topic, delivered through
+    `connection` while it is open."""
+    _call(wit.watch_topic, connection, topic, watch)
 
 
 def config(key: str) -> str | None:
