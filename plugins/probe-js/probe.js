@@ -8,7 +8,8 @@
 //   subscribe T | unsubscribe T | direct-subscribe T | publish T TEXT |
 //   publish-others T TEXT | direct-publish T TEXT | send-to ID TEXT |
 //   direct-send-to ID TEXT | bad-text | flood | subscribers T |
-//   attach TEXT | attachment [ID]
+//   attach TEXT | attachment [ID] | watch T (presence events to this
+//   connection: `event presence topic=.. joined=.. count=.. subscribers=..`)
 //
 // Events: `event connected ID`, `event ping response=.. payload=..`,
 // `event ready-to-send`, `event error code=.. kind=..` (to the connection
@@ -32,6 +33,8 @@ class Probe extends Plugin {
     super();
     this.last = 0;
     this.lineMode = new Set();
+    /** topic -> the connection that watches it */
+    this.watchers = new Map();
   }
 
   openRequest(request) {
@@ -107,6 +110,9 @@ class Probe extends Plugin {
       case "direct-publish": return reply(result(() => host.publish(first, after)));
       case "send-to": return ctx.send(Number(first), after);
       case "direct-send-to": return reply(result(() => host.send(Number(first), after)));
+      case "watch":
+        this.watchers.set(rest, id);
+        return reply(result(() => host.watchTopic(id, rest)));
       case "subscribers": return reply(`subscribers ${host.subscriberCount(rest)}`);
       case "attach": return reply(result(() => host.setAttachment(id, rest)));
       case "attachment": {
@@ -145,6 +151,13 @@ class Probe extends Plugin {
   error(ctx, error) {
     const mine = host.connections().includes(error.connection);
     ctx.send(mine ? error.connection : this.last, `event error code=${error.code} kind=${error.kind}`);
+  }
+
+  presence(ctx, change) {
+    const watcher = this.watchers.get(change.topic);
+    if (watcher !== undefined) {
+      ctx.send(watcher, `event presence topic=${change.topic} joined=${change.joined} count=${change.count} subscribers=${change.subscribers}`);
+    }
   }
 
   disconnected(ctx, info) {

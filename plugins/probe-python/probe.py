@@ -31,6 +31,7 @@ class Probe(Plugin):
         super().__init__()
         self.last = 0
         self.line_mode = set()
+        self.watchers = {}  # topic -> the connection that watches it
 
     def open_request(self, request):
         status = re.search(r"(?:^|&)reject=(\d+)", request.query or "")
@@ -121,6 +122,9 @@ class Probe(Plugin):
             ctx.send(int(first), after)
         elif verb == "direct-send-to":
             reply(result(lambda: host.send(int(first), after)))
+        elif verb == "watch":
+            self.watchers[rest] = conn
+            reply(result(lambda: host.watch_topic(conn, rest)))
         elif verb == "subscribers":
             reply(f"subscribers {host.subscriber_count(rest)}")
         elif verb == "attach":
@@ -159,6 +163,15 @@ class Probe(Plugin):
     def error(self, ctx, error):
         target = error.connection if error.connection in host.connections() else self.last
         ctx.send(target, f"event error code={error.code} kind={error.kind}")
+
+    def presence(self, ctx, change):
+        watcher = self.watchers.get(change.topic)
+        if watcher is not None:
+            ctx.send(
+                watcher,
+                f"event presence topic={change.topic} joined={flag(change.joined)} "
+                f"count={change.count} subscribers={change.subscribers}",
+            )
 
     def disconnected(self, ctx, info):
         self.line_mode.discard(info.connection)

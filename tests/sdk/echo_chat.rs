@@ -6,7 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
-use crate::{LANGUAGES, component, serve, toml_path};
+use crate::{DEADLINE_MS, LANGUAGES, component, serve, toml_path};
 
 per_language!(
     echo_answers_whole_messages_in_utf8_and_binary_and_the_close_code,
@@ -26,8 +26,8 @@ fn every_language_has_its_examples_and_probe() {
 /// echo-LANG on `/`, chat-LANG on `/rooms` greeting with `welcome`.
 fn tenants(lang: &str, welcome: &str) -> String {
     format!(
-        "[[tenant]]\nname = \"echo\"\nfile = {}\nroutes = [\"/\"]\n\n\
-         [[tenant]]\nname = \"chat\"\nfile = {}\nroutes = [\"/rooms\"]\n\
+        "[[tenant]]\nname = \"echo\"\nfile = {}\nroutes = [\"/\"]\ndeadline_ms = {DEADLINE_MS}\n\n\
+         [[tenant]]\nname = \"chat\"\nfile = {}\nroutes = [\"/rooms\"]\ndeadline_ms = {DEADLINE_MS}\n\
          [tenant.config]\n\"chat.welcome\" = \"{welcome}\"\n",
         toml_path(&component(&format!("echo-{lang}"))),
         toml_path(&component(&format!("chat-{lang}"))),

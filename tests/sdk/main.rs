@@ -40,6 +40,11 @@ use common::*;
 /// names (`echo-js`, `chat-python`).
 const LANGUAGES: [&str; 2] = ["js", "python"];
 
+/// CPU deadline per plugin call: epoch deadlines count wall-clock time, and
+/// a test server shares two cores with compilations (its own, other
+/// tests'), so the default 200 ms can expire on a loaded machine.
+const DEADLINE_MS: u32 = 5000;
+
 /// The ready line may wait for components to compile.
 const COMPILING: Duration = Duration::from_secs(240);
 

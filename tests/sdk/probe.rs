@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::common::*;
-use crate::{component, serve, toml_path};
+use crate::{DEADLINE_MS, component, serve, toml_path};
 
 per_language!(
     every_event_and_host_function_reaches_the_plugin,
@@ -19,7 +19,7 @@ async fn start(lang: &str, settings: &str) -> (ServerProcess, tempfile::TempDir)
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[settings]\n{settings}\n\n[[tenant]]\nname = \"probe\"\nfile = {}\nroutes = [\"/\"]\n\
-         [tenant.config]\n\"probe.key\" = \"granted\"\n",
+         deadline_ms = {DEADLINE_MS}\n[tenant.config]\n\"probe.key\" = \"granted\"\n",
         toml_path(&component(&format!("probe-{lang}")))
     );
     let (server, _admin) = serve(dir.path(), &toml, 1).await;
@@ -96,8 +96,19 @@ async fn every_event_and_host_function_reaches_the_plugin(lang: &str) {
         ask(&mut a, "connections").await,
         format!("connections {a_id},{b_id}")
     );
+    // Presence: a watches the topic; b's subscription, then a's own, are
+    // reported to it.
+    assert_eq!(ask(&mut a, "watch news").await, "ok");
     assert_eq!(ask(&mut b, "subscribe news").await, "subscribed news");
+    assert_eq!(
+        text(&mut a).await,
+        "event presence topic=news joined=true count=1 subscribers=1"
+    );
     assert_eq!(ask(&mut a, "direct-subscribe news").await, "ok");
+    assert_eq!(
+        text(&mut a).await,
+        "event presence topic=news joined=true count=1 subscribers=2"
+    );
     assert_eq!(ask(&mut a, "subscribers news").await, "subscribers 2");
     say(&mut a, "publish news to all").await;
     assert_eq!(text(&mut a).await, "to all");
@@ -105,6 +116,10 @@ async fn every_event_and_host_function_reaches_the_plugin(lang: &str) {
     say(&mut a, "publish-others news not to a").await;
     assert_eq!(text(&mut b).await, "not to a");
     assert_eq!(ask(&mut b, "unsubscribe news").await, "unsubscribed news");
+    assert_eq!(
+        text(&mut a).await,
+        "event presence topic=news joined=false count=1 subscribers=1"
+    );
     assert_eq!(ask(&mut a, "direct-publish news direct").await, "direct");
     assert_eq!(text(&mut a).await, "ok");
     // b heard neither the publish excluding a... nor the one after it left.
