@@ -241,10 +241,11 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         }
         tenants = file.tenants.clone();
         file_admin = file.admin.clone().unwrap_or_default();
-        for (key, value) in &file.settings {
-            settings
-                .set(key, value)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_hint(e)))?;
+        for setting in &file.settings {
+            settings.set(&setting.name, &setting.value).map_err(|e| {
+                let (path, line) = (path.display(), setting.line);
+                anyhow::anyhow!("{path}:{line}: {}", with_hint(e))
+            })?;
         }
     }
     if let Some(listen) = &cli.listen {
