@@ -22,8 +22,13 @@
 //! connection_rate = 50                    # messages/s per connection
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
+//! hibernate_after_ms = 30000              # drop an idle instance (off by default)
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
+//!
+//! [runtime]             # the executors every tenant's instances run on
+//! executors = 2         # threads; default one per core
+//! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
 //!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
@@ -48,6 +53,17 @@ pub struct FileConfig {
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
+    pub runtime: RuntimeEntry,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    /// Executor threads running plugin instances.
+    pub executors: Option<usize>,
+    /// Live plugin instances, all tenants together.
+    pub max_instances: Option<usize>,
 }
 
 /// One key of `[settings]`, with its value as text and its line.
@@ -94,6 +110,8 @@ pub struct TenantEntry {
     pub tenant_rate: Option<u32>,
     /// "drop" or "close".
     pub over_rate: Option<String>,
+    /// Milliseconds without events after which an instance hibernates.
+    pub hibernate_after_ms: Option<u64>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -121,6 +139,8 @@ struct Tables {
     #[serde(default)]
     tenant: Vec<TenantEntry>,
     admin: Option<AdminEntry>,
+    #[serde(default)]
+    runtime: RuntimeEntry,
     /// Keys with their place in the file, for errors found later.
     #[serde(default)]
     settings: BTreeMap<Spanned<String>, Value>,
@@ -132,10 +152,10 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
         match (key.as_str(), value) {
             ("listen", Value::String(_)) => {}
             ("listen", other) => bail!("listen must be a \"HOST:PORT\" string, not {other}"),
-            ("settings" | "plugin" | "tenant" | "admin", _) => {}
+            ("settings" | "plugin" | "tenant" | "admin" | "runtime", _) => {}
             (other, _) => {
                 bail!(
-                    "{}unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]] or [admin])",
+                    "{}unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime] or [admin])",
                     at_line(table_key_line(text, other))
                 )
             }
@@ -169,6 +189,10 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     }
     out.tenants.extend(tables.tenant);
     out.admin = tables.admin;
+    out.runtime = tables.runtime;
+    if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
+        bail!("[runtime]: executors and max_instances must be at least 1");
+    }
     Ok(out)
 }
 

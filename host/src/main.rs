@@ -19,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::net::tls::CertificateInfo;
-use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
+use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
 use wsserver::server::echo::EchoHandler;
 use wsserver::server::settings::{ConfigError, all_keys};
 use wsserver::{Handler, Settings, WsServer};
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let router = match build_router(&cli, launch.tenants) {
+    let router = match build_router(&cli, launch.tenants, &launch.runtime) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -135,6 +135,7 @@ fn main() -> ExitCode {
 fn build_router(
     cli: &Cli,
     from_file: Vec<config::TenantEntry>,
+    runtime: &config::RuntimeEntry,
 ) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
         return Ok(None);
@@ -145,7 +146,13 @@ fn build_router(
         .clone()
         .or_else(PluginEngine::default_cache_dir);
     let engine = PluginEngine::new(cache)?;
-    let router = PluginRouter::start(&engine, specs)?;
+    let defaults = RuntimeOptions::default();
+    let options = RuntimeOptions {
+        executors: runtime.executors.unwrap_or(defaults.executors),
+        max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        ..defaults
+    };
+    let router = PluginRouter::start_with(&engine, specs, options)?;
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }
@@ -217,6 +224,7 @@ impl Reload {
 struct Launch {
     settings: Settings,
     tenants: Vec<config::TenantEntry>,
+    runtime: config::RuntimeEntry,
     admin: Option<AdminOptions>,
 }
 
@@ -230,6 +238,7 @@ struct AdminOptions {
 /// environment variable).
 fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     let mut tenants = Vec::new();
+    let mut runtime = config::RuntimeEntry::default();
     let mut file_admin = config::AdminEntry::default();
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
@@ -240,6 +249,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
             apply_listen(&mut settings, listen)?;
         }
         tenants = file.tenants.clone();
+        runtime = file.runtime.clone();
         file_admin = file.admin.clone().unwrap_or_default();
         for setting in &file.settings {
             settings.set(&setting.name, &setting.value).map_err(|e| {
@@ -270,6 +280,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     Ok(Launch {
         settings,
         tenants,
+        runtime,
         admin,
     })
 }

@@ -7,7 +7,9 @@
  * message "/online" is answered with "online N", N the tenant's open
  * connections. The configuration key `chat.welcome`, if set, is sent to
  * each member as it joins. Built with --stateful, the number of messages
- * relayed survives a hot swap ("/count" answers "count N"). */
+ * relayed survives a hot swap ("/count" answers "count N"). Each member's
+ * room is stored with its connection as an attachment, which the host
+ * keeps across swaps and hibernation ("/room" answers "room ROOM"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ static void on_connected(ws_conn_t conn) {
         return;
     }
     ws_subscribe(conn, room);
+    ws_set_attachment(conn, room, strlen(room));
     ws_log(WS_LOG_VERBOSE, "chat-c: connection %llu joined %s", (unsigned long long)conn, room);
     char *welcome = ws_config_get("chat.welcome");
     if (welcome) {
@@ -34,8 +37,25 @@ static void on_connected(ws_conn_t conn) {
     }
 }
 
+/* The member's room: its attachment, or its request path when an
+ * instance that replaced the one that saw it connect has none yet. */
+static bool room_of(ws_conn_t conn, ws_buffer_t *room) {
+    if (ws_attachment(conn, room) == WS_OK && room->len > 0) {
+        return true;
+    }
+    char path[MAX_ROOM];
+    if (ws_connection_path(conn, path, sizeof path) != WS_OK) {
+        return false;
+    }
+    room->len = 0;
+    ws_buffer_append(room, path, strlen(path) + 1);
+    room->len--;
+    ws_set_attachment(conn, path, strlen(path));
+    return true;
+}
+
 static void on_message(ws_conn_t conn, ws_format_t format, const uint8_t *data, size_t len) {
-    char reply[64];
+    char reply[MAX_ROOM + 16];
     if (format == WS_TEXT && strcmp((const char *)data, "/online") == 0) {
         snprintf(reply, sizeof reply, "online %zu", ws_connections(NULL, 0));
         ws_send_text(conn, reply);
@@ -46,11 +66,19 @@ static void on_message(ws_conn_t conn, ws_format_t format, const uint8_t *data, 
         ws_send_text(conn, reply);
         return;
     }
-    char room[MAX_ROOM];
-    if (ws_connection_path(conn, room, sizeof room) == WS_OK) {
-        ws_publish(room, format, data, len, conn);
+    ws_buffer_t room = {0};
+    if (!room_of(conn, &room)) {
+        free(room.data);
+        return;
+    }
+    if (format == WS_TEXT && strcmp((const char *)data, "/room") == 0) {
+        snprintf(reply, sizeof reply, "room %s", (const char *)room.data);
+        ws_send_text(conn, reply);
+    } else {
+        ws_publish((const char *)room.data, format, data, len, conn);
         relayed++;
     }
+    free(room.data);
 }
 
 static void on_error(ws_conn_t conn, uint32_t code, const char *description) {

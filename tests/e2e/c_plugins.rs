@@ -142,12 +142,14 @@ async fn hears_nothing(ws: &mut Ws) {
     }
 }
 
-fn chat_config(dir: &Path, welcome: &str) -> PathBuf {
+/// A configuration serving chat-c on /rooms as tenant `chat`, with extra
+/// tenant keys.
+fn chat_config(dir: &Path, welcome: &str, extra: &str) -> PathBuf {
     let config = dir.join("chat.toml");
     std::fs::write(
         &config,
         format!(
-            "[[tenant]]\nname = \"chat\"\nfile = \"{}\"\nroutes = [\"/rooms\"]\n\
+            "[[tenant]]\nname = \"chat\"\nfile = \"{}\"\nroutes = [\"/rooms\"]\n{extra}\n\
              [tenant.config]\n\"chat.welcome\" = \"{welcome}\"\n",
             c_plugin("chat-c").display()
         ),
@@ -166,7 +168,7 @@ async fn join(url: &str, welcome: &str) -> Ws {
 #[tokio::test]
 async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chat_config(dir.path(), "welcome v1");
+    let config = chat_config(dir.path(), "welcome v1", "");
     let mut server = ServerProcess::start(&[
         "--admin",
         "127.0.0.1:0",
@@ -219,6 +221,9 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
     assert_eq!(next_data(&mut bob).await, Message::text("hello"));
     bob.send(Message::text("/count")).await.unwrap();
     assert_eq!(text(&mut bob).await, "count 3");
+    // The room stored as an attachment at connect is the host's: still there.
+    alice.send(Message::text("/room")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "room /rooms/lobby");
     // The new configuration greets newcomers; the room still works.
     let mut dave = join(&room("lobby"), "welcome v2").await;
     dave.send(Message::text("from dave")).await.unwrap();
@@ -226,4 +231,34 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
     assert_eq!(next_data(&mut bob).await, Message::text("from dave"));
     // host.log through the SDK reaches the server log.
     crate::author_tools::logged(&server, "joined /rooms/lobby").await;
+}
+
+#[tokio::test]
+async fn chat_c_state_and_attachments_survive_hibernation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_config(dir.path(), "hi", "hibernate_after_ms = 100");
+    let mut server = ServerProcess::start(&[
+        "--admin",
+        "127.0.0.1:0",
+        "--config",
+        &config.display().to_string(),
+    ])
+    .await;
+    let admin = server.admin_url().await;
+    let room = format!("{}/rooms/quiet", server.url);
+    let mut alice = join(&room, "hi").await;
+    let mut bob = join(&room, "hi").await;
+    alice.send(Message::text("before")).await.unwrap();
+    assert_eq!(next_data(&mut bob).await, Message::text("before"));
+    // Quiet for longer than hibernate_after: the instance is dropped (its
+    // snapshot taken) while both stay connected; the next message wakes a
+    // new one (restored), which finds the room in the attachment.
+    let asleep = crate::runtime::wait_accounting(&admin, "chat", "instances_hibernated", 1).await;
+    assert_eq!(asleep["instances_live"], 0, "{asleep}");
+    bob.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_data(&mut alice).await, Message::text("after"));
+    bob.send(Message::text("/count")).await.unwrap();
+    assert_eq!(text(&mut bob).await, "count 2");
+    alice.send(Message::text("/room")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "room /rooms/quiet");
 }

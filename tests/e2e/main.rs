@@ -13,6 +13,7 @@ mod deflate;
 mod handshake;
 mod plugins;
 mod protocol;
+mod runtime;
 mod socket_options;
 mod tenants;
 mod tls;

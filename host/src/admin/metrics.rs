@@ -31,7 +31,7 @@ pub(super) fn render(server: ServerMetrics, plugins: Vec<TenantStatus>) -> Strin
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 4] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 6] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -51,6 +51,38 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 4] = [
         "wsserver_plugin_deadline_hits",
         "Plugin calls interrupted by the CPU deadline",
         |c| c.deadline_hits,
+    ),
+    (
+        "wsserver_plugin_instantiations",
+        "Plugin instances made: on first use, after a failure, after hibernation",
+        |c| c.instantiations,
+    ),
+    (
+        "wsserver_plugin_instance_failures",
+        "Instances that could not be made (out of a resource) or runtime failures; their connections got 1011 or 503",
+        |c| c.instance_failures,
+    ),
+];
+
+/// Reads one duration of a plugin, in seconds.
+type PluginSeconds = fn(&PluginCounters) -> f64;
+
+/// The per-plugin gauges: name, help, value.
+const PLUGIN_GAUGES: [(&str, &str, PluginCounter); 3] = [
+    (
+        "wsserver_plugin_instances_live",
+        "Plugin instances alive now",
+        |c| c.instances_live,
+    ),
+    (
+        "wsserver_plugin_instances_hibernated",
+        "Plugin instances dropped after hibernate_after whose connections wait for the next event",
+        |c| c.instances_hibernated,
+    ),
+    (
+        "wsserver_plugin_memory_bytes",
+        "Linear memory of the plugin's live instances",
+        |c| c.memory_bytes,
     ),
 ];
 
@@ -169,6 +201,33 @@ impl Snapshot {
         for p in &self.plugins {
             ConstGauge::new(p.queued_bytes as u64)
                 .encode(family.encode_family(&plugin_label(p))?)?;
+        }
+        for (name, help, value) in PLUGIN_GAUGES {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in &self.plugins {
+                ConstGauge::new(value(&p.plugin))
+                    .encode(family.encode_family(&plugin_label(p))?)?;
+            }
+        }
+        let seconds: [(&str, &str, PluginSeconds); 2] = [
+            (
+                "wsserver_plugin_guest",
+                "Time spent in the plugin's calls (the guest's CPU time, for billing)",
+                |c| c.call_latency.sum.as_secs_f64(),
+            ),
+            (
+                "wsserver_plugin_instantiation",
+                "Time spent making the plugin's instances",
+                |c| c.instantiation_time.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in seconds {
+            let mut family =
+                encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
+            for p in &self.plugins {
+                ConstCounter::new(value(&p.plugin))
+                    .encode(family.encode_family(&plugin_label(p))?)?;
+            }
         }
         let mut family = encoder.encode_descriptor(
             "wsserver_plugin_call_duration",

@@ -117,6 +117,22 @@ pub(super) struct TenantView {
     pub swaps: u64,
     pub failed_swaps: u64,
     pub rollbacks: u64,
+    pub accounting: AccountingView,
+}
+
+/// What the tenant costs: for billing, and to spot a heavy tenant.
+#[derive(Debug, Serialize)]
+pub(super) struct AccountingView {
+    /// Time spent in the plugin's calls since the server started.
+    pub guest_seconds: f64,
+    pub instances_live: u64,
+    pub instances_hibernated: u64,
+    /// Linear memory of the live instances.
+    pub memory_bytes: u64,
+    pub instantiations: u64,
+    pub instantiation_seconds: f64,
+    /// Instances that could not be made, and runtime failures.
+    pub instance_failures: u64,
 }
 
 impl From<TenantStatus> for TenantView {
@@ -131,6 +147,15 @@ impl From<TenantStatus> for TenantView {
             swaps: t.counters.swaps,
             failed_swaps: t.counters.failed_swaps,
             rollbacks: t.counters.rollbacks,
+            accounting: AccountingView {
+                guest_seconds: t.plugin.call_latency.sum.as_secs_f64(),
+                instances_live: t.plugin.instances_live,
+                instances_hibernated: t.plugin.instances_hibernated,
+                memory_bytes: t.plugin.memory_bytes,
+                instantiations: t.plugin.instantiations,
+                instantiation_seconds: t.plugin.instantiation_time.as_secs_f64(),
+                instance_failures: t.plugin.instance_failures,
+            },
         }
     }
 }

@@ -84,7 +84,13 @@ pub(crate) struct ActorState {
     /// Commands held for connections whose send queue was full; see
     /// [`apply`](Self::apply).
     held: FxHashMap<ConnectionId, Held>,
+    /// What the plugin stored with `set-attachment`: kept here, outside
+    /// the instance, so it outlives hibernation, traps and swaps.
+    attachments: FxHashMap<ConnectionId, Vec<u8>>,
 }
+
+/// The largest attachment a connection may carry.
+pub(crate) const MAX_ATTACHMENT: usize = 2048;
 
 /// A connection's commands waiting for room in its send queue, packed, in
 /// order.
@@ -109,6 +115,7 @@ impl ActorState {
             announced: FxHashSet::default(),
             owed: Vec::new(),
             held: FxHashMap::default(),
+            attachments: FxHashMap::default(),
         }
     }
 
@@ -284,6 +291,30 @@ impl ActorState {
             conn.info(),
             conn.request().map(|r| r.as_ref()),
         ))
+    }
+
+    /// Stores `data` with one of this instance's connections; empty
+    /// removes it.
+    pub fn set_attachment(&mut self, id: ConnectionId, data: Vec<u8>) -> HostResult {
+        if !self.connections.contains_key(&id) {
+            return Err(wit::HostError::InvalidConnection);
+        }
+        if data.len() > MAX_ATTACHMENT {
+            return Err(wit::HostError::InvalidArgument);
+        }
+        if data.is_empty() {
+            self.attachments.remove(&id);
+        } else {
+            self.attachments.insert(id, data);
+        }
+        Ok(())
+    }
+
+    pub fn attachment(&self, id: ConnectionId) -> HostResult<Option<Vec<u8>>> {
+        if !self.connections.contains_key(&id) {
+            return Err(wit::HostError::InvalidConnection);
+        }
+        Ok(self.attachments.get(&id).cloned())
     }
 
     /// The tenant's open connections, every instance's.
@@ -469,6 +500,7 @@ impl ActorState {
         self.connections.remove(&id);
         self.announced.remove(&id);
         self.held.remove(&id);
+        self.attachments.remove(&id);
         if let Some(mut members) = self.shared.members() {
             members.remove(&id);
         }

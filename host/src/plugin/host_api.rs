@@ -72,6 +72,14 @@ impl host::Host for InstanceState {
         self.config.get(&key).cloned()
     }
 
+    fn set_attachment(&mut self, connection: ConnectionId, data: Vec<u8>) -> HostResult {
+        self.actor.set_attachment(connection, data)
+    }
+
+    fn attachment(&mut self, connection: ConnectionId) -> HostResult<Option<Vec<u8>>> {
+        self.actor.attachment(connection)
+    }
+
     fn log(&mut self, level: wit::LogLevel, message: String) {
         let plugin = self.actor.shared.name.as_str();
         match level {

@@ -10,6 +10,8 @@
 //! - `info [ID]`: the connection's WSConnection fields (TLS last:
 //!   `tls=none` or `tls=VERSION SUITE sni=NAME client=SUBJECT`)
 //! - `connections`: our connection ids
+//! - `attach TEXT`: stores TEXT as this connection's attachment (`ok`)
+//! - `attachment [ID]`: `attachment TEXT`, or `attachment (none)`
 //! - `config KEY`: a granted configuration value
 //! - `log LEVEL TEXT`: writes to the server log
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
@@ -109,6 +111,19 @@ impl Probe {
                 ids.sort_unstable();
                 let list: Vec<String> = ids.iter().map(u64::to_string).collect();
                 reply(ctx, conn, format!("connections {}", list.join(",")));
+            }
+            "attach" => reply(
+                ctx,
+                conn,
+                result_text(host::set_attachment(conn, rest.as_bytes())),
+            ),
+            "attachment" => {
+                let text = match host::attachment(first.parse().unwrap_or(conn)) {
+                    Ok(Some(bytes)) => format!("attachment {}", String::from_utf8_lossy(&bytes)),
+                    Ok(None) => "attachment (none)".to_owned(),
+                    Err(e) => result_text::<()>(Err(e)),
+                };
+                reply(ctx, conn, text);
             }
             "config" => {
                 let value = host::config_get(rest).unwrap_or_else(|| "(none)".to_owned());

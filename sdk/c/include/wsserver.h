@@ -264,6 +264,18 @@ ws_result_t ws_connection_path(ws_conn_t conn, char *out, size_t cap);
  * up to `cap` ids to `out` (call with cap 0 to count). */
 size_t ws_connections(ws_conn_t *out, size_t cap);
 
+/* Stores at most 2048 bytes with one of this plugin's connections,
+ * replacing what was there (an empty one removes it). The host keeps it as
+ * long as the connection is open: across hibernation, a trap that replaces
+ * the instance, and hot swaps. Keep in it what a fresh instance needs to
+ * serve the connection (a user name, a room). Acts at once. */
+ws_result_t ws_set_attachment(ws_conn_t conn, const void *data, size_t len);
+
+/* The bytes last stored with ws_set_attachment, written to `out` (its
+ * length set; the data is followed by a NUL byte). `out->len` is 0 when
+ * there is none. Free `out->data` when done. */
+ws_result_t ws_attachment(ws_conn_t conn, ws_buffer_t *out);
+
 /* A configuration value the operator granted, as a malloc'd string the
  * caller frees, or NULL if it is not set. */
 char *ws_config_get(const char *key);

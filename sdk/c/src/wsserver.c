@@ -385,6 +385,28 @@ size_t ws_connections(ws_conn_t *out, size_t cap) {
     return total;
 }
 
+ws_result_t ws_set_attachment(ws_conn_t conn, const void *data, size_t len) {
+    wsb_list_u8_t bytes = {(uint8_t *)data, len};
+    wsserver_plugin_types_host_error_t err = 0;
+    return result_of(wsserver_plugin_host_set_attachment(conn, &bytes, &err), err);
+}
+
+ws_result_t ws_attachment(ws_conn_t conn, ws_buffer_t *out) {
+    out->len = 0;
+    wsb_option_list_u8_t stored = {0};
+    wsserver_plugin_types_host_error_t err = 0;
+    if (!wsserver_plugin_host_attachment(conn, &stored, &err)) {
+        return result_of(false, err);
+    }
+    if (stored.is_some) {
+        ws_buffer_append(out, stored.val.ptr, stored.val.len);
+        wsb_list_u8_free(&stored.val);
+    }
+    ws_buffer_append(out, "", 1);
+    out->len--; /* the NUL is not part of the data */
+    return WS_OK;
+}
+
 char *ws_config_get(const char *key) {
     wsb_string_t name = view_string(key);
     wsb_string_t value = {NULL, 0};
