@@ -262,3 +262,34 @@ async fn chat_c_state_and_attachments_survive_hibernation() {
     alice.send(Message::text("/room")).await.unwrap();
     assert_eq!(text(&mut alice).await, "room /rooms/quiet");
 }
+
+#[tokio::test]
+async fn the_c_sdk_meets_would_block_and_ready_to_send() {
+    let probe = c_plugin("probe-c");
+    let server = ServerProcess::start(&["--plugin", &format!("/={}", probe.display())]).await;
+    let mut ws = ws_connect(&server.url).await;
+    assert!(text(&mut ws).await.starts_with("event connected "));
+    // Direct sends until the host answers would-block (the client reads
+    // nothing meanwhile); the reply, queued behind them, waits for the
+    // client to read.
+    ws.send(Message::text("flood")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut blocks = 0;
+    let flooded = loop {
+        match next_data(&mut ws).await {
+            Message::Binary(b) => {
+                assert_eq!(b.len(), 16 * 1024);
+                blocks += 1;
+            }
+            Message::Text(t) => break t.to_string(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(flooded, format!("flooded {blocks}"));
+    assert!(
+        blocks > 1,
+        "the queue held {blocks} blocks before would-block"
+    );
+    // Read, the queue drained: the plugin hears ready-to-send.
+    assert_eq!(text(&mut ws).await, "event ready-to-send");
+}
