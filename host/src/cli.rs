@@ -65,6 +65,17 @@ pub struct Cli {
     )]
     pub admin_token: Option<String>,
 
+    /// Share topics with the other nodes through this Redis server
+    /// (`redis://HOST:PORT`, optionally `redis://:PASSWORD@HOST:PORT/DB`).
+    /// Without it topics stay in this process.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WSSERVER_REDIS",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
     /// List the settings --set and the TOML file accept, then exit.
     #[arg(long)]
     pub list_settings: bool,

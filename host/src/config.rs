@@ -33,6 +33,9 @@
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
 //! token = "secret"      # required unless listen is a loopback address
+//!
+//! [cluster]             # topics across nodes
+//! redis = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -54,6 +57,7 @@ pub struct FileConfig {
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
     pub runtime: RuntimeEntry,
+    pub cluster: Option<ClusterEntry>,
 }
 
 /// The `[runtime]` table.
@@ -64,6 +68,14 @@ pub struct RuntimeEntry {
     pub executors: Option<usize>,
     /// Live plugin instances, all tenants together.
     pub max_instances: Option<usize>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The Redis server the nodes share, `redis://HOST:PORT`.
+    pub redis: Option<String>,
 }
 
 /// One key of `[settings]`, with its value as text and its line.
@@ -141,6 +153,7 @@ struct Tables {
     admin: Option<AdminEntry>,
     #[serde(default)]
     runtime: RuntimeEntry,
+    cluster: Option<ClusterEntry>,
     /// Keys with their place in the file, for errors found later.
     #[serde(default)]
     settings: BTreeMap<Spanned<String>, Value>,
@@ -152,10 +165,10 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
         match (key.as_str(), value) {
             ("listen", Value::String(_)) => {}
             ("listen", other) => bail!("listen must be a \"HOST:PORT\" string, not {other}"),
-            ("settings" | "plugin" | "tenant" | "admin" | "runtime", _) => {}
+            ("settings" | "plugin" | "tenant" | "admin" | "runtime" | "cluster", _) => {}
             (other, _) => {
                 bail!(
-                    "{}unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime] or [admin])",
+                    "{}unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])",
                     at_line(table_key_line(text, other))
                 )
             }
@@ -190,6 +203,7 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     out.tenants.extend(tables.tenant);
     out.admin = tables.admin;
     out.runtime = tables.runtime;
+    out.cluster = tables.cluster;
     if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
         bail!("[runtime]: executors and max_instances must be at least 1");
     }
@@ -297,6 +311,17 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
         assert!(e.contains("line 2") && e.contains("lsten"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_cluster_table() {
+        let c = parse("[cluster]\nredis = \"redis://127.0.0.1:6379\"\n").unwrap();
+        assert_eq!(
+            c.cluster.unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
+        assert!(e.contains("line 2") && e.contains("redsi"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
+use wsserver::cluster::Backplane;
 use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
 use wsserver::server::echo::EchoHandler;
@@ -105,11 +106,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let backplane = match &launch.redis {
+        Some(url) => {
+            let _runtime = runtime.enter();
+            match Backplane::start(url) {
+                Ok(backplane) => Some(backplane),
+                Err(e) => {
+                    eprintln!("wsserver: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    match (&backplane, &router) {
+        (Some(backplane), Some(router)) => router.join_cluster(backplane),
+        (Some(_), None) => tracing::warn!("cluster: the native echo has no topics to share"),
+        _ => {}
+    }
     let server = WsServer::with_settings(handler, launch.settings);
     // Before anything listens: a refused admin address is a usage error.
     let admin = match launch.admin {
         Some(options) => {
-            let target = AdminTarget::new(server.clone(), router.clone());
+            let target =
+                AdminTarget::new(server.clone(), router.clone()).with_cluster(backplane.clone());
             match runtime.block_on(AdminServer::start(&options.listen, options.token, target)) {
                 Ok(admin) => Some(admin),
                 Err(e) => {
@@ -226,6 +246,8 @@ struct Launch {
     tenants: Vec<config::TenantEntry>,
     runtime: config::RuntimeEntry,
     admin: Option<AdminOptions>,
+    /// The cluster's Redis URL.
+    redis: Option<String>,
 }
 
 struct AdminOptions {
@@ -235,11 +257,12 @@ struct AdminOptions {
 
 /// Defaults, then the file, then --listen, then --set; the file's tenants;
 /// the admin API from the file, then --admin and --admin-token (or its
-/// environment variable).
+/// environment variable); the cluster's Redis from the file, then --redis.
 fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     let mut tenants = Vec::new();
     let mut runtime = config::RuntimeEntry::default();
     let mut file_admin = config::AdminEntry::default();
+    let mut file_redis = None;
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -251,6 +274,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         tenants = file.tenants.clone();
         runtime = file.runtime.clone();
         file_admin = file.admin.clone().unwrap_or_default();
+        file_redis = file.cluster.as_ref().and_then(|c| c.redis.clone());
         for setting in &file.settings {
             settings.set(&setting.name, &setting.value).map_err(|e| {
                 let (path, line) = (path.display(), setting.line);
@@ -282,6 +306,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         tenants,
         runtime,
         admin,
+        redis: cli.redis.clone().or(file_redis),
     })
 }
 

@@ -9,6 +9,7 @@ mod author_tools;
 mod c_plugins;
 mod cli;
 mod close;
+mod cluster;
 mod deflate;
 mod handshake;
 mod plugins;

@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::cluster::ClusterStatus;
 use crate::plugin::metrics::PluginCounters;
 use crate::plugin::{TenantCounters, TenantStatus};
 use crate::server::ServerMetrics;
@@ -18,9 +19,17 @@ use crate::server::ServerMetrics;
 pub(super) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The exposition text for one scrape.
-pub(super) fn render(server: ServerMetrics, plugins: Vec<TenantStatus>) -> String {
+pub(super) fn render(
+    server: ServerMetrics,
+    plugins: Vec<TenantStatus>,
+    cluster: Option<ClusterStatus>,
+) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot { server, plugins }));
+    registry.register_collector(Box::new(Snapshot {
+        server,
+        plugins,
+        cluster,
+    }));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_text::encode(&mut text, &registry);
@@ -112,17 +121,64 @@ const TENANT_COUNTERS: [(&str, &str, TenantCounter); 3] = [
 struct Snapshot {
     server: ServerMetrics,
     plugins: Vec<TenantStatus>,
+    cluster: Option<ClusterStatus>,
 }
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_server(&mut encoder)?;
         self.encode_plugins(&mut encoder)?;
-        self.encode_tenants(&mut encoder)
+        self.encode_tenants(&mut encoder)?;
+        self.encode_cluster(&mut encoder)
     }
 }
 
 impl Snapshot {
+    /// The backplane's state; nothing without one.
+    fn encode_cluster(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        gauge(
+            encoder,
+            "wsserver_cluster_connected",
+            "1 while the link to Redis is up, 0 during an outage",
+            u64::from(c.connected),
+        )?;
+        gauge(
+            encoder,
+            "wsserver_cluster_subscribed_channels",
+            "Redis channels this node subscribes to (topics with local subscribers)",
+            c.subscribed_channels as u64,
+        )?;
+        let counters = [
+            (
+                "wsserver_cluster_published",
+                "Messages sent to Redis for the other nodes",
+                c.published,
+            ),
+            (
+                "wsserver_cluster_publish_failures",
+                "Messages for the other nodes that could not be sent (Redis down, an error, a full queue)",
+                c.publish_failures,
+            ),
+            (
+                "wsserver_cluster_received",
+                "Messages received from other nodes",
+                c.received,
+            ),
+            (
+                "wsserver_cluster_outages",
+                "Times the link to Redis went down",
+                c.outages,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(encoder, name, help, None, value)?;
+        }
+        Ok(())
+    }
+
     fn encode_server(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.server;
         gauge(
@@ -395,7 +451,7 @@ mod tests {
                 ..Default::default()
             },
         }];
-        let text = render(server, plugins);
+        let text = render(server, plugins, None);
         let has = |line: &str| text.lines().any(|l| l == line);
         assert!(has("# TYPE wsserver_connections_open gauge"), "{text}");
         assert!(has("wsserver_connections_open 2"), "{text}");

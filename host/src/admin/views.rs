@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plugin::{ComponentVersion, SwapOutcome, TenantStatus};
+use crate::cluster::ClusterStatus;
+use crate::plugin::{ComponentVersion, SwapOutcome, TenantStatus, TopicCount};
 use crate::server::{ConnectionId, ConnectionInfo};
 
 /// A connection: the WSConnection fields of the WSServer specification.
@@ -271,4 +272,100 @@ pub(super) struct ErrorView<'a> {
     /// The WSServer error code, when the server refused the operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
+}
+
+/// `POST /tenants/{name}/publish`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PublishRequest {
+    pub topic: String,
+    #[serde(default)]
+    pub format: PublishFormat,
+    /// The message: text as it is, binary in base64.
+    pub data: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PublishFormat {
+    #[default]
+    Text,
+    Binary,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct PublishView {
+    pub tenant: String,
+    pub topic: String,
+    /// Subscribers on this node whose queue took the message (other nodes
+    /// deliver to theirs on their own).
+    pub delivered_here: usize,
+}
+
+/// `GET /tenants/{name}/topics`.
+#[derive(Debug, Serialize)]
+pub(super) struct TopicList {
+    pub tenant: String,
+    pub topics: Vec<TopicView>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct TopicView {
+    pub topic: String,
+    /// On every node (with a cluster; on this one otherwise).
+    pub subscribers: u64,
+    /// On this node.
+    pub local: u64,
+}
+
+impl From<TopicCount> for TopicView {
+    fn from(t: TopicCount) -> Self {
+        Self {
+            topic: t.topic,
+            subscribers: t.subscribers,
+            local: t.local,
+        }
+    }
+}
+
+/// `GET /cluster`: `{"enabled": false}` without a backplane.
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterView {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub status: Option<ClusterStatusView>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterStatusView {
+    pub node: String,
+    pub redis: String,
+    pub connected: bool,
+    pub subscribed_channels: usize,
+    pub published: u64,
+    pub publish_failures: u64,
+    pub received: u64,
+    pub outages: u64,
+    /// RFC 3339, UTC; null while connected.
+    pub down_since: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<ClusterStatus> for ClusterStatusView {
+    fn from(s: ClusterStatus) -> Self {
+        Self {
+            node: s.node,
+            redis: s.redis,
+            connected: s.connected,
+            subscribed_channels: s.subscribed_channels,
+            published: s.published,
+            publish_failures: s.publish_failures,
+            received: s.received,
+            outages: s.outages,
+            down_since: s
+                .down_since
+                .map(|t| OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()),
+            last_error: s.last_error,
+        }
+    }
 }

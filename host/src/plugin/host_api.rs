@@ -68,6 +68,10 @@ impl host::Host for InstanceState {
             .publish(&topic, convert::send_format(format), &data, exclude)
     }
 
+    fn subscriber_count(&mut self, topic: String) -> u64 {
+        self.actor.shared.topics.subscriber_count(&topic)
+    }
+
     fn config_get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
     }

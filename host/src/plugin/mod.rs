@@ -29,6 +29,7 @@ pub use executor::RuntimeOptions;
 pub use router::PluginRouter;
 pub use spec::{OverRate, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
 pub use tenant::{SwapError, SwapOutcome, TenantCounters, TenantStatus, Update};
+pub use topics::TopicCount;
 pub use version::ComponentVersion;
 pub use watch::WATCH_INTERVAL;
 

@@ -20,6 +20,9 @@ use super::rate::{ConnectionGate, OVER_RATE, Verdict};
 use super::runtime::Runtime;
 use super::spec::PluginSpec;
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
+use super::topics::TopicCount;
+use crate::MessageKind;
+use crate::cluster::Backplane;
 use crate::protocol::close::POLICY_VIOLATION;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
@@ -237,6 +240,53 @@ impl PluginRouter {
 
     fn binding(conn: &Connection) -> Option<&Binding> {
         conn.attachment::<Binding>()
+    }
+
+    /// Connects every tenant's topics to the other nodes through the
+    /// backplane: those ready now, and the others as they become ready.
+    /// Call it before the server listens.
+    pub fn join_cluster(&self, backplane: &Backplane) {
+        let mut cluster = self
+            .runtime
+            .cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let backplane = cluster.get_or_insert_with(|| backplane.clone());
+        for tenant in self.ready() {
+            tenant.shared.topics.join(backplane);
+        }
+    }
+
+    /// Publishes to a tenant's topic from outside its plugin (the admin
+    /// API): its subscribers on this node and, with a cluster, on the
+    /// others. Returns how many subscribers on this node took it.
+    pub fn publish(
+        &self,
+        tenant: &str,
+        topic: &str,
+        kind: MessageKind,
+        payload: bytes::Bytes,
+    ) -> Result<usize, SwapError> {
+        let tenant = self.tenant(tenant)?;
+        Ok(tenant.shared.topics.publish_from_host(topic, kind, payload))
+    }
+
+    /// A tenant's topics with their subscriber counts, by name.
+    pub fn topics(&self, tenant: &str) -> Result<Vec<TopicCount>, SwapError> {
+        Ok(self.tenant(tenant)?.shared.topics.topics())
+    }
+}
+
+/// Tells the plugin serving `conn` of an error on it that no command of
+/// the plugin caused (a message for a topic that its queue refused).
+pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+    if let Some(binding) = PluginRouter::binding(conn) {
+        let event = packed::Event::Error {
+            connection: conn.id(),
+            code,
+            description,
+        };
+        push_now(binding, conn, &event);
     }
 }
 

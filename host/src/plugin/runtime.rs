@@ -13,6 +13,7 @@ use super::actor_state::PluginShared;
 use super::engine::{LoadError, PluginEngine};
 use super::executor::{Executors, RuntimeOptions};
 use super::version::{InstanceState, Prepared, sha256_hex};
+use crate::cluster::Backplane;
 
 pub(crate) struct Runtime {
     engine: PluginEngine,
@@ -22,6 +23,9 @@ pub(crate) struct Runtime {
     prepared: Mutex<HashMap<String, Weak<Prepared>>>,
     /// Live instances, all tenants together.
     live: Arc<AtomicUsize>,
+    /// The cluster every tenant's topics join, once one is set. Held
+    /// while a tenant becomes ready, so none misses the cluster.
+    pub cluster: Mutex<Option<Backplane>>,
 }
 
 impl Runtime {
@@ -34,6 +38,7 @@ impl Runtime {
             linker: Prepared::linker(engine)?,
             prepared: Mutex::default(),
             live: Arc::default(),
+            cluster: Mutex::default(),
         }))
     }
 

@@ -15,7 +15,8 @@
 //! - `config KEY`: a granted configuration value
 //! - `log LEVEL TEXT`: writes to the server log
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
-//!   `publish-others TOPIC TEXT`
+//!   `publish-others TOPIC TEXT`, `count TOPIC` (replies `count N`: the
+//!   topic's subscribers, on every node with a cluster)
 //! - `send-to ID TEXT` / `direct-send-to ID TEXT`: address another id
 //! - `close-to ID` / `direct-close-to ID`: close another id with 1000
 //! - `bad-text`: a text send that is not UTF-8
@@ -147,6 +148,7 @@ impl Probe {
                 ctx.unsubscribe(conn, rest);
                 reply(ctx, conn, format!("unsubscribed {rest}"));
             }
+            "count" => reply(ctx, conn, format!("count {}", host::subscriber_count(rest))),
             "publish" => ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), None),
             "publish-others" => ctx.publish(
                 first,

@@ -9,5 +9,6 @@
 
 pub use crate::bindings::plugin::wsserver::plugin::host::{
     attachment, config_get, connection_info, connections, disconnect, log, pause_data, ping,
-    publish, resume_data, send, set_attachment, set_line_mode, subscribe, unsubscribe,
+    publish, resume_data, send, set_attachment, set_line_mode, subscribe, subscriber_count,
+    unsubscribe,
 };
