@@ -176,6 +176,8 @@ static void command(ws_conn_t conn, char *text) {
     } else if (!strcmp(verb, "unsubscribe")) {
         ws_unsubscribe(conn, rest);
         reply(conn, "unsubscribed %s", rest);
+    } else if (!strcmp(verb, "count")) {
+        reply(conn, "count %llu", (unsigned long long)ws_subscriber_count(rest));
     } else if (!strcmp(verb, "publish")) {
         ws_publish_all(first, WS_TEXT, tail, strlen(tail));
     } else if (!strcmp(verb, "publish-others")) {

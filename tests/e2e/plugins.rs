@@ -283,6 +283,8 @@ async fn topics_fan_out_inside_one_plugin(probe: &str) {
         assert_eq!(text(&mut ws).await, "subscribed news");
         members.push((ws, id));
     }
+    say(&mut members[0].0, "count news").await;
+    assert_eq!(text(&mut members[0].0).await, "count 3");
     say(&mut members[0].0, "publish news to all").await;
     for (ws, _) in &mut members {
         assert_eq!(text(ws).await, "to all");
@@ -293,6 +295,8 @@ async fn topics_fan_out_inside_one_plugin(probe: &str) {
     }
     say(&mut members[2].0, "unsubscribe news").await;
     assert_eq!(text(&mut members[2].0).await, "unsubscribed news");
+    say(&mut members[2].0, "count news").await;
+    assert_eq!(text(&mut members[2].0).await, "count 2");
     say(&mut members[1].0, "publish news fewer").await;
     assert_eq!(
         text(&mut members[0].0).await,

@@ -228,6 +228,10 @@ ws_result_t ws_host_unsubscribe(ws_conn_t conn, const char *topic);
 ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *data, size_t len,
                             bool has_exclude, ws_conn_t exclude);
 
+/* How many connections subscribe to `topic` in this plugin's tenant (with
+ * a cluster backplane, on every node). */
+uint64_t ws_subscriber_count(const char *topic);
+
 /* What the host knows about a connection (the seed's WSConnection). */
 typedef struct ws_connection_info {
     ws_conn_t id;

@@ -305,6 +305,11 @@ ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *d
     return result_of(ok, err);
 }
 
+uint64_t ws_subscriber_count(const char *topic) {
+    wsb_string_t text = view_string(topic);
+    return wsserver_plugin_host_subscriber_count(&text);
+}
+
 /* What ws_connection_info hands out: the host's record and the copies. */
 typedef struct info_owned {
     wsserver_plugin_types_ws_connection_t record;

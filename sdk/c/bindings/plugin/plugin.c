@@ -38,6 +38,9 @@ extern void __wasm_import_wsserver_plugin_host_unsubscribe(int64_t, uint8_t *, s
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("publish")))
 extern void __wasm_import_wsserver_plugin_host_publish(uint8_t *, size_t, int32_t, uint8_t *, size_t, int32_t, int64_t, uint8_t *);
 
+__attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("subscriber-count")))
+extern int64_t __wasm_import_wsserver_plugin_host_subscriber_count(uint8_t *, size_t);
+
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("config-get")))
 extern void __wasm_import_wsserver_plugin_host_config_get(uint8_t *, size_t, uint8_t *);
 
@@ -855,6 +858,11 @@ bool wsserver_plugin_host_publish(plugin_string_t *topic, wsserver_plugin_host_m
     *err = result.val.err;
     return 0;
   }
+}
+
+uint64_t wsserver_plugin_host_subscriber_count(plugin_string_t *topic) {
+  int64_t ret = __wasm_import_wsserver_plugin_host_subscriber_count((uint8_t *) (*topic).ptr, (*topic).len);
+  return (uint64_t) (ret);
 }
 
 bool wsserver_plugin_host_config_get(plugin_string_t *key, plugin_string_t *ret) {

@@ -501,6 +501,12 @@ extern bool wsserver_plugin_host_unsubscribe(wsserver_plugin_host_connection_id_
 // that is not this plugin's (`invalid-connection`); full subscriber
 // queues are reported as `error` events.
 extern bool wsserver_plugin_host_publish(stateful_plugin_string_t *topic, wsserver_plugin_host_message_format_t format, stateful_plugin_list_u8_t *data, wsserver_plugin_host_connection_id_t *maybe_exclude, wsserver_plugin_host_host_error_t *err);
+// How many connections subscribe to a topic of this plugin's tenant.
+// With a cluster backplane the count spans every node: this node's
+// subscribers exactly, the other nodes' as last read from the
+// backplane (refreshed every half second; a node that stops counts
+// for at most 15 s more).
+extern uint64_t wsserver_plugin_host_subscriber_count(stateful_plugin_string_t *topic);
 // A configuration value the operator granted to this plugin, or none
 // if it is not set. Keys are the plugin's own (e.g. "auth.token").
 extern bool wsserver_plugin_host_config_get(stateful_plugin_string_t *key, stateful_plugin_string_t *ret);
