@@ -142,9 +142,9 @@ async fn hears_nothing(ws: &mut Ws) {
     }
 }
 
-/// A configuration serving chat-c on /rooms as tenant `chat`, with extra
-/// tenant keys.
-fn chat_config(dir: &Path, welcome: &str, extra: &str) -> PathBuf {
+/// Serves chat-c on /rooms as tenant `chat` (with extra tenant keys), and
+/// the admin API; returns the server and the admin URL.
+async fn start_chat(dir: &Path, welcome: &str, extra: &str) -> (ServerProcess, String) {
     let config = dir.join("chat.toml");
     std::fs::write(
         &config,
@@ -155,7 +155,10 @@ fn chat_config(dir: &Path, welcome: &str, extra: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    config
+    let config = config.display().to_string();
+    let mut server = ServerProcess::start(&["--admin", "127.0.0.1:0", "--config", &config]).await;
+    let admin = server.admin_url().await;
+    (server, admin)
 }
 
 /// A member of a room, welcomed (which proves it has joined).
@@ -168,15 +171,7 @@ async fn join(url: &str, welcome: &str) -> Ws {
 #[tokio::test]
 async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chat_config(dir.path(), "welcome v1", "");
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = start_chat(dir.path(), "welcome v1", "").await;
     let room = |name: &str| format!("{}/rooms/{name}?ignored=1", server.url);
     let mut alice = join(&room("lobby"), "welcome v1").await;
     let mut bob = join(&room("lobby"), "welcome v1").await;
@@ -236,15 +231,7 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
 #[tokio::test]
 async fn chat_c_state_and_attachments_survive_hibernation() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chat_config(dir.path(), "hi", "hibernate_after_ms = 100");
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = start_chat(dir.path(), "hi", "hibernate_after_ms = 100").await;
     let room = format!("{}/rooms/quiet", server.url);
     let mut alice = join(&room, "hi").await;
     let mut bob = join(&room, "hi").await;
