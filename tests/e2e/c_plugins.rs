@@ -42,8 +42,8 @@ pub fn c_plugin(name: &str) -> PathBuf {
 /// Protocol checks any echo plugin must pass, whatever its language, with
 /// a raw client so that the frames are exactly those written here:
 /// fragmented messages come back whole, a 256 KiB binary message, UTF-8
-/// split across fragments, and the close codes of a normal close and of
-/// invalid UTF-8.
+/// split across fragments, empty messages, and the close codes of a normal
+/// close and of invalid UTF-8.
 pub async fn echo_protocol_checks(addr: std::net::SocketAddr) {
     let mut client = RawClient::connect(addr).await;
 
@@ -96,6 +96,15 @@ pub async fn echo_protocol_checks(addr: std::net::SocketAddr) {
         (frame.opcode, frame.payload),
         (0x1, text.as_bytes().to_vec())
     );
+
+    // Empty messages, whole and fragmented.
+    client.send(&masked(0x81, b"")).await;
+    client.send(&masked(0x02, b"")).await;
+    client.send(&masked(0x80, b"")).await;
+    for opcode in [0x1, 0x2] {
+        let frame = client.read_frame().await.expect("an empty echo");
+        assert_eq!((frame.opcode, frame.fin, frame.payload.len()), (opcode, true, 0));
+    }
 
     // A normal close is answered with the same code.
     client.send(&masked(0x88, &4000u16.to_be_bytes())).await;

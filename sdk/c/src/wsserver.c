@@ -502,9 +502,10 @@ static void assemble(wsserver_plugin_types_data_in_t *chunk) {
         ws_format_t format =
             chunk->format == WSSERVER_PLUGIN_TYPES_DATA_FORMAT_TEXT ? WS_TEXT : WS_BINARY;
         if (chunk->eom) {
-            /* Whole in one chunk: no copy, just room for the NUL. */
+            /* Whole in one chunk: no copy, just room for the NUL. An empty
+             * list's pointer is not an allocation. */
             size_t len = chunk->data.len;
-            uint8_t *data = xrealloc(chunk->data.ptr, len + 1);
+            uint8_t *data = len ? xrealloc(chunk->data.ptr, len + 1) : xmalloc(1);
             data[len] = 0;
             chunk->data.ptr = NULL;
             chunk->data.len = 0;
