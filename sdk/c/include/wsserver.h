@@ -128,7 +128,8 @@ typedef struct ws_open_response {
     const char *subprotocol;
 } ws_open_response_t;
 
-/* Adds a response header (e.g. WWW-Authenticate on a 401). Copies both. */
+/* Adds a response header (e.g. WWW-Authenticate on a 401), from within the
+ * open_request callback. Copies both. */
 void ws_open_response_add_header(ws_open_response_t *response, const char *name,
                                  const char *value);
 
@@ -191,7 +192,8 @@ extern const ws_plugin_t ws_plugin;
 #define WS_PLUGIN(...) const ws_plugin_t ws_plugin = {__VA_ARGS__}
 
 /* ---- Queued commands (applied by the host after the batch, in order) ----
- * Each copies its arguments. */
+ * Each copies its arguments. Queued outside an event callback (in
+ * open_request or restore), they go out with the next batch's. */
 
 void ws_send(ws_conn_t conn, ws_format_t format, const void *data, size_t len);
 /* A text message from a NUL-terminated UTF-8 string. */

@@ -540,6 +540,9 @@ static exports_wsserver_plugin_handler_open_response_t *current_response;
 void ws_open_response_add_header(ws_open_response_t *response, const char *name,
                                  const char *value) {
     (void)response; /* the headers live in the response the host receives */
+    if (!current_response) {
+        return; /* not called from the open_request callback */
+    }
     wsserver_plugin_types_list_header_t *headers = &current_response->headers;
     headers->ptr = xrealloc(headers->ptr, (headers->len + 1) * sizeof *headers->ptr);
     headers->ptr[headers->len].name = owned_string(name);
