@@ -103,7 +103,10 @@ pub async fn echo_protocol_checks(addr: std::net::SocketAddr) {
     client.send(&masked(0x80, b"")).await;
     for opcode in [0x1, 0x2] {
         let frame = client.read_frame().await.expect("an empty echo");
-        assert_eq!((frame.opcode, frame.fin, frame.payload.len()), (opcode, true, 0));
+        assert_eq!(
+            (frame.opcode, frame.fin, frame.payload.len()),
+            (opcode, true, 0)
+        );
     }
 
     // A normal close is answered with the same code.
