@@ -18,9 +18,7 @@ fn plugin_path(name: &str) -> std::path::PathBuf {
     if name.ends_with("-c") {
         return crate::c_plugins::c_plugin(name);
     }
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    plugin_file(name)
 }
 
 /// A plugin from `plugins/`, as a --plugin argument for `route`.
@@ -430,7 +428,7 @@ async fn chat_broadcasts_to_the_other_members_of_a_room() {
 async fn auth_refuses_without_a_token_and_picks_a_subprotocol() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("auth.toml");
-    let auth = wsserver::plugin::builtin_dir().join("auth.wasm");
+    let auth = plugin_file("auth");
     std::fs::write(
         &config,
         format!(
