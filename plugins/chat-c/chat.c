@@ -10,7 +10,9 @@
  * watcher hears "presence joined|left ID|- COUNT SUBSCRIBERS" as members
  * come and go. The configuration key `chat.welcome`, if set, is sent to
  * each member as it joins. Built with --stateful, the number of messages
- * relayed survives a hot swap ("/count" answers "count N"). */
+ * relayed survives a hot swap ("/count" answers "count N"). Each member's
+ * room is stored with its connection as an attachment, which the host
+ * keeps across swaps and hibernation ("/room" answers "room ROOM"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,7 @@ static void on_connected(ws_conn_t conn) {
         return;
     }
     ws_subscribe(conn, room);
+    ws_set_attachment(conn, room, strlen(room));
     ws_log(WS_LOG_VERBOSE, "chat-c: connection %llu joined %s", (unsigned long long)conn, room);
     char *welcome = ws_config_get("chat.welcome");
     if (welcome) {
@@ -39,8 +42,25 @@ static void on_connected(ws_conn_t conn) {
     }
 }
 
+/* The member's room: its attachment, or its request path when an
+ * instance that replaced the one that saw it connect has none yet. */
+static bool room_of(ws_conn_t conn, ws_buffer_t *room) {
+    if (ws_attachment(conn, room) == WS_OK && room->len > 0) {
+        return true;
+    }
+    char path[MAX_ROOM];
+    if (ws_connection_path(conn, path, sizeof path) != WS_OK) {
+        return false;
+    }
+    room->len = 0;
+    ws_buffer_append(room, path, strlen(path) + 1);
+    room->len--;
+    ws_set_attachment(conn, path, strlen(path));
+    return true;
+}
+
 static void on_message(ws_conn_t conn, ws_format_t format, const uint8_t *data, size_t len) {
-    char reply[64];
+    char reply[MAX_ROOM + 16];
     if (format == WS_TEXT && strcmp((const char *)data, "/online") == 0) {
         snprintf(reply, sizeof reply, "online %zu", ws_connections(NULL, 0));
         ws_send_text(conn, reply);
@@ -51,23 +71,27 @@ static void on_message(ws_conn_t conn, ws_format_t format, const uint8_t *data, 
         ws_send_text(conn, reply);
         return;
     }
-    char room[MAX_ROOM];
-    if (ws_connection_path(conn, room, sizeof room) != WS_OK) {
+    ws_buffer_t room = {0};
+    if (!room_of(conn, &room)) {
+        free(room.data);
         return;
     }
-    if (format == WS_TEXT && strcmp((const char *)data, "/members") == 0) {
-        snprintf(reply, sizeof reply, "members %llu",
-                 (unsigned long long)ws_host_subscriber_count(room));
+    const char *topic = (const char *)room.data;
+    if (format == WS_TEXT && strcmp((const char *)data, "/room") == 0) {
+        snprintf(reply, sizeof reply, "room %s", topic);
         ws_send_text(conn, reply);
-        return;
-    }
-    if (format == WS_TEXT && strcmp((const char *)data, "/watch") == 0) {
+    } else if (format == WS_TEXT && strcmp((const char *)data, "/members") == 0) {
+        snprintf(reply, sizeof reply, "members %llu",
+                 (unsigned long long)ws_host_subscriber_count(topic));
+        ws_send_text(conn, reply);
+    } else if (format == WS_TEXT && strcmp((const char *)data, "/watch") == 0) {
         watcher = conn;
-        ws_send_text(conn, ws_host_watch_topic(conn, room, true) == WS_OK ? "watching" : "not watching");
-        return;
+        ws_send_text(conn, ws_host_watch_topic(conn, topic, true) == WS_OK ? "watching" : "not watching");
+    } else {
+        ws_publish(topic, format, data, len, conn);
+        relayed++;
     }
-    ws_publish(room, format, data, len, conn);
-    relayed++;
+    free(room.data);
 }
 
 static void on_presence(const char *topic, bool joined, bool has_conn, ws_conn_t conn,

@@ -279,16 +279,25 @@ impl RawClient {
         }
     }
 
-    /// Connects and completes the opening handshake.
+    /// Connects and completes the opening handshake, retrying while the
+    /// route's tenant is still starting (see [`STARTING_WAIT`]).
     pub async fn connect(addr: SocketAddr) -> Self {
-        let mut c = Self::tcp(addr).await;
-        c.send(UPGRADE_REQUEST.as_bytes()).await;
-        let head = c.read_http_head().await;
-        assert!(
-            head.starts_with("HTTP/1.1 101"),
-            "handshake refused: {head}"
-        );
-        c
+        let deadline = tokio::time::Instant::now() + STARTING_WAIT;
+        loop {
+            let mut c = Self::tcp(addr).await;
+            c.send(UPGRADE_REQUEST.as_bytes()).await;
+            let head = c.read_http_head().await;
+            let starting = head.starts_with("HTTP/1.1 503") && head.contains("is starting");
+            if starting && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            assert!(
+                head.starts_with("HTTP/1.1 101"),
+                "handshake refused: {head}"
+            );
+            return c;
+        }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -398,13 +407,35 @@ fn parse_server_frame(buf: &[u8]) -> Option<(ServerFrame, usize)> {
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-/// Connects with tokio-tungstenite.
+/// How long a test waits for a tenant whose component is still compiling
+/// (the server answers 503 "is starting" meanwhile; on a loaded machine
+/// even a small component can take longer than the start-up's wait).
+pub const STARTING_WAIT: Duration = Duration::from_secs(120);
+
+/// Connects with tokio-tungstenite, retrying while the route's tenant is
+/// still starting.
 pub async fn ws_connect(url: &str) -> Ws {
-    let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url))
-        .await
-        .expect("connect in time")
-        .expect("websocket connect");
-    ws
+    use tokio_tungstenite::tungstenite::Error;
+    let deadline = tokio::time::Instant::now() + STARTING_WAIT;
+    loop {
+        match timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+        {
+            Ok((ws, _)) => return ws,
+            Err(Error::Http(response))
+                if response.status() == 503
+                    && response
+                        .headers()
+                        .get("x-wsserver-reason")
+                        .is_some_and(|r| r.to_str().unwrap_or("").contains("is starting"))
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("websocket connect: {e:?}"),
+        }
+    }
 }
 
 /// Sends a text message and expects it echoed.

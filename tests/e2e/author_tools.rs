@@ -77,6 +77,11 @@ async fn new_js_project_builds_and_its_test_passes() {
 }
 
 #[tokio::test]
+async fn new_ts_project_builds_and_its_test_passes() {
+    new_project_builds_and_passes_its_test("ts").await;
+}
+
+#[tokio::test]
 async fn new_python_project_builds_and_its_test_passes() {
     new_project_builds_and_passes_its_test("python").await;
 }

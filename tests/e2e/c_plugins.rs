@@ -42,8 +42,8 @@ pub fn c_plugin(name: &str) -> PathBuf {
 /// Protocol checks any echo plugin must pass, whatever its language, with
 /// a raw client so that the frames are exactly those written here:
 /// fragmented messages come back whole, a 256 KiB binary message, UTF-8
-/// split across fragments, and the close codes of a normal close and of
-/// invalid UTF-8.
+/// split across fragments, empty messages, and the close codes of a normal
+/// close and of invalid UTF-8.
 pub async fn echo_protocol_checks(addr: std::net::SocketAddr) {
     let mut client = RawClient::connect(addr).await;
 
@@ -97,6 +97,18 @@ pub async fn echo_protocol_checks(addr: std::net::SocketAddr) {
         (0x1, text.as_bytes().to_vec())
     );
 
+    // Empty messages, whole and fragmented.
+    client.send(&masked(0x81, b"")).await;
+    client.send(&masked(0x02, b"")).await;
+    client.send(&masked(0x80, b"")).await;
+    for opcode in [0x1, 0x2] {
+        let frame = client.read_frame().await.expect("an empty echo");
+        assert_eq!(
+            (frame.opcode, frame.fin, frame.payload.len()),
+            (opcode, true, 0)
+        );
+    }
+
     // A normal close is answered with the same code.
     client.send(&masked(0x88, &4000u16.to_be_bytes())).await;
     assert_eq!(client.expect_close().await, Some(4000));
@@ -142,18 +154,23 @@ async fn hears_nothing(ws: &mut Ws) {
     }
 }
 
-fn chat_config(dir: &Path, welcome: &str) -> PathBuf {
+/// Serves chat-c on /rooms as tenant `chat` (with extra tenant keys), and
+/// the admin API; returns the server and the admin URL.
+async fn start_chat(dir: &Path, welcome: &str, extra: &str) -> (ServerProcess, String) {
     let config = dir.join("chat.toml");
     std::fs::write(
         &config,
         format!(
-            "[[tenant]]\nname = \"chat\"\nfile = \"{}\"\nroutes = [\"/rooms\"]\n\
+            "[[tenant]]\nname = \"chat\"\nfile = \"{}\"\nroutes = [\"/rooms\"]\n{extra}\n\
              [tenant.config]\n\"chat.welcome\" = \"{welcome}\"\n",
             c_plugin("chat-c").display()
         ),
     )
     .unwrap();
-    config
+    let config = config.display().to_string();
+    let mut server = ServerProcess::start(&["--admin", "127.0.0.1:0", "--config", &config]).await;
+    let admin = server.admin_url().await;
+    (server, admin)
 }
 
 #[tokio::test]
@@ -192,15 +209,7 @@ async fn join(url: &str, welcome: &str) -> Ws {
 #[tokio::test]
 async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_swap() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chat_config(dir.path(), "welcome v1");
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = start_chat(dir.path(), "welcome v1", "").await;
     let room = |name: &str| format!("{}/rooms/{name}?ignored=1", server.url);
     let mut alice = join(&room("lobby"), "welcome v1").await;
     let mut bob = join(&room("lobby"), "welcome v1").await;
@@ -245,6 +254,9 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
     assert_eq!(next_data(&mut bob).await, Message::text("hello"));
     bob.send(Message::text("/count")).await.unwrap();
     assert_eq!(text(&mut bob).await, "count 3");
+    // The room stored as an attachment at connect is the host's: still there.
+    alice.send(Message::text("/room")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "room /rooms/lobby");
     // The new configuration greets newcomers; the room still works.
     let mut dave = join(&room("lobby"), "welcome v2").await;
     dave.send(Message::text("from dave")).await.unwrap();
@@ -252,4 +264,57 @@ async fn chat_c_relays_within_a_room_reads_its_config_and_keeps_state_across_a_s
     assert_eq!(next_data(&mut bob).await, Message::text("from dave"));
     // host.log through the SDK reaches the server log.
     crate::author_tools::logged(&server, "joined /rooms/lobby").await;
+}
+
+#[tokio::test]
+async fn chat_c_state_and_attachments_survive_hibernation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin) = start_chat(dir.path(), "hi", "hibernate_after_ms = 100").await;
+    let room = format!("{}/rooms/quiet", server.url);
+    let mut alice = join(&room, "hi").await;
+    let mut bob = join(&room, "hi").await;
+    alice.send(Message::text("before")).await.unwrap();
+    assert_eq!(next_data(&mut bob).await, Message::text("before"));
+    // Quiet for longer than hibernate_after: the instance is dropped (its
+    // snapshot taken) while both stay connected; the next message wakes a
+    // new one (restored), which finds the room in the attachment.
+    let asleep = crate::runtime::wait_accounting(&admin, "chat", "instances_hibernated", 1).await;
+    assert_eq!(asleep["instances_live"], 0, "{asleep}");
+    bob.send(Message::text("after")).await.unwrap();
+    assert_eq!(next_data(&mut alice).await, Message::text("after"));
+    bob.send(Message::text("/count")).await.unwrap();
+    assert_eq!(text(&mut bob).await, "count 2");
+    alice.send(Message::text("/room")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "room /rooms/quiet");
+}
+
+#[tokio::test]
+async fn the_c_sdk_meets_would_block_and_ready_to_send() {
+    let probe = c_plugin("probe-c");
+    let server = ServerProcess::start(&["--plugin", &format!("/={}", probe.display())]).await;
+    let mut ws = ws_connect(&server.url).await;
+    assert!(text(&mut ws).await.starts_with("event connected "));
+    // Direct sends until the host answers would-block (the client reads
+    // nothing meanwhile); the reply, queued behind them, waits for the
+    // client to read.
+    ws.send(Message::text("flood")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut blocks = 0;
+    let flooded = loop {
+        match next_data(&mut ws).await {
+            Message::Binary(b) => {
+                assert_eq!(b.len(), 16 * 1024);
+                blocks += 1;
+            }
+            Message::Text(t) => break t.to_string(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(flooded, format!("flooded {blocks}"));
+    assert!(
+        blocks > 1,
+        "the queue held {blocks} blocks before would-block"
+    );
+    // Read, the queue drained: the plugin hears ready-to-send.
+    assert_eq!(text(&mut ws).await, "event ready-to-send");
 }

@@ -12,10 +12,49 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::common::*;
 
-/// A plugin built from `plugins/`, as a --plugin argument for `route`.
-fn plugin(route: &str, name: &str) -> String {
-    format!("{route}={}", plugin_file(name).display())
+/// A plugin built from `plugins/`: a Rust one by the build, a C one
+/// (`NAME-c`) by the test.
+fn plugin_path(name: &str) -> std::path::PathBuf {
+    if name.ends_with("-c") {
+        return crate::c_plugins::c_plugin(name);
+    }
+    plugin_file(name)
 }
+
+/// A plugin from `plugins/`, as a --plugin argument for `route`.
+fn plugin(route: &str, name: &str) -> String {
+    format!("{route}={}", plugin_path(name).display())
+}
+
+/// Runs the probe tests against the probe plugin of each SDK: the Rust
+/// `probe` and the C `probe-c` speak the same protocol, so each event and
+/// host function is checked through both SDKs.
+macro_rules! probe_tests {
+    ($($test:ident),* $(,)?) => {
+        mod rust_probe {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test("probe").await
+            })*
+        }
+        mod c_probe {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test("probe-c").await
+            })*
+        }
+    };
+}
+
+probe_tests!(
+    open_request_answers_reach_the_client,
+    data_ping_and_line_mode_events,
+    disconnect_and_disconnected_events,
+    pause_and_resume_hold_data_without_losing_it,
+    connections_config_and_log,
+    topics_fan_out_inside_one_plugin,
+    a_plugin_can_only_address_its_own_connections,
+);
 
 async fn start_with(plugins: &[(&str, &str)]) -> ServerProcess {
     let flags: Vec<String> = plugins.iter().map(|(r, n)| plugin(r, n)).collect();
@@ -42,9 +81,11 @@ async fn probe_client(url: &str) -> (Ws, u64) {
     (ws, id)
 }
 
-#[tokio::test]
-async fn open_request_answers_reach_the_client() {
-    let server = start_with(&[("/", "probe")]).await;
+async fn open_request_answers_reach_the_client(probe: &str) {
+    let server = start_with(&[("/", probe)]).await;
+    // Once a first client is served, the component has compiled (the
+    // request below cannot be retried on a 503 as ws_connect does).
+    drop(ws_connect(&server.url).await);
     let mut request = format!("{}/room?x=1", server.url)
         .into_client_request()
         .unwrap();
@@ -88,9 +129,8 @@ async fn open_request_answers_reach_the_client() {
     assert!(response.contains("X-Probe: rejected"), "{response}");
 }
 
-#[tokio::test]
-async fn data_ping_and_line_mode_events() {
-    let server = start_with(&[("/", "probe")]).await;
+async fn data_ping_and_line_mode_events(probe: &str) {
+    let server = start_with(&[("/", probe)]).await;
     let (mut ws, _) = probe_client(&server.url).await;
     say(&mut ws, "echo héllo").await;
     assert_eq!(text(&mut ws).await, "héllo");
@@ -141,9 +181,8 @@ async fn data_ping_and_line_mode_events() {
     assert_eq!(text(&mut ws).await, "whole again");
 }
 
-#[tokio::test]
-async fn disconnect_and_disconnected_events() {
-    let server = start_with(&[("/", "probe")]).await;
+async fn disconnect_and_disconnected_events(probe: &str) {
+    let server = start_with(&[("/", probe)]).await;
     let (mut watcher, _) = probe_client(&server.url).await;
     say(&mut watcher, "subscribe watch").await;
     assert_eq!(text(&mut watcher).await, "subscribed watch");
@@ -176,9 +215,8 @@ async fn disconnect_and_disconnected_events() {
     );
 }
 
-#[tokio::test]
-async fn pause_and_resume_hold_data_without_losing_it() {
-    let server = start_with(&[("/", "probe")]).await;
+async fn pause_and_resume_hold_data_without_losing_it(probe: &str) {
+    let server = start_with(&[("/", probe)]).await;
     let (mut a, a_id) = probe_client(&server.url).await;
     let (mut b, _) = probe_client(&server.url).await;
     say(&mut a, "pause").await;
@@ -205,11 +243,10 @@ async fn pause_and_resume_hold_data_without_losing_it() {
     assert_eq!(text(&mut a).await, "held back");
 }
 
-#[tokio::test]
-async fn connections_config_and_log() {
+async fn connections_config_and_log(probe: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wsserver.toml");
-    let probe = plugin_file("probe");
+    let probe = plugin_path(probe);
     std::fs::File::create(&config)
         .unwrap()
         .write_all(format!("[[plugin]]\nfile = {:?}\nroute = \"/\"\n[plugin.config]\n\"probe.key\" = \"granted value\"\n", probe.display().to_string()).as_bytes())
@@ -238,9 +275,8 @@ async fn connections_config_and_log() {
     );
 }
 
-#[tokio::test]
-async fn topics_fan_out_inside_one_plugin() {
-    let server = start_with(&[("/", "probe")]).await;
+async fn topics_fan_out_inside_one_plugin(probe: &str) {
+    let server = start_with(&[("/", probe)]).await;
     let mut members = Vec::new();
     for _ in 0..3 {
         let (mut ws, id) = probe_client(&server.url).await;
@@ -248,6 +284,8 @@ async fn topics_fan_out_inside_one_plugin() {
         assert_eq!(text(&mut ws).await, "subscribed news");
         members.push((ws, id));
     }
+    say(&mut members[0].0, "count news").await;
+    assert_eq!(text(&mut members[0].0).await, "count 3");
     say(&mut members[0].0, "publish news to all").await;
     for (ws, _) in &mut members {
         assert_eq!(text(ws).await, "to all");
@@ -258,6 +296,8 @@ async fn topics_fan_out_inside_one_plugin() {
     }
     say(&mut members[2].0, "unsubscribe news").await;
     assert_eq!(text(&mut members[2].0).await, "unsubscribed news");
+    say(&mut members[2].0, "count news").await;
+    assert_eq!(text(&mut members[2].0).await, "count 2");
     say(&mut members[1].0, "publish news fewer").await;
     assert_eq!(
         text(&mut members[0].0).await,
@@ -270,9 +310,8 @@ async fn topics_fan_out_inside_one_plugin() {
     assert_eq!(text(&mut members[2].0).await, "nothing else came");
 }
 
-#[tokio::test]
-async fn a_plugin_can_only_address_its_own_connections() {
-    let server = start_with(&[("/probe", "probe"), ("/other", "probe")]).await;
+async fn a_plugin_can_only_address_its_own_connections(probe: &str) {
+    let server = start_with(&[("/probe", probe), ("/other", probe)]).await;
     let (mut mine, _) = probe_client(&format!("{}/probe", server.url)).await;
     let (mut theirs, their_id) = probe_client(&format!("{}/other", server.url)).await;
     say(&mut mine, &format!("send-to {their_id} intrusion")).await;

@@ -41,7 +41,7 @@ async fn accounting(admin: &str, tenant: &str) -> Value {
 }
 
 /// Polls the tenant's accounting until `field` equals `want`.
-async fn wait_accounting(admin: &str, tenant: &str, field: &str, want: u64) -> Value {
+pub async fn wait_accounting(admin: &str, tenant: &str, field: &str, want: u64) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let a = accounting(admin, tenant).await;

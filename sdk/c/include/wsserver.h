@@ -128,7 +128,8 @@ typedef struct ws_open_response {
     const char *subprotocol;
 } ws_open_response_t;
 
-/* Adds a response header (e.g. WWW-Authenticate on a 401). Copies both. */
+/* Adds a response header (e.g. WWW-Authenticate on a 401), from within the
+ * open_request callback. Copies both. */
 void ws_open_response_add_header(ws_open_response_t *response, const char *name,
                                  const char *value);
 
@@ -198,7 +199,8 @@ extern const ws_plugin_t ws_plugin;
 #define WS_PLUGIN(...) const ws_plugin_t ws_plugin = {__VA_ARGS__}
 
 /* ---- Queued commands (applied by the host after the batch, in order) ----
- * Each copies its arguments. */
+ * Each copies its arguments. Queued outside an event callback (in
+ * open_request or restore), they go out with the next batch's. */
 
 void ws_send(ws_conn_t conn, ws_format_t format, const void *data, size_t len);
 /* A text message from a NUL-terminated UTF-8 string. */
@@ -240,6 +242,10 @@ uint64_t ws_host_subscriber_count(const char *topic);
  * to the instance serving `conn` while it is open. */
 ws_result_t ws_host_watch_topic(ws_conn_t conn, const char *topic, bool watch);
 
+/* How many connections subscribe to `topic` in this plugin's tenant (with
+ * a cluster backplane, on every node). */
+uint64_t ws_subscriber_count(const char *topic);
+
 /* What the host knows about a connection (the seed's WSConnection). */
 typedef struct ws_connection_info {
     ws_conn_t id;
@@ -276,15 +282,17 @@ ws_result_t ws_connection_path(ws_conn_t conn, char *out, size_t cap);
  * up to `cap` ids to `out` (call with cap 0 to count). */
 size_t ws_connections(ws_conn_t *out, size_t cap);
 
-/* Stores up to 2048 bytes with one of this plugin's connections (an empty
- * attachment removes it). The host keeps it while the connection is open:
- * across hibernation, traps and hot swaps, so a fresh instance can serve
- * the connection. */
-ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len);
+/* Stores at most 2048 bytes with one of this plugin's connections,
+ * replacing what was there (an empty one removes it). The host keeps it as
+ * long as the connection is open: across hibernation, a trap that replaces
+ * the instance, and hot swaps. Keep in it what a fresh instance needs to
+ * serve the connection (a user name, a room). Acts at once. */
+ws_result_t ws_set_attachment(ws_conn_t conn, const void *data, size_t len);
 
-/* The connection's attachment: its length goes to `*len` (0 when there is
- * none) and up to `cap` bytes of it to `out`. WS_OK or the host's error. */
-ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len);
+/* The bytes last stored with ws_set_attachment, written to `out` (its
+ * length set; the data is followed by a NUL byte). `out->len` is 0 when
+ * there is none. Free `out->data` when done. */
+ws_result_t ws_attachment(ws_conn_t conn, ws_buffer_t *out);
 
 /* A configuration value the operator granted, as a malloc'd string the
  * caller frees, or NULL if it is not set. */

@@ -316,6 +316,11 @@ ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *d
     return result_of(ok, err);
 }
 
+uint64_t ws_subscriber_count(const char *topic) {
+    wsb_string_t text = view_string(topic);
+    return wsserver_plugin_host_subscriber_count(&text);
+}
+
 /* What ws_connection_info hands out: the host's record and the copies. */
 typedef struct info_owned {
     wsserver_plugin_types_ws_connection_t record;
@@ -396,26 +401,25 @@ size_t ws_connections(ws_conn_t *out, size_t cap) {
     return total;
 }
 
-ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len) {
+ws_result_t ws_set_attachment(ws_conn_t conn, const void *data, size_t len) {
     wsb_list_u8_t bytes = {(uint8_t *)data, len};
     wsserver_plugin_types_host_error_t err = 0;
     return result_of(wsserver_plugin_host_set_attachment(conn, &bytes, &err), err);
 }
 
-ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len) {
-    wsb_option_list_u8_t found = {false, {NULL, 0}};
+ws_result_t ws_attachment(ws_conn_t conn, ws_buffer_t *out) {
+    out->len = 0;
+    wsb_option_list_u8_t stored = {0};
     wsserver_plugin_types_host_error_t err = 0;
-    *len = 0;
-    if (!wsserver_plugin_host_attachment(conn, &found, &err)) {
+    if (!wsserver_plugin_host_attachment(conn, &stored, &err)) {
         return result_of(false, err);
     }
-    if (found.is_some) {
-        *len = found.val.len;
-        if (cap > 0) {
-            memcpy(out, found.val.ptr, found.val.len < cap ? found.val.len : cap);
-        }
-        wsb_list_u8_free(&found.val);
+    if (stored.is_some) {
+        ws_buffer_append(out, stored.val.ptr, stored.val.len);
+        wsb_list_u8_free(&stored.val);
     }
+    ws_buffer_append(out, "", 1);
+    out->len--; /* the NUL is not part of the data */
     return WS_OK;
 }
 
@@ -509,9 +513,10 @@ static void assemble(wsserver_plugin_types_data_in_t *chunk) {
         ws_format_t format =
             chunk->format == WSSERVER_PLUGIN_TYPES_DATA_FORMAT_TEXT ? WS_TEXT : WS_BINARY;
         if (chunk->eom) {
-            /* Whole in one chunk: no copy, just room for the NUL. */
+            /* Whole in one chunk: no copy, just room for the NUL. An empty
+             * list's pointer is not an allocation. */
             size_t len = chunk->data.len;
-            uint8_t *data = xrealloc(chunk->data.ptr, len + 1);
+            uint8_t *data = len ? xrealloc(chunk->data.ptr, len + 1) : xmalloc(1);
             data[len] = 0;
             chunk->data.ptr = NULL;
             chunk->data.len = 0;
@@ -546,6 +551,9 @@ static exports_wsserver_plugin_handler_open_response_t *current_response;
 void ws_open_response_add_header(ws_open_response_t *response, const char *name,
                                  const char *value) {
     (void)response; /* the headers live in the response the host receives */
+    if (!current_response) {
+        return; /* not called from the open_request callback */
+    }
     wsserver_plugin_types_list_header_t *headers = &current_response->headers;
     headers->ptr = xrealloc(headers->ptr, (headers->len + 1) * sizeof *headers->ptr);
     headers->ptr[headers->len].name = owned_string(name);

@@ -1,4 +1,6 @@
-//! Bindings that wit-bindgen generates from `wit/plugin.wit`.
+//! Bindings that wit-bindgen generates from `wit/plugin.wit` (linked into
+//! this crate as `wit/deps/plugin.wit`, so the crate carries the contract
+//! when packaged).
 //!
 //! The `plugin` world gives the types, the host imports and the `handler`
 //! export. The `lifecycle` export is generated on its own (see
@@ -11,8 +13,8 @@
 /// `handler` export.
 pub mod plugin {
     wit_bindgen::generate!({
-        path: "../../wit",
-        world: "plugin",
+        path: "wit",
+        world: "wsserver:plugin/plugin",
         pub_export_macro: true,
         additional_derives: [PartialEq],
     });
@@ -23,7 +25,7 @@ pub mod plugin {
 /// into `stateful-plugin`.
 pub mod lifecycle {
     wit_bindgen::generate!({
-        path: ["../../wit", "wit"],
+        path: "wit",
         world: "wsserver:sdk-rust/lifecycle-export",
         pub_export_macro: true,
     });
@@ -33,7 +35,7 @@ pub mod lifecycle {
 /// `on-events`); every plugin exports it beside `handler`.
 pub mod packed {
     wit_bindgen::generate!({
-        path: ["../../wit", "wit"],
+        path: "wit",
         world: "wsserver:sdk-rust/packed-export",
         pub_export_macro: true,
     });

@@ -21,6 +21,15 @@ pub trait Plugin: Default + 'static {
     }
 
     /// The WebSocket is open (seed: Connected).
+    ///
+    /// Also called after a hot swap: a new version that does not carry
+    /// state through [`Lifecycle`] (or whose predecessor did not) starts
+    /// empty and receives `connected` for each connection it takes over,
+    /// with no [`open_request`](Self::open_request) before it (the
+    /// handshake happened long ago). Build per-connection state here, not
+    /// in `open_request`, and it is rebuilt after a swap too; ask
+    /// [`host::connection_info`](crate::host::connection_info) for what the
+    /// request carried (path, headers, subprotocol).
     fn connected(&mut self, ctx: &mut Context, connection: ConnectionId) {
         let _ = (ctx, connection);
     }

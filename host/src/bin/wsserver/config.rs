@@ -47,13 +47,13 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-use toml::{Table, Value};
+use toml::{Spanned, Table, Value};
 
 /// What the file asks for, in file order.
 #[derive(Debug, Default, PartialEq)]
 pub struct FileConfig {
     pub listen: Option<String>,
-    pub settings: Vec<(String, String)>,
+    pub settings: Vec<FileSetting>,
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
@@ -79,6 +79,14 @@ pub struct RuntimeEntry {
 pub struct ClusterEntry {
     /// The Redis server the nodes share, `redis://HOST:PORT`.
     pub redis: Option<String>,
+}
+
+/// One key of `[settings]`, with its value as text and its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSetting {
+    pub name: String,
+    pub value: String,
+    pub line: usize,
 }
 
 /// The `[admin]` table.
@@ -137,68 +145,94 @@ pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
     Ok(config)
 }
 
+/// The tables serde reads. They are deserialized from the whole document,
+/// so that an error carries its line and column.
+#[derive(Deserialize)]
+struct Tables {
+    #[serde(default)]
+    plugin: Vec<TenantEntry>,
+    #[serde(default)]
+    tenant: Vec<TenantEntry>,
+    admin: Option<AdminEntry>,
+    #[serde(default)]
+    runtime: RuntimeEntry,
+    cluster: Option<ClusterEntry>,
+    /// Keys with their place in the file, for errors found later.
+    #[serde(default)]
+    settings: BTreeMap<Spanned<String>, Value>,
+}
+
 pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
     let table: Table = text.parse()?;
-    let mut out = FileConfig::default();
-    for (key, value) in table {
+    for (key, value) in &table {
         match (key.as_str(), value) {
-            ("listen", Value::String(s)) => out.listen = Some(s),
+            ("listen", Value::String(_)) => {}
             ("listen", other) => bail!("listen must be a \"HOST:PORT\" string, not {other}"),
-            ("settings", Value::Table(settings)) => {
-                for (name, value) in settings {
-                    let text = match value {
-                        Value::String(s) => s,
-                        Value::Integer(i) => i.to_string(),
-                        Value::Boolean(b) => if b { "True" } else { "False" }.to_owned(),
-                        other => bail!(
-                            "settings.{name} must be a string, integer or boolean, not {other}"
-                        ),
-                    };
-                    out.settings.push((name, text));
-                }
-            }
-            ("settings", other) => bail!("settings must be a table, not {other}"),
-            ("plugin", value) => {
-                let plugins = Vec::<TenantEntry>::deserialize(value)
-                    .map_err(|e| anyhow::anyhow!("[[plugin]]: {}", e.message()))?;
-                // Before any [[tenant]]: the older tables come first.
-                out.tenants.splice(0..0, plugins);
-            }
-            ("tenant", value) => {
-                let tenants = Vec::<TenantEntry>::deserialize(value)
-                    .map_err(|e| anyhow::anyhow!("[[tenant]]: {}", e.message()))?;
-                if let Some(unnamed) = tenants.iter().find(|t| t.name.is_none()) {
-                    bail!("[[tenant]] for {}: a tenant needs a name", unnamed.file);
-                }
-                out.tenants.extend(tenants);
-            }
-            ("admin", value) => {
-                out.admin = Some(
-                    AdminEntry::deserialize(value)
-                        .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
-                );
-            }
-            ("runtime", value) => {
-                out.runtime = RuntimeEntry::deserialize(value)
-                    .map_err(|e| anyhow::anyhow!("[runtime]: {}", e.message()))?;
-                if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
-                    bail!("[runtime]: executors and max_instances must be at least 1");
-                }
-            }
-            ("cluster", value) => {
-                out.cluster = Some(
-                    ClusterEntry::deserialize(value)
-                        .map_err(|e| anyhow::anyhow!("[cluster]: {}", e.message()))?,
-                );
-            }
+            ("settings" | "plugin" | "tenant" | "admin" | "runtime" | "cluster", _) => {}
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])"
+                    "{}unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])",
+                    at_line(table_key_line(text, other))
                 )
             }
         }
     }
+    let tables: Tables = toml::from_str(text)?;
+    let mut out = FileConfig {
+        listen: table
+            .get("listen")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..FileConfig::default()
+    };
+    for (name, value) in tables.settings {
+        let line = line_of(text, name.span().start);
+        let name = name.into_inner();
+        let value = match value {
+            Value::String(s) => s,
+            Value::Integer(i) => i.to_string(),
+            Value::Boolean(b) => if b { "True" } else { "False" }.to_owned(),
+            other => bail!(
+                "line {line}: settings.{name} must be a string, integer or boolean, not {other}"
+            ),
+        };
+        out.settings.push(FileSetting { name, value, line });
+    }
+    // The older [[plugin]] tables come before any [[tenant]].
+    out.tenants = tables.plugin;
+    if let Some(unnamed) = tables.tenant.iter().find(|t| t.name.is_none()) {
+        bail!("[[tenant]] for {}: a tenant needs a name", unnamed.file);
+    }
+    out.tenants.extend(tables.tenant);
+    out.admin = tables.admin;
+    out.runtime = tables.runtime;
+    out.cluster = tables.cluster;
+    if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
+        bail!("[runtime]: executors and max_instances must be at least 1");
+    }
     Ok(out)
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where a top-level key or table starts, if it can be found.
+fn table_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches('[').trim_start();
+            line.strip_prefix(key)
+                .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+                .is_some_and(|rest| rest.trim_start().starts_with(['=', ']', '.']))
+        })
+        .map(|index| index + 1)
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|line| format!("line {line}: "))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -209,12 +243,17 @@ mod tests {
     fn reads_listen_and_settings() {
         let c = parse("listen = \"0.0.0.0:9\"\n[settings]\nMaxConnections = 5\nBufferMessage = true\nAllowedClients = \"*\"\n").unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9"));
+        let settings: Vec<_> = c
+            .settings
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_str(), s.line))
+            .collect();
         assert_eq!(
-            c.settings,
+            settings,
             [
-                ("AllowedClients".into(), "*".into()),
-                ("BufferMessage".into(), "True".into()),
-                ("MaxConnections".into(), "5".into()),
+                ("AllowedClients", "*", 5),
+                ("BufferMessage", "True", 4),
+                ("MaxConnections", "5", 3),
             ]
         );
     }
@@ -274,7 +313,7 @@ mod tests {
         assert_eq!(admin.listen.as_deref(), Some("127.0.0.1:9090"));
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
-        assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
+        assert!(e.contains("line 2") && e.contains("lsten"), "{e}");
     }
 
     #[test]
@@ -285,7 +324,7 @@ mod tests {
             Some("redis://127.0.0.1:6379")
         );
         let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
-        assert!(e.contains("[cluster]") && e.contains("redsi"), "{e}");
+        assert!(e.contains("line 2") && e.contains("redsi"), "{e}");
     }
 
     #[test]
@@ -297,5 +336,15 @@ mod tests {
             parse("[settings]\nMaxConnections = [1]").unwrap_err()
         );
         assert!(e.contains("settings.MaxConnections"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn errors_in_tables_carry_their_line() {
+        let text = "listen = \"127.0.0.1:0\"\n\n[[tenant]]\nname = \"a\"\nfile = \"a.wasm\"\nrouts = [\"/\"]\n";
+        let e = format!("{:#}", parse(text).unwrap_err());
+        assert!(e.contains("line 6") && e.contains("routs"), "{e}");
+        let e = format!("{:#}", parse("\n\nlisen = 1").unwrap_err());
+        assert!(e.contains("line 3") && e.contains("lisen"), "{e}");
     }
 }

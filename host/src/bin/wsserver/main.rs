@@ -275,10 +275,11 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         runtime = file.runtime.clone();
         file_admin = file.admin.clone().unwrap_or_default();
         file_redis = file.cluster.as_ref().and_then(|c| c.redis.clone());
-        for (key, value) in &file.settings {
-            settings
-                .set(key, value)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_hint(e)))?;
+        for setting in &file.settings {
+            settings.set(&setting.name, &setting.value).map_err(|e| {
+                let (path, line) = (path.display(), setting.line);
+                anyhow::anyhow!("{path}:{line}: {}", with_hint(e))
+            })?;
         }
     }
     if let Some(listen) = &cli.listen {

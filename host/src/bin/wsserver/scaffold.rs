@@ -14,6 +14,7 @@ pub enum Lang {
     Rust,
     C,
     Js,
+    Ts,
     Python,
 }
 
@@ -103,6 +104,30 @@ fn template(lang: Lang) -> Template {
                 ),
                 ("test.sh", include_str!("../../../../templates/js/test.sh")),
                 (".gitignore", "node_modules/\n*.wasm\n"),
+            ],
+        },
+        Lang::Ts => Template {
+            language: "TypeScript",
+            source: "main.ts",
+            toolchain: "Needs node and npm: build.sh runs `npm install` once for the \
+                TypeScript compiler, and componentize-qjs comes from \
+                `SDK/js/install-toolchain.sh` (npm).",
+            files: &[
+                ("main.ts", include_str!("../../../../templates/ts/main.ts")),
+                (
+                    "package.json",
+                    include_str!("../../../../templates/ts/package.json"),
+                ),
+                (
+                    "tsconfig.json",
+                    include_str!("../../../../templates/ts/tsconfig.json"),
+                ),
+                (
+                    "build.sh",
+                    include_str!("../../../../templates/ts/build.sh"),
+                ),
+                ("test.sh", include_str!("../../../../templates/ts/test.sh")),
+                (".gitignore", "node_modules/\nbuild/\n*.wasm\n"),
             ],
         },
         Lang::Python => Template {
