@@ -176,8 +176,7 @@ async fn start_chat(dir: &Path, welcome: &str, extra: &str) -> (ServerProcess, S
 #[tokio::test]
 async fn chat_c_counts_the_members_of_a_room_and_reports_who_comes_and_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = chat_config(dir.path(), "hi");
-    let server = ServerProcess::start(&["--config", &config.display().to_string()]).await;
+    let (server, _admin) = start_chat(dir.path(), "hi", "").await;
     let room = format!("{}/rooms/lobby", server.url);
     let mut alice = join(&room, "hi").await;
     alice.send(Message::text("/watch")).await.unwrap();
