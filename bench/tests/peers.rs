@@ -46,7 +46,7 @@ impl Peer {
     fn setup(&self) -> Setup {
         Setup {
             target: Target::parse(&self.url).unwrap(),
-            server_pid: Some(self.child.id() as i32),
+            server_pids: vec![self.child.id() as i32],
             threads: 2,
             source_ips: Vec::new(),
             connect_concurrency: 16,
@@ -125,6 +125,30 @@ fn handshakes_can_come_from_several_loopback_addresses() {
 }
 
 #[test]
+fn fanout_spreads_subscribers_over_the_nodes_given() {
+    // Two unconnected servers: only the publisher's node delivers, to the
+    // half of the subscribers that joined there; CPU is both servers'.
+    let program = PEERS[1];
+    let (first, second) = (Peer::start(program), Peer::start(program));
+    let setup = Setup {
+        duration: Duration::from_secs(1),
+        server_pids: vec![first.child.id() as i32, second.child.id() as i32],
+        ..first.setup()
+    };
+    let plan = FanoutPlan {
+        subscribers: 6,
+        size: 32,
+        rate: 200,
+        room: "spread".to_owned(),
+        other_nodes: vec![Target::parse(&second.url).unwrap()],
+    };
+    let report = run_fanout(&setup, &plan).unwrap();
+    let per_message = report.events as f64 / report.published.unwrap() as f64;
+    assert!((2.5..=3.5).contains(&per_message), "{report}");
+    assert!(report.server_cpu_secs.is_some(), "{report}");
+}
+
+#[test]
 fn fanout_delivers_each_message_to_every_subscriber() {
     for program in PEERS {
         let peer = Peer::start(program);
@@ -137,6 +161,7 @@ fn fanout_delivers_each_message_to_every_subscriber() {
             size: 32,
             rate: 200,
             room: "test".to_owned(),
+            other_nodes: Vec::new(),
         };
         let report = run_fanout(&setup, &plan).unwrap();
         let published = report.published.unwrap();
@@ -154,7 +179,7 @@ fn a_refused_connection_is_an_error_not_a_result() {
     drop(unused);
     let setup = Setup {
         target: Target::parse(&url).unwrap(),
-        server_pid: None,
+        server_pids: Vec::new(),
         threads: 1,
         source_ips: Vec::new(),
         connect_concurrency: 1,

@@ -9,7 +9,9 @@
 //!   tenant rate,
 //! - hit by clients whose messages make its plugin allocate until the
 //!   memory cap stops it (the `membomb` plugin: a trap, close 1011, a
-//!   fresh instance, again and again).
+//!   fresh instance, again and again),
+//! - flooded while a third tenant (`loop`) runs every message it gets
+//!   until its CPU deadline: all three share the executor pool.
 //!
 //! It also times hot swaps of the calm tenant (SIGHUP, alternating two
 //! configurations) under its own traffic: how long its clients wait.

@@ -5,7 +5,10 @@
  * Rooms are host topics: members subscribe on connect and a message is one
  * publish that excludes its sender, so the host fans it out. The text
  * message "/online" is answered with "online N", N the tenant's open
- * connections. The configuration key `chat.welcome`, if set, is sent to
+ * connections; "/members" with "members N", N the room's subscribers (on
+ * every node with a cluster); after "/watch" (answered "watching") the
+ * watcher hears "presence joined|left ID|- COUNT SUBSCRIBERS" as members
+ * come and go. The configuration key `chat.welcome`, if set, is sent to
  * each member as it joins. Built with --stateful, the number of messages
  * relayed survives a hot swap ("/count" answers "count N"). */
 #include <stdio.h>
@@ -16,6 +19,8 @@
 #define MAX_ROOM 256
 
 static uint64_t relayed;
+/* The member that asked for presence reports. */
+static ws_conn_t watcher;
 
 static void on_connected(ws_conn_t conn) {
     char room[MAX_ROOM];
@@ -47,10 +52,35 @@ static void on_message(ws_conn_t conn, ws_format_t format, const uint8_t *data, 
         return;
     }
     char room[MAX_ROOM];
-    if (ws_connection_path(conn, room, sizeof room) == WS_OK) {
-        ws_publish(room, format, data, len, conn);
-        relayed++;
+    if (ws_connection_path(conn, room, sizeof room) != WS_OK) {
+        return;
     }
+    if (format == WS_TEXT && strcmp((const char *)data, "/members") == 0) {
+        snprintf(reply, sizeof reply, "members %llu",
+                 (unsigned long long)ws_host_subscriber_count(room));
+        ws_send_text(conn, reply);
+        return;
+    }
+    if (format == WS_TEXT && strcmp((const char *)data, "/watch") == 0) {
+        watcher = conn;
+        ws_send_text(conn, ws_host_watch_topic(conn, room, true) == WS_OK ? "watching" : "not watching");
+        return;
+    }
+    ws_publish(room, format, data, len, conn);
+    relayed++;
+}
+
+static void on_presence(const char *topic, bool joined, bool has_conn, ws_conn_t conn,
+                        uint32_t count, uint64_t subscribers) {
+    (void)topic;
+    char who[24] = "-";
+    if (has_conn) {
+        snprintf(who, sizeof who, "%llu", (unsigned long long)conn);
+    }
+    char reply[96];
+    snprintf(reply, sizeof reply, "presence %s %s %u %llu", joined ? "joined" : "left", who, count,
+             (unsigned long long)subscribers);
+    ws_send_text(watcher, reply);
 }
 
 static void on_error(ws_conn_t conn, uint32_t code, const char *description) {
@@ -79,4 +109,4 @@ static const char *restore(const uint8_t *state, size_t len) {
 }
 
 WS_PLUGIN(.connected = on_connected, .message = on_message, .error = on_error,
-          .snapshot = snapshot, .restore = restore);
+          .presence = on_presence, .snapshot = snapshot, .restore = restore);

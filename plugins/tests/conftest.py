@@ -95,8 +95,10 @@ class FakeHost:
             with root.add_instance(HOST) as host:
                 host.add_func("send", call("send", send))
                 for name in ("ping", "disconnect", "set-line-mode", "pause-data",
-                             "resume-data", "subscribe", "unsubscribe", "publish"):
+                             "resume-data", "subscribe", "unsubscribe", "publish",
+                             "watch-topic"):
                     host.add_func(name, call(name, ok))
+                host.add_func("subscriber-count", call("subscriber-count", lambda _topic: 0))
                 host.add_func("connection-info", call("connection-info", connection_info))
                 host.add_func("connections", call("connections", lambda: list(self.connections)))
                 host.add_func("config-get", call("config-get", self.config.get))

@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,6 +45,27 @@ def read_frame(sock):
     return first & 0x0F, read_exact(sock, length)
 
 
+def upgrade(host, port):
+    """Opens the WebSocket; while the component is still compiling (503 with
+    the reason "is starting", seconds for a JS or Python one) asks again."""
+    deadline = time.monotonic() + 120
+    while True:
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += read_exact(sock, 1)
+        if head.startswith(b"HTTP/1.1 503") and b"is starting" in head and time.monotonic() < deadline:
+            sock.close()
+            time.sleep(0.5)
+            continue
+        assert head.startswith(b"HTTP/1.1 101"), head.decode(errors="replace")
+        return sock
+
+
 def main():
     wsserver = os.environ.get("WSSERVER", "wsserver")
     wasm = os.path.join(HERE, "{{name}}.wasm")
@@ -56,15 +78,7 @@ def main():
         ready = server.stdout.readline().strip()
         assert ready.startswith("listening on ws://"), f"wsserver did not start: {ready!r}"
         host, port = ready.removeprefix("listening on ws://").rsplit(":", 1)
-        sock = socket.create_connection((host, int(port)), timeout=30)
-        sock.sendall(
-            b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += read_exact(sock, 1)
-        assert head.startswith(b"HTTP/1.1 101"), head.decode(errors="replace")
+        sock = upgrade(host, port)
         for opcode, payload in [(1, "hello, {{name}}".encode()), (2, bytes(range(256)))]:
             sock.sendall(frame(opcode, payload))
             assert read_frame(sock) == (opcode, payload), "not echoed"

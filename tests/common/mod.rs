@@ -58,6 +58,17 @@ impl ServerProcess {
     /// Starts `wsserver ARGS...` with extra environment variables (and no
     /// admin token from the test's own environment).
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(args, env, WAIT).await
+    }
+
+    /// Starts `wsserver ARGS...`, giving it `ready_within` to print its
+    /// ready line: compiling a large (JavaScript or Python) component
+    /// takes longer than `WAIT`.
+    pub async fn start_waiting(args: &[&str], ready_within: Duration) -> Self {
+        Self::launch(args, &[], ready_within).await
+    }
+
+    async fn launch(args: &[&str], env: &[(&str, &str)], ready_within: Duration) -> Self {
         let mut child = Command::new(binary())
             .args(args)
             .env("RUST_LOG", "debug")
@@ -80,7 +91,7 @@ impl ServerProcess {
             }
         });
         let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = match timeout(WAIT, out.next_line()).await {
+        let line = match timeout(ready_within, out.next_line()).await {
             Ok(Ok(Some(line))) => line,
             other => panic!(
                 "wsserver {args:?} printed no ready line ({other:?}); stderr:\n{}",
@@ -507,4 +518,30 @@ pub async fn text(ws: &mut Ws) -> String {
             other => panic!("expected a text message, got {other:?}"),
         }
     }
+}
+
+/// Sends one text message.
+pub async fn say(ws: &mut Ws, message: &str) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(message)).await.expect("send");
+}
+
+/// Sends one text message and returns the next text message.
+pub async fn ask(ws: &mut Ws, message: &str) -> String {
+    say(ws, message).await;
+    text(ws).await
+}
+
+/// Connects to a probe plugin (Rust, JavaScript or Python) and reads its
+/// `event connected ID`.
+pub async fn probe_client(url: &str) -> (Ws, u64) {
+    let mut ws = ws_connect(url).await;
+    let hello = text(&mut ws).await;
+    let id = hello
+        .strip_prefix("event connected ")
+        .unwrap_or_else(|| panic!("first message {hello:?}"))
+        .parse()
+        .unwrap();
+    (ws, id)
 }

@@ -156,6 +156,32 @@ fn chat_config(dir: &Path, welcome: &str) -> PathBuf {
     config
 }
 
+#[tokio::test]
+async fn chat_c_counts_the_members_of_a_room_and_reports_who_comes_and_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = chat_config(dir.path(), "hi");
+    let server = ServerProcess::start(&["--config", &config.display().to_string()]).await;
+    let room = format!("{}/rooms/lobby", server.url);
+    let mut alice = join(&room, "hi").await;
+    alice.send(Message::text("/watch")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "watching");
+    alice.send(Message::text("/members")).await.unwrap();
+    assert_eq!(text(&mut alice).await, "members 1");
+    let mut bob = join(&room, "hi").await;
+    let joined = text(&mut alice).await;
+    let bob_id = joined
+        .strip_prefix("presence joined ")
+        .and_then(|rest| rest.strip_suffix(" 1 2"))
+        .unwrap_or_else(|| panic!("{joined}"));
+    bob.send(Message::text("/members")).await.unwrap();
+    assert_eq!(text(&mut bob).await, "members 2");
+    bob.close(None).await.unwrap();
+    assert_eq!(
+        text(&mut alice).await,
+        format!("presence left {bob_id} 1 1")
+    );
+}
+
 /// A member of a room, welcomed (which proves it has joined).
 async fn join(url: &str, welcome: &str) -> Ws {
     let mut ws = ws_connect(url).await;

@@ -146,10 +146,18 @@ async fn chat_member(node: &Node, room: &str) -> Ws {
 
 /// Connects to the probe and reads its `event connected ID`.
 async fn probe_client(node: &Node, path: &str) -> Ws {
+    probe_client_with_id(node, path).await.0
+}
+
+async fn probe_client_with_id(node: &Node, path: &str) -> (Ws, u64) {
     let mut ws = ws_connect(&format!("{}{path}", node.server.url)).await;
     let hello = text(&mut ws).await;
-    assert!(hello.starts_with("event connected "), "{hello}");
-    ws
+    let id = hello
+        .strip_prefix("event connected ")
+        .unwrap_or_else(|| panic!("first message {hello:?}"))
+        .parse()
+        .expect("an id");
+    (ws, id)
 }
 
 /// Sends a probe command and returns its reply.
@@ -366,6 +374,42 @@ async fn subscriber_counts_add_up_across_nodes_and_nodes_leave_empty_channels() 
         topics(&nodes[1], "acme").await == [("room".to_owned(), 4, 0)]
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_watched_topic_reports_joins_and_leaves_on_every_node() {
+    let redis = Redis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = node(dir.path(), 0, &probe_tenants(), &redis).await;
+    let second = node(dir.path(), 1, &probe_tenants(), &redis).await;
+    let mut watcher = probe_client(&first, "/acme").await;
+    assert_eq!(ask(&mut watcher, "watch room").await, "watch ok");
+
+    // A subscriber on the watcher's node: by connection, at once.
+    let (mut local, local_id) = probe_client_with_id(&first, "/acme").await;
+    assert_eq!(ask(&mut local, "subscribe room").await, "subscribed room");
+    assert_eq!(
+        text(&mut watcher).await,
+        format!("event presence room joined {local_id} 1 1")
+    );
+    // On another node: by count, once the nodes' counts are read.
+    let mut remote = probe_client(&second, "/acme").await;
+    assert_eq!(ask(&mut remote, "subscribe room").await, "subscribed room");
+    assert_eq!(text(&mut watcher).await, "event presence room joined - 1 2");
+    // Another tenant's subscribers of the same topic are not counted.
+    let mut other = probe_client(&second, "/globex").await;
+    assert_eq!(ask(&mut other, "subscribe room").await, "subscribed room");
+    remote.close(None).await.unwrap();
+    assert_eq!(text(&mut watcher).await, "event presence room left - 1 1");
+    assert_eq!(
+        ask(&mut local, "unsubscribe room").await,
+        "unsubscribed room"
+    );
+    assert_eq!(
+        text(&mut watcher).await,
+        format!("event presence room left {local_id} 1 0")
+    );
+    assert_quiet(&mut watcher, "the watcher").await;
 }
 
 #[tokio::test]

@@ -25,9 +25,10 @@ struct Common {
     /// Server URL, ws://HOST:PORT[/path].
     #[arg(long, global = true, default_value = "ws://127.0.0.1:9001/")]
     url: String,
-    /// Server pid, for its CPU time and memory.
+    /// Server pid, for its CPU time and memory; repeat it for a cluster of
+    /// nodes (their CPU is summed).
     #[arg(long, global = true)]
-    server_pid: Option<i32>,
+    server_pid: Vec<i32>,
     /// Generator threads, each with its own runtime.
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
@@ -90,6 +91,10 @@ enum ModeArgs {
         rate: u64,
         #[arg(long, default_value = "bench")]
         room: String,
+        /// Other nodes of a cluster (ws://HOST:PORT): subscribers are
+        /// spread over --url and these in turn; the publisher stays on --url.
+        #[arg(long = "also-url", value_name = "URL")]
+        also: Vec<String>,
     },
 }
 
@@ -116,7 +121,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let common = &cli.common;
     let setup = Setup {
         target: Target::parse(&common.url)?,
-        server_pid: common.server_pid,
+        server_pids: common.server_pid.clone(),
         threads: common.threads.max(1),
         source_ips: loopback_sources(common.source_ips),
         connect_concurrency: common.connect_concurrency,
@@ -159,6 +164,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             size,
             rate,
             room,
+            also,
         } => run_fanout(
             &setup,
             &FanoutPlan {
@@ -166,6 +172,10 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                 size: *size,
                 rate: *rate,
                 room: room.clone(),
+                other_nodes: also
+                    .iter()
+                    .map(|url| Target::parse(url))
+                    .collect::<Result<_, _>>()?,
             },
         ),
     }

@@ -15,7 +15,7 @@ use super::pool::{open_all, open_one};
 use super::tally::Tally;
 use super::workers::Window;
 use super::{LoadError, Setup};
-use crate::client::{Connection, MaskedBatch, OPCODE_BINARY, instant_of, now_stamp};
+use crate::client::{Connection, MaskedBatch, OPCODE_BINARY, Target, instant_of, now_stamp};
 use crate::report::{Mode, Report};
 
 /// The publisher tops up to its schedule this often.
@@ -29,6 +29,9 @@ pub struct FanoutPlan {
     pub rate: u64,
     /// Members join `/room/<room>`.
     pub room: String,
+    /// Other nodes of a cluster: subscriber `i` joins on node `i % nodes`
+    /// (the setup's target first); the publisher is on the setup's target.
+    pub other_nodes: Vec<Target>,
 }
 
 /// What one worker thread saw.
@@ -38,11 +41,20 @@ struct FanoutTally {
 }
 
 pub fn run_fanout(setup: &Setup, plan: &FanoutPlan) -> Result<Report, LoadError> {
-    let room = setup.target.with_path(&format!("/room/{}", plan.room));
+    let path = format!("/room/{}", plan.room);
+    let room = setup.target.with_path(&path);
+    let rooms: Vec<Target> = std::iter::once(room.clone())
+        .chain(plan.other_nodes.iter().map(|node| node.with_path(&path)))
+        .collect();
     let (tallies, window, cpu) = run_measured(setup, async |thread, phases| {
         let opened = async {
-            let subscribers =
-                open_all(setup, &room, setup.share_of(thread, plan.subscribers)).await?;
+            let mut subscribers = Vec::new();
+            for (node, room) in rooms.iter().enumerate() {
+                let mine = setup
+                    .share_of(thread, plan.subscribers)
+                    .filter(|index| index % rooms.len() == node);
+                subscribers.extend(open_all(setup, room, mine).await?);
+            }
             let publisher = match thread {
                 0 => Some(open_one(setup, &room, plan.subscribers).await?),
                 _ => None,

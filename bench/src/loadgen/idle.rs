@@ -30,7 +30,12 @@ pub struct IdlePlan {
 }
 
 pub fn run_idle(setup: &Setup, plan: &IdlePlan) -> Result<Report, LoadError> {
-    let server = setup.server_pid.map(ProcessProbe::new).transpose()?;
+    let server = setup
+        .server_pids
+        .first()
+        .copied()
+        .map(ProcessProbe::new)
+        .transpose()?;
     let rss_before = server.as_ref().map(ProcessProbe::rss_bytes).transpose()?;
     let (answered, rss_after) = run_workers(
         setup.threads,

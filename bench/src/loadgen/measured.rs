@@ -14,7 +14,7 @@ pub fn run_measured<T: Send>(
     setup: &Setup,
     worker: impl AsyncFn(usize, &Phases) -> Result<T, LoadError> + Sync,
 ) -> Result<(Vec<T>, Window, CpuUse), LoadError> {
-    let meter = CpuMeter::new(setup.server_pid)?;
+    let meter = CpuMeter::new(&setup.server_pids)?;
     let (results, metered) = run_workers(setup.threads, worker, |phases| {
         phases.all_ready();
         let window = Window::after(setup.warmup, setup.duration);

@@ -7,7 +7,8 @@ use super::workers::Window;
 use crate::procstat::ProcessProbe;
 
 pub struct CpuMeter {
-    server: Option<ProcessProbe>,
+    /// Every server process; their CPU is summed.
+    servers: Vec<ProcessProbe>,
     client: ProcessProbe,
 }
 
@@ -18,15 +19,26 @@ pub struct CpuUse {
 }
 
 impl CpuMeter {
-    pub fn new(server_pid: Option<i32>) -> Result<Self, LoadError> {
+    pub fn new(server_pids: &[i32]) -> Result<Self, LoadError> {
         Ok(Self {
-            server: server_pid.map(ProcessProbe::new).transpose()?,
+            servers: server_pids
+                .iter()
+                .map(|pid| ProcessProbe::new(*pid))
+                .collect::<Result<_, _>>()?,
             client: ProcessProbe::myself()?,
         })
     }
 
     fn sample(&self) -> Result<(Option<f64>, f64), LoadError> {
-        let server = self.server.as_ref().map(|p| p.cpu_seconds()).transpose()?;
+        let server = if self.servers.is_empty() {
+            None
+        } else {
+            let mut total = 0.0;
+            for probe in &self.servers {
+                total += probe.cpu_seconds()?;
+            }
+            Some(total)
+        };
         Ok((server, self.client.cpu_seconds()?))
     }
 

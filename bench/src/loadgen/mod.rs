@@ -30,8 +30,9 @@ pub use idle::{IdlePlan, run_idle};
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub target: Target,
-    /// The server's pid, to read its CPU time and memory from /proc.
-    pub server_pid: Option<i32>,
+    /// The server's pids (several for a cluster of nodes), to read their
+    /// CPU time (summed) and the first one's memory from /proc.
+    pub server_pids: Vec<i32>,
     pub threads: usize,
     /// Local addresses to connect from, in turn; empty means the kernel's
     /// choice. More loopback addresses give more ephemeral ports.

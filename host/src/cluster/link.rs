@@ -297,6 +297,7 @@ impl Session {
             let mut tenants: HashSet<_> =
                 state.interests.values().map(|i| i.tenant.clone()).collect();
             tenants.extend(state.asked.keys().cloned());
+            tenants.extend(state.watching.iter().cloned());
             // Counts of tenants no longer read are no longer known.
             state.remote.retain(|tenant, _| tenants.contains(tenant));
             tenants.into_iter().collect()
@@ -331,7 +332,12 @@ impl Session {
             }
             counts.push((tenant, topics));
         }
-        shared.lock().remote.extend(counts);
+        // Told outside the lock: the tenants' topics read counts again.
+        for (inbound, changed) in shared.store_remote(counts) {
+            for (topic, before, after) in changed {
+                inbound.remote_count_changed(&topic, before, after);
+            }
+        }
         Ok(())
     }
 }

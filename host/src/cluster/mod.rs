@@ -29,7 +29,7 @@ mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,6 +54,10 @@ const QUEUE: usize = 65_536;
 pub trait Inbound: Send + Sync {
     /// A message another node published to `topic` of this tenant.
     fn deliver(&self, topic: &str, kind: MessageKind, payload: Bytes);
+
+    /// The other nodes' subscribers of `topic` went from `before` to
+    /// `after` (as read every [`PRESENCE_PERIOD`]).
+    fn remote_count_changed(&self, topic: &str, before: u64, after: u64);
 }
 
 /// Why a backplane could not be set up.
@@ -120,7 +124,8 @@ struct State {
     remote: HashMap<Arc<str>, HashMap<String, u64>>,
     /// When each tenant's counts were last asked for.
     asked: HashMap<Arc<str>, Instant>,
-    connected: bool,
+    /// Tenants watching topics (their plugins want presence changes).
+    watching: HashSet<Arc<str>>,
     subscribed: usize,
     down_since: Option<SystemTime>,
     last_error: Option<String>,
@@ -139,35 +144,54 @@ struct Shared {
     redis: String,
     state: Mutex<State>,
     outgoing: mpsc::Sender<Outgoing>,
+    /// Whether the link to Redis is up (read on every publish).
+    connected: AtomicBool,
     /// Wakes the link when the set of wanted channels changes.
     wake: Arc<Notify>,
     counters: Counters,
 }
 
+/// The task that connects to Redis and keeps the node's side of the
+/// backplane going: spawn [`run`](Self::run) on a tokio runtime. It ends
+/// when the [`Backplane`] and its links are dropped.
+pub struct Link {
+    shared: Weak<Shared>,
+    client: redis::Client,
+    queue: mpsc::Receiver<Outgoing>,
+}
+
+impl Link {
+    pub async fn run(self) {
+        link::run(self.shared, self.client, self.queue).await;
+    }
+}
+
 impl Backplane {
     /// Checks `url` (`redis://HOST:PORT[/DB]`, with an optional
-    /// `user:password@`) and starts the link on the current tokio runtime.
-    /// Connecting happens in the background: a node starts, and serves
-    /// locally, while Redis is still unreachable.
-    pub fn start(url: &str) -> Result<Self, ClusterError> {
-        let error = |reason: String| ClusterError {
+    /// `user:password@`); the backplane does nothing until its [`Link`]
+    /// runs. Connecting happens in the background: a node starts, and
+    /// serves locally, while Redis is still unreachable.
+    pub fn new(url: &str) -> Result<(Self, Link), ClusterError> {
+        let client = link::client(url).map_err(|e| ClusterError {
             url: redact(url),
-            reason,
-        };
-        let client = link::client(url).map_err(|e| error(e.to_string()))?;
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| error("no tokio runtime to run the link on".into()))?;
+            reason: e.to_string(),
+        })?;
         let (outgoing, queue) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             node: random_node_id(),
             redis: redact(url),
             state: Mutex::default(),
             outgoing,
+            connected: AtomicBool::new(false),
             wake: Arc::default(),
             counters: Counters::default(),
         });
-        runtime.spawn(link::run(Arc::downgrade(&shared), client, queue));
-        Ok(Self { shared })
+        let link = Link {
+            shared: Arc::downgrade(&shared),
+            client,
+            queue,
+        };
+        Ok((Self { shared }, link))
     }
 
     /// Registers a tenant's topics: other nodes' messages for it reach
@@ -188,7 +212,7 @@ impl Backplane {
         ClusterStatus {
             node: wire::node_hex(self.shared.node),
             redis: self.shared.redis.clone(),
-            connected: state.connected,
+            connected: self.shared.connected.load(Ordering::Relaxed),
             subscribed_channels: state.subscribed,
             published: get(&counters.published),
             publish_failures: get(&counters.publish_failures),
@@ -222,7 +246,10 @@ impl TenantLink {
             channel: wire::channel(&self.tenant, topic),
             message: wire::encode(self.shared.node, kind, payload),
         };
-        if !self.shared.lock().connected || self.shared.outgoing.try_send(outgoing).is_err() {
+        // While the link is down nothing queues: at most once, never late.
+        if !self.shared.connected.load(Ordering::Relaxed)
+            || self.shared.outgoing.try_send(outgoing).is_err()
+        {
             self.shared.failed(1);
         }
     }
@@ -265,6 +292,17 @@ impl TenantLink {
             .unwrap_or(0)
     }
 
+    /// Whether the tenant watches any topic: its counts are then read even
+    /// without local subscribers.
+    pub fn set_watching(&self, watching: bool) {
+        let mut state = self.shared.lock();
+        if watching {
+            state.watching.insert(self.tenant.clone());
+        } else {
+            state.watching.remove(&self.tenant);
+        }
+    }
+
     /// Every topic with subscribers on other nodes, with their count there.
     pub fn remote_topics(&self) -> Vec<(String, u64)> {
         let mut state = self.shared.lock();
@@ -291,7 +329,7 @@ impl Shared {
     /// The link is up: logs the end of an outage.
     fn up(&self) {
         let mut state = self.lock();
-        state.connected = true;
+        self.connected.store(true, Ordering::Relaxed);
         if let Some(since) = state.down_since.take() {
             let down = since.elapsed().unwrap_or_default();
             tracing::info!(
@@ -316,7 +354,7 @@ impl Shared {
     fn down(&self, error: &str) {
         let mut state = self.lock();
         let first = state.down_since.is_none();
-        state.connected = false;
+        self.connected.store(false, Ordering::Relaxed);
         state.subscribed = 0;
         state.last_error = Some(error.to_owned());
         if first {
@@ -332,6 +370,38 @@ impl Shared {
                 self.redis
             );
         }
+    }
+
+    /// Keeps the other nodes' counts just read; returns, per tenant, the
+    /// topics whose count changed (before, after).
+    fn store_remote(
+        &self,
+        counts: Vec<(Arc<str>, HashMap<String, u64>)>,
+    ) -> Vec<(Arc<dyn Inbound>, Changed)> {
+        let mut state = self.lock();
+        let mut changes = Vec::new();
+        for (tenant, after) in counts {
+            let before = state.remote.remove(&tenant).unwrap_or_default();
+            let mut changed: Vec<(String, u64, u64)> = before
+                .iter()
+                .map(|(topic, n)| (topic.clone(), *n, after.get(topic).copied().unwrap_or(0)))
+                .chain(
+                    after
+                        .iter()
+                        .filter(|(topic, _)| !before.contains_key(*topic))
+                        .map(|(topic, n)| (topic.clone(), 0, *n)),
+                )
+                .filter(|(_, before, after)| before != after)
+                .collect();
+            changed.sort();
+            if !changed.is_empty()
+                && let Some(inbound) = state.tenants.get(&tenant).and_then(Weak::upgrade)
+            {
+                changes.push((inbound, changed));
+            }
+            state.remote.insert(tenant, after);
+        }
+        changes
     }
 
     /// Hands a message from another node to the tenant's topics.
@@ -359,6 +429,9 @@ impl Shared {
         }
     }
 }
+
+/// Topics whose count changed: (topic, before, after).
+type Changed = Vec<(String, u64, u64)>;
 
 /// A random id per process: what lets a node skip its own messages.
 fn random_node_id() -> u64 {

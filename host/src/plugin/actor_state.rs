@@ -216,6 +216,14 @@ impl ActorState {
         Ok(())
     }
 
+    /// Starts or stops presence events for `topic`, delivered through the
+    /// watcher `id`.
+    pub fn watch_topic(&self, id: ConnectionId, topic: &str, watch: bool) -> HostResult {
+        let conn = self.conn(id)?;
+        self.shared.topics.watch(&conn, topic, watch);
+        Ok(())
+    }
+
     pub fn unsubscribe(&self, id: ConnectionId, topic: &str) -> HostResult {
         self.conn(id)?;
         self.shared.topics.unsubscribe(id, topic);

@@ -152,6 +152,19 @@ pub(crate) fn typed_event(event: packed::Event<'_>) -> wit::Event {
             code,
             description: description.to_owned(),
         }),
+        packed::Event::Presence {
+            topic,
+            joined,
+            connection,
+            count,
+            subscribers,
+        } => wit::Event::Presence(wit::PresenceChange {
+            topic: topic.to_owned(),
+            joined,
+            connection,
+            count,
+            subscribers,
+        }),
     }
 }
 

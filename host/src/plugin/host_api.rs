@@ -72,6 +72,10 @@ impl host::Host for InstanceState {
         self.actor.shared.topics.subscriber_count(&topic)
     }
 
+    fn watch_topic(&mut self, connection: ConnectionId, topic: String, watch: bool) -> HostResult {
+        self.actor.watch_topic(connection, &topic, watch)
+    }
+
     fn config_get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
     }

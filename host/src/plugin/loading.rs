@@ -227,15 +227,7 @@ impl Loader {
                     Err(e.0)
                 }
             };
-            let cluster = self
-                .runtime
-                .cluster
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
             let _ = slot.state.set(state);
-            if let (Some(tenant), Some(backplane)) = (slot.ready(), cluster.as_ref()) {
-                tenant.shared.topics.join(backplane);
-            }
         }
         let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         progress.pending -= 1;

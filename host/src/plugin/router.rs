@@ -5,7 +5,7 @@
 //! within the tenant's rates.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,6 +32,9 @@ pub struct PluginRouter {
     /// Every declared tenant, in declaration order; each ready once its
     /// component has loaded.
     slots: Vec<Arc<Slot>>,
+    /// Slot indexes by the path prefix of their routes: an open request
+    /// looks up the prefixes of its path, not every tenant's routes.
+    by_prefix: HashMap<String, Vec<usize>>,
     runtime: Arc<Runtime>,
 }
 
@@ -120,9 +123,35 @@ impl PluginRouter {
         specs: Vec<PluginSpec>,
         options: RuntimeOptions,
     ) -> Result<Self, LoadError> {
-        let runtime = Runtime::start(engine, options)?;
+        Self::start_in_cluster(engine, specs, options, None)
+    }
+
+    /// [`start_with`](Self::start_with), each tenant's topics joined to
+    /// the other nodes through `cluster` (see [`crate::cluster`]).
+    pub fn start_in_cluster(
+        engine: &PluginEngine,
+        specs: Vec<PluginSpec>,
+        options: RuntimeOptions,
+        cluster: Option<Backplane>,
+    ) -> Result<Self, LoadError> {
+        let runtime = Runtime::start(engine, options, cluster)?;
         match loading::start(&runtime, specs) {
-            Ok(slots) => Ok(Self { slots, runtime }),
+            Ok(slots) => {
+                let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+                for (index, slot) in slots.iter().enumerate() {
+                    for route in &slot.routes {
+                        let indexes = by_prefix.entry(route.path_prefix.clone()).or_default();
+                        if indexes.last() != Some(&index) {
+                            indexes.push(index);
+                        }
+                    }
+                }
+                Ok(Self {
+                    slots,
+                    by_prefix,
+                    runtime,
+                })
+            }
             Err(e) => {
                 runtime.shutdown();
                 Err(e)
@@ -138,8 +167,15 @@ impl PluginRouter {
     /// The tenant serving `path` on `host` (ready or not): host routes
     /// before host-less ones, then the longest path prefix.
     fn route(&self, path: &str, host: &str) -> Option<&Slot> {
-        self.slots
-            .iter()
+        // The path itself and each prefix ending before a `/`, then "/".
+        let prefixes = std::iter::once(path)
+            .chain(path.match_indices('/').rev().map(|(at, _)| &path[..at]))
+            .filter(|prefix| !prefix.is_empty())
+            .chain(std::iter::once("/"));
+        prefixes
+            .filter_map(|prefix| self.by_prefix.get(prefix))
+            .flatten()
+            .map(|&index| &self.slots[index])
             .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
             .filter_map(|(route, slot)| route.matches(path, host).map(|rank| (rank, slot)))
             .max_by_key(|(rank, _)| *rank)
@@ -242,21 +278,6 @@ impl PluginRouter {
         conn.attachment::<Binding>()
     }
 
-    /// Connects every tenant's topics to the other nodes through the
-    /// backplane: those ready now, and the others as they become ready.
-    /// Call it before the server listens.
-    pub fn join_cluster(&self, backplane: &Backplane) {
-        let mut cluster = self
-            .runtime
-            .cluster
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let backplane = cluster.get_or_insert_with(|| backplane.clone());
-        for tenant in self.ready() {
-            tenant.shared.topics.join(backplane);
-        }
-    }
-
     /// Publishes to a tenant's topic from outside its plugin (the admin
     /// API): its subscribers on this node and, with a cluster, on the
     /// others. Returns how many subscribers on this node took it.
@@ -277,16 +298,12 @@ impl PluginRouter {
     }
 }
 
-/// Tells the plugin serving `conn` of an error on it that no command of
-/// the plugin caused (a message for a topic that its queue refused).
-pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+/// Hands the plugin instance serving `conn` an event that no client input
+/// caused: an error for a topic message its queue refused, a presence
+/// change for a topic it watches.
+pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
     if let Some(binding) = PluginRouter::binding(conn) {
-        let event = packed::Event::Error {
-            connection: conn.id(),
-            code,
-            description,
-        };
-        push_now(binding, conn, &event);
+        push_now(binding, conn, event);
     }
 }
 
@@ -306,23 +323,49 @@ thread_local! {
     static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
 }
 
+/// Staged events taken for a plugin: handed over outside the
+/// thread-local's borrow, because handing over may run the plugin's turn
+/// on this thread.
+struct Handover {
+    plugin: Arc<PluginHandle>,
+    conn: Connection,
+    events: Vec<u8>,
+}
+
+impl Handover {
+    fn push(self) {
+        self.plugin.push(&self.events, &self.conn);
+        // Keep the buffer for the next read, unless one was staged since.
+        let mut events = self.events;
+        events.clear();
+        STAGED.with_borrow_mut(|staged| {
+            if staged.events.capacity() == 0 {
+                staged.events = events;
+            }
+        });
+    }
+}
+
 impl Staged {
-    fn flush(&mut self) {
-        if let Some((plugin, conn)) = self.target.take() {
-            plugin.push(&self.events, &conn);
-            self.events.clear();
-        }
+    fn take(&mut self) -> Option<Handover> {
+        let (plugin, conn) = self.target.take()?;
+        Some(Handover {
+            plugin,
+            conn,
+            events: std::mem::take(&mut self.events),
+        })
     }
 }
 
 /// Stages an event of `conn`; events of another connection first hand over
 /// what is staged, so each connection's events keep their order.
 fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
-    STAGED.with_borrow_mut(|staged| {
+    let (before, full) = STAGED.with_borrow_mut(|staged| {
+        let mut before = None;
         if let Some((plugin, staged_conn)) = &staged.target
             && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
         {
-            staged.flush();
+            before = staged.take();
         }
         if staged.target.is_none() {
             staged.target = Some((binding.plugin.clone(), conn.clone()));
@@ -330,15 +373,21 @@ fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
         packed::Writer::new(&mut staged.events).event(event);
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
-        if staged.events.len() >= STAGE_LIMIT {
-            staged.flush();
-        }
+        let full = (staged.events.len() >= STAGE_LIMIT)
+            .then(|| staged.take())
+            .flatten();
+        (before, full)
     });
+    for handover in [before, full].into_iter().flatten() {
+        handover.push();
+    }
 }
 
 /// Hands over what is staged on this thread.
 fn flush_staged() {
-    STAGED.with_borrow_mut(Staged::flush);
+    if let Some(handover) = STAGED.with_borrow_mut(Staged::take) {
+        handover.push();
+    }
 }
 
 /// Sends one event now, after anything staged.

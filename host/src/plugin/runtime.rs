@@ -23,13 +23,16 @@ pub(crate) struct Runtime {
     prepared: Mutex<HashMap<String, Weak<Prepared>>>,
     /// Live instances, all tenants together.
     live: Arc<AtomicUsize>,
-    /// The cluster every tenant's topics join, once one is set. Held
-    /// while a tenant becomes ready, so none misses the cluster.
-    pub cluster: Mutex<Option<Backplane>>,
+    /// The link to the other nodes: each tenant's topics join it.
+    pub cluster: Option<Backplane>,
 }
 
 impl Runtime {
-    pub fn start(engine: &PluginEngine, options: RuntimeOptions) -> Result<Arc<Self>, LoadError> {
+    pub fn start(
+        engine: &PluginEngine,
+        options: RuntimeOptions,
+        cluster: Option<Backplane>,
+    ) -> Result<Arc<Self>, LoadError> {
         let executors = Executors::start(options)
             .map_err(|e| LoadError(format!("cannot start the plugin executors: {e}")))?;
         Ok(Arc::new(Self {
@@ -38,7 +41,7 @@ impl Runtime {
             linker: Prepared::linker(engine)?,
             prepared: Mutex::default(),
             live: Arc::default(),
-            cluster: Mutex::default(),
+            cluster,
         }))
     }
 

@@ -212,6 +212,9 @@ impl Tenant {
             spec.limits.max_queued_bytes,
             instances,
         ));
+        if let Some(cluster) = &runtime.cluster {
+            shared.topics.join(cluster);
+        }
         version
             .prove(ActorState::new(shared.clone()))
             .map_err(|reason| {

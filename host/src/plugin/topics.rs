@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
+use wsserver_packed as packed;
+
 use super::convert;
+use super::router::push_event;
 use crate::MessageKind;
 use crate::cluster::{Backplane, Inbound, TenantLink};
 use crate::server::{Connection, ConnectionId, Error};
@@ -24,11 +27,14 @@ pub struct TopicCount {
 }
 
 /// Topic name -> subscribers, and the reverse index so a closing
-/// connection leaves all its topics at once.
+/// connection leaves all its topics at once; watched topics and their
+/// watchers.
 #[derive(Debug, Default)]
 struct Subscriptions {
     subscribers: HashMap<String, BTreeMap<ConnectionId, Connection>>,
     by_connection: HashMap<ConnectionId, BTreeSet<String>>,
+    /// Watched topic -> the connections watching it; the first is told.
+    watchers: HashMap<String, BTreeMap<ConnectionId, Connection>>,
 }
 
 impl Subscriptions {
@@ -80,11 +86,29 @@ impl TopicBus {
         });
     }
 
-    /// Tells the other nodes how many subscribe here; called with the
-    /// subscriptions locked, so counts arrive in the order they changed.
-    fn counted(&self, topic: &str, count: usize) {
+    fn remote_count(&self, topic: &str) -> u64 {
+        self.cluster
+            .get()
+            .map_or(0, |link| link.remote_count(topic))
+    }
+
+    /// A local subscriber came or went: the other nodes learn the count
+    /// (called with the subscriptions locked, so counts arrive in the
+    /// order they changed) and a watcher of the topic is told.
+    fn counted(&self, local: &Subscriptions, topic: &str, id: ConnectionId, joined: bool) {
+        let count = local.count(topic);
         if let Some(link) = self.cluster.get() {
             link.set_local_count(topic, count);
+        }
+        if let Some(watcher) = local.watchers.get(topic).and_then(|w| w.values().next()) {
+            let event = packed::Event::Presence {
+                topic,
+                joined,
+                connection: Some(id),
+                count: 1,
+                subscribers: count as u64 + self.remote_count(topic),
+            };
+            push_event(watcher, &event);
         }
     }
 
@@ -94,13 +118,12 @@ impl TopicBus {
         if set.insert(conn.id(), conn.clone()).is_some() {
             return;
         }
-        let count = set.len();
         local
             .by_connection
             .entry(conn.id())
             .or_default()
             .insert(topic.to_owned());
-        self.counted(topic, count);
+        self.counted(&local, topic, conn.id(), true);
     }
 
     pub fn unsubscribe(&self, id: ConnectionId, topic: &str) {
@@ -114,16 +137,48 @@ impl TopicBus {
         if topics.is_empty() {
             local.by_connection.remove(&id);
         }
-        let left = local.remove(id, topic);
-        self.counted(topic, left);
+        local.remove(id, topic);
+        self.counted(&local, topic, id, false);
     }
 
-    /// Drops every subscription of a connection that has ended.
+    /// Starts or stops presence events for `topic`, delivered through
+    /// `conn` (the watcher) while it is open.
+    pub fn watch(&self, conn: &Connection, topic: &str, watch: bool) {
+        let mut local = self.local();
+        if watch {
+            local
+                .watchers
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(conn.id(), conn.clone());
+        } else if let Some(watchers) = local.watchers.get_mut(topic) {
+            watchers.remove(&conn.id());
+            if watchers.is_empty() {
+                local.watchers.remove(topic);
+            }
+        }
+        if let Some(link) = self.cluster.get() {
+            link.set_watching(!local.watchers.is_empty());
+        }
+    }
+
+    /// Drops every subscription and watch of a connection that has ended.
     pub fn forget(&self, id: ConnectionId) {
         let mut local = self.local();
+        let watched_before = !local.watchers.is_empty();
+        local.watchers.retain(|_, watchers| {
+            watchers.remove(&id);
+            !watchers.is_empty()
+        });
+        if watched_before
+            && local.watchers.is_empty()
+            && let Some(link) = self.cluster.get()
+        {
+            link.set_watching(false);
+        }
         for topic in local.by_connection.remove(&id).unwrap_or_default() {
-            let left = local.remove(id, &topic);
-            self.counted(&topic, left);
+            local.remove(id, &topic);
+            self.counted(&local, &topic, id, false);
         }
     }
 
@@ -186,8 +241,12 @@ impl TopicBus {
             let local = self.local();
             for (id, error) in failed {
                 if let Some(conn) = local.subscribers.get(topic).and_then(|s| s.get(&id)) {
-                    let code = convert::error_code(convert::host_error(&error));
-                    super::router::report_error(conn, code, &error.to_string());
+                    let event = packed::Event::Error {
+                        connection: id,
+                        code: convert::error_code(convert::host_error(&error)),
+                        description: &error.to_string(),
+                    };
+                    push_event(conn, &event);
                 }
             }
         }
@@ -197,11 +256,7 @@ impl TopicBus {
     /// Subscribers of `topic`: here, plus on the other nodes as last read.
     pub fn subscriber_count(&self, topic: &str) -> u64 {
         let local = self.local().count(topic) as u64;
-        local
-            + self
-                .cluster
-                .get()
-                .map_or(0, |link| link.remote_count(topic))
+        local + self.remote_count(topic)
     }
 
     /// Every topic with subscribers here or (with a cluster) elsewhere, by
@@ -242,5 +297,19 @@ impl TopicBus {
 impl Inbound for TopicBus {
     fn deliver(&self, topic: &str, kind: MessageKind, payload: Bytes) {
         self.deliver_here(topic, kind, &payload);
+    }
+
+    fn remote_count_changed(&self, topic: &str, before: u64, after: u64) {
+        let local = self.local();
+        if let Some(watcher) = local.watchers.get(topic).and_then(|w| w.values().next()) {
+            let event = packed::Event::Presence {
+                topic,
+                joined: after > before,
+                connection: None,
+                count: u32::try_from(after.abs_diff(before)).unwrap_or(u32::MAX),
+                subscribers: local.count(topic) as u64 + after,
+            };
+            push_event(watcher, &event);
+        }
     }
 }

@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{ComponentExportIndex, Linker, ResourceTable, TypedFunc};
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceTable, TypedFunc};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wsserver_plugin_bindings::{Plugin, PluginPre};
 
@@ -55,6 +55,48 @@ impl std::fmt::Display for ComponentVersion {
         // Twelve hex digits tell versions apart in a log line.
         write!(f, "sha256:{}", &self.sha256[..12.min(self.sha256.len())])
     }
+}
+
+/// Interfaces the host links into every component: its own and WASI 0.2's
+/// (which grants nothing: see `Version::instantiate`).
+const PROVIDED_INTERFACES: &[&str] = &[
+    "wsserver:plugin/",
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// The imports of `component` that the host does not provide.
+fn unprovided_imports(component: &Component, engine: &Engine) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !PROVIDED_INTERFACES.iter().any(|p| name.starts_with(p)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Why a component with imports the host lacks is refused, and how to
+/// build it without them.
+fn refuse_imports(unprovided: &[String]) -> String {
+    let mut text = format!(
+        "it imports {}, which wsserver does not provide (a plugin gets \
+         wsserver:plugin/host and the WASI 0.2 cli, io, clocks, random, filesystem \
+         and sockets interfaces, with nothing granted); rebuild it without them",
+        unprovided.join(", ")
+    );
+    if unprovided.iter().any(|name| name.starts_with("wasi:http/")) {
+        text.push_str(
+            ". componentize-js links wasi:http unless told not to: pass \
+             `-d http -d fetch-event` (the wsserver JavaScript SDK builds with \
+             componentize-qjs, which does not import it)",
+        );
+    }
+    text
 }
 
 /// What the store of an instance holds.
@@ -204,13 +246,26 @@ impl Prepared {
         wasm: &[u8],
         sha256: String,
     ) -> Result<Self, LoadError> {
+        // Compiling a 12-18 MB JavaScript or Python component takes seconds:
+        // say which tenant waits for it, and for how long.
+        let short = &sha256[..12.min(sha256.len())];
+        tracing::info!(
+            "tenant {name}: loading sha256:{short} ({:.1} MiB), compiling it unless cached",
+            wasm.len() as f64 / (1024.0 * 1024.0)
+        );
+        let started = Instant::now();
         let component = engine.load(name, wasm)?;
         let fail = |what: &str, e: String| LoadError(format!("plugin {name}: {what}: {e}"));
         let pre = linker.instantiate_pre(&component).map_err(|e| {
-            fail(
-                "it does not fit the wsserver:plugin contract",
-                format!("{e:#}"),
-            )
+            let unprovided = unprovided_imports(&component, engine.engine());
+            if unprovided.is_empty() {
+                fail(
+                    "it does not fit the wsserver:plugin contract",
+                    format!("{e:#}"),
+                )
+            } else {
+                fail("it cannot be linked", refuse_imports(&unprovided))
+            }
         })?;
         let pre = PluginPre::new(pre)
             .map_err(|e| fail("it does not export the handler interface", format!("{e:#}")))?;
@@ -224,6 +279,10 @@ impl Prepared {
         let lifecycle = function(LIFECYCLE, "snapshot")
             .zip(function(LIFECYCLE, "restore"))
             .map(|(snapshot, restore)| LifecycleIndex { snapshot, restore });
+        tracing::info!(
+            "tenant {name}: sha256:{short} compiled and linked in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(Self {
             sha256,
             pre,
@@ -392,5 +451,26 @@ mod tests {
         );
         assert_eq!(empty.to_string(), "sha256:e3b0c44298fc");
         assert_ne!(ComponentVersion::of(b"a"), ComponentVersion::of(b"b"));
+    }
+
+    #[test]
+    fn a_refused_import_is_named_with_how_to_drop_it() {
+        let plain = refuse_imports(&["example:missing/thing@1.0.0".to_owned()]);
+        assert!(
+            plain.starts_with(
+                "it imports example:missing/thing@1.0.0, which wsserver does not provide"
+            ),
+            "{plain}"
+        );
+        assert!(!plain.contains("componentize-js"), "{plain}");
+        let http = refuse_imports(&[
+            "wasi:http/types@0.2.3".to_owned(),
+            "wasi:http/outgoing-handler@0.2.3".to_owned(),
+        ]);
+        assert!(
+            http.contains("wasi:http/types@0.2.3, wasi:http/outgoing-handler@0.2.3"),
+            "{http}"
+        );
+        assert!(http.contains("`-d http -d fetch-event`"), "{http}");
     }
 }

@@ -16,7 +16,9 @@
 //! - `log LEVEL TEXT`: writes to the server log
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
 //!   `publish-others TOPIC TEXT`, `count TOPIC` (replies `count N`: the
-//!   topic's subscribers, on every node with a cluster)
+//!   topic's subscribers, on every node with a cluster), `watch TOPIC`
+//!   (then `event presence TOPIC joined|left CONNECTION|- COUNT SUBSCRIBERS`
+//!   comes to this connection)
 //! - `send-to ID TEXT` / `direct-send-to ID TEXT`: address another id
 //! - `close-to ID` / `direct-close-to ID`: close another id with 1000
 //! - `bad-text`: a text send that is not UTF-8
@@ -30,7 +32,7 @@
 
 use wsserver_sdk::{
     ConnectionId, Context, DataFormat, DataIn, DisconnectInfo, ErrorInfo, HostError, LogLevel,
-    MessageFormat, OpenRequest, OpenResponse, PingIn, Plugin, host,
+    MessageFormat, OpenRequest, OpenResponse, PingIn, Plugin, PresenceChange, host,
 };
 
 #[derive(Default)]
@@ -38,6 +40,9 @@ struct Probe {
     /// The connection that sent the latest command: errors about ids that
     /// are not ours are reported to it.
     last: ConnectionId,
+    /// The connection that last asked to watch a topic: presence events
+    /// are reported to it.
+    watcher: ConnectionId,
 }
 
 fn reply(ctx: &mut Context, conn: ConnectionId, text: impl Into<String>) {
@@ -148,6 +153,11 @@ impl Probe {
                 ctx.unsubscribe(conn, rest);
                 reply(ctx, conn, format!("unsubscribed {rest}"));
             }
+            "watch" => {
+                self.watcher = conn;
+                let result = host::watch_topic(conn, rest, true);
+                reply(ctx, conn, format!("watch {}", result_text(result)));
+            }
             "count" => reply(ctx, conn, format!("count {}", host::subscriber_count(rest))),
             "publish" => ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), None),
             "publish-others" => ctx.publish(
@@ -244,6 +254,20 @@ impl Plugin for Probe {
             Err(_) => self.last,
         };
         reply(ctx, to, format!("event error code={}", error.code));
+    }
+
+    fn presence(&mut self, ctx: &mut Context, change: PresenceChange) {
+        let who = change
+            .connection
+            .map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let text = format!(
+            "event presence {} {} {who} {} {}",
+            change.topic,
+            if change.joined { "joined" } else { "left" },
+            change.count,
+            change.subscribers
+        );
+        reply(ctx, self.watcher, text);
     }
 
     fn disconnected(&mut self, ctx: &mut Context, info: DisconnectInfo) {

@@ -175,6 +175,13 @@ typedef struct ws_plugin {
     /* A queued command failed, or the host hit an error on a connection
      * (WS_ERROR_* codes; treat unknown ones as errors). */
     void (*error)(ws_conn_t conn, uint32_t code, const char *description);
+    /* Subscribers joined (`joined` true) or left a topic the plugin
+     * watches (ws_host_watch_topic). `has_conn`: `conn` is the connection
+     * that joined or left, one of the plugin's on this node; otherwise the
+     * change happened on other nodes and `count` is its size.
+     * `subscribers`: the topic's subscribers after it, on every node. */
+    void (*presence)(const char *topic, bool joined, bool has_conn, ws_conn_t conn,
+                     uint32_t count, uint64_t subscribers);
 
     /* Lifecycle (hot swap), used only when built with `--stateful` (the
      * component then exports `lifecycle`). `snapshot` appends the plugin's
@@ -227,6 +234,11 @@ ws_result_t ws_host_unsubscribe(ws_conn_t conn, const char *topic);
 /* `exclude` is ignored unless `has_exclude`. */
 ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *data, size_t len,
                             bool has_exclude, ws_conn_t exclude);
+/* Subscribers of `topic` of this tenant, on every node with a cluster. */
+uint64_t ws_host_subscriber_count(const char *topic);
+/* Starts (`watch` true) or stops `presence` callbacks for `topic`; they go
+ * to the instance serving `conn` while it is open. */
+ws_result_t ws_host_watch_topic(ws_conn_t conn, const char *topic, bool watch);
 
 /* What the host knows about a connection (the seed's WSConnection). */
 typedef struct ws_connection_info {
@@ -263,6 +275,16 @@ ws_result_t ws_connection_path(ws_conn_t conn, char *out, size_t cap);
 /* This plugin's open connections: returns how many there are and writes
  * up to `cap` ids to `out` (call with cap 0 to count). */
 size_t ws_connections(ws_conn_t *out, size_t cap);
+
+/* Stores up to 2048 bytes with one of this plugin's connections (an empty
+ * attachment removes it). The host keeps it while the connection is open:
+ * across hibernation, traps and hot swaps, so a fresh instance can serve
+ * the connection. */
+ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len);
+
+/* The connection's attachment: its length goes to `*len` (0 when there is
+ * none) and up to `cap` bytes of it to `out`. WS_OK or the host's error. */
+ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len);
 
 /* A configuration value the operator granted, as a malloc'd string the
  * caller frees, or NULL if it is not set. */

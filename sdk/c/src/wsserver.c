@@ -295,6 +295,17 @@ ws_result_t ws_host_unsubscribe(ws_conn_t conn, const char *topic) {
     return result_of(wsserver_plugin_host_unsubscribe(conn, &text, &err), err);
 }
 
+uint64_t ws_host_subscriber_count(const char *topic) {
+    wsb_string_t text = view_string(topic);
+    return wsserver_plugin_host_subscriber_count(&text);
+}
+
+ws_result_t ws_host_watch_topic(ws_conn_t conn, const char *topic, bool watch) {
+    wsb_string_t text = view_string(topic);
+    wsserver_plugin_types_host_error_t err = 0;
+    return result_of(wsserver_plugin_host_watch_topic(conn, &text, watch, &err), err);
+}
+
 ws_result_t ws_host_publish(const char *topic, ws_format_t format, const void *data, size_t len,
                             bool has_exclude, ws_conn_t exclude) {
     wsb_string_t text = view_string(topic);
@@ -383,6 +394,29 @@ size_t ws_connections(ws_conn_t *out, size_t cap) {
     size_t total = list.len;
     wsserver_plugin_host_list_connection_id_free(&list);
     return total;
+}
+
+ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len) {
+    wsb_list_u8_t bytes = {(uint8_t *)data, len};
+    wsserver_plugin_types_host_error_t err = 0;
+    return result_of(wsserver_plugin_host_set_attachment(conn, &bytes, &err), err);
+}
+
+ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len) {
+    wsb_option_list_u8_t found = {false, {NULL, 0}};
+    wsserver_plugin_types_host_error_t err = 0;
+    *len = 0;
+    if (!wsserver_plugin_host_attachment(conn, &found, &err)) {
+        return result_of(false, err);
+    }
+    if (found.is_some) {
+        *len = found.val.len;
+        if (cap > 0) {
+            memcpy(out, found.val.ptr, found.val.len < cap ? found.val.len : cap);
+        }
+        wsb_list_u8_free(&found.val);
+    }
+    return WS_OK;
 }
 
 char *ws_config_get(const char *key) {
@@ -609,6 +643,15 @@ void exports_wsserver_plugin_handler_on_events(exports_wsserver_plugin_handler_l
                                 arena_str(&arena, &event->val.error.description));
             }
             break;
+        case WSSERVER_PLUGIN_TYPES_EVENT_PRESENCE: {
+            wsserver_plugin_types_presence_change_t *change = &event->val.presence;
+            if (ws_plugin.presence) {
+                ws_plugin.presence(arena_str(&arena, &change->topic), change->joined,
+                                   change->connection.is_some, change->connection.val,
+                                   change->count, change->subscribers);
+            }
+            break;
+        }
         default:
             break;
         }

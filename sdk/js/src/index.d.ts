@@ -167,6 +167,18 @@ export declare class Context {
   publish(topic: string, data: Data, options?: PublishOptions): void;
 }
 
+/** Subscribers joined or left a watched topic (`host.watchTopic`). */
+export interface PresenceChange {
+  topic: string;
+  joined: boolean;
+  /** The connection that joined or left, when it is one of this plugin's on this node. */
+  connection?: ConnectionId;
+  /** 1 with a connection; otherwise the size of the change on other nodes. */
+  count: number;
+  /** The topic's subscribers after the change, on every node. */
+  subscribers: bigint;
+}
+
 /** Extend it and override the events you handle. */
 export declare class Plugin {
   messages: MessageAssembler;
@@ -178,6 +190,7 @@ export declare class Plugin {
   disconnected(ctx: Context, info: DisconnectInfo): void;
   readyToSend(ctx: Context, connection: ConnectionId): void;
   error(ctx: Context, error: ErrorInfo): void;
+  presence(ctx: Context, change: PresenceChange): void;
   snapshot(): Uint8Array;
   restore(state: Uint8Array): void;
 }
@@ -214,6 +227,13 @@ export declare namespace host {
   function subscribe(connection: ConnectionId, topic: string): void;
   function unsubscribe(connection: ConnectionId, topic: string): void;
   function publish(topic: string, data: Data, options?: PublishOptions): void;
+  /** Subscribers of the topic, on every node with a cluster. */
+  function subscriberCount(topic: string): number;
+  /** Starts (or stops) `presence` events for the topic, delivered through `connection`. */
+  function watchTopic(connection: ConnectionId, topic: string, watch?: boolean): void;
+  /** Up to 2048 bytes kept with a connection by the host (hibernation, swaps); empty removes. */
+  function setAttachment(connection: ConnectionId, data: Data): void;
+  function attachment(connection: ConnectionId): Uint8Array | null;
   /** A configuration value granted to the plugin, or null. */
   function config(key: string): string | null;
   function log(level: LogLevel, message: string): void;

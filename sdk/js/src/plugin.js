@@ -50,6 +50,13 @@ export class Plugin {
   /** A queued command failed, or the host hit an error (an `ErrorInfo`). */
   error(ctx, error) {}
 
+  /**
+   * Subscribers joined or left a topic the plugin watches (`host.watchTopic`):
+   * `{topic, joined, connection, count, subscribers}`; `connection` is
+   * undefined for a change on other nodes (then `count` is its size).
+   */
+  presence(ctx, change) {}
+
   /** The state a hot swap carries to the new version (bytes). */
   snapshot() {
     return this.messages.snapshot();
@@ -88,6 +95,9 @@ export function handleEvents(plugin, events) {
         break;
       case "error":
         plugin.error(ctx, new ErrorInfo(val));
+        break;
+      case "presence":
+        plugin.presence(ctx, val);
         break;
       default:
         // An event kind newer than this SDK: nothing to call.

@@ -74,6 +74,25 @@ test("events reach their methods in order and commands come back in order", () =
   assert.deepEqual(commands[2].val.data, encodeUtf8("héllo"));
 });
 
+test("presence changes of watched topics reach their method", () => {
+  const seen = [];
+  class Watcher extends Plugin {
+    presence(ctx, change) {
+      seen.push(change);
+      ctx.send(1, `${change.topic} ${change.joined} ${change.subscribers}`);
+    }
+  }
+  const local = { topic: "room", joined: true, connection: 4n, count: 1, subscribers: 3n };
+  const remote = { topic: "room", joined: false, connection: undefined, count: 2, subscribers: 1n };
+  const commands = handleEvents(new Watcher(), [
+    { tag: "presence", val: local },
+    { tag: "presence", val: remote },
+  ]);
+  assert.deepEqual(seen, [local, remote]);
+  assert.equal(commands.length, 2);
+  assert.equal(commands[1].tag, "send");
+});
+
 test("a disconnect drops the unfinished message", () => {
   const plugin = new Recorder();
   handleEvents(plugin, [

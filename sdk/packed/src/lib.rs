@@ -51,17 +51,28 @@ pub enum Event<'a> {
         code: u32,
         description: &'a str,
     },
+    /// Subscribers joined or left a watched topic.
+    Presence {
+        topic: &'a str,
+        joined: bool,
+        /// The connection that joined or left, when it is one of the
+        /// plugin's on this node.
+        connection: Option<ConnectionId>,
+        count: u32,
+        subscribers: u64,
+    },
 }
 
 impl Event<'_> {
-    /// The connection the event concerns.
-    pub fn connection(&self) -> ConnectionId {
+    /// The connection the event concerns, if it concerns one.
+    pub fn connection(&self) -> Option<ConnectionId> {
         match *self {
-            Self::Connected(id) | Self::ReadyToSend(id) => id,
+            Self::Connected(id) | Self::ReadyToSend(id) => Some(id),
             Self::DataIn { connection, .. }
             | Self::Ping { connection, .. }
             | Self::Disconnected { connection, .. }
-            | Self::Error { connection, .. } => connection,
+            | Self::Error { connection, .. } => Some(connection),
+            Self::Presence { connection, .. } => connection,
         }
     }
 }
@@ -157,8 +168,7 @@ impl<'b> Writer<'b> {
     }
 
     fn id(&mut self, id: ConnectionId) -> &mut Self {
-        self.out.extend_from_slice(&id.to_le_bytes());
-        self
+        self.u64(id)
     }
 
     fn u8(&mut self, v: u8) -> &mut Self {
@@ -172,6 +182,11 @@ impl<'b> Writer<'b> {
     }
 
     fn u32(&mut self, v: u32) -> &mut Self {
+        self.out.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    fn u64(&mut self, v: u64) -> &mut Self {
         self.out.extend_from_slice(&v.to_le_bytes());
         self
     }
@@ -230,6 +245,21 @@ impl<'b> Writer<'b> {
                     .id(connection)
                     .u32(code)
                     .bytes(description.as_bytes());
+            }
+            Event::Presence {
+                topic,
+                joined,
+                connection,
+                count,
+                subscribers,
+            } => {
+                self.kind(7)
+                    .bytes(topic.as_bytes())
+                    .u8(joined.into())
+                    .u8(connection.is_some().into())
+                    .id(connection.unwrap_or(0))
+                    .u32(count)
+                    .u64(subscribers);
             }
         }
     }
@@ -341,11 +371,15 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn id(&mut self) -> Result<ConnectionId, Malformed> {
+    fn u64(&mut self) -> Result<u64, Malformed> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
+    }
+
+    fn id(&mut self) -> Result<ConnectionId, Malformed> {
+        self.u64()
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
@@ -399,6 +433,19 @@ impl<'a> Reader<'a> {
                 code: self.u32()?,
                 description: self.text()?,
             },
+            7 => {
+                let topic = self.text()?;
+                let joined = self.bool()?;
+                let has_connection = self.bool()?;
+                let connection = self.id()?;
+                Event::Presence {
+                    topic,
+                    joined,
+                    connection: has_connection.then_some(connection),
+                    count: self.u32()?,
+                    subscribers: self.u64()?,
+                }
+            }
             _ => return self.fail("unknown event kind"),
         })
     }
@@ -535,6 +582,20 @@ mod tests {
                 connection: 4,
                 code: 10035,
                 description: "full",
+            },
+            Event::Presence {
+                topic: "room",
+                joined: true,
+                connection: Some(5),
+                count: 1,
+                subscribers: 12,
+            },
+            Event::Presence {
+                topic: "",
+                joined: false,
+                connection: None,
+                count: 3,
+                subscribers: u64::MAX,
             },
         ]
     }

@@ -23,6 +23,8 @@ def _componentize_py() -> str:
 
 def pytest_configure(config):
     bindings = Path(config.cache.mkdir("wsserver-bindings"))
+    # componentize-py refuses to write over an earlier run's bindings.
+    shutil.rmtree(bindings)
     subprocess.run(
         [_componentize_py(), "-d", str(REPO / "wit"), "-w", "stateful-plugin", "bindings", str(bindings)],
         check=True,

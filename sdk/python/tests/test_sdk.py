@@ -130,3 +130,25 @@ def test_open_requests_get_helpers_and_answers_the_wit_shape():
     assert handler().on_open_request(request([wit.Header("Authorization", "Bearer t")])) == wit.OpenResponse(
         101, "v1", []
     )
+
+
+def test_presence_changes_of_watched_topics_reach_their_method():
+    class Watcher(Plugin):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def presence(self, ctx, change):
+            self.seen.append((change.topic, change.joined, change.connection, change.count, change.subscribers))
+            ctx.send(1, f"{change.topic} {change.subscribers}")
+
+    plugin = Watcher()
+    commands = handle_events(
+        plugin,
+        [
+            wit.Event_Presence(wit.PresenceChange("room", True, 4, 1, 3)),
+            wit.Event_Presence(wit.PresenceChange("room", False, None, 2, 1)),
+        ],
+    )
+    assert plugin.seen == [("room", True, 4, 1, 3), ("room", False, None, 2, 1)]
+    assert len(commands) == 2

@@ -10,5 +10,5 @@
 pub use crate::bindings::plugin::wsserver::plugin::host::{
     attachment, config_get, connection_info, connections, disconnect, log, pause_data, ping,
     publish, resume_data, send, set_attachment, set_line_mode, subscribe, subscriber_count,
-    unsubscribe,
+    unsubscribe, watch_topic,
 };

@@ -6,6 +6,7 @@ use wsserver_packed as packed;
 use crate::plugin::{Plugin, handle_events};
 use crate::types::{
     Command, DataFormat, DataIn, DisconnectInfo, ErrorInfo, Event, MessageFormat, PingIn,
+    PresenceChange,
 };
 
 /// Handles one packed batch. A batch the host wrote wrongly is a host bug:
@@ -73,6 +74,19 @@ fn typed_event(event: packed::Event<'_>) -> Event {
             connection,
             code,
             description: description.to_owned(),
+        }),
+        packed::Event::Presence {
+            topic,
+            joined,
+            connection,
+            count,
+            subscribers,
+        } => Event::Presence(PresenceChange {
+            topic: topic.to_owned(),
+            joined,
+            connection,
+            count,
+            subscribers,
         }),
     }
 }

@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::types::{
     Command, ConnectionId, DataIn, DisconnectInfo, ErrorInfo, Event, OpenRequest, OpenResponse,
-    PingIn,
+    PingIn, PresenceChange,
 };
 
 /// A wsserver plugin: one method per event, each a no-op by default.
@@ -52,6 +52,12 @@ pub trait Plugin: Default + 'static {
     fn error(&mut self, ctx: &mut Context, error: ErrorInfo) {
         let _ = (ctx, error);
     }
+
+    /// Subscribers joined or left a topic the plugin watches
+    /// ([`host::watch_topic`](crate::host::watch_topic)).
+    fn presence(&mut self, ctx: &mut Context, change: PresenceChange) {
+        let _ = (ctx, change);
+    }
 }
 
 /// State that survives a hot swap. Export it with
@@ -81,6 +87,7 @@ pub fn handle_events<P: Plugin>(plugin: &mut P, events: Vec<Event>) -> Vec<Comma
             Event::Disconnected(info) => plugin.disconnected(&mut ctx, info),
             Event::ReadyToSend(connection) => plugin.ready_to_send(&mut ctx, connection),
             Event::Error(error) => plugin.error(&mut ctx, error),
+            Event::Presence(change) => plugin.presence(&mut ctx, change),
         }
     }
     ctx.into_commands()

@@ -4,8 +4,8 @@
 pub use crate::bindings::plugin::wsserver::plugin::types::{
     ClientCertificate, CloseRequest, Command, ConnectionId, DataFormat, DataIn, DisconnectInfo,
     ErrorInfo, Event, Header, HostError, LineMode, LogLevel, MessageFormat, OpenRequest,
-    OpenResponse, OutgoingMessage, PingIn, PingOut, Publication, Subscription, TlsInfo,
-    WsConnection,
+    OpenResponse, OutgoingMessage, PingIn, PingOut, PresenceChange, Publication, Subscription,
+    TlsInfo, WsConnection,
 };
 
 /// The status code that accepts a WebSocket open request.

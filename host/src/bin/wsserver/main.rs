@@ -82,7 +82,19 @@ fn main() -> ExitCode {
             }
         }
     }
-    let router = match build_router(&cli, launch.tenants, &launch.runtime) {
+    // Checked before anything starts; its link runs once the runtime does.
+    let (backplane, link) = match launch.redis.as_deref().map(Backplane::new) {
+        Some(Ok((backplane, link))) => (Some(backplane), Some(link)),
+        Some(Err(e)) => {
+            eprintln!("wsserver: {e}");
+            return ExitCode::from(2);
+        }
+        None => (None, None),
+    };
+    if backplane.is_some() && cli.native_echo {
+        tracing::warn!("cluster: the native echo has no topics to share");
+    }
+    let router = match build_router(&cli, launch.tenants, &launch.runtime, backplane.clone()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -107,23 +119,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let backplane = match &launch.redis {
-        Some(url) => {
-            let _runtime = runtime.enter();
-            match Backplane::start(url) {
-                Ok(backplane) => Some(backplane),
-                Err(e) => {
-                    eprintln!("wsserver: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        None => None,
-    };
-    match (&backplane, &router) {
-        (Some(backplane), Some(router)) => router.join_cluster(backplane),
-        (Some(_), None) => tracing::warn!("cluster: the native echo has no topics to share"),
-        _ => {}
+    if let Some(link) = link {
+        runtime.spawn(link.run());
     }
     let server = WsServer::with_settings(handler, launch.settings);
     // Before anything listens: a refused admin address is a usage error.
@@ -157,6 +154,7 @@ fn build_router(
     cli: &Cli,
     from_file: Vec<config::TenantEntry>,
     runtime: &config::RuntimeEntry,
+    cluster: Option<Backplane>,
 ) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
         return Ok(None);
@@ -171,9 +169,10 @@ fn build_router(
     let options = RuntimeOptions {
         executors: runtime.executors.unwrap_or(defaults.executors),
         max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        inline_turns: runtime.inline_turns.unwrap_or(defaults.inline_turns),
         ..defaults
     };
-    let router = PluginRouter::start_with(&engine, specs, options)?;
+    let router = PluginRouter::start_in_cluster(&engine, specs, options, cluster)?;
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }

@@ -217,6 +217,30 @@ typedef struct wsserver_plugin_types_error_info_t {
   plugin_string_t   description;
 } wsserver_plugin_types_error_info_t;
 
+typedef struct {
+  bool is_some;
+  wsserver_plugin_types_connection_id_t val;
+} wsserver_plugin_types_option_connection_id_t;
+
+// Subscribers joined or left a topic the plugin watches (see
+// `host.watch-topic`).
+typedef struct wsserver_plugin_types_presence_change_t {
+  plugin_string_t   topic;
+  // True when subscribers joined, false when they left.
+  bool   joined;
+  // The connection that subscribed, or unsubscribed or closed, when
+  // it is one of this plugin's on this node; none for subscribers on
+  // other nodes, which are known by their count only.
+  wsserver_plugin_types_option_connection_id_t   connection;
+  // How many joined or left: 1 with a connection; without one, the
+  // change in the other nodes' count since they were last read
+  // (every half second).
+  uint32_t   count;
+  // The topic's subscribers after the change, on every node (see
+  // `host.subscriber-count`).
+  uint64_t   subscribers;
+} wsserver_plugin_types_presence_change_t;
+
 // One event delivered to `handler.on-events`.
 typedef struct wsserver_plugin_types_event_t {
   uint8_t tag;
@@ -227,6 +251,7 @@ typedef struct wsserver_plugin_types_event_t {
     wsserver_plugin_types_disconnect_info_t     disconnected;
     wsserver_plugin_types_connection_id_t     ready_to_send;
     wsserver_plugin_types_error_info_t     error;
+    wsserver_plugin_types_presence_change_t     presence;
   } val;
 } wsserver_plugin_types_event_t;
 
@@ -240,6 +265,7 @@ typedef struct wsserver_plugin_types_event_t {
 // (seed: ReadyToSend). Sends to it succeed again.
 #define WSSERVER_PLUGIN_TYPES_EVENT_READY_TO_SEND 4
 #define WSSERVER_PLUGIN_TYPES_EVENT_ERROR 5
+#define WSSERVER_PLUGIN_TYPES_EVENT_PRESENCE 6
 
 // An outgoing message (seed: SendText, SendBytes).
 typedef struct wsserver_plugin_types_outgoing_message_t {
@@ -284,11 +310,6 @@ typedef struct wsserver_plugin_types_subscription_t {
   wsserver_plugin_types_connection_id_t   connection;
   plugin_string_t   topic;
 } wsserver_plugin_types_subscription_t;
-
-typedef struct {
-  bool is_some;
-  wsserver_plugin_types_connection_id_t val;
-} wsserver_plugin_types_option_connection_id_t;
 
 // A message for every connection subscribed to a topic.
 // 
@@ -434,6 +455,19 @@ typedef struct {
   wsserver_plugin_host_connection_id_t val;
 } wsserver_plugin_host_option_connection_id_t;
 
+typedef struct {
+  bool is_some;
+  plugin_list_u8_t val;
+} plugin_option_list_u8_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    plugin_option_list_u8_t ok;
+    wsserver_plugin_host_host_error_t err;
+  } val;
+} wsserver_plugin_host_result_option_list_u8_host_error_t;
+
 typedef wsserver_plugin_types_open_request_t exports_wsserver_plugin_handler_open_request_t;
 
 typedef wsserver_plugin_types_open_response_t exports_wsserver_plugin_handler_open_response_t;
@@ -481,11 +515,37 @@ extern bool wsserver_plugin_host_unsubscribe(wsserver_plugin_host_connection_id_
 // that is not this plugin's (`invalid-connection`); full subscriber
 // queues are reported as `error` events.
 extern bool wsserver_plugin_host_publish(plugin_string_t *topic, wsserver_plugin_host_message_format_t format, plugin_list_u8_t *data, wsserver_plugin_host_connection_id_t *maybe_exclude, wsserver_plugin_host_host_error_t *err);
+// How many connections subscribe to a topic of this plugin's tenant.
+// With a cluster backplane the count spans every node: this node's
+// subscribers exactly, the other nodes' as last read from the
+// backplane (refreshed every half second; a node that stops counts
+// for at most 15 s more).
+extern uint64_t wsserver_plugin_host_subscriber_count(plugin_string_t *topic);
+// Starts (`watch` true) or stops `presence` events for a topic of this
+// plugin's tenant. `connection` is the watcher: the events go to the
+// instance serving it, while it is open. A topic stays watched while
+// any of its watchers is open, and each change is reported once, to
+// one of them. Fails only for a connection that is not this plugin's.
+extern bool wsserver_plugin_host_watch_topic(wsserver_plugin_host_connection_id_t connection, plugin_string_t *topic, bool watch, wsserver_plugin_host_host_error_t *err);
 // A configuration value the operator granted to this plugin, or none
 // if it is not set. Keys are the plugin's own (e.g. "auth.token").
 extern bool wsserver_plugin_host_config_get(plugin_string_t *key, plugin_string_t *ret);
 // Writes a line to the server's log, tagged with the plugin's name.
 extern void wsserver_plugin_host_log(wsserver_plugin_host_log_level_t level, plugin_string_t *message);
+// Stores a small byte string with one of this plugin's connections,
+// replacing the previous one (Cloudflare's `serializeAttachment`).
+// The host keeps it for as long as the connection is open: across
+// hibernation (the instance is dropped while its connections stay
+// open, see the package documentation), a trap that replaces the
+// instance, and hot swaps. Keep in it what an instance made afresh
+// needs to serve the connection (a user name, a room, a session
+// token), so a plugin with no `lifecycle` still serves it as before.
+// At most 2048 bytes (`invalid-argument` beyond); an empty list
+// removes it.
+extern bool wsserver_plugin_host_set_attachment(wsserver_plugin_host_connection_id_t connection, plugin_list_u8_t *data, wsserver_plugin_host_host_error_t *err);
+// The bytes last stored with `set-attachment` for a connection, or
+// none.
+extern bool wsserver_plugin_host_attachment(wsserver_plugin_host_connection_id_t connection, plugin_option_list_u8_t *ret, wsserver_plugin_host_host_error_t *err);
 
 // Exported Functions from `wsserver:plugin/handler@0.1.0`
 void exports_wsserver_plugin_handler_on_open_request(exports_wsserver_plugin_handler_open_request_t *request, exports_wsserver_plugin_handler_open_response_t *ret);
@@ -523,6 +583,10 @@ void wsserver_plugin_types_disconnect_info_free(wsserver_plugin_types_disconnect
 
 void wsserver_plugin_types_error_info_free(wsserver_plugin_types_error_info_t *ptr);
 
+void wsserver_plugin_types_option_connection_id_free(wsserver_plugin_types_option_connection_id_t *ptr);
+
+void wsserver_plugin_types_presence_change_free(wsserver_plugin_types_presence_change_t *ptr);
+
 void wsserver_plugin_types_event_free(wsserver_plugin_types_event_t *ptr);
 
 void wsserver_plugin_types_outgoing_message_free(wsserver_plugin_types_outgoing_message_t *ptr);
@@ -532,8 +596,6 @@ void wsserver_plugin_types_ping_out_free(wsserver_plugin_types_ping_out_t *ptr);
 void wsserver_plugin_types_close_request_free(wsserver_plugin_types_close_request_t *ptr);
 
 void wsserver_plugin_types_subscription_free(wsserver_plugin_types_subscription_t *ptr);
-
-void wsserver_plugin_types_option_connection_id_free(wsserver_plugin_types_option_connection_id_t *ptr);
 
 void wsserver_plugin_types_publication_free(wsserver_plugin_types_publication_t *ptr);
 
@@ -550,6 +612,10 @@ void wsserver_plugin_host_result_ws_connection_host_error_free(wsserver_plugin_h
 void wsserver_plugin_host_list_connection_id_free(wsserver_plugin_host_list_connection_id_t *ptr);
 
 void wsserver_plugin_host_option_connection_id_free(wsserver_plugin_host_option_connection_id_t *ptr);
+
+void plugin_option_list_u8_free(plugin_option_list_u8_t *ptr);
+
+void wsserver_plugin_host_result_option_list_u8_host_error_free(wsserver_plugin_host_result_option_list_u8_host_error_t *ptr);
 
 void exports_wsserver_plugin_handler_open_request_free(exports_wsserver_plugin_handler_open_request_t *ptr);
 

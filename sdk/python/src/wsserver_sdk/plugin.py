@@ -56,6 +56,11 @@ class Plugin:
     def error(self, ctx: Context, error: ErrorInfo) -> None:
         """A queued command failed, or the host hit an error on a connection."""
 
+    def presence(self, ctx: Context, change: wit.PresenceChange) -> None:
+        """Subscribers joined or left a topic the plugin watches
+        (`host.watch_topic`): topic, joined, connection (None for a change on
+        other nodes, whose size is `count`), count, subscribers."""
+
     def snapshot(self) -> bytes:
         """The state a hot swap carries to the new version."""
         return self.messages.snapshot()
@@ -85,6 +90,8 @@ def handle_events(plugin: Plugin, events: list[wit.Event]) -> list[wit.Command]:
             plugin.ready_to_send(ctx, value)
         elif isinstance(event, wit.Event_Error):
             plugin.error(ctx, ErrorInfo(value))
+        elif isinstance(event, wit.Event_Presence):
+            plugin.presence(ctx, value)
     return ctx.commands
 
 
