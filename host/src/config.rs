@@ -1,4 +1,6 @@
-//! The TOML configuration file.
+//! The binary's TOML configuration file and its `--set Key=Value` items,
+//! parsed without touching anything else (the fuzz targets feed them
+//! arbitrary text).
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
@@ -39,6 +41,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::{Table, Value};
+
+use crate::server::Settings;
 
 /// What the file asks for, in file order.
 #[derive(Debug, Default, PartialEq)]
@@ -153,6 +157,16 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
         }
     }
     Ok(out)
+}
+
+/// Applies one `--set Key=Value` item; errors quote the item.
+pub fn apply_set(settings: &mut Settings, item: &str) -> anyhow::Result<()> {
+    let (key, value) = item
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
+    settings
+        .set(key.trim(), value)
+        .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@
 //! ```
 
 pub mod admin;
+pub mod config;
 pub mod net;
+#[cfg(feature = "plugins")]
 pub mod plugin;
 pub mod protocol;
 pub mod server;

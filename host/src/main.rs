@@ -4,7 +4,6 @@
 //! hot-swaps those whose component or configuration changed.
 
 mod cli;
-mod config;
 mod plugin_args;
 
 use std::io::Write;
@@ -16,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
+use wsserver::config;
 use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
 use wsserver::server::echo::EchoHandler;
@@ -218,12 +218,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         apply_listen(&mut settings, listen)?;
     }
     for item in &cli.set {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
-        settings
-            .set(key.trim(), value)
-            .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
+        config::apply_set(&mut settings, item)?;
     }
     let admin = cli
         .admin

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use wsserver::plugin::{self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
 
-use crate::config::TenantEntry;
+use wsserver::config::TenantEntry;
 
 /// The plugins built into the binary, for `builtin:NAME`.
 const BUILTIN: &[(&str, &[u8])] = &[

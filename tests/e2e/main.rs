@@ -9,6 +9,7 @@ mod cli;
 mod close;
 mod deflate;
 mod handshake;
+mod hostile;
 mod plugins;
 mod protocol;
 mod socket_options;

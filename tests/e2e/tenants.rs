@@ -3,7 +3,7 @@
 //! and rates, and hot swaps by SIGHUP and by file watch while clients stay
 //! connected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,24 +15,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::common::*;
 
-/// A component built from `plugins/`.
-fn built(name: &str) -> PathBuf {
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
-
 /// Replaces `path` at once (write then rename), as an operator's deploy
 /// would: a reader never sees half a file.
 fn replace_file(path: &Path, contents: &[u8]) {
     let partial = path.with_extension("partial");
     std::fs::write(&partial, contents).unwrap();
     std::fs::rename(&partial, path).unwrap();
-}
-
-/// A TOML string holding `path`.
-fn toml_path(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
 }
 
 async fn start_config(path: &Path) -> ServerProcess {
@@ -54,19 +42,6 @@ async fn probe_client(url: &str) -> (Ws, u64) {
         .parse()
         .unwrap();
     (ws, id)
-}
-
-/// The status line of the answer to an upgrade request for `path`.
-async fn upgrade_status(server: &ServerProcess, path: &str, origin: Option<&str>) -> String {
-    let mut client = RawClient::tcp(server.addr).await;
-    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
-    );
-    client.send(request.as_bytes()).await;
-    let head = client.read_http_head().await;
-    head.lines().next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -503,16 +478,6 @@ async fn plugin_flags_naming_one_file_twice_still_serve() {
 fn digest(component: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)))
-}
-
-/// The value of one series in a `/metrics` scrape.
-async fn metric(admin: &str, series: &str) -> Option<f64> {
-    let reply = http("GET", admin, "/metrics", None, None).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.body.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok())?
-    })
 }
 
 #[tokio::test]

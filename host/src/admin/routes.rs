@@ -16,13 +16,15 @@ use super::AdminTarget;
 use super::auth::Access;
 use super::error::ApiError;
 use super::metrics;
+use super::request::{
+    Closing, ConfigRequest, DisconnectRequest, ListeningRequest, SwapRequest, parse_json,
+    parse_json_or_default,
+};
 use super::views::{
-    ConfigRequest, ConfigView, ConnectionList, ConnectionView, DisconnectRequest, Disconnecting,
-    ErrorView, ListeningRequest, ListeningView, PluginList, PluginView, ShuttingDown, SwapRequest,
-    SwapView, TenantList, TenantView,
+    ConfigView, ConnectionList, ConnectionView, Disconnecting, ErrorView, ListeningView,
+    PluginList, PluginView, ShuttingDown, SwapView, TenantList, TenantView,
 };
 use crate::plugin::{PluginRouter, Update};
-use crate::protocol::close::MAX_REASON_LEN;
 use crate::server::{ConnectionId, Error};
 
 /// Request bodies are small JSON objects...
@@ -269,21 +271,9 @@ impl Api {
     fn disconnect(&self, id: ConnectionId, body: DisconnectRequest) -> Result<Reply, ApiError> {
         let server = &self.target.server;
         let conn = server.connection(id)?;
-        match body {
-            DisconnectRequest {
-                code: None,
-                reason: None,
-            } => conn.disconnect()?,
-            DisconnectRequest { code, reason } => {
-                let reason = reason.unwrap_or_default();
-                if reason.len() > MAX_REASON_LEN {
-                    return Err(ApiError::bad_request(format!(
-                        "a close reason is at most {MAX_REASON_LEN} bytes"
-                    )));
-                }
-                let code = code.unwrap_or(server.settings().disconnect_status_code);
-                conn.close(code, &reason)?;
-            }
+        match body.closing(server.settings().disconnect_status_code)? {
+            Closing::Default => conn.disconnect()?,
+            Closing::With { code, reason } => conn.close(code, &reason)?,
         }
         let body = Disconnecting {
             connection_id: id,
@@ -362,7 +352,7 @@ fn config_key(raw: &str) -> Result<String, ApiError> {
 /// The request's JSON body.
 async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, ApiError> {
     let body = read_body(request, MAX_BODY).await?;
-    parse_json(&body)
+    Ok(parse_json(&body)?)
 }
 
 /// The request's JSON body, or the default when it has none.
@@ -370,15 +360,7 @@ async fn read_json_or_default<T: DeserializeOwned + Default>(
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let body = read_body(request, MAX_BODY).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    parse_json(&body)
-}
-
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    Ok(parse_json_or_default(&body)?)
 }
 
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {

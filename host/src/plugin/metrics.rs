@@ -1,5 +1,6 @@
 //! Per-plugin counters: events delivered, guest calls and their latency,
-//! calls ended by a trap or by the CPU deadline.
+//! calls ended by a trap or by the CPU deadline, answers the host refused,
+//! commands and log lines it dropped.
 //!
 //! Only the plugin's actor thread writes them, once per call (a call
 //! carries a whole batch of events), so plain relaxed atomics cost nothing
@@ -22,6 +23,9 @@ pub(crate) enum CallFailure {
     Deadline,
     /// Any other trap: unreachable, out of bounds, the memory cap, ...
     Trap,
+    /// The call returned what the host refuses: a malformed command batch,
+    /// an open-request answer it cannot send.
+    Refused,
 }
 
 impl CallFailure {
@@ -40,6 +44,9 @@ pub(crate) struct PluginMetrics {
     calls: AtomicU64,
     traps: AtomicU64,
     deadline_hits: AtomicU64,
+    refused: AtomicU64,
+    commands_dropped: AtomicU64,
+    logs_dropped: AtomicU64,
     latency: LatencyHistogram,
 }
 
@@ -55,8 +62,20 @@ impl PluginMetrics {
         let counter = match failure {
             CallFailure::Deadline => &self.deadline_hits,
             CallFailure::Trap => &self.traps,
+            CallFailure::Refused => &self.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A command dropped because the connection's queue and the commands
+    /// held for it are full.
+    pub fn record_command_dropped(&self) {
+        self.commands_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A log line over the plugin's log budget, not written.
+    pub fn record_log_dropped(&self) {
+        self.logs_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> PluginCounters {
@@ -65,6 +84,9 @@ impl PluginMetrics {
             calls: self.calls.load(Ordering::Relaxed),
             traps: self.traps.load(Ordering::Relaxed),
             deadline_hits: self.deadline_hits.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            commands_dropped: self.commands_dropped.load(Ordering::Relaxed),
+            logs_dropped: self.logs_dropped.load(Ordering::Relaxed),
             call_latency: self.latency.snapshot(),
         }
     }
@@ -120,6 +142,14 @@ pub struct PluginCounters {
     pub traps: u64,
     /// Calls interrupted by the CPU deadline.
     pub deadline_hits: u64,
+    /// Calls whose answer the host refused (malformed command batch, open
+    /// response it cannot send).
+    pub refused: u64,
+    /// Commands dropped because the connection's send queue and the
+    /// commands held for it were full (the plugin got a 10035 `error`).
+    pub commands_dropped: u64,
+    /// Log lines dropped over the plugin's log budget.
+    pub logs_dropped: u64,
     /// How long calls took, applying the commands they returned included.
     pub call_latency: LatencyCounts,
 }
@@ -154,8 +184,12 @@ mod tests {
         metrics.record_failure(CallFailure::Deadline);
         metrics.record_failure(CallFailure::Trap);
         metrics.record_failure(CallFailure::Trap);
+        metrics.record_failure(CallFailure::Refused);
+        metrics.record_log_dropped();
+        metrics.record_command_dropped();
         let c = metrics.snapshot();
         assert_eq!((c.calls, c.events, c.traps, c.deadline_hits), (4, 14, 2, 1));
+        assert_eq!((c.refused, c.logs_dropped, c.commands_dropped), (1, 1, 1));
         let count_at = |us| {
             c.call_latency
                 .buckets

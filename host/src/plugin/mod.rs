@@ -7,10 +7,12 @@
 //! `Handler`.
 
 mod actor_state;
+mod cache;
 mod convert;
 pub mod engine;
 mod host_api;
 mod instance;
+mod log_budget;
 pub mod metrics;
 mod rate;
 mod router;
