@@ -24,12 +24,20 @@
 //! connection_rate = 50                    # messages/s per connection
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
+//! hibernate_after_ms = 30000              # drop an idle instance (off by default)
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
+//!
+//! [runtime]             # the executors every tenant's instances run on
+//! executors = 2         # threads; default one per core
+//! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
 //!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
 //! token = "secret"      # required unless listen is a loopback address
+//!
+//! [cluster]             # topics across nodes
+//! redis = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -42,7 +50,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use crate::server::Settings;
+use crate::server::settings::all_keys;
+use crate::server::{ConfigError, Settings};
 
 /// What the file asks for, in file order.
 #[derive(Debug, Default, PartialEq)]
@@ -52,6 +61,26 @@ pub struct FileConfig {
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
+    pub runtime: RuntimeEntry,
+    pub cluster: Option<ClusterEntry>,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    /// Executor threads running plugin instances.
+    pub executors: Option<usize>,
+    /// Live plugin instances, all tenants together.
+    pub max_instances: Option<usize>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The Redis server the nodes share, `redis://HOST:PORT`.
+    pub redis: Option<String>,
 }
 
 /// The `[admin]` table.
@@ -90,6 +119,8 @@ pub struct TenantEntry {
     pub tenant_rate: Option<u32>,
     /// "drop" or "close".
     pub over_rate: Option<String>,
+    /// Milliseconds without events after which an instance hibernates.
+    pub hibernate_after_ms: Option<u64>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -149,9 +180,22 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                         .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
                 );
             }
+            ("runtime", value) => {
+                out.runtime = RuntimeEntry::deserialize(value)
+                    .map_err(|e| anyhow::anyhow!("[runtime]: {}", e.message()))?;
+                if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
+                    bail!("[runtime]: executors and max_instances must be at least 1");
+                }
+            }
+            ("cluster", value) => {
+                out.cluster = Some(
+                    ClusterEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[cluster]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]] or [admin])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])"
                 )
             }
         }
@@ -166,7 +210,30 @@ pub fn apply_set(settings: &mut Settings, item: &str) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
     settings
         .set(key.trim(), value)
-        .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))
+        .map_err(|e| anyhow::anyhow!("--set {item}: {}", setting_error(e)))
+}
+
+/// A setting error, with the closest known key when the key is unknown
+/// (a misspelling) and where to find them all.
+pub fn setting_error(error: ConfigError) -> String {
+    let ConfigError::UnknownKey(key) = &error else {
+        return error.to_string();
+    };
+    let closest = all_keys()
+        .map(|(name, _)| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
+                name,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.85);
+    match closest {
+        Some((_, name)) => {
+            format!("{error}: did you mean {name}? (`wsserver --list-settings` lists them all)")
+        }
+        None => format!("{error} (`wsserver --list-settings` lists them all)"),
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +310,17 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
         assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_cluster_table() {
+        let c = parse("[cluster]\nredis = \"redis://127.0.0.1:6379\"\n").unwrap();
+        assert_eq!(
+            c.cluster.unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
+        assert!(e.contains("[cluster]") && e.contains("redsi"), "{e}");
     }
 
     #[test]

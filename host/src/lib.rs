@@ -23,6 +23,7 @@
 //! ```
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod net;
 #[cfg(feature = "plugins")]

@@ -4,7 +4,9 @@
 //! hot-swaps those whose component or configuration changed.
 
 mod cli;
+mod dev;
 mod plugin_args;
+mod scaffold;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,9 +17,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
-use wsserver::config;
+use wsserver::cluster::Backplane;
+use wsserver::config::{self, setting_error};
 use wsserver::net::tls::CertificateInfo;
-use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
+use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
 use wsserver::server::echo::EchoHandler;
 use wsserver::server::settings::all_keys;
 use wsserver::{Handler, Settings, WsServer};
@@ -34,20 +37,51 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(cli::Command::New {
+        lang,
+        name,
+        dir,
+        sdk,
+    }) = &cli.command
+    {
+        return match scaffold::new_project(*lang, name, dir.clone(), sdk.clone()) {
+            Ok(dir) => {
+                println!(
+                    "wrote {0}; build it with {0}/build.sh, test it with {0}/test.sh, \
+                     or run `wsserver dev {0}`",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wsserver new: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let launch = match build_settings(&cli) {
+    let mut launch = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let router = match build_router(&cli, launch.tenants) {
+    if let Some(cli::Command::Dev { dir }) = &cli.command {
+        match dev::start(dir) {
+            Ok(tenant) => launch.tenants.push(tenant),
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let router = match build_router(&cli, launch.tenants, &launch.runtime) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -72,11 +106,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let backplane = match &launch.redis {
+        Some(url) => {
+            let _runtime = runtime.enter();
+            match Backplane::start(url) {
+                Ok(backplane) => Some(backplane),
+                Err(e) => {
+                    eprintln!("wsserver: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    match (&backplane, &router) {
+        (Some(backplane), Some(router)) => router.join_cluster(backplane),
+        (Some(_), None) => tracing::warn!("cluster: the native echo has no topics to share"),
+        _ => {}
+    }
     let server = WsServer::with_settings(handler, launch.settings);
     // Before anything listens: a refused admin address is a usage error.
     let admin = match launch.admin {
         Some(options) => {
-            let target = AdminTarget::new(server.clone(), router.clone());
+            let target =
+                AdminTarget::new(server.clone(), router.clone()).with_cluster(backplane.clone());
             match runtime.block_on(AdminServer::start(&options.listen, options.token, target)) {
                 Ok(admin) => Some(admin),
                 Err(e) => {
@@ -102,6 +155,7 @@ fn main() -> ExitCode {
 fn build_router(
     cli: &Cli,
     from_file: Vec<config::TenantEntry>,
+    runtime: &config::RuntimeEntry,
 ) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
         return Ok(None);
@@ -112,7 +166,13 @@ fn build_router(
         .clone()
         .or_else(PluginEngine::default_cache_dir);
     let engine = PluginEngine::new(cache)?;
-    let router = PluginRouter::start(&engine, specs)?;
+    let defaults = RuntimeOptions::default();
+    let options = RuntimeOptions {
+        executors: runtime.executors.unwrap_or(defaults.executors),
+        max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        ..defaults
+    };
+    let router = PluginRouter::start_with(&engine, specs, options)?;
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }
@@ -184,7 +244,10 @@ impl Reload {
 struct Launch {
     settings: Settings,
     tenants: Vec<config::TenantEntry>,
+    runtime: config::RuntimeEntry,
     admin: Option<AdminOptions>,
+    /// The cluster's Redis URL.
+    redis: Option<String>,
 }
 
 struct AdminOptions {
@@ -194,10 +257,12 @@ struct AdminOptions {
 
 /// Defaults, then the file, then --listen, then --set; the file's tenants;
 /// the admin API from the file, then --admin and --admin-token (or its
-/// environment variable).
+/// environment variable); the cluster's Redis from the file, then --redis.
 fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     let mut tenants = Vec::new();
+    let mut runtime = config::RuntimeEntry::default();
     let mut file_admin = config::AdminEntry::default();
+    let mut file_redis = None;
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -207,11 +272,13 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
             apply_listen(&mut settings, listen)?;
         }
         tenants = file.tenants.clone();
+        runtime = file.runtime.clone();
         file_admin = file.admin.clone().unwrap_or_default();
+        file_redis = file.cluster.as_ref().and_then(|c| c.redis.clone());
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), setting_error(e)))?;
         }
     }
     if let Some(listen) = &cli.listen {
@@ -231,7 +298,9 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     Ok(Launch {
         settings,
         tenants,
+        runtime,
         admin,
+        redis: cli.redis.clone().or(file_redis),
     })
 }
 

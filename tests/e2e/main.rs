@@ -5,13 +5,18 @@
 mod common;
 
 mod admin;
+mod author_tools;
+mod c_plugins;
+mod cache;
 mod cli;
 mod close;
+mod cluster;
 mod deflate;
 mod handshake;
 mod hostile;
 mod plugins;
 mod protocol;
+mod runtime;
 mod socket_options;
 mod tenants;
 mod tls;

@@ -37,6 +37,7 @@ mod views;
 pub use error::AdminError;
 #[cfg(feature = "plugins")]
 use {
+    crate::cluster::Backplane,
     crate::plugin::PluginRouter,
     crate::server::WsServer,
     auth::Access,
@@ -56,6 +57,8 @@ pub struct AdminTarget {
     plugins: Option<Arc<PluginRouter>>,
     /// Signalled by `POST /shutdown`.
     shutdown: Arc<Notify>,
+    /// The link to the other nodes, when topics span a cluster.
+    cluster: Option<Backplane>,
 }
 
 #[cfg(feature = "plugins")]
@@ -65,7 +68,14 @@ impl AdminTarget {
             server,
             plugins,
             shutdown: Arc::new(Notify::new()),
+            cluster: None,
         }
+    }
+
+    /// Reports the cluster backplane too (`GET /cluster`, `/metrics`).
+    pub fn with_cluster(mut self, cluster: Option<Backplane>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::MessageKind;
 use crate::protocol::close::{MAX_REASON_LEN, is_valid_wire_code};
 
 /// `POST /tenants/{name}/swap` with a JSON body: a component file on the
@@ -93,6 +96,38 @@ impl ConfigValue {
             Self::Number(n) => n.to_string(),
             Self::Flag(true) => "True".to_owned(),
             Self::Flag(false) => "False".to_owned(),
+        }
+    }
+}
+
+/// `POST /tenants/{name}/publish`.
+#[derive(Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub topic: String,
+    #[serde(default)]
+    pub format: PublishFormat,
+    /// The message: text as it is, binary in base64.
+    pub data: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishFormat {
+    #[default]
+    Text,
+    Binary,
+}
+
+impl PublishRequest {
+    /// The message to publish: its type and bytes.
+    pub fn message(&self) -> Result<(MessageKind, Vec<u8>), InvalidBody> {
+        match self.format {
+            PublishFormat::Text => Ok((MessageKind::Text, self.data.clone().into_bytes())),
+            PublishFormat::Binary => BASE64
+                .decode(self.data.as_bytes())
+                .map(|data| (MessageKind::Binary, data))
+                .map_err(|e| InvalidBody(format!("data: not base64 for a binary message: {e}"))),
         }
     }
 }

@@ -17,12 +17,13 @@ use super::auth::Access;
 use super::error::ApiError;
 use super::metrics;
 use super::request::{
-    Closing, ConfigRequest, DisconnectRequest, ListeningRequest, SwapRequest, parse_json,
-    parse_json_or_default,
+    Closing, ConfigRequest, DisconnectRequest, ListeningRequest, PublishRequest, SwapRequest,
+    parse_json, parse_json_or_default,
 };
 use super::views::{
-    ConfigView, ConnectionList, ConnectionView, Disconnecting, ErrorView, ListeningView,
-    PluginList, PluginView, ShuttingDown, SwapView, TenantList, TenantView,
+    ClusterView, ConfigView, ConnectionList, ConnectionView, Disconnecting, ErrorView,
+    ListeningView, PluginList, PluginView, PublishView, ShuttingDown, SwapView, TenantList,
+    TenantView, TopicList, TopicView,
 };
 use crate::plugin::{PluginRouter, Update};
 use crate::server::{ConnectionId, Error};
@@ -45,6 +46,9 @@ enum Resource<'a> {
     Tenant(&'a str),
     Swap(&'a str),
     Rollback(&'a str),
+    Publish(&'a str),
+    Topics(&'a str),
+    Cluster,
     Connections,
     Connection(&'a str),
     Listening,
@@ -65,6 +69,7 @@ impl<'a> Resource<'a> {
                 "listening" => Self::Listening,
                 "shutdown" => Self::Shutdown,
                 "metrics" => Self::Metrics,
+                "cluster" => Self::Cluster,
                 _ => return None,
             },
             Some(("connections", id)) if !id.contains('/') => Self::Connection(id),
@@ -72,6 +77,8 @@ impl<'a> Resource<'a> {
                 None => Self::Tenant(rest),
                 Some((name, "swap")) => Self::Swap(name),
                 Some((name, "rollback")) => Self::Rollback(name),
+                Some((name, "publish")) => Self::Publish(name),
+                Some((name, "topics")) => Self::Topics(name),
                 Some(_) => return None,
             },
             Some(("config", key)) if !key.contains('/') => Self::Config(key),
@@ -82,10 +89,14 @@ impl<'a> Resource<'a> {
     /// For the `Allow` header of a 405.
     fn methods(self) -> &'static str {
         match self {
-            Self::Plugins | Self::Tenants | Self::Tenant(_) | Self::Connections | Self::Metrics => {
-                "GET"
-            }
-            Self::Swap(_) | Self::Rollback(_) => "POST",
+            Self::Plugins
+            | Self::Tenants
+            | Self::Tenant(_)
+            | Self::Topics(_)
+            | Self::Connections
+            | Self::Metrics
+            | Self::Cluster => "GET",
+            Self::Swap(_) | Self::Rollback(_) | Self::Publish(_) => "POST",
             Self::Connection(_) => "GET, DELETE",
             Self::Listening => "GET, POST",
             Self::Shutdown => "POST",
@@ -151,6 +162,25 @@ impl Api {
                 let outcome = blocking(move || router.rollback(&tenant)).await?;
                 Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
             }
+            (Resource::Publish(name), Method::POST) => {
+                let name = tenant_name(name)?;
+                let body: PublishRequest = read_json(request).await?;
+                self.publish(name, body)
+            }
+            (Resource::Topics(name), Method::GET) => {
+                let tenant = tenant_name(name)?;
+                let topics = self.router()?.topics(&tenant)?;
+                let topics = topics.into_iter().map(TopicView::from).collect();
+                Ok(json(StatusCode::OK, &TopicList { tenant, topics }))
+            }
+            (Resource::Cluster, Method::GET) => {
+                let status = self.target.cluster.as_ref().map(|c| c.status().into());
+                let view = ClusterView {
+                    enabled: status.is_some(),
+                    status,
+                };
+                Ok(json(StatusCode::OK, &view))
+            }
             (Resource::Connections, Method::GET) => {
                 let connections = server
                     .connections()
@@ -193,7 +223,8 @@ impl Api {
                 Ok(json(StatusCode::OK, &ConfigView { key, value }))
             }
             (Resource::Metrics, Method::GET) => {
-                let text = metrics::render(server.metrics(), self.tenants());
+                let cluster = self.target.cluster.as_ref().map(|c| c.status());
+                let text = metrics::render(server.metrics(), self.tenants(), cluster);
                 Ok(reply(StatusCode::OK, metrics::CONTENT_TYPE, text.into()))
             }
             (resource, method) => {
@@ -264,6 +295,21 @@ impl Api {
             }
         };
         Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
+    }
+
+    /// Publishes to a tenant's topic, here and on the other nodes.
+    fn publish(&self, tenant: String, body: PublishRequest) -> Result<Reply, ApiError> {
+        let (kind, payload) = body.message()?;
+        let payload = Bytes::from(payload);
+        let delivered_here = self
+            .router()?
+            .publish(&tenant, &body.topic, kind, payload)?;
+        let view = PublishView {
+            tenant,
+            topic: body.topic,
+            delivered_here,
+        };
+        Ok(json(StatusCode::OK, &view))
     }
 
     /// Starts the closing handshake: with the DisconnectStatusCode and
@@ -434,6 +480,15 @@ mod tests {
             Resource::parse("/tenants/a/rollback"),
             Some(Resource::Rollback("a"))
         );
+        assert_eq!(
+            Resource::parse("/tenants/a/publish"),
+            Some(Resource::Publish("a"))
+        );
+        assert_eq!(
+            Resource::parse("/tenants/a/topics"),
+            Some(Resource::Topics("a"))
+        );
+        assert_eq!(Resource::parse("/cluster"), Some(Resource::Cluster));
         assert_eq!(Resource::parse("/tenants/a/reboot"), None);
         assert_eq!(Resource::parse("/"), None);
         assert_eq!(Resource::parse("/nope"), None);
