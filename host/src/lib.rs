@@ -23,6 +23,7 @@
 //! ```
 
 pub mod admin;
+#[cfg(feature = "plugins")]
 pub mod cluster;
 pub mod config;
 pub mod net;
