@@ -12,7 +12,7 @@ PYTHON_REQS := tests/python/requirements.txt plugins/tests/requirements.txt
 PLUGIN_LANGS := js python c
 SDK_PLUGINS := $(CARGO_TARGET_DIR)/sdk-plugins
 
-.PHONY: test rust-tests python-tests plugin-tests bench-tests sdk-tests lint run setup plugins
+.PHONY: test rust-tests python-tests plugin-tests bench-tests sdk-tests lint run setup plugins fuzz
 
 ## Every test: unit, end-to-end (Rust clients), Python clients, the plugins
 ## run in wasmtime-py against a scripted host, the language SDKs, and the
@@ -60,6 +60,12 @@ sdk-tests: setup plugins
 ## The benchmark harness is a workspace of its own (see bench/README.md).
 bench-tests:
 	cargo test --manifest-path bench/Cargo.toml
+
+## Every fuzz target for FUZZ_SECONDS each (see fuzz/README.md): one line
+## per target, non-zero exit on a crash.
+FUZZ_SECONDS ?= 20
+fuzz:
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 ## What CI enforces besides the tests: formatting, clippy, and the module
 ## structure of host/src (no import cycle, no file over 600 lines of

@@ -15,6 +15,8 @@ use std::process::Command;
 const EMBEDDED: [&str; 3] = ["echo-plugin", "chat-plugin", "auth-plugin"];
 
 fn main() {
+    // Without the binary's built-in plugins (a library-only or fuzz build)
+    // nothing embeds them.
     if env::var_os("CARGO_FEATURE_BUILTIN_PLUGINS").is_none() {
         return;
     }

@@ -23,8 +23,11 @@
 //! ```
 
 pub mod admin;
+#[cfg(feature = "plugins")]
 pub mod cluster;
+pub mod config;
 mod net;
+#[cfg(feature = "plugins")]
 pub mod plugin;
 pub mod protocol;
 mod server;
@@ -46,4 +49,7 @@ pub mod tls {
         CertSource, CertificateInfo, ClientCertStatus, ClientCertificate, NegotiatedSession,
         StoreType, TlsConfigError, TlsError, TlsSettings, inspect,
     };
+    /// What certificate loading is made of, for tests and fuzzing: the
+    /// certificate store reader, CA lists and SSLCertSubject queries.
+    pub use crate::net::tls::{certificate::load, store::ca_list, subject::SubjectQuery};
 }

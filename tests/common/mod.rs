@@ -196,6 +196,68 @@ impl ServerProcess {
     }
 }
 
+/// A TOML string holding `path`.
+pub fn toml_path(path: &std::path::Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// The value of one series in a `/metrics` scrape.
+pub async fn metric(admin: &str, series: &str) -> Option<f64> {
+    let reply = http("GET", admin, "/metrics", None, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+/// Echo round trips on `url` until `until` completes (while a hostile
+/// plugin runs elsewhere): every message answered; prints the latency
+/// seen and returns how many round trips there were.
+pub async fn echo_stays_responsive(
+    url: &str,
+    until: impl std::future::Future<Output = ()>,
+) -> usize {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut ws = ws_connect(url).await;
+    let mut worst = Duration::ZERO;
+    let mut count = 0usize;
+    tokio::pin!(until);
+    loop {
+        let sent = std::time::Instant::now();
+        let body = format!("m{count}");
+        ws.send(Message::text(body.clone())).await.unwrap();
+        let reply = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("echo answered in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply, Message::text(body));
+        worst = worst.max(sent.elapsed());
+        count += 1;
+        tokio::select! {
+            _ = &mut until => break,
+            _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    println!("echo on {url}: {count} round trips, worst {worst:?}");
+    count
+}
+
+/// The status line of the answer to an upgrade request for `path`.
+pub async fn upgrade_status(server: &ServerProcess, path: &str, origin: Option<&str>) -> String {
+    let mut client = RawClient::tcp(server.addr).await;
+    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    );
+    client.send(request.as_bytes()).await;
+    let head = client.read_http_head().await;
+    head.lines().next().unwrap_or_default().to_owned()
+}
+
 /// Runs `wsserver ARGS...` to completion (for argument errors).
 pub async fn run_to_exit(args: &[&str]) -> std::process::Output {
     timeout(

@@ -28,11 +28,6 @@ fn replace_file(path: &Path, contents: &[u8]) {
     std::fs::rename(&partial, path).unwrap();
 }
 
-/// A TOML string holding `path`.
-fn toml_path(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
-}
-
 async fn start_config(path: &Path) -> ServerProcess {
     ServerProcess::start(&["--config", &path.display().to_string()]).await
 }
@@ -52,19 +47,6 @@ async fn probe_client(url: &str) -> (Ws, u64) {
         .parse()
         .unwrap();
     (ws, id)
-}
-
-/// The status line of the answer to an upgrade request for `path`.
-async fn upgrade_status(server: &ServerProcess, path: &str, origin: Option<&str>) -> String {
-    let mut client = RawClient::tcp(server.addr).await;
-    let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
-    );
-    client.send(request.as_bytes()).await;
-    let head = client.read_http_head().await;
-    head.lines().next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -501,16 +483,6 @@ async fn plugin_flags_naming_one_file_twice_still_serve() {
 fn digest(component: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(component)))
-}
-
-/// The value of one series in a `/metrics` scrape.
-async fn metric(admin: &str, series: &str) -> Option<f64> {
-    let reply = http("GET", admin, "/metrics", None, None).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    reply.body.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok())?
-    })
 }
 
 #[tokio::test]

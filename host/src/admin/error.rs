@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use hyper::StatusCode;
 
+use super::request::InvalidBody;
+#[cfg(feature = "plugins")]
 use crate::plugin::SwapError;
 use crate::server::{ConfigError, Error};
 
@@ -60,6 +62,13 @@ impl ApiError {
     }
 }
 
+impl From<InvalidBody> for ApiError {
+    fn from(e: InvalidBody) -> Self {
+        Self::bad_request(e.0)
+    }
+}
+
+#[cfg(feature = "plugins")]
 impl From<SwapError> for ApiError {
     fn from(e: SwapError) -> Self {
         let status = match &e {

@@ -40,7 +40,7 @@ pub(super) fn render(
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 6] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 9] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -60,6 +60,21 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 6] = [
         "wsserver_plugin_deadline_hits",
         "Plugin calls interrupted by the CPU deadline",
         |c| c.deadline_hits,
+    ),
+    (
+        "wsserver_plugin_refused_answers",
+        "Plugin answers the host refused: malformed command batches, open responses it cannot send",
+        |c| c.refused,
+    ),
+    (
+        "wsserver_plugin_commands_dropped",
+        "Plugin commands dropped: the connection's send queue and the commands held for it were full",
+        |c| c.commands_dropped,
+    ),
+    (
+        "wsserver_plugin_logs_dropped",
+        "Plugin log lines dropped over the plugin's log budget",
+        |c| c.logs_dropped,
     ),
     (
         "wsserver_plugin_instantiations",

@@ -17,28 +17,39 @@
 //! # Ok(()) }
 //! ```
 
+// Everything but the request bodies acts on the plugin runtime's tenants:
+// without the `plugins` feature (the fuzz build) only those are here.
+#[cfg(feature = "plugins")]
 mod auth;
+#[cfg(feature = "plugins")]
 mod error;
+#[cfg(feature = "plugins")]
 mod http;
+#[cfg(feature = "plugins")]
 mod metrics;
+pub mod request;
+#[cfg(feature = "plugins")]
 mod routes;
+#[cfg(feature = "plugins")]
 mod views;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use tokio::net::TcpListener;
-use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinHandle;
-
+#[cfg(feature = "plugins")]
 pub use error::AdminError;
-
-use crate::cluster::Backplane;
-use crate::plugin::PluginRouter;
-use crate::server::WsServer;
-use auth::Access;
+#[cfg(feature = "plugins")]
+use {
+    crate::cluster::Backplane,
+    crate::plugin::PluginRouter,
+    crate::server::WsServer,
+    auth::Access,
+    std::net::SocketAddr,
+    std::sync::Arc,
+    tokio::net::TcpListener,
+    tokio::sync::{Notify, oneshot},
+    tokio::task::JoinHandle,
+};
 
 /// What the admin API acts on.
+#[cfg(feature = "plugins")]
 #[derive(Clone)]
 pub struct AdminTarget {
     server: WsServer,
@@ -50,6 +61,7 @@ pub struct AdminTarget {
     cluster: Option<Backplane>,
 }
 
+#[cfg(feature = "plugins")]
 impl AdminTarget {
     pub fn new(server: WsServer, plugins: Option<Arc<PluginRouter>>) -> Self {
         Self {
@@ -68,6 +80,7 @@ impl AdminTarget {
 }
 
 /// The admin API's listener and the task serving it.
+#[cfg(feature = "plugins")]
 pub struct AdminServer {
     addr: SocketAddr,
     shutdown: Arc<Notify>,
@@ -75,6 +88,7 @@ pub struct AdminServer {
     task: JoinHandle<()>,
 }
 
+#[cfg(feature = "plugins")]
 impl AdminServer {
     /// Binds `listen` (`HOST:PORT`, port 0 picks one) and serves the API.
     /// An empty `token` is refused; without a token, so is any address

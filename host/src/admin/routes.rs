@@ -16,18 +16,17 @@ use super::AdminTarget;
 use super::auth::Access;
 use super::error::ApiError;
 use super::metrics;
+use super::request::{
+    Closing, ConfigRequest, DisconnectRequest, ListeningRequest, PublishRequest, SwapRequest,
+    parse_json, parse_json_or_default,
+};
 use super::views::{
-    ClusterView, ConfigRequest, ConfigView, ConnectionList, ConnectionView, DisconnectRequest,
-    Disconnecting, ErrorView, ListeningRequest, ListeningView, PluginList, PluginView,
-    PublishFormat, PublishRequest, PublishView, ShuttingDown, SwapRequest, SwapView, TenantList,
+    ClusterView, ConfigView, ConnectionList, ConnectionView, Disconnecting, ErrorView,
+    ListeningView, PluginList, PluginView, PublishView, ShuttingDown, SwapView, TenantList,
     TenantView, TopicList, TopicView,
 };
-use crate::MessageKind;
 use crate::plugin::{PluginRouter, Update};
-use crate::protocol::close::MAX_REASON_LEN;
 use crate::server::{ConnectionId, Error};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// Request bodies are small JSON objects...
 const MAX_BODY: usize = 64 * 1024;
@@ -300,15 +299,8 @@ impl Api {
 
     /// Publishes to a tenant's topic, here and on the other nodes.
     fn publish(&self, tenant: String, body: PublishRequest) -> Result<Reply, ApiError> {
-        let (kind, payload) = match body.format {
-            PublishFormat::Text => (MessageKind::Text, Bytes::from(body.data)),
-            PublishFormat::Binary => {
-                let data = BASE64.decode(body.data.as_bytes()).map_err(|e| {
-                    ApiError::bad_request(format!("data: not base64 for a binary message: {e}"))
-                })?;
-                (MessageKind::Binary, Bytes::from(data))
-            }
-        };
+        let (kind, payload) = body.message()?;
+        let payload = Bytes::from(payload);
         let delivered_here = self
             .router()?
             .publish(&tenant, &body.topic, kind, payload)?;
@@ -325,21 +317,9 @@ impl Api {
     fn disconnect(&self, id: ConnectionId, body: DisconnectRequest) -> Result<Reply, ApiError> {
         let server = &self.target.server;
         let conn = server.connection(id)?;
-        match body {
-            DisconnectRequest {
-                code: None,
-                reason: None,
-            } => conn.disconnect()?,
-            DisconnectRequest { code, reason } => {
-                let reason = reason.unwrap_or_default();
-                if reason.len() > MAX_REASON_LEN {
-                    return Err(ApiError::bad_request(format!(
-                        "a close reason is at most {MAX_REASON_LEN} bytes"
-                    )));
-                }
-                let code = code.unwrap_or(server.settings().disconnect_status_code);
-                conn.close(code, &reason)?;
-            }
+        match body.closing(server.settings().disconnect_status_code)? {
+            Closing::Default => conn.disconnect()?,
+            Closing::With { code, reason } => conn.close(code, &reason)?,
         }
         let body = Disconnecting {
             connection_id: id,
@@ -418,7 +398,7 @@ fn config_key(raw: &str) -> Result<String, ApiError> {
 /// The request's JSON body.
 async fn read_json<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, ApiError> {
     let body = read_body(request, MAX_BODY).await?;
-    parse_json(&body)
+    Ok(parse_json(&body)?)
 }
 
 /// The request's JSON body, or the default when it has none.
@@ -426,15 +406,7 @@ async fn read_json_or_default<T: DeserializeOwned + Default>(
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
     let body = read_body(request, MAX_BODY).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    parse_json(&body)
-}
-
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    Ok(parse_json_or_default(&body)?)
 }
 
 async fn read_body(request: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {

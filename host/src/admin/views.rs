@@ -1,10 +1,8 @@
 //! The JSON the admin API reads and writes.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -166,16 +164,6 @@ pub(super) struct TenantList {
     pub tenants: Vec<TenantView>,
 }
 
-/// `POST /tenants/{name}/swap` with a JSON body: a component file on the
-/// server (default: the tenant's own file, read again) and configuration
-/// values (default: the running ones).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SwapRequest {
-    pub file: Option<PathBuf>,
-    pub config: Option<BTreeMap<String, String>>,
-}
-
 /// The answer to a swap or rollback.
 #[derive(Debug, Serialize)]
 pub(super) struct SwapView {
@@ -198,26 +186,10 @@ impl SwapView {
     }
 }
 
-/// `DELETE /connections/{id}`: both optional; the defaults are the
-/// DisconnectStatusCode and DisconnectStatusDescription settings.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DisconnectRequest {
-    pub code: Option<u16>,
-    pub reason: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 pub(super) struct Disconnecting {
     pub connection_id: ConnectionId,
     pub closing: bool,
-}
-
-/// `POST /listening`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListeningRequest {
-    pub listening: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -225,34 +197,6 @@ pub(super) struct ListeningView {
     pub listening: bool,
     /// The address being listened on.
     pub address: Option<SocketAddr>,
-}
-
-/// `PUT /config/{Key}`: a string, or a number or boolean written as the
-/// TOML file would have it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ConfigRequest {
-    pub value: ConfigValue,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum ConfigValue {
-    Text(String),
-    Number(i64),
-    Flag(bool),
-}
-
-impl ConfigValue {
-    /// The value as `Config("Key=Value")` takes it.
-    pub fn to_setting(&self) -> String {
-        match self {
-            Self::Text(s) => s.clone(),
-            Self::Number(n) => n.to_string(),
-            Self::Flag(true) => "True".to_owned(),
-            Self::Flag(false) => "False".to_owned(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -272,25 +216,6 @@ pub(super) struct ErrorView<'a> {
     /// The WSServer error code, when the server refused the operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
-}
-
-/// `POST /tenants/{name}/publish`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PublishRequest {
-    pub topic: String,
-    #[serde(default)]
-    pub format: PublishFormat,
-    /// The message: text as it is, binary in base64.
-    pub data: String,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum PublishFormat {
-    #[default]
-    Text,
-    Binary,
 }
 
 #[derive(Debug, Serialize)]

@@ -11,6 +11,7 @@ use wsserver_packed::{self as packed, Command};
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::convert;
+use super::log_budget::LogBudget;
 use super::metrics::PluginMetrics;
 use super::topics::TopicBus;
 use crate::MessageKind;
@@ -34,6 +35,7 @@ pub(crate) struct PluginShared {
     /// any instance may address any of the tenant's connections.
     members: Option<Mutex<FxHashMap<ConnectionId, Connection>>>,
     pub metrics: PluginMetrics,
+    pub log_budget: LogBudget,
 }
 
 impl PluginShared {
@@ -45,6 +47,7 @@ impl PluginShared {
             paused_by_plugin: Mutex::default(),
             members: (instances > 1).then(Mutex::default),
             metrics: PluginMetrics::default(),
+            log_budget: LogBudget::default(),
         }
     }
 
@@ -376,6 +379,7 @@ impl ActorState {
         });
         let held = self.held.entry(id).or_default();
         if held.bytes > 0 && held.bytes + size > limit {
+            self.shared.metrics.record_command_dropped();
             let description = "the connection's send queue and the commands held for it are full; the command was dropped";
             self.error(
                 id,

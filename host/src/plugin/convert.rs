@@ -3,6 +3,7 @@
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
+use crate::protocol::handshake::MAX_RESPONSE_HEADER_BYTES;
 use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse, TlsInfo};
 
 pub(crate) fn headers(pairs: &[(String, String)]) -> Vec<wit::Header> {
@@ -71,6 +72,16 @@ pub(crate) fn open_response(
     {
         return Err(format!(
             "chose subprotocol {p:?}, which the client did not offer"
+        ));
+    }
+    let header_bytes: usize = resp
+        .headers
+        .iter()
+        .map(|h| h.name.len() + h.value.len() + 4)
+        .sum();
+    if header_bytes > MAX_RESPONSE_HEADER_BYTES {
+        return Err(format!(
+            "answered the open request with {header_bytes} bytes of headers (at most {MAX_RESPONSE_HEADER_BYTES})"
         ));
     }
     Ok(OpenResponse {

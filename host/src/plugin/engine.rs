@@ -1,6 +1,6 @@
 //! The wasmtime engine shared by every plugin: configuration, the epoch
 //! ticker behind CPU deadlines, and compiling components with a cache of
-//! precompiled artifacts.
+//! precompiled artifacts (see [`super::cache`] for what it trusts).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
+
+use super::cache::ComponentCache;
 
 /// How often the epoch advances: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -23,7 +25,7 @@ pub struct PluginEngine {
 
 struct EngineInner {
     engine: Engine,
-    cache_dir: Option<PathBuf>,
+    cache: Option<ComponentCache>,
     stop: Arc<AtomicBool>,
 }
 
@@ -40,7 +42,8 @@ pub struct LoadError(pub String);
 
 impl PluginEngine {
     /// An engine caching precompiled components in `cache_dir` (created if
-    /// missing); `None` compiles every time.
+    /// missing); `None`, or a directory that fails the cache's checks
+    /// (logged), compiles every time.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -63,11 +66,15 @@ impl PluginEngine {
                 }
             })
             .map_err(|e| LoadError(format!("cannot start the epoch ticker: {e}")))?;
-        let cache_dir = cache_dir.filter(|dir| std::fs::create_dir_all(dir).is_ok());
+        let cache = cache_dir.and_then(|dir| {
+            ComponentCache::open(&dir)
+                .map_err(|e| tracing::warn!("compiled-component cache not used: {e}"))
+                .ok()
+        });
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
-                cache_dir,
+                cache,
                 stop,
             }),
         })
@@ -98,25 +105,20 @@ impl PluginEngine {
         // `{:#}` keeps wasmtime's cause ("failed to parse ...: at offset ...").
         let fail =
             |what: &str, e: &wasmtime::Error| LoadError(format!("plugin {name}: {what}: {e:#}"));
-        let Some(dir) = &self.inner.cache_dir else {
+        let Some(cache) = &self.inner.cache else {
             return Component::new(engine, wasm).map_err(|e| fail("invalid component", &e));
         };
-        let path = dir.join(format!("{}.cwasm", self.cache_key(wasm)));
-        if path.exists()
-            && let Ok(component) = load_artifact(engine, &path)
+        let file = format!("{}.cwasm", self.cache_key(wasm));
+        if let Some(artifact) = cache.get(&file)
+            && let Ok(component) = load_artifact(engine, &artifact)
         {
             return Ok(component);
         }
         let artifact = engine
             .precompile_component(wasm)
             .map_err(|e| fail("invalid component", &e))?;
-        // Write then rename, so a concurrent reader never sees half a file.
-        let partial = path.with_extension(format!("{}.tmp", std::process::id()));
-        if std::fs::write(&partial, &artifact).is_ok() {
-            let _ = std::fs::rename(&partial, &path);
-        }
-        load_artifact_bytes(engine, &artifact)
-            .map_err(|e| fail("cannot load its compiled form", &e))
+        cache.put(&file, &artifact);
+        load_artifact(engine, &artifact).map_err(|e| fail("cannot load its compiled form", &e))
     }
 
     fn cache_key(&self, wasm: &[u8]) -> String {
@@ -156,19 +158,12 @@ pub fn check_component(wasm: &[u8]) -> Result<(), NotAComponent> {
 }
 
 // Deserializing runs native code compiled earlier, which is why wasmtime
-// marks it unsafe. Both functions only ever receive artifacts this process
-// produced with `precompile_component` (in memory, or written by the same
-// code into the operator's cache directory and keyed by the engine's
-// compatibility hash).
+// marks it unsafe. It only ever receives artifacts this process produced
+// with `precompile_component` just now, or ones the cache proved it wrote:
+// a private file of this user tagged with the cache's secret key.
 #[allow(unsafe_code)]
-fn load_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: see above: the file is one of our own precompiled artifacts.
-    unsafe { Component::deserialize_file(engine, path) }
-}
-
-#[allow(unsafe_code)]
-fn load_artifact_bytes(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
-    // SAFETY: `artifact` was produced by `precompile_component` just now.
+fn load_artifact(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: see above: the bytes are one of our own precompiled artifacts.
     unsafe { Component::deserialize(engine, artifact) }
 }
 

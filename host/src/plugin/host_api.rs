@@ -89,7 +89,11 @@ impl host::Host for InstanceState {
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {
-        let plugin = self.actor.shared.name.as_str();
+        let shared = &self.actor.shared;
+        let plugin = shared.name.as_str();
+        let Some(message) = shared.log_budget.admit(plugin, &message, &shared.metrics) else {
+            return;
+        };
         match level {
             wit::LogLevel::Error => tracing::error!(plugin, "{message}"),
             wit::LogLevel::Info => tracing::info!(plugin, "{message}"),

@@ -535,6 +535,7 @@ impl Actor {
             Ok(resp) => match convert::open_response(resp, &offered) {
                 Ok(resp) => resp,
                 Err(mistake) => {
+                    metrics.record_failure(CallFailure::Refused);
                     log_error(
                         handle,
                         &format!("connection {}: plugin {mistake}; answering 500", conn.id()),
@@ -609,7 +610,13 @@ impl Actor {
         let started = Instant::now();
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
-                Ok((commands,)) => apply_packed(&mut live.store.data_mut().actor, &commands).err(),
+                Ok((commands,)) => {
+                    let applied = apply_packed(&mut live.store.data_mut().actor, &commands);
+                    if applied.is_err() {
+                        metrics.record_failure(CallFailure::Refused);
+                    }
+                    applied.err()
+                }
                 Err(e) => {
                     metrics.record_failure(CallFailure::of(&e));
                     Some(format!("{e:#}"))

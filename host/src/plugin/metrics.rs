@@ -1,8 +1,9 @@
 //! Per-tenant counters: events delivered, guest calls and their latency
 //! (their sum is the guest time an operator bills), calls ended by a trap
-//! or by the CPU deadline, and the instances behind them: live and
-//! hibernated, their linear memory, how many were made and how long that
-//! took, and how many could not be made or failed in the runtime.
+//! or by the CPU deadline, answers the host refused, commands and log
+//! lines it dropped, and the instances behind them: live and hibernated,
+//! their linear memory, how many were made and how long that took, and how
+//! many could not be made or failed in the runtime.
 //!
 //! Executors write them once per call (a call carries a whole batch of
 //! events), so plain relaxed atomics cost nothing measurable and a scrape
@@ -25,6 +26,9 @@ pub(crate) enum CallFailure {
     Deadline,
     /// Any other trap: unreachable, out of bounds, the memory cap, ...
     Trap,
+    /// The call returned what the host refuses: a malformed command batch,
+    /// an open-request answer it cannot send.
+    Refused,
 }
 
 impl CallFailure {
@@ -43,6 +47,9 @@ pub(crate) struct PluginMetrics {
     calls: AtomicU64,
     traps: AtomicU64,
     deadline_hits: AtomicU64,
+    refused: AtomicU64,
+    commands_dropped: AtomicU64,
+    logs_dropped: AtomicU64,
     latency: LatencyHistogram,
     instances_live: AtomicU64,
     instances_hibernated: AtomicU64,
@@ -64,8 +71,20 @@ impl PluginMetrics {
         let counter = match failure {
             CallFailure::Deadline => &self.deadline_hits,
             CallFailure::Trap => &self.traps,
+            CallFailure::Refused => &self.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A command dropped because the connection's queue and the commands
+    /// held for it are full.
+    pub fn record_command_dropped(&self) {
+        self.commands_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A log line over the plugin's log budget, not written.
+    pub fn record_log_dropped(&self) {
+        self.logs_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn instance_created(&self) {
@@ -110,6 +129,9 @@ impl PluginMetrics {
             calls: get(&self.calls),
             traps: get(&self.traps),
             deadline_hits: get(&self.deadline_hits),
+            refused: get(&self.refused),
+            commands_dropped: get(&self.commands_dropped),
+            logs_dropped: get(&self.logs_dropped),
             call_latency: self.latency.snapshot(),
             instances_live: get(&self.instances_live),
             instances_hibernated: get(&self.instances_hibernated),
@@ -171,6 +193,14 @@ pub struct PluginCounters {
     pub traps: u64,
     /// Calls interrupted by the CPU deadline.
     pub deadline_hits: u64,
+    /// Calls whose answer the host refused (malformed command batch, open
+    /// response it cannot send).
+    pub refused: u64,
+    /// Commands dropped because the connection's send queue and the
+    /// commands held for it were full (the plugin got a 10035 `error`).
+    pub commands_dropped: u64,
+    /// Log lines dropped over the plugin's log budget.
+    pub logs_dropped: u64,
     /// How long calls took, applying the commands they returned included.
     /// Its sum is the time spent in the guest (calls never wait, so it is
     /// CPU time but for the host's share of applying commands).
@@ -222,8 +252,12 @@ mod tests {
         metrics.record_failure(CallFailure::Deadline);
         metrics.record_failure(CallFailure::Trap);
         metrics.record_failure(CallFailure::Trap);
+        metrics.record_failure(CallFailure::Refused);
+        metrics.record_log_dropped();
+        metrics.record_command_dropped();
         let c = metrics.snapshot();
         assert_eq!((c.calls, c.events, c.traps, c.deadline_hits), (4, 14, 2, 1));
+        assert_eq!((c.refused, c.logs_dropped, c.commands_dropped), (1, 1, 1));
         let count_at = |us| {
             c.call_latency
                 .buckets

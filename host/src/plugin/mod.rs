@@ -8,12 +8,14 @@
 //! `Handler`.
 
 mod actor_state;
+mod cache;
 mod convert;
 pub mod engine;
 mod executor;
 mod host_api;
 mod instance;
 mod loading;
+mod log_budget;
 pub mod metrics;
 mod rate;
 mod router;

@@ -10,6 +10,10 @@ use std::fmt;
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Request headers beyond this count get 431.
 pub const MAX_HEADERS: usize = 64;
+/// Bytes of headers (`Name: value\r\n` each) a handler may add to its
+/// answer to an open request: as much as a request head may hold by
+/// default, so one answer cannot make the server write megabytes.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 8192;
 
 /// A valid WebSocket upgrade request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 
-use crate::config::TenantEntry;
+use wsserver::config::TenantEntry;
 
 /// How often the sources are looked at.
 const POLL: Duration = Duration::from_millis(300);

@@ -4,7 +4,6 @@
 //! hot-swaps those whose component or configuration changed.
 
 mod cli;
-mod config;
 mod dev;
 mod plugin_args;
 mod scaffold;
@@ -19,9 +18,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::cluster::Backplane;
+use wsserver::config::{self, setting_error};
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
 use wsserver::tls::CertificateInfo;
-use wsserver::{ConfigError, EchoHandler, Handler, IpMode, Settings, WsServer, setting_keys};
+use wsserver::{EchoHandler, Handler, IpMode, Settings, WsServer, setting_keys};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
@@ -278,7 +278,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         for setting in &file.settings {
             settings.set(&setting.name, &setting.value).map_err(|e| {
                 let (path, line) = (path.display(), setting.line);
-                anyhow::anyhow!("{path}:{line}: {}", with_hint(e))
+                anyhow::anyhow!("{path}:{line}: {}", setting_error(e))
             })?;
         }
     }
@@ -286,12 +286,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         apply_listen(&mut settings, listen)?;
     }
     for item in &cli.set {
-        let (key, value) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
-        settings
-            .set(key.trim(), value)
-            .map_err(|e| anyhow::anyhow!("--set {item}: {}", with_hint(e)))?;
+        config::apply_set(&mut settings, item)?;
     }
     let admin = cli
         .admin
@@ -308,29 +303,6 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
         admin,
         redis: cli.redis.clone().or(file_redis),
     })
-}
-
-/// A setting error, with the closest known key when the key is unknown
-/// (a misspelling) and where to find them all.
-fn with_hint(error: ConfigError) -> String {
-    let ConfigError::UnknownKey(key) = &error else {
-        return error.to_string();
-    };
-    let closest = setting_keys()
-        .map(|(name, _)| {
-            (
-                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
-                name,
-            )
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .filter(|(score, _)| *score > 0.85);
-    match closest {
-        Some((_, name)) => {
-            format!("{error}: did you mean {name}? (`wsserver --list-settings` lists them all)")
-        }
-        None => format!("{error} (`wsserver --list-settings` lists them all)"),
-    }
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use wsserver::plugin::{PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component};
 
-use crate::config::TenantEntry;
+use wsserver::config::TenantEntry;
 
 /// The plugins built into the binary, for `builtin:NAME`: echo serves when
 /// no plugin is given, chat (rooms by request path) and auth (bearer token,

@@ -1,4 +1,6 @@
-//! The TOML configuration file.
+//! The binary's TOML configuration file and its `--set Key=Value` items,
+//! parsed without touching anything else (the fuzz targets feed them
+//! arbitrary text).
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
@@ -48,6 +50,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use toml::{Spanned, Table, Value};
+
+use crate::server::settings::all_keys;
+use crate::server::{ConfigError, Settings};
 
 /// What the file asks for, in file order.
 #[derive(Debug, Default, PartialEq)]
@@ -233,6 +238,39 @@ fn table_key_line(text: &str, key: &str) -> Option<usize> {
 fn at_line(line: Option<usize>) -> String {
     line.map(|line| format!("line {line}: "))
         .unwrap_or_default()
+}
+
+/// Applies one `--set Key=Value` item; errors quote the item.
+pub fn apply_set(settings: &mut Settings, item: &str) -> anyhow::Result<()> {
+    let (key, value) = item
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
+    settings
+        .set(key.trim(), value)
+        .map_err(|e| anyhow::anyhow!("--set {item}: {}", setting_error(e)))
+}
+
+/// A setting error, with the closest known key when the key is unknown
+/// (a misspelling) and where to find them all.
+pub fn setting_error(error: ConfigError) -> String {
+    let ConfigError::UnknownKey(key) = &error else {
+        return error.to_string();
+    };
+    let closest = all_keys()
+        .map(|(name, _)| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
+                name,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.85);
+    match closest {
+        Some((_, name)) => {
+            format!("{error}: did you mean {name}? (`wsserver --list-settings` lists them all)")
+        }
+        None => format!("{error} (`wsserver --list-settings` lists them all)"),
+    }
 }
 
 #[cfg(test)]
