@@ -5,9 +5,10 @@
 
 mod cli;
 mod config;
+mod demo;
 mod plugin_args;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let launch = match build_settings(&cli) {
         Ok(s) => s,
@@ -87,8 +90,12 @@ fn main() -> ExitCode {
         }
         None => None,
     };
+    // A browser opening / gets a page: say where.
+    let page_on_root = router
+        .as_ref()
+        .is_some_and(|router| router.static_site("/", "").is_some());
     let reload = router.map(|router| Reload { router, cli });
-    match runtime.block_on(serve(server, admin, reload)) {
+    match runtime.block_on(serve(server, admin, reload, page_on_root)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -127,7 +134,7 @@ fn tenant_specs(
     for flag in &cli.plugins {
         entries.push(plugin_args::from_flag(flag)?);
     }
-    plugin_args::to_specs(entries)
+    plugin_args::to_specs(entries, cli.static_dir.as_deref())
 }
 
 /// What SIGHUP needs: the running tenants and where they were declared.
@@ -254,6 +261,7 @@ async fn serve(
     server: WsServer,
     admin: Option<AdminServer>,
     reload: Option<Reload>,
+    page_on_root: bool,
 ) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
     // read is never fatal.
@@ -280,6 +288,10 @@ async fn serve(
         writeln!(out, "listening on {scheme}://{addr}")?;
         if let Some(admin) = &admin {
             writeln!(out, "admin on http://{}", admin.local_addr())?;
+        }
+        if page_on_root {
+            let scheme = if scheme == "wss" { "https" } else { "http" };
+            writeln!(out, "open {scheme}://{addr}/ in a browser")?;
         }
         out.flush()?;
     }

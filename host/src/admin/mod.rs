@@ -18,6 +18,7 @@
 //! ```
 
 mod auth;
+mod dashboard;
 mod error;
 mod http;
 mod metrics;

@@ -15,10 +15,11 @@ use super::convert;
 use super::engine::{LoadError, PluginEngine};
 use super::instance::{PendingOpen, PluginHandle};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
-use super::spec::PluginSpec;
+use super::spec::{PluginSpec, Route};
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
 use super::watch;
 use crate::protocol::close::POLICY_VIOLATION;
+use crate::server::static_files::StaticMount;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
 /// Serves connections with WebAssembly plugins, one tenant per declared
@@ -134,12 +135,21 @@ impl PluginRouter {
     /// The tenant serving `path` on `host`: host routes before host-less
     /// ones, then the longest path prefix.
     fn route(&self, path: &str, host: &str) -> Option<&Arc<Tenant>> {
+        self.matching_route(path, host).map(|(_, tenant)| tenant)
+    }
+
+    /// The route that wins for `path` on `host`, and its tenant.
+    fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Arc<Tenant>)> {
         self.tenants
             .iter()
             .flat_map(|tenant| tenant.routes().iter().map(move |route| (route, tenant)))
-            .filter_map(|(route, tenant)| route.matches(path, host).map(|rank| (rank, tenant)))
+            .filter_map(|(route, tenant)| {
+                route
+                    .matches(path, host)
+                    .map(|rank| (rank, (route, tenant)))
+            })
             .max_by_key(|(rank, _)| *rank)
-            .map(|(_, tenant)| tenant)
+            .map(|(_, hit)| hit)
     }
 
     fn tenant(&self, name: &str) -> Result<&Arc<Tenant>, SwapError> {
@@ -308,6 +318,15 @@ impl Drop for PluginRouter {
 }
 
 impl Handler for PluginRouter {
+    /// The static files of the tenant whose route matches, if it has any.
+    fn static_site(&self, path: &str, host: &str) -> Option<StaticMount> {
+        let (route, tenant) = self.matching_route(path, host)?;
+        Some(StaticMount {
+            site: tenant.static_site()?.clone(),
+            prefix: route.path_prefix.clone(),
+        })
+    }
+
     fn open_request(
         &self,
         conn: &Connection,

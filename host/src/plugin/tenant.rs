@@ -16,6 +16,7 @@ use super::metrics::PluginCounters;
 use super::rate::Rates;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
 use super::version::{ComponentVersion, Version};
+use crate::server::static_files::StaticSite;
 
 /// A new component for a tenant, and optionally new configuration values
 /// (None keeps the running version's).
@@ -152,6 +153,7 @@ struct Fixed {
     instances: usize,
     source: Option<PathBuf>,
     watch: bool,
+    static_site: Option<Arc<StaticSite>>,
 }
 
 impl Fixed {
@@ -163,6 +165,7 @@ impl Fixed {
             instances: spec.instances,
             source: spec.source.clone(),
             watch: spec.watch,
+            static_site: spec.static_site.clone(),
         }
     }
 }
@@ -237,6 +240,10 @@ impl Tenant {
 
     pub fn policy(&self) -> &TenantPolicy {
         &self.fixed.policy
+    }
+
+    pub fn static_site(&self) -> Option<&Arc<StaticSite>> {
+        self.fixed.static_site.as_ref()
     }
 
     /// The file the component came from, when it is watched.

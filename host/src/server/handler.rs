@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::connection::Connection;
+use super::static_files::StaticMount;
 use super::tls::TlsInfo;
 use crate::net::tls::ClientCertificate;
 use crate::protocol::handshake::{format_header_lines, request_path};
@@ -225,6 +226,12 @@ pub trait Handler: Send + Sync + 'static {
         _request: Arc<OpenRequest>,
     ) -> BoxFuture<OpenResponse> {
         Box::pin(std::future::ready(OpenResponse::accept()))
+    }
+
+    /// A plain HTTP GET that is not an upgrade, for `path` on `host`: the
+    /// static site that answers it, or None for 426 Upgrade Required.
+    fn static_site(&self, _path: &str, _host: &str) -> Option<StaticMount> {
+        None
     }
 
     /// The WebSocket is open.

@@ -10,6 +10,7 @@ mod metrics;
 mod outbound;
 mod session;
 pub mod settings;
+pub mod static_files;
 mod table;
 mod tls;
 

@@ -34,6 +34,7 @@ use super::line_mode::LineSplitter;
 use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
+use super::static_files::{self, PlainGet};
 use super::tls;
 use crate::net::listener::configure_accepted;
 use crate::net::tls::TlsServerConfig;
@@ -42,7 +43,7 @@ use crate::protocol::close::{ABNORMAL, GOING_AWAY, INTERNAL_ERROR, NO_STATUS};
 use crate::protocol::deflate::{Agreement, Deflater, Inflater, Negotiated, negotiate};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{
-    check_header, parse_request, write_accept_response, write_error_response,
+    HandshakeError, check_header, parse_request, write_accept_response, write_error_response,
 };
 use crate::protocol::receiver::{DataChunk, Incoming, MessageKind, Receiver};
 
@@ -256,6 +257,39 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
 }
 
+/// Answers a plain GET from the static site the handler names for its
+/// path, then ends the connection; false when no site serves it (the
+/// caller answers 426).
+async fn serve_static<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &Connection,
+    head: &[u8],
+) -> bool {
+    let server = &conn.0.server;
+    let Some(request) = PlainGet::parse(head) else {
+        return false;
+    };
+    let Some(mount) = server.handler.static_site(request.path(), &request.host) else {
+        return false;
+    };
+    let answered = Box::pin(static_files::answer(stream, &request, &mount)).await;
+    server.log(
+        Some(conn),
+        LogLevel::Verbose,
+        LogType::Verbose,
+        format_args!(
+            "GET {} (static): {}",
+            request.uri,
+            match &answered {
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            }
+        ),
+    );
+    let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
+    true
+}
+
 /// Removes the connection from the table and releases its admission
 /// however its task ends.
 struct Registration<'a> {
@@ -302,6 +336,9 @@ async fn open<S: AsyncRead + AsyncWrite + Unpin>(
         match parse_request(&buf, max) {
             Ok(Some(parsed)) => break parsed,
             Ok(None) => continue,
+            Err(HandshakeError::NotUpgrade) if serve_static(stream, conn, &buf).await => {
+                return None;
+            }
             Err(e) => {
                 server
                     .metrics
