@@ -5,12 +5,28 @@ CARGO_TARGET_DIR ?= $(shell cargo metadata --format-version 1 --no-deps | python
 VENV := $(CARGO_TARGET_DIR)/test-venv
 PYTHON_REQS := tests/python/requirements.txt plugins/tests/requirements.txt
 
-.PHONY: test rust-tests python-tests plugin-tests browser-tests screenshots bench-tests lint run setup
+# Example plugins in other languages, plugins/NAME-LANG, one component each
+# (NAME-LANG.wasm here). A language is one word in PLUGIN_LANGS plus its
+# sdk/LANG/install-toolchain.sh (installs it outside the checkout) and
+# sdk/LANG/build.sh PROJECT_DIR OUT.wasm.
+PLUGIN_LANGS := js python c
+SDK_PLUGINS := $(CARGO_TARGET_DIR)/sdk-plugins
+
+.PHONY: test rust-tests python-tests plugin-tests browser-tests screenshots bench-tests sdk-tests lint run setup plugins
 
 ## Every test: unit, end-to-end (Rust clients), Python clients, the plugins
-## run in wasmtime-py against a scripted host, headless Chromium, and the
-## benchmark harness.
-test: setup rust-tests python-tests plugin-tests browser-tests bench-tests
+## run in wasmtime-py against a scripted host, the language SDKs, headless
+## Chromium, and the benchmark harness.
+test: setup rust-tests python-tests plugin-tests sdk-tests browser-tests bench-tests
+
+## Builds every example plugin of every language into $(SDK_PLUGINS),
+## installing the toolchains first (npm, PyPI, Debian). Built components are
+## reused while their inputs are unchanged (see sdk/build-plugin.sh).
+plugins: $(addprefix plugins-,$(PLUGIN_LANGS))
+
+plugins-%:
+	sdk/$*/install-toolchain.sh
+	for dir in plugins/*-$*; do sdk/build-plugin.sh $* $$dir $(SDK_PLUGINS)/$$(basename $$dir).wasm || exit 1; done
 
 ## Toolchain pieces and Python clients the tests use. The plugins build for
 ## wasm32-wasip2; machines here do not auto-install rustup targets.
@@ -22,7 +38,8 @@ $(VENV)/.installed: $(PYTHON_REQS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYTHON_REQS))
 	touch $@
 
-rust-tests: setup
+# The end-to-end tests serve the example plugins of every language.
+rust-tests: setup plugins
 	cargo test --workspace
 
 python-tests: setup
@@ -31,6 +48,14 @@ python-tests: setup
 
 plugin-tests: setup
 	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugin-tests $(VENV)/bin/pytest -q plugins/tests
+
+## The SDKs' own unit tests (no host): node's test runner for JavaScript,
+## pytest against generated bindings for Python.
+sdk-tests: setup plugins
+	node --test sdk/js/test/
+	$(VENV)/bin/pytest -q sdk/python/tests
+	sdk/c/regen-bindings.sh $(CARGO_TARGET_DIR)/c-bindings
+	diff -r sdk/c/bindings $(CARGO_TARGET_DIR)/c-bindings || { echo "sdk/c/bindings is stale: run sdk/c/regen-bindings.sh"; exit 1; }
 
 ## Headless Chromium (Debian's `chromium`; CHROMIUM names another) driven
 ## by playwright-core from npm, whose cache stays outside the clone. The

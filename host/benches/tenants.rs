@@ -104,8 +104,10 @@ fn write_config(path: &Path, noisy_plugin: &str, noisy: &str, version: &str) {
     let text = format!(
         "[settings]\nMaxConnections = 2000\n\
          [[tenant]]\nname = \"calm\"\nfile = {}\nroutes = [\"/calm\"]\n[tenant.config]\nversion = \"{version}\"\n\
+         [[tenant]]\nname = \"looper\"\nfile = {}\nroutes = [\"/loop\"]\n\
          [[tenant]]\nname = \"noisy\"\nfile = {}\nroutes = [\"/noisy\"]\nmemory_limit = 67108864\n{noisy}\n",
         quoted(&plugin("versioned")),
+        quoted(&plugin("loop")),
         quoted(&plugin(noisy_plugin)),
     );
     let partial = path.with_extension("partial");
@@ -202,9 +204,24 @@ fn flood(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
 /// under its cap and closes them with 1011), then reconnect, until
 /// aborted; counts the closes.
 fn bombs(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+    fatal_messages(&format!("{url}/noisy"), served)
+}
+
+/// Clients of the looping tenant (each message runs to its CPU deadline,
+/// then close 1011) beside the noisy tenant's flood: both on the shared
+/// executors at once.
+fn loop_and_flood(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
+    let mut tasks = fatal_messages(&format!("{url}/loop"), Arc::new(AtomicU64::new(0)));
+    tasks.extend(flood(url, served));
+    tasks
+}
+
+/// Four clients each sending one message that ends in a close, then
+/// reconnecting, until aborted; counts the closes.
+fn fatal_messages(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
     (0..4)
         .map(|_| {
-            let (url, served) = (format!("{url}/noisy"), served.clone());
+            let (url, served) = (url.to_owned(), served.clone());
             tokio::spawn(async move {
                 loop {
                     let mut ws = connect(&url).await;
@@ -332,10 +349,19 @@ fn main() {
         .await;
         let unlimited = scenario("flood, no rate", dir.path(), "echo", "", Some(flood)).await;
         let bombed = scenario("memory bomb (64 MiB cap)", dir.path(), "membomb", "", Some(bombs)).await;
+        let looped = scenario(
+            "4 looping clients + flood, no rate",
+            dir.path(),
+            "echo",
+            "",
+            Some(loop_and_flood),
+        )
+        .await;
         for (name, p50) in [
             ("flood with a tenant rate", limited),
             ("flood without a rate", unlimited),
             ("memory bomb", bombed),
+            ("looping tenant + flood", looped),
         ] {
             println!(
                 "{name:<34} calm p50 = {:.2}x unloaded",

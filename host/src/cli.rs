@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::scaffold::Lang;
+
 /// A WebSocket server whose application logic runs in WebAssembly plugins.
 ///
 /// Settings use the WSServer key names, from a TOML file (`[settings]`
@@ -20,15 +22,15 @@ use clap::Parser;
 #[command(name = "wsserver", version)]
 pub struct Cli {
     /// TOML configuration file.
-    #[arg(long, value_name = "FILE.toml")]
+    #[arg(global = true, long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
 
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(global = true, long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
 
     /// A setting, as in Config("Key=Value"); repeatable.
-    #[arg(long = "set", value_name = "Key=Value")]
+    #[arg(global = true, long = "set", value_name = "Key=Value")]
     pub set: Vec<String>,
 
     /// A plugin serving a path prefix (default /), optionally on one host
@@ -49,7 +51,7 @@ pub struct Cli {
     pub native_echo: bool,
 
     /// Where compiled plugins are cached [default: ~/.cache/wsserver/components].
-    #[arg(long, value_name = "DIR")]
+    #[arg(global = true, long, value_name = "DIR")]
     pub plugin_cache: Option<std::path::PathBuf>,
 
     /// Threads running connections [default: one per CPU].
@@ -71,9 +73,50 @@ pub struct Cli {
     )]
     pub admin_token: Option<String>,
 
+    /// Share topics with the other nodes through this Redis server
+    /// (`redis://HOST:PORT`, optionally `redis://:PASSWORD@HOST:PORT/DB`).
+    /// Without it topics stay in this process.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WSSERVER_REDIS",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
     /// List the settings --set and the TOML file accept, then exit.
     #[arg(long)]
     pub list_settings: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands for plugin authors; without one, the binary serves.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Write a new plugin project (source, build.sh, test.sh, README) into
+    /// ./NAME: `wsserver new --lang rust my-plugin`.
+    New {
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// The project's name (lowercase letters, digits, - and _).
+        name: String,
+        /// Where to write it [default: ./NAME].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The SDKs: a wsserver checkout's sdk/ directory [default: the
+        /// checkout this binary was built from].
+        #[arg(long, value_name = "DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR with its build.sh, serve it on /, and
+    /// rebuild and hot-swap it whenever a source changes (clients stay
+    /// connected; a failed build leaves the running version serving).
+    Dev {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// Splits `HOST:PORT` (IPv6 hosts in brackets).

@@ -22,13 +22,21 @@
 //! connection_rate = 50                    # messages/s per connection
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
+//! hibernate_after_ms = 30000              # drop an idle instance (off by default)
 //! static = "site"                         # files for plain GETs, or builtin:demo
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
 //!
+//! [runtime]             # the executors every tenant's instances run on
+//! executors = 2         # threads; default one per core
+//! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
+//!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
 //! token = "secret"      # required unless listen is a loopback address
+//!
+//! [cluster]             # topics across nodes
+//! redis = "redis://127.0.0.1:6379"
 //! ```
 //!
 //! `[[plugin]]` is the older spelling of `[[tenant]]`: the same keys, with
@@ -49,6 +57,26 @@ pub struct FileConfig {
     /// `[[plugin]]` tables, then `[[tenant]]` tables.
     pub tenants: Vec<TenantEntry>,
     pub admin: Option<AdminEntry>,
+    pub runtime: RuntimeEntry,
+    pub cluster: Option<ClusterEntry>,
+}
+
+/// The `[runtime]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeEntry {
+    /// Executor threads running plugin instances.
+    pub executors: Option<usize>,
+    /// Live plugin instances, all tenants together.
+    pub max_instances: Option<usize>,
+}
+
+/// The `[cluster]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    /// The Redis server the nodes share, `redis://HOST:PORT`.
+    pub redis: Option<String>,
 }
 
 /// The `[admin]` table.
@@ -87,6 +115,8 @@ pub struct TenantEntry {
     pub tenant_rate: Option<u32>,
     /// "drop" or "close".
     pub over_rate: Option<String>,
+    /// Milliseconds without events after which an instance hibernates.
+    pub hibernate_after_ms: Option<u64>,
     /// A directory whose files answer plain GET requests on the tenant's
     /// routes, or `builtin:demo`.
     #[serde(rename = "static")]
@@ -156,9 +186,22 @@ pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
                         .map_err(|e| anyhow::anyhow!("[admin]: {}", e.message()))?,
                 );
             }
+            ("runtime", value) => {
+                out.runtime = RuntimeEntry::deserialize(value)
+                    .map_err(|e| anyhow::anyhow!("[runtime]: {}", e.message()))?;
+                if out.runtime.executors == Some(0) || out.runtime.max_instances == Some(0) {
+                    bail!("[runtime]: executors and max_instances must be at least 1");
+                }
+            }
+            ("cluster", value) => {
+                out.cluster = Some(
+                    ClusterEntry::deserialize(value)
+                        .map_err(|e| anyhow::anyhow!("[cluster]: {}", e.message()))?,
+                );
+            }
             (other, _) => {
                 bail!(
-                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]] or [admin])"
+                    "unknown key \"{other}\" (expected listen, [settings], [[tenant]], [[plugin]], [runtime], [admin] or [cluster])"
                 )
             }
         }
@@ -241,6 +284,17 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("t"));
         let e = format!("{:#}", parse("[admin]\nlsten = \"x\"\n").unwrap_err());
         assert!(e.contains("[admin]") && e.contains("lsten"), "{e}");
+    }
+
+    #[test]
+    fn reads_the_cluster_table() {
+        let c = parse("[cluster]\nredis = \"redis://127.0.0.1:6379\"\n").unwrap();
+        assert_eq!(
+            c.cluster.unwrap().redis.as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
+        let e = format!("{:#}", parse("[cluster]\nredsi = \"x\"\n").unwrap_err());
+        assert!(e.contains("[cluster]") && e.contains("redsi"), "{e}");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod admin;
+pub mod cluster;
 pub mod net;
 pub mod plugin;
 pub mod protocol;

@@ -6,7 +6,9 @@
 mod cli;
 mod config;
 mod demo;
+mod dev;
 mod plugin_args;
+mod scaffold;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -17,10 +19,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
+use wsserver::cluster::Backplane;
 use wsserver::net::tls::CertificateInfo;
-use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, SwapError};
+use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
 use wsserver::server::echo::EchoHandler;
-use wsserver::server::settings::all_keys;
+use wsserver::server::settings::{ConfigError, all_keys};
 use wsserver::{Handler, Settings, WsServer};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -35,6 +38,28 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(cli::Command::New {
+        lang,
+        name,
+        dir,
+        sdk,
+    }) = &cli.command
+    {
+        return match scaffold::new_project(*lang, name, dir.clone(), sdk.clone()) {
+            Ok(dir) => {
+                println!(
+                    "wrote {0}; build it with {0}/build.sh, test it with {0}/test.sh, \
+                     or run `wsserver dev {0}`",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wsserver new: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -43,14 +68,23 @@ fn main() -> ExitCode {
         // Colour codes only for a person at a terminal, not in log files.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let launch = match build_settings(&cli) {
+    let mut launch = match build_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let router = match build_router(&cli, launch.tenants) {
+    if let Some(cli::Command::Dev { dir }) = &cli.command {
+        match dev::start(dir) {
+            Ok(tenant) => launch.tenants.push(tenant),
+            Err(e) => {
+                eprintln!("{e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let router = match build_router(&cli, launch.tenants, &launch.runtime) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -75,11 +109,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let backplane = match &launch.redis {
+        Some(url) => {
+            let _runtime = runtime.enter();
+            match Backplane::start(url) {
+                Ok(backplane) => Some(backplane),
+                Err(e) => {
+                    eprintln!("wsserver: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
+    match (&backplane, &router) {
+        (Some(backplane), Some(router)) => router.join_cluster(backplane),
+        (Some(_), None) => tracing::warn!("cluster: the native echo has no topics to share"),
+        _ => {}
+    }
     let server = WsServer::with_settings(handler, launch.settings);
     // Before anything listens: a refused admin address is a usage error.
     let admin = match launch.admin {
         Some(options) => {
-            let target = AdminTarget::new(server.clone(), router.clone());
+            let target =
+                AdminTarget::new(server.clone(), router.clone()).with_cluster(backplane.clone());
             match runtime.block_on(AdminServer::start(&options.listen, options.token, target)) {
                 Ok(admin) => Some(admin),
                 Err(e) => {
@@ -109,6 +162,7 @@ fn main() -> ExitCode {
 fn build_router(
     cli: &Cli,
     from_file: Vec<config::TenantEntry>,
+    runtime: &config::RuntimeEntry,
 ) -> anyhow::Result<Option<Arc<PluginRouter>>> {
     if cli.native_echo {
         return Ok(None);
@@ -119,7 +173,13 @@ fn build_router(
         .clone()
         .or_else(PluginEngine::default_cache_dir);
     let engine = PluginEngine::new(cache)?;
-    let router = PluginRouter::start(&engine, specs)?;
+    let defaults = RuntimeOptions::default();
+    let options = RuntimeOptions {
+        executors: runtime.executors.unwrap_or(defaults.executors),
+        max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        ..defaults
+    };
+    let router = PluginRouter::start_with(&engine, specs, options)?;
     for (route, plugin) in router.describe() {
         tracing::info!("plugin {plugin} serves {route}");
     }
@@ -191,7 +251,10 @@ impl Reload {
 struct Launch {
     settings: Settings,
     tenants: Vec<config::TenantEntry>,
+    runtime: config::RuntimeEntry,
     admin: Option<AdminOptions>,
+    /// The cluster's Redis URL.
+    redis: Option<String>,
 }
 
 struct AdminOptions {
@@ -201,10 +264,12 @@ struct AdminOptions {
 
 /// Defaults, then the file, then --listen, then --set; the file's tenants;
 /// the admin API from the file, then --admin and --admin-token (or its
-/// environment variable).
+/// environment variable); the cluster's Redis from the file, then --redis.
 fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     let mut tenants = Vec::new();
+    let mut runtime = config::RuntimeEntry::default();
     let mut file_admin = config::AdminEntry::default();
+    let mut file_redis = None;
     let mut settings = Settings::default();
     settings.set("LocalHost", DEFAULT_HOST)?;
     settings.set("LocalPort", DEFAULT_PORT)?;
@@ -214,11 +279,13 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
             apply_listen(&mut settings, listen)?;
         }
         tenants = file.tenants.clone();
+        runtime = file.runtime.clone();
         file_admin = file.admin.clone().unwrap_or_default();
+        file_redis = file.cluster.as_ref().and_then(|c| c.redis.clone());
         for (key, value) in &file.settings {
             settings
                 .set(key, value)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_hint(e)))?;
         }
     }
     if let Some(listen) = &cli.listen {
@@ -230,7 +297,7 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
             .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected Key=Value"))?;
         settings
             .set(key.trim(), value)
-            .map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--set {item}: {}", with_hint(e)))?;
     }
     let admin = cli
         .admin
@@ -243,8 +310,33 @@ fn build_settings(cli: &Cli) -> anyhow::Result<Launch> {
     Ok(Launch {
         settings,
         tenants,
+        runtime,
         admin,
+        redis: cli.redis.clone().or(file_redis),
     })
+}
+
+/// A setting error, with the closest known key when the key is unknown
+/// (a misspelling) and where to find them all.
+fn with_hint(error: ConfigError) -> String {
+    let ConfigError::UnknownKey(key) = &error else {
+        return error.to_string();
+    };
+    let closest = all_keys()
+        .map(|(name, _)| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
+                name,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.85);
+    match closest {
+        Some((_, name)) => {
+            format!("{error}: did you mean {name}? (`wsserver --list-settings` lists them all)")
+        }
+        None => format!("{error} (`wsserver --list-settings` lists them all)"),
+    }
 }
 
 fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wsserver::plugin::{self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
+use bytes::Bytes;
+use wsserver::plugin::{
+    self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component,
+};
 use wsserver::server::static_files::StaticSite;
 
 use crate::config::TenantEntry;
@@ -116,7 +119,11 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
     let name = entry.name.clone().unwrap_or(name);
     let wasm = match &source {
         Some(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read plugin {}", entry.file))?
+            let wasm = std::fs::read(path)
+                .with_context(|| format!("cannot read plugin {}", entry.file))?;
+            check_component(&wasm)
+                .with_context(|| format!("plugin {} cannot be loaded", path.display()))?;
+            Bytes::from(wasm)
         }
         None => builtin(&entry.file)?,
     };
@@ -164,6 +171,7 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
                 .deadline_ms
                 .map_or(defaults.call_deadline, Duration::from_millis),
             max_queued_bytes: entry.max_queued_bytes.unwrap_or(defaults.max_queued_bytes),
+            hibernate_after: entry.hibernate_after_ms.map(Duration::from_millis),
         },
         policy,
         instances: entry.instances.unwrap_or(1),
@@ -194,12 +202,12 @@ fn open_site(dir: &str) -> anyhow::Result<Arc<StaticSite>> {
 }
 
 /// A built-in plugin's bytes, for `builtin:NAME`.
-fn builtin(file: &str) -> anyhow::Result<Vec<u8>> {
+fn builtin(file: &str) -> anyhow::Result<Bytes> {
     let name = file.strip_prefix("builtin:").unwrap_or(file);
     BUILTIN
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, b)| b.to_vec())
+        .map(|(_, b)| Bytes::from_static(b))
         .with_context(|| {
             let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
             format!(

@@ -45,6 +45,7 @@ class FakeHost:
         self.calls = []
         self.config = {}
         self.connections = {}  # id -> request-uri
+        self.attachments = {}  # id -> bytes
         self.sends_before_full = None  # None: the queue never fills
 
     def connection_record(self, connection):
@@ -78,6 +79,17 @@ class FakeHost:
                 return "invalid-connection"
             return self.connection_record(connection)
 
+        def set_attachment(connection, data):
+            if connection not in self.connections:
+                return "invalid-connection"
+            self.attachments[connection] = bytes(data)
+            return None
+
+        def attachment(connection):
+            if connection not in self.connections:
+                return "invalid-connection"
+            return self.attachments.get(connection)
+
         ok = lambda *_: None  # noqa: E731
         with linker.root() as root:
             with root.add_instance(HOST) as host:
@@ -89,6 +101,8 @@ class FakeHost:
                 host.add_func("connections", call("connections", lambda: list(self.connections)))
                 host.add_func("config-get", call("config-get", self.config.get))
                 host.add_func("log", call("log"))
+                host.add_func("set-attachment", call("set-attachment", set_attachment))
+                host.add_func("attachment", call("attachment", attachment))
 
     def sent(self):
         return [call[1:] for call in self.calls if call[0] == "send"]

@@ -5,13 +5,17 @@
 mod common;
 
 mod admin;
+mod author_tools;
+mod c_plugins;
 mod cli;
 mod close;
+mod cluster;
 mod dashboard;
 mod deflate;
 mod handshake;
 mod plugins;
 mod protocol;
+mod runtime;
 mod socket_options;
 mod static_files;
 mod tenants;

@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::cluster::ClusterStatus;
 use crate::plugin::metrics::PluginCounters;
 use crate::plugin::{TenantCounters, TenantStatus};
 use crate::server::ServerMetrics;
@@ -18,9 +19,17 @@ use crate::server::ServerMetrics;
 pub(super) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The exposition text for one scrape.
-pub(super) fn render(server: ServerMetrics, plugins: Vec<TenantStatus>) -> String {
+pub(super) fn render(
+    server: ServerMetrics,
+    plugins: Vec<TenantStatus>,
+    cluster: Option<ClusterStatus>,
+) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot { server, plugins }));
+    registry.register_collector(Box::new(Snapshot {
+        server,
+        plugins,
+        cluster,
+    }));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_text::encode(&mut text, &registry);
@@ -31,7 +40,7 @@ pub(super) fn render(server: ServerMetrics, plugins: Vec<TenantStatus>) -> Strin
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 4] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 6] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -51,6 +60,38 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 4] = [
         "wsserver_plugin_deadline_hits",
         "Plugin calls interrupted by the CPU deadline",
         |c| c.deadline_hits,
+    ),
+    (
+        "wsserver_plugin_instantiations",
+        "Plugin instances made: on first use, after a failure, after hibernation",
+        |c| c.instantiations,
+    ),
+    (
+        "wsserver_plugin_instance_failures",
+        "Instances that could not be made (out of a resource) or runtime failures; their connections got 1011 or 503",
+        |c| c.instance_failures,
+    ),
+];
+
+/// Reads one duration of a plugin, in seconds.
+type PluginSeconds = fn(&PluginCounters) -> f64;
+
+/// The per-plugin gauges: name, help, value.
+const PLUGIN_GAUGES: [(&str, &str, PluginCounter); 3] = [
+    (
+        "wsserver_plugin_instances_live",
+        "Plugin instances alive now",
+        |c| c.instances_live,
+    ),
+    (
+        "wsserver_plugin_instances_hibernated",
+        "Plugin instances dropped after hibernate_after whose connections wait for the next event",
+        |c| c.instances_hibernated,
+    ),
+    (
+        "wsserver_plugin_memory_bytes",
+        "Linear memory of the plugin's live instances",
+        |c| c.memory_bytes,
     ),
 ];
 
@@ -80,17 +121,64 @@ const TENANT_COUNTERS: [(&str, &str, TenantCounter); 3] = [
 struct Snapshot {
     server: ServerMetrics,
     plugins: Vec<TenantStatus>,
+    cluster: Option<ClusterStatus>,
 }
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_server(&mut encoder)?;
         self.encode_plugins(&mut encoder)?;
-        self.encode_tenants(&mut encoder)
+        self.encode_tenants(&mut encoder)?;
+        self.encode_cluster(&mut encoder)
     }
 }
 
 impl Snapshot {
+    /// The backplane's state; nothing without one.
+    fn encode_cluster(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        gauge(
+            encoder,
+            "wsserver_cluster_connected",
+            "1 while the link to Redis is up, 0 during an outage",
+            u64::from(c.connected),
+        )?;
+        gauge(
+            encoder,
+            "wsserver_cluster_subscribed_channels",
+            "Redis channels this node subscribes to (topics with local subscribers)",
+            c.subscribed_channels as u64,
+        )?;
+        let counters = [
+            (
+                "wsserver_cluster_published",
+                "Messages sent to Redis for the other nodes",
+                c.published,
+            ),
+            (
+                "wsserver_cluster_publish_failures",
+                "Messages for the other nodes that could not be sent (Redis down, an error, a full queue)",
+                c.publish_failures,
+            ),
+            (
+                "wsserver_cluster_received",
+                "Messages received from other nodes",
+                c.received,
+            ),
+            (
+                "wsserver_cluster_outages",
+                "Times the link to Redis went down",
+                c.outages,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(encoder, name, help, None, value)?;
+        }
+        Ok(())
+    }
+
     fn encode_server(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = &self.server;
         gauge(
@@ -169,6 +257,33 @@ impl Snapshot {
         for p in &self.plugins {
             ConstGauge::new(p.queued_bytes as u64)
                 .encode(family.encode_family(&plugin_label(p))?)?;
+        }
+        for (name, help, value) in PLUGIN_GAUGES {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for p in &self.plugins {
+                ConstGauge::new(value(&p.plugin))
+                    .encode(family.encode_family(&plugin_label(p))?)?;
+            }
+        }
+        let seconds: [(&str, &str, PluginSeconds); 2] = [
+            (
+                "wsserver_plugin_guest",
+                "Time spent in the plugin's calls (the guest's CPU time, for billing)",
+                |c| c.call_latency.sum.as_secs_f64(),
+            ),
+            (
+                "wsserver_plugin_instantiation",
+                "Time spent making the plugin's instances",
+                |c| c.instantiation_time.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in seconds {
+            let mut family =
+                encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Counter)?;
+            for p in &self.plugins {
+                ConstCounter::new(value(&p.plugin))
+                    .encode(family.encode_family(&plugin_label(p))?)?;
+            }
         }
         let mut family = encoder.encode_descriptor(
             "wsserver_plugin_call_duration",
@@ -336,7 +451,7 @@ mod tests {
                 ..Default::default()
             },
         }];
-        let text = render(server, plugins);
+        let text = render(server, plugins, None);
         let has = |line: &str| text.lines().any(|l| l == line);
         assert!(has("# TYPE wsserver_connections_open gauge"), "{text}");
         assert!(has("wsserver_connections_open 2"), "{text}");

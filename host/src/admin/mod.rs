@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use error::AdminError;
 
+use crate::cluster::Backplane;
 use crate::plugin::PluginRouter;
 use crate::server::WsServer;
 use auth::Access;
@@ -46,6 +47,8 @@ pub struct AdminTarget {
     plugins: Option<Arc<PluginRouter>>,
     /// Signalled by `POST /shutdown`.
     shutdown: Arc<Notify>,
+    /// The link to the other nodes, when topics span a cluster.
+    cluster: Option<Backplane>,
 }
 
 impl AdminTarget {
@@ -54,7 +57,14 @@ impl AdminTarget {
             server,
             plugins,
             shutdown: Arc::new(Notify::new()),
+            cluster: None,
         }
+    }
+
+    /// Reports the cluster backplane too (`GET /cluster`, `/metrics`).
+    pub fn with_cluster(mut self, cluster: Option<Backplane>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 

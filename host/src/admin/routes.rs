@@ -18,13 +18,17 @@ use super::dashboard;
 use super::error::ApiError;
 use super::metrics;
 use super::views::{
-    ConfigRequest, ConfigView, ConnectionList, ConnectionView, DisconnectRequest, Disconnecting,
-    ErrorView, ListeningRequest, ListeningView, PluginList, PluginView, ShuttingDown, SwapRequest,
-    SwapView, TenantList, TenantView,
+    ClusterView, ConfigRequest, ConfigView, ConnectionList, ConnectionView, DisconnectRequest,
+    Disconnecting, ErrorView, ListeningRequest, ListeningView, PluginList, PluginView,
+    PublishFormat, PublishRequest, PublishView, ShuttingDown, SwapRequest, SwapView, TenantList,
+    TenantView, TopicList, TopicView,
 };
+use crate::MessageKind;
 use crate::plugin::{PluginRouter, SwapOutcome, Update};
 use crate::protocol::close::MAX_REASON_LEN;
 use crate::server::{ConnectionId, Error};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// Request bodies are small JSON objects...
 const MAX_BODY: usize = 64 * 1024;
@@ -44,6 +48,9 @@ enum Resource<'a> {
     Tenant(&'a str),
     Swap(&'a str),
     Rollback(&'a str),
+    Publish(&'a str),
+    Topics(&'a str),
+    Cluster,
     Connections,
     Connection(&'a str),
     Listening,
@@ -64,6 +71,7 @@ impl<'a> Resource<'a> {
                 "listening" => Self::Listening,
                 "shutdown" => Self::Shutdown,
                 "metrics" => Self::Metrics,
+                "cluster" => Self::Cluster,
                 _ => return None,
             },
             Some(("connections", id)) if !id.contains('/') => Self::Connection(id),
@@ -71,6 +79,8 @@ impl<'a> Resource<'a> {
                 None => Self::Tenant(rest),
                 Some((name, "swap")) => Self::Swap(name),
                 Some((name, "rollback")) => Self::Rollback(name),
+                Some((name, "publish")) => Self::Publish(name),
+                Some((name, "topics")) => Self::Topics(name),
                 Some(_) => return None,
             },
             Some(("config", key)) if !key.contains('/') => Self::Config(key),
@@ -81,10 +91,14 @@ impl<'a> Resource<'a> {
     /// For the `Allow` header of a 405.
     fn methods(self) -> &'static str {
         match self {
-            Self::Plugins | Self::Tenants | Self::Tenant(_) | Self::Connections | Self::Metrics => {
-                "GET"
-            }
-            Self::Swap(_) | Self::Rollback(_) => "POST",
+            Self::Plugins
+            | Self::Tenants
+            | Self::Tenant(_)
+            | Self::Topics(_)
+            | Self::Connections
+            | Self::Metrics
+            | Self::Cluster => "GET",
+            Self::Swap(_) | Self::Rollback(_) | Self::Publish(_) => "POST",
             Self::Connection(_) => "GET, DELETE",
             Self::Listening => "GET, POST",
             Self::Shutdown => "POST",
@@ -158,6 +172,25 @@ impl Api {
                 let outcome = logged("rollback", &name, outcome)?;
                 Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
             }
+            (Resource::Publish(name), Method::POST) => {
+                let name = tenant_name(name)?;
+                let body: PublishRequest = read_json(request).await?;
+                self.publish(name, body)
+            }
+            (Resource::Topics(name), Method::GET) => {
+                let tenant = tenant_name(name)?;
+                let topics = self.router()?.topics(&tenant)?;
+                let topics = topics.into_iter().map(TopicView::from).collect();
+                Ok(json(StatusCode::OK, &TopicList { tenant, topics }))
+            }
+            (Resource::Cluster, Method::GET) => {
+                let status = self.target.cluster.as_ref().map(|c| c.status().into());
+                let view = ClusterView {
+                    enabled: status.is_some(),
+                    status,
+                };
+                Ok(json(StatusCode::OK, &view))
+            }
             (Resource::Connections, Method::GET) => {
                 let connections = server
                     .connections()
@@ -200,7 +233,8 @@ impl Api {
                 Ok(json(StatusCode::OK, &ConfigView { key, value }))
             }
             (Resource::Metrics, Method::GET) => {
-                let text = metrics::render(server.metrics(), self.tenants());
+                let cluster = self.target.cluster.as_ref().map(|c| c.status());
+                let text = metrics::render(server.metrics(), self.tenants(), cluster);
                 Ok(reply(StatusCode::OK, metrics::CONTENT_TYPE, text.into()))
             }
             (resource, method) => {
@@ -271,6 +305,28 @@ impl Api {
             }
         };
         Ok(outcome)
+    }
+
+    /// Publishes to a tenant's topic, here and on the other nodes.
+    fn publish(&self, tenant: String, body: PublishRequest) -> Result<Reply, ApiError> {
+        let (kind, payload) = match body.format {
+            PublishFormat::Text => (MessageKind::Text, Bytes::from(body.data)),
+            PublishFormat::Binary => {
+                let data = BASE64.decode(body.data.as_bytes()).map_err(|e| {
+                    ApiError::bad_request(format!("data: not base64 for a binary message: {e}"))
+                })?;
+                (MessageKind::Binary, Bytes::from(data))
+            }
+        };
+        let delivered_here = self
+            .router()?
+            .publish(&tenant, &body.topic, kind, payload)?;
+        let view = PublishView {
+            tenant,
+            topic: body.topic,
+            delivered_here,
+        };
+        Ok(json(StatusCode::OK, &view))
     }
 
     /// Starts the closing handshake: with the DisconnectStatusCode and
@@ -491,6 +547,15 @@ mod tests {
             Resource::parse("/tenants/a/rollback"),
             Some(Resource::Rollback("a"))
         );
+        assert_eq!(
+            Resource::parse("/tenants/a/publish"),
+            Some(Resource::Publish("a"))
+        );
+        assert_eq!(
+            Resource::parse("/tenants/a/topics"),
+            Some(Resource::Topics("a"))
+        );
+        assert_eq!(Resource::parse("/cluster"), Some(Resource::Cluster));
         assert_eq!(Resource::parse("/tenants/a/reboot"), None);
         assert_eq!(Resource::parse("/"), None);
         assert_eq!(Resource::parse("/nope"), None);

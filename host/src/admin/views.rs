@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plugin::{ComponentVersion, SwapOutcome, TenantStatus};
+use crate::cluster::ClusterStatus;
+use crate::plugin::{ComponentVersion, SwapOutcome, TenantStatus, TopicCount};
 use crate::server::{ConnectionId, ConnectionInfo};
 
 /// A connection: the WSConnection fields of the WSServer specification.
@@ -117,6 +118,22 @@ pub(super) struct TenantView {
     pub swaps: u64,
     pub failed_swaps: u64,
     pub rollbacks: u64,
+    pub accounting: AccountingView,
+}
+
+/// What the tenant costs: for billing, and to spot a heavy tenant.
+#[derive(Debug, Serialize)]
+pub(super) struct AccountingView {
+    /// Time spent in the plugin's calls since the server started.
+    pub guest_seconds: f64,
+    pub instances_live: u64,
+    pub instances_hibernated: u64,
+    /// Linear memory of the live instances.
+    pub memory_bytes: u64,
+    pub instantiations: u64,
+    pub instantiation_seconds: f64,
+    /// Instances that could not be made, and runtime failures.
+    pub instance_failures: u64,
 }
 
 impl From<TenantStatus> for TenantView {
@@ -131,6 +148,15 @@ impl From<TenantStatus> for TenantView {
             swaps: t.counters.swaps,
             failed_swaps: t.counters.failed_swaps,
             rollbacks: t.counters.rollbacks,
+            accounting: AccountingView {
+                guest_seconds: t.plugin.call_latency.sum.as_secs_f64(),
+                instances_live: t.plugin.instances_live,
+                instances_hibernated: t.plugin.instances_hibernated,
+                memory_bytes: t.plugin.memory_bytes,
+                instantiations: t.plugin.instantiations,
+                instantiation_seconds: t.plugin.instantiation_time.as_secs_f64(),
+                instance_failures: t.plugin.instance_failures,
+            },
         }
     }
 }
@@ -246,4 +272,100 @@ pub(super) struct ErrorView<'a> {
     /// The WSServer error code, when the server refused the operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u32>,
+}
+
+/// `POST /tenants/{name}/publish`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PublishRequest {
+    pub topic: String,
+    #[serde(default)]
+    pub format: PublishFormat,
+    /// The message: text as it is, binary in base64.
+    pub data: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PublishFormat {
+    #[default]
+    Text,
+    Binary,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct PublishView {
+    pub tenant: String,
+    pub topic: String,
+    /// Subscribers on this node whose queue took the message (other nodes
+    /// deliver to theirs on their own).
+    pub delivered_here: usize,
+}
+
+/// `GET /tenants/{name}/topics`.
+#[derive(Debug, Serialize)]
+pub(super) struct TopicList {
+    pub tenant: String,
+    pub topics: Vec<TopicView>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct TopicView {
+    pub topic: String,
+    /// On every node (with a cluster; on this one otherwise).
+    pub subscribers: u64,
+    /// On this node.
+    pub local: u64,
+}
+
+impl From<TopicCount> for TopicView {
+    fn from(t: TopicCount) -> Self {
+        Self {
+            topic: t.topic,
+            subscribers: t.subscribers,
+            local: t.local,
+        }
+    }
+}
+
+/// `GET /cluster`: `{"enabled": false}` without a backplane.
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterView {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub status: Option<ClusterStatusView>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ClusterStatusView {
+    pub node: String,
+    pub redis: String,
+    pub connected: bool,
+    pub subscribed_channels: usize,
+    pub published: u64,
+    pub publish_failures: u64,
+    pub received: u64,
+    pub outages: u64,
+    /// RFC 3339, UTC; null while connected.
+    pub down_since: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<ClusterStatus> for ClusterStatusView {
+    fn from(s: ClusterStatus) -> Self {
+        Self {
+            node: s.node,
+            redis: s.redis,
+            connected: s.connected,
+            subscribed_channels: s.subscribed_channels,
+            published: s.published,
+            publish_failures: s.publish_failures,
+            received: s.received,
+            outages: s.outages,
+            down_since: s
+                .down_since
+                .map(|t| OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()),
+            last_error: s.last_error,
+        }
+    }
 }

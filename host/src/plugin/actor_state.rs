@@ -12,7 +12,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::convert;
 use super::metrics::PluginMetrics;
-use super::topics::Topics;
+use super::topics::TopicBus;
 use crate::MessageKind;
 use crate::protocol::close::is_valid_wire_code;
 use crate::server::{Connection, ConnectionId};
@@ -26,7 +26,7 @@ pub(crate) struct PluginShared {
     /// The plugin's inbox limit (PluginLimits::max_queued_bytes): what a
     /// connection may have in flight towards the plugin.
     pub max_queued_bytes: usize,
-    pub topics: Mutex<Topics>,
+    pub topics: Arc<TopicBus>,
     /// Connections the plugin paused itself (flow control must not resume
     /// them), whichever instance serves them.
     paused_by_plugin: Mutex<FxHashSet<ConnectionId>>,
@@ -39,9 +39,9 @@ pub(crate) struct PluginShared {
 impl PluginShared {
     pub fn new(name: String, max_queued_bytes: usize, instances: usize) -> Self {
         Self {
+            topics: Arc::new(TopicBus::new(name.clone())),
             name,
             max_queued_bytes,
-            topics: Mutex::default(),
             paused_by_plugin: Mutex::default(),
             members: (instances > 1).then(Mutex::default),
             metrics: PluginMetrics::default(),
@@ -84,7 +84,13 @@ pub(crate) struct ActorState {
     /// Commands held for connections whose send queue was full; see
     /// [`apply`](Self::apply).
     held: FxHashMap<ConnectionId, Held>,
+    /// What the plugin stored with `set-attachment`: kept here, outside
+    /// the instance, so it outlives hibernation, traps and swaps.
+    attachments: FxHashMap<ConnectionId, Vec<u8>>,
 }
+
+/// The largest attachment a connection may carry.
+pub(crate) const MAX_ATTACHMENT: usize = 2048;
 
 /// A connection's commands waiting for room in its send queue, packed, in
 /// order.
@@ -109,6 +115,7 @@ impl ActorState {
             announced: FxHashSet::default(),
             owed: Vec::new(),
             held: FxHashMap::default(),
+            attachments: FxHashMap::default(),
         }
     }
 
@@ -155,10 +162,6 @@ impl ActorState {
         }
         notices.extend_from_slice(&self.owed);
         self.owed = notices;
-    }
-
-    fn topics(&self) -> std::sync::MutexGuard<'_, Topics> {
-        self.shared.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues one message; `format` is the packed layout's send format.
@@ -208,14 +211,14 @@ impl ActorState {
     }
 
     pub fn subscribe(&self, id: ConnectionId, topic: &str) -> HostResult {
-        self.conn(id)?;
-        self.topics().subscribe(id, topic);
+        let conn = self.conn(id)?;
+        self.shared.topics.subscribe(&conn, topic);
         Ok(())
     }
 
     pub fn unsubscribe(&self, id: ConnectionId, topic: &str) -> HostResult {
         self.conn(id)?;
-        self.topics().unsubscribe(id, topic);
+        self.shared.topics.unsubscribe(id, topic);
         Ok(())
     }
 
@@ -240,37 +243,9 @@ impl ActorState {
             MessageKind::Binary
         };
         let payload = Bytes::copy_from_slice(data);
-        let subscribers: Vec<ConnectionId> = self
-            .topics()
-            .subscribers(topic)
-            .filter(|id| Some(*id) != exclude)
-            .collect();
-        let mut failed = Vec::new();
-        let mut elsewhere = Vec::new();
-        for id in subscribers {
-            match self.connections.get(&id) {
-                Some(conn) => {
-                    if let Err(e) = conn.send_shared(kind, payload.clone()) {
-                        failed.push((id, e));
-                    }
-                }
-                None => elsewhere.push(id),
-            }
-        }
-        // Subscribers served by the tenant's other instances, under one
-        // lock.
-        if !elsewhere.is_empty()
-            && let Some(members) = self.shared.members()
-        {
-            for id in elsewhere {
-                if let Some(Err(e)) = members
-                    .get(&id)
-                    .map(|conn| conn.send_shared(kind, payload.clone()))
-                {
-                    failed.push((id, e));
-                }
-            }
-        }
+        // Subscribers of every instance of the tenant, and (with a
+        // cluster) the other nodes'.
+        let failed = self.shared.topics.publish(topic, kind, payload, exclude);
         for (id, e) in failed {
             let code = convert::error_code(convert::host_error(&e));
             self.error(id, code, &e.to_string());
@@ -284,6 +259,30 @@ impl ActorState {
             conn.info(),
             conn.request().map(|r| r.as_ref()),
         ))
+    }
+
+    /// Stores `data` with one of this instance's connections; empty
+    /// removes it.
+    pub fn set_attachment(&mut self, id: ConnectionId, data: Vec<u8>) -> HostResult {
+        if !self.connections.contains_key(&id) {
+            return Err(wit::HostError::InvalidConnection);
+        }
+        if data.len() > MAX_ATTACHMENT {
+            return Err(wit::HostError::InvalidArgument);
+        }
+        if data.is_empty() {
+            self.attachments.remove(&id);
+        } else {
+            self.attachments.insert(id, data);
+        }
+        Ok(())
+    }
+
+    pub fn attachment(&self, id: ConnectionId) -> HostResult<Option<Vec<u8>>> {
+        if !self.connections.contains_key(&id) {
+            return Err(wit::HostError::InvalidConnection);
+        }
+        Ok(self.attachments.get(&id).cloned())
     }
 
     /// The tenant's open connections, every instance's.
@@ -469,11 +468,12 @@ impl ActorState {
         self.connections.remove(&id);
         self.announced.remove(&id);
         self.held.remove(&id);
+        self.attachments.remove(&id);
         if let Some(mut members) = self.shared.members() {
             members.remove(&id);
         }
         self.shared.paused().remove(&id);
-        self.topics().forget(id);
+        self.shared.topics.forget(id);
     }
 }
 

@@ -92,9 +92,12 @@ impl PluginEngine {
     /// never loads a stale artifact.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Component, LoadError> {
         let engine = &self.inner.engine;
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            LoadError(format!("plugin {name}: {what}: {e}"))
-        };
+        if let Err(kind) = check_component(wasm) {
+            return Err(LoadError(format!("plugin {name}: {kind}")));
+        }
+        // `{:#}` keeps wasmtime's cause ("failed to parse ...: at offset ...").
+        let fail =
+            |what: &str, e: &wasmtime::Error| LoadError(format!("plugin {name}: {what}: {e:#}"));
         let Some(dir) = &self.inner.cache_dir else {
             return Component::new(engine, wasm).map_err(|e| fail("invalid component", &e));
         };
@@ -128,6 +131,30 @@ impl PluginEngine {
     }
 }
 
+/// What a file that is not a component is, as far as its first bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotAComponent {
+    #[error(
+        "it is a core WebAssembly module, not a component. Build the plugin for \
+         wasm32-wasip2 (Rust: `cargo build --release --target wasm32-wasip2`), or make the \
+         module a component with `wasm-tools component new MODULE.wasm -o PLUGIN.wasm` \
+         (add `--adapt wasi_snapshot_preview1.reactor.wasm` if it imports WASI preview 1)"
+    )]
+    CoreModule,
+    #[error("it is not WebAssembly (a component starts with the bytes \\0asm)")]
+    NotWasm,
+}
+
+/// Tells a component from a core module or anything else by its header:
+/// the magic `\0asm`, then a version and layer (1 for components).
+pub fn check_component(wasm: &[u8]) -> Result<(), NotAComponent> {
+    match wasm {
+        [0, b'a', b's', b'm', _, _, 0, 0, ..] => Err(NotAComponent::CoreModule),
+        [0, b'a', b's', b'm', ..] => Ok(()),
+        _ => Err(NotAComponent::NotWasm),
+    }
+}
+
 // Deserializing runs native code compiled earlier, which is why wasmtime
 // marks it unsafe. Both functions only ever receive artifacts this process
 // produced with `precompile_component` (in memory, or written by the same
@@ -143,4 +170,28 @@ fn load_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
 fn load_artifact_bytes(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `artifact` was produced by `precompile_component` just now.
     unsafe { Component::deserialize(engine, artifact) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_core_module_and_a_text_file_are_told_apart_from_a_component() {
+        let core = [0, b'a', b's', b'm', 1, 0, 0, 0];
+        let component = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+        assert_eq!(check_component(&core), Err(NotAComponent::CoreModule));
+        assert_eq!(
+            check_component(b"hello, world"),
+            Err(NotAComponent::NotWasm)
+        );
+        assert_eq!(check_component(&component), Ok(()));
+        let engine = PluginEngine::new(None).unwrap();
+        let error = engine.load("core", &core).err().unwrap().to_string();
+        assert!(
+            error.contains("core WebAssembly module, not a component"),
+            "{error}"
+        );
+        assert!(error.contains("wasm32-wasip2"), "{error}");
+    }
 }

@@ -68,8 +68,20 @@ impl host::Host for InstanceState {
             .publish(&topic, convert::send_format(format), &data, exclude)
     }
 
+    fn subscriber_count(&mut self, topic: String) -> u64 {
+        self.actor.shared.topics.subscriber_count(&topic)
+    }
+
     fn config_get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+
+    fn set_attachment(&mut self, connection: ConnectionId, data: Vec<u8>) -> HostResult {
+        self.actor.set_attachment(connection, data)
+    }
+
+    fn attachment(&mut self, connection: ConnectionId) -> HostResult<Option<Vec<u8>>> {
+        self.actor.attachment(connection)
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) {

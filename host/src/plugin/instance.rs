@@ -1,25 +1,37 @@
-//! One plugin instance as an actor on a thread of its own.
+//! One plugin instance as an actor: an inbox that connection tasks fill,
+//! and the turns the executor pool (`executor.rs`) runs for it.
 //!
-//! Connection tasks push events into the plugin's inbox and return at once;
-//! the actor takes everything waiting and hands it to the guest in one
-//! `on-events` call, then applies the commands the guest returned. Wasm
-//! never runs on the server's async workers, so a slow or looping plugin
-//! costs its own thread (until its deadline), never other connections.
+//! Connection tasks push events into the inbox and return at once; the
+//! first push schedules the actor on the pool, and its turn hands
+//! everything waiting to the guest in one `on-events` call, then applies
+//! the commands the guest returned. Wasm never runs on the server's async
+//! workers.
+//!
+//! The wasm instance itself is made on demand: an actor starts without
+//! one, makes it when the first event or open request arrives, and drops
+//! it again after `hibernate_after` without events (its connections stay
+//! open, their state and attachments stay in the host; a plugin exporting
+//! `lifecycle` is snapshotted before and restored after).
 //!
 //! A trap, a memory-cap failure or a missed deadline poisons the instance:
 //! the connections whose events were in the failed call are closed with
-//! 1011, a fresh instance replaces it, and the plugin's connection state
-//! (which lives outside the guest) carries over.
+//! 1011 and the next event gets a fresh instance. Failures of the runtime
+//! itself are supervised alike: an instance that cannot be made (out of
+//! memory, mappings or the process's instance budget) closes the
+//! connections waiting for it with 1011 and refuses new ones with 503; a
+//! panic during a turn closes the actor's connections with 1011. Each is
+//! logged at error level and counted per tenant.
 //!
-//! A hot swap is taken between two batches: the actor hands the plugin's
+//! A hot swap is taken between two turns: the actor hands the plugin's
 //! state (`lifecycle`) to an instance of the new version that the tenant
-//! made beforehand, waits for the tenant's verdict (every instance of a
-//! tenant switches, or none does), and carries on with the new instance.
-//! Events arriving meanwhile wait in the inbox, so none is lost or
-//! reordered.
+//! made beforehand, reports, and takes no event until the tenant's verdict
+//! (every instance of a tenant switches, or none does). Events arriving
+//! meanwhile wait in the inbox, so none is lost or reordered.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -28,7 +40,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
-use super::engine::LoadError;
+use super::executor::{Executors, IdleCheck, Task};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
 use super::version::{Failed, Live, Version};
@@ -49,11 +61,9 @@ pub(crate) struct SwapOrder {
     pub version: Arc<Version>,
     pub next: Live,
     /// Where the actor says whether the new instance is ready (the state
-    /// restored, when both versions export `lifecycle`), or why not.
+    /// restored, when both versions export `lifecycle`), or why not. The
+    /// tenant's verdict comes back through [`PluginHandle::push_verdict`].
     pub prepared: mpsc::SyncSender<Result<(), String>>,
-    /// The tenant's verdict once every instance has answered: true
-    /// switches, false (or a dropped sender) keeps the old version.
-    pub verdict: mpsc::Receiver<bool>,
 }
 
 /// Events and requests waiting for the actor.
@@ -68,22 +78,88 @@ struct Inbox {
     /// Signalled once everything queued before them has been handled.
     flushes: Vec<oneshot::Sender<()>>,
     swap: Option<SwapOrder>,
-    /// The actor sleeps on the condition variable.
-    idle: bool,
-    closed: bool,
+    /// The tenant's verdict on a prepared swap: true switches.
+    verdict: Option<bool>,
+    /// The watchdog found the instance idle past `hibernate_after`.
+    hibernate: bool,
+    /// The actor is queued on the pool or running: pushes need not
+    /// schedule it.
+    scheduled: bool,
 }
 
-/// The handle connection tasks use to reach a plugin's actor.
+impl Inbox {
+    fn has_work(&self) -> bool {
+        !self.opens.is_empty()
+            || !self.events.is_empty()
+            || !self.throttled.is_empty()
+            || !self.flushes.is_empty()
+            || self.swap.is_some()
+            || self.verdict.is_some()
+            || self.hibernate
+    }
+}
+
+/// The handle connection tasks use to reach a plugin's actor; also the
+/// task the executor pool runs.
 pub(crate) struct PluginHandle {
     pub shared: Arc<PluginShared>,
     limits: PluginLimits,
+    executors: Executors,
+    me: Weak<PluginHandle>,
     inbox: Mutex<Inbox>,
-    wake: Condvar,
+    /// Only the executor running a turn locks it (the inbox's `scheduled`
+    /// flag makes that one at a time); the watchdog tries it.
+    actor: Mutex<Actor>,
+    /// No instance now, after hibernation: pings are not delivered (the
+    /// host answers them), so they do not wake it.
+    hibernated: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl PluginHandle {
+    /// An actor of `version` for the tenant `shared`, without an instance
+    /// until work arrives.
+    pub fn new(
+        version: Arc<Version>,
+        shared: Arc<PluginShared>,
+        limits: PluginLimits,
+        executors: Executors,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            actor: Mutex::new(Actor {
+                version,
+                slot: Slot::Parked(ActorState::new(shared.clone())),
+                snapshot: None,
+                pending: None,
+                last_active: Instant::now(),
+                watched: false,
+            }),
+            shared,
+            limits,
+            executors,
+            me: me.clone(),
+            inbox: Mutex::new(Inbox::default()),
+            hibernated: AtomicBool::new(false),
+        })
+    }
+
     fn inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inbox)
+    }
+
+    /// Schedules the actor unless it is already queued or running.
+    fn wake(&self, mut inbox: MutexGuard<'_, Inbox>) {
+        if inbox.scheduled {
+            return;
+        }
+        inbox.scheduled = true;
+        drop(inbox);
+        if let Some(me) = self.me.upgrade() {
+            self.executors.schedule(me);
+        }
     }
 
     /// Queues packed events of `conn`. Past the plugin's limit of queued
@@ -95,9 +171,7 @@ impl PluginHandle {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
-        if inbox.idle {
-            self.wake.notify_one();
-        }
+        self.wake(inbox);
     }
 
     /// Resumes `conn` after the next batch, unless the plugin paused it
@@ -105,17 +179,13 @@ impl PluginHandle {
     pub fn push_resume(&self, conn: Connection) {
         let mut inbox = self.inbox();
         inbox.throttled.push(conn);
-        if inbox.idle {
-            self.wake.notify_one();
-        }
+        self.wake(inbox);
     }
 
     pub fn push_open(&self, open: PendingOpen) {
         let mut inbox = self.inbox();
         inbox.opens.push(open);
-        if inbox.idle {
-            self.wake.notify_one();
-        }
+        self.wake(inbox);
     }
 
     /// Signals `done` once the events queued so far have been handled and
@@ -123,22 +193,21 @@ impl PluginHandle {
     pub fn push_flush(&self, done: oneshot::Sender<()>) {
         let mut inbox = self.inbox();
         inbox.flushes.push(done);
-        if inbox.idle {
-            self.wake.notify_one();
-        }
+        self.wake(inbox);
     }
 
-    /// Queues a switch to another version, taken before the next batch. A
-    /// stopped actor drops the order, which its sender sees.
+    /// Queues a switch to another version, taken before the next batch.
     pub fn push_swap(&self, order: SwapOrder) {
         let mut inbox = self.inbox();
-        if inbox.closed {
-            return;
-        }
         inbox.swap = Some(order);
-        if inbox.idle {
-            self.wake.notify_one();
-        }
+        self.wake(inbox);
+    }
+
+    /// The tenant's verdict on the swap this actor has prepared.
+    pub fn push_verdict(&self, commit: bool) {
+        let mut inbox = self.inbox();
+        inbox.verdict = Some(commit);
+        self.wake(inbox);
     }
 
     /// Bytes of (packed) events waiting for the actor.
@@ -146,172 +215,293 @@ impl PluginHandle {
         self.inbox().events.len()
     }
 
-    /// Stops the actor once it has handled what is queued.
-    pub fn close(&self) {
-        self.inbox().closed = true;
-        self.wake.notify_one();
+    /// Whether the actor has no instance now after hibernating.
+    pub fn is_hibernated(&self) -> bool {
+        self.hibernated.load(Ordering::Acquire)
     }
 }
 
-/// Instantiates `version` once to prove it works, and starts the actor
-/// thread of instance `index` of the tenant.
-pub(crate) fn start(
+impl Task for PluginHandle {
+    fn turn(&self) -> bool {
+        let mut actor = lock(&self.actor);
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.turn(self))) {
+            actor.recover(self, &panic_message(panic.as_ref()));
+        }
+        let owed = !actor.state().owed.is_empty();
+        let waiting_verdict = actor.pending.is_some();
+        let mut inbox = self.inbox();
+        let more = if waiting_verdict {
+            inbox.verdict.is_some()
+        } else {
+            inbox.has_work() || owed
+        };
+        if !more {
+            inbox.scheduled = false;
+        }
+        more
+    }
+
+    fn check_idle(&self, now: Instant) -> IdleCheck {
+        let Some(after) = self.limits.hibernate_after else {
+            return IdleCheck::Forget;
+        };
+        let Ok(mut actor) = self.actor.try_lock() else {
+            return IdleCheck::Keep;
+        };
+        if !matches!(actor.slot, Slot::Live(_)) {
+            actor.watched = false;
+            return IdleCheck::Forget;
+        }
+        if now.duration_since(actor.last_active) >= after {
+            drop(actor);
+            let mut inbox = self.inbox();
+            inbox.hibernate = true;
+            self.wake(inbox);
+        }
+        IdleCheck::Keep
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// The instance, or the plugin's connection state while there is none.
+enum Slot {
+    Live(Box<Live>),
+    Parked(ActorState),
+}
+
+/// A prepared swap waiting for the tenant's verdict.
+struct PendingSwap {
     version: Arc<Version>,
-    shared: Arc<PluginShared>,
-    limits: PluginLimits,
-    index: usize,
-) -> Result<Arc<PluginHandle>, LoadError> {
-    let name = shared.name.clone();
-    let fail = |what: &str, e: String| LoadError(format!("plugin {name}: {what}: {e}"));
-    let live = version
-        .instantiate(ActorState::new(shared.clone()))
-        .map_err(|failed| fail("instantiation failed", failed.reason))?;
-    let handle = Arc::new(PluginHandle {
-        shared,
-        limits,
-        inbox: Mutex::new(Inbox::default()),
-        wake: Condvar::new(),
-    });
-    let actor = Actor {
-        handle: handle.clone(),
-        version,
-        live,
-    };
-    std::thread::Builder::new()
-        .name(format!("plugin {name}#{index}"))
-        .spawn(move || actor.run())
-        .map_err(|e| fail("cannot start its thread", e.to_string()))?;
-    Ok(handle)
-}
-
-/// Marks the inbox closed however the actor's thread ends, so a swap
-/// order never waits for an actor that is gone.
-struct ActorExit(Arc<PluginHandle>);
-
-impl Drop for ActorExit {
-    fn drop(&mut self) {
-        let mut inbox = self.0.inbox();
-        inbox.closed = true;
-        inbox.swap = None;
-    }
+    next: Live,
+    /// The state moved through `lifecycle` (else the new version hears of
+    /// the open connections again).
+    carried: bool,
 }
 
 struct Actor {
-    handle: Arc<PluginHandle>,
-    /// The version `live` is an instance of.
+    /// The version the instance is (or will be) made from.
     version: Arc<Version>,
-    live: Live,
+    slot: Slot,
+    /// The plugin's state from `lifecycle.snapshot`, taken when it
+    /// hibernated: the next instance is restored from it.
+    snapshot: Option<Vec<u8>>,
+    pending: Option<PendingSwap>,
+    /// When the last turn with work ended: hibernation counts from here.
+    last_active: Instant,
+    /// Registered with the watchdog's hibernation sweep.
+    watched: bool,
 }
 
 impl Actor {
-    fn actor_state(&mut self) -> &mut ActorState {
-        &mut self.live.store.data_mut().actor
-    }
-
-    fn run(mut self) {
-        let _exit = ActorExit(self.handle.clone());
-        let mut events = Vec::new();
-        loop {
-            let (opens, throttled, flushes, swap) = {
-                let mut inbox = self.handle.inbox();
-                while inbox.opens.is_empty()
-                    && inbox.events.is_empty()
-                    && inbox.throttled.is_empty()
-                    && inbox.flushes.is_empty()
-                    && inbox.swap.is_none()
-                    && self.live.store.data().actor.owed.is_empty()
-                {
-                    if inbox.closed {
-                        return;
-                    }
-                    inbox.idle = true;
-                    inbox = self
-                        .handle
-                        .wake
-                        .wait(inbox)
-                        .unwrap_or_else(|e| e.into_inner());
-                    inbox.idle = false;
-                }
-                std::mem::swap(&mut events, &mut inbox.events);
-                (
-                    std::mem::take(&mut inbox.opens),
-                    std::mem::take(&mut inbox.throttled),
-                    std::mem::take(&mut inbox.flushes),
-                    inbox.swap.take(),
-                )
-            };
-            // Before the batch: everything taken with the order goes to
-            // the new version.
-            if let Some(order) = swap {
-                self.swap(order);
-            }
-            for open in opens {
-                self.open(open);
-            }
-            let owed = std::mem::take(&mut self.actor_state().owed);
-            if !owed.is_empty() {
-                events.splice(0..0, owed);
-            }
-            if !events.is_empty() {
-                self.deliver(&events);
-                events.clear();
-            }
-            // Only now: a connection whose replies the batch could not send
-            // stays paused until they have left.
-            for conn in throttled {
-                let actor = &self.live.store.data().actor;
-                if !actor.shared.paused_by_plugin(conn.id()) && !actor.is_held(conn.id()) {
-                    conn.resume_data();
-                }
-            }
-            for done in flushes {
-                let _ = done.send(());
-            }
+    fn state(&self) -> &ActorState {
+        match &self.slot {
+            Slot::Live(live) => &live.store.data().actor,
+            Slot::Parked(state) => state,
         }
     }
 
-    fn open(&mut self, open: PendingOpen) {
+    fn state_mut(&mut self) -> &mut ActorState {
+        match &mut self.slot {
+            Slot::Live(live) => &mut live.store.data_mut().actor,
+            Slot::Parked(state) => state,
+        }
+    }
+
+    /// Drops the instance (if any), keeping the connection state.
+    fn park(&mut self) {
+        let shared = self.state().shared.clone();
+        let slot = std::mem::replace(&mut self.slot, Slot::Parked(ActorState::new(shared)));
+        self.slot = Slot::Parked(match slot {
+            Slot::Live(live) => live.store.into_data().actor,
+            Slot::Parked(state) => state,
+        });
+    }
+
+    fn turn(&mut self, handle: &PluginHandle) {
+        let (opens, mut events, throttled, flushes, hibernate) = {
+            let mut inbox = handle.inbox();
+            if self.pending.is_some() {
+                let verdict = inbox.verdict.take();
+                drop(inbox);
+                if let Some(commit) = verdict {
+                    self.finish_swap(handle, commit);
+                }
+                return;
+            }
+            if let Some(order) = inbox.swap.take() {
+                drop(inbox);
+                return self.begin_swap(handle, order);
+            }
+            inbox.verdict = None;
+            (
+                std::mem::take(&mut inbox.opens),
+                std::mem::take(&mut inbox.events),
+                std::mem::take(&mut inbox.throttled),
+                std::mem::take(&mut inbox.flushes),
+                std::mem::take(&mut inbox.hibernate),
+            )
+        };
+        let owed = std::mem::take(&mut self.state_mut().owed);
+        if !owed.is_empty() {
+            events.splice(0..0, owed);
+        }
+        let worked = !opens.is_empty() || !events.is_empty();
+        for open in opens {
+            self.open(handle, open);
+        }
+        if !events.is_empty() {
+            self.deliver(handle, &events);
+        }
+        // Only now: a connection whose replies the batch could not send
+        // stays paused until they have left.
+        for conn in throttled {
+            let state = self.state();
+            if !state.shared.paused_by_plugin(conn.id()) && !state.is_held(conn.id()) {
+                conn.resume_data();
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if worked {
+            self.last_active = Instant::now();
+        } else if hibernate
+            && handle
+                .limits
+                .hibernate_after
+                .is_some_and(|after| self.last_active.elapsed() >= after)
+        {
+            self.hibernate(handle);
+        }
+    }
+
+    /// Makes an instance if there is none (restoring the hibernated
+    /// state); on failure the reason, logged and counted.
+    fn ensure_live(&mut self, handle: &PluginHandle) -> Result<(), String> {
+        if matches!(self.slot, Slot::Live(_)) {
+            return Ok(());
+        }
+        let shared = handle.shared.clone();
+        let Slot::Parked(state) =
+            std::mem::replace(&mut self.slot, Slot::Parked(ActorState::new(shared)))
+        else {
+            unreachable!("checked above");
+        };
+        let started = Instant::now();
+        let mut live = match self.version.instantiate(state) {
+            Ok(live) => live,
+            Err(failed) => {
+                let Failed { actor, reason } = *failed;
+                self.slot = Slot::Parked(actor);
+                let reason = format!("cannot create an instance: {reason}");
+                handle.shared.metrics.record_instance_failure();
+                log_error(handle, &reason);
+                return Err(reason);
+            }
+        };
+        let metrics = &handle.shared.metrics;
+        if let Some(state) = self.snapshot.take()
+            && live.has_lifecycle()
+            && let Err(reason) = live.restore(&state, self.version.deadline_ticks())
+        {
+            log_error(
+                handle,
+                &format!("the state saved at hibernation is lost: {reason}"),
+            );
+        }
+        metrics.record_instantiation(started.elapsed());
+        if handle.hibernated.swap(false, Ordering::AcqRel) {
+            metrics.woke();
+        }
+        self.slot = Slot::Live(Box::new(live));
+        self.watch_idle(handle);
+        Ok(())
+    }
+
+    /// Registers with the hibernation sweep, once.
+    fn watch_idle(&mut self, handle: &PluginHandle) {
+        if handle.limits.hibernate_after.is_some() && !self.watched {
+            self.watched = true;
+            let me: Weak<dyn Task> = handle.me.clone();
+            handle.executors.watch_idle(me);
+        }
+    }
+
+    /// Drops the instance after `hibernate_after` without events; a plugin
+    /// with `lifecycle` leaves its state in a snapshot.
+    fn hibernate(&mut self, handle: &PluginHandle) {
+        let Slot::Live(live) = &mut self.slot else {
+            return;
+        };
+        if live.has_lifecycle() {
+            match live.snapshot(self.version.deadline_ticks()) {
+                Ok(state) => self.snapshot = Some(state),
+                Err(reason) => {
+                    log_error(handle, &format!("hibernating without its state: {reason}"))
+                }
+            }
+        }
+        self.park();
+        handle.hibernated.store(true, Ordering::Release);
+        handle.shared.metrics.hibernated();
+    }
+
+    fn open(&mut self, handle: &PluginHandle, open: PendingOpen) {
         let PendingOpen {
             request,
             offered,
             conn,
             reply,
         } = open;
-        let live = &mut self.live;
+        if let Err(reason) = self.ensure_live(handle) {
+            // Out of a resource: refused at once, with the reason.
+            let _ = reply.send(OpenResponse::reject(503).with_header("X-Wsserver-Reason", reason));
+            return;
+        }
+        let Slot::Live(live) = &mut self.slot else {
+            return;
+        };
         live.store.set_epoch_deadline(self.version.deadline_ticks());
         let started = Instant::now();
         let answer = live
             .plugin
             .wsserver_plugin_handler()
             .call_on_open_request(&mut live.store, &request);
-        let metrics = &self.handle.shared.metrics;
+        let metrics = &handle.shared.metrics;
         metrics.record_call(started.elapsed(), 1);
         let response = match answer {
             Ok(resp) => match convert::open_response(resp, &offered) {
                 Ok(resp) => resp,
                 Err(mistake) => {
-                    self.log_error(&format!(
-                        "connection {}: plugin {mistake}; answering 500",
-                        conn.id()
-                    ));
+                    log_error(
+                        handle,
+                        &format!("connection {}: plugin {mistake}; answering 500", conn.id()),
+                    );
                     OpenResponse::reject(500)
                 }
             },
             Err(e) => {
                 metrics.record_failure(CallFailure::of(&e));
-                self.fail(&[], &format!("{e:#}"));
+                self.fail(handle, &[], &format!("{e:#}"));
                 OpenResponse::reject(500)
             }
         };
         if response.status_code == 101 {
-            self.actor_state().admit(conn);
+            self.state_mut().admit(conn);
         }
         let _ = reply.send(response);
     }
 
     /// One `on-events` call for everything waiting (`batch`, packed), then
     /// its commands.
-    fn deliver(&mut self, batch: &[u8]) {
+    fn deliver(&mut self, handle: &PluginHandle, batch: &[u8]) {
         let (mut ended, mut released) = (Vec::new(), Vec::new());
         let mut delivered = 0;
         for event in packed::events(batch).flatten() {
@@ -319,18 +509,48 @@ impl Actor {
             match event {
                 // Room again: commands held for it go first.
                 packed::Event::ReadyToSend(id) => {
-                    self.actor_state().release_held(id);
+                    self.state_mut().release_held(id);
                     released.push(id);
                 }
-                packed::Event::Connected(id) => self.actor_state().announced(id),
+                packed::Event::Connected(id) => self.state_mut().announced(id),
                 packed::Event::Disconnected { connection, .. } => ended.push(connection),
                 _ => {}
             }
         }
-        let deadline = self.version.deadline_ticks();
-        let live = &mut self.live;
-        live.store.set_epoch_deadline(deadline);
-        let metrics = &self.handle.shared.metrics;
+        let involved = || -> Vec<ConnectionId> {
+            packed::events(batch)
+                .flatten()
+                .map(|e| e.connection())
+                .collect()
+        };
+        let failure = match self.ensure_live(handle) {
+            Ok(()) => self.call_on_events(handle, batch, delivered),
+            Err(reason) => Some(reason),
+        };
+        if let Some(reason) = failure {
+            self.fail(handle, &involved(), &reason);
+        }
+        let state = self.state_mut();
+        for id in released {
+            state.resume_released(id);
+        }
+        for id in ended {
+            state.forget(id);
+        }
+    }
+
+    /// The guest call of [`deliver`](Self::deliver); a failure's reason.
+    fn call_on_events(
+        &mut self,
+        handle: &PluginHandle,
+        batch: &[u8],
+        delivered: usize,
+    ) -> Option<String> {
+        let Slot::Live(live) = &mut self.slot else {
+            return Some("no instance".to_owned());
+        };
+        live.store.set_epoch_deadline(self.version.deadline_ticks());
+        let metrics = &handle.shared.metrics;
         let started = Instant::now();
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
@@ -362,103 +582,136 @@ impl Actor {
             }
         };
         metrics.record_call(started.elapsed(), delivered);
-        if let Some(reason) = failure {
-            let involved: Vec<ConnectionId> = packed::events(batch)
-                .flatten()
-                .map(|e| e.connection())
-                .collect();
-            self.fail(&involved, &reason);
-        }
-        let actor = self.actor_state();
-        for id in released {
-            actor.resume_released(id);
-        }
-        for id in ended {
-            actor.forget(id);
-        }
+        failure
     }
 
-    /// The instance failed: close the connections involved with 1011 and
-    /// carry on with a fresh instance.
-    fn fail(&mut self, involved: &[ConnectionId], reason: &str) {
+    /// The instance failed (or could not be made): close the connections
+    /// involved with 1011 and drop the instance; the next event gets a
+    /// fresh one.
+    fn fail(&mut self, handle: &PluginHandle, involved: &[ConnectionId], reason: &str) {
         let why = describe_failure(reason);
-        self.log_error(&format!("instance failed ({why}); replacing it"));
-        let actor = self.actor_state();
+        log_error(handle, &format!("instance failed ({why}); replacing it"));
+        let state = self.state();
         let mut closed = involved.to_vec();
         closed.sort_unstable();
         closed.dedup();
         for id in closed {
-            if let Some(conn) = actor.connections.get(&id) {
+            if let Some(conn) = state.connections.get(&id) {
                 let _ = conn.close(INTERNAL_ERROR, "plugin failed");
             }
         }
-        let placeholder = ActorState::new(actor.shared.clone());
-        let actor = std::mem::replace(actor, placeholder);
-        match self.version.instantiate(actor) {
-            Ok(live) => self.live = live,
-            Err(failed) => {
-                let Failed { actor, reason: e } = *failed;
-                // Instantiation worked at load time; if it fails now, keep
-                // the state and try again on the next event.
-                self.log_error(&format!("cannot instantiate a replacement: {e}"));
-                *self.actor_state() = actor;
-            }
+        self.park();
+        self.snapshot = None;
+    }
+
+    /// A turn panicked: whatever the instance was doing is suspect, so
+    /// every connection it served closes with 1011 and the next event gets
+    /// a fresh instance.
+    fn recover(&mut self, handle: &PluginHandle, panic: &str) {
+        handle.shared.metrics.record_instance_failure();
+        log_error(
+            handle,
+            &format!("the plugin runtime failed ({panic}); closing its connections with 1011"),
+        );
+        self.pending = None;
+        self.park();
+        self.snapshot = None;
+        for conn in self.state().connections.values() {
+            let _ = conn.close(INTERNAL_ERROR, "plugin runtime failure");
         }
     }
 
-    /// Takes a swap order: prepares the new instance, reports, and switches
-    /// if the tenant says so.
-    fn swap(&mut self, order: SwapOrder) {
+    /// Takes a swap order: prepares the new instance and reports; the
+    /// switch waits for the tenant's verdict.
+    fn begin_swap(&mut self, handle: &PluginHandle, order: SwapOrder) {
         let SwapOrder {
             version,
             mut next,
             prepared,
-            verdict,
         } = order;
-        let carried = match self.carry_state(&version, &mut next) {
+        let carried = match self.carry_state(handle, &version, &mut next) {
             Ok(carried) => carried,
             Err(reason) => {
                 let _ = prepared.send(Err(reason));
                 return;
             }
         };
-        // Until the verdict, this instance takes no event: what arrives
-        // waits for whichever version wins.
-        if prepared.send(Ok(())).is_err() || verdict.recv() != Ok(true) {
+        if prepared.send(Ok(())).is_ok() {
+            // Until the verdict, this actor takes no event: what arrives
+            // waits for whichever version wins.
+            self.pending = Some(PendingSwap {
+                version,
+                next,
+                carried,
+            });
+        }
+    }
+
+    fn finish_swap(&mut self, handle: &PluginHandle, commit: bool) {
+        let Some(PendingSwap {
+            version,
+            mut next,
+            carried,
+        }) = self.pending.take()
+        else {
+            return;
+        };
+        if !commit {
             return;
         }
-        let shared = self.handle.shared.clone();
-        let actor = std::mem::replace(self.actor_state(), ActorState::new(shared));
-        next.store.data_mut().actor = actor;
-        self.live = next;
+        self.park();
+        let Slot::Parked(state) = std::mem::replace(
+            &mut self.slot,
+            Slot::Parked(ActorState::new(handle.shared.clone())),
+        ) else {
+            unreachable!("parked above");
+        };
+        next.store.data_mut().actor = state;
+        self.slot = Slot::Live(Box::new(next));
         self.version = version;
+        self.snapshot = None;
+        if handle.hibernated.swap(false, Ordering::AcqRel) {
+            handle.shared.metrics.woke();
+        }
+        self.last_active = Instant::now();
+        self.watch_idle(handle);
         if !carried {
-            self.actor_state().announce_again();
+            self.state_mut().announce_again();
         }
     }
 
-    /// Hands the plugin's state from the running instance to `next` when
-    /// both versions export `lifecycle` (true), or leaves `next` fresh
-    /// (false). A failed snapshot poisons the running instance, which is
-    /// replaced by a fresh one of its own version.
-    fn carry_state(&mut self, version: &Version, next: &mut Live) -> Result<bool, String> {
-        if !(self.live.has_lifecycle() && next.has_lifecycle()) {
+    /// Hands the plugin's state from the running instance (or the snapshot
+    /// it hibernated with) to `next` when both versions export `lifecycle`
+    /// (true), or leaves `next` fresh (false). A failed snapshot poisons
+    /// the running instance, which is dropped.
+    fn carry_state(
+        &mut self,
+        handle: &PluginHandle,
+        version: &Version,
+        next: &mut Live,
+    ) -> Result<bool, String> {
+        if !(self.version.has_lifecycle() && next.has_lifecycle()) {
             return Ok(false);
         }
-        let state = match self.live.snapshot(self.version.deadline_ticks()) {
-            Ok(state) => state,
-            Err(reason) => {
-                self.fail(&[], &reason);
-                return Err(reason);
-            }
+        let state = match &mut self.slot {
+            Slot::Live(live) => match live.snapshot(self.version.deadline_ticks()) {
+                Ok(state) => Some(state),
+                Err(reason) => {
+                    self.fail(handle, &[], &reason);
+                    return Err(reason);
+                }
+            },
+            Slot::Parked(_) => self.snapshot.clone(),
         };
-        next.restore(&state, version.deadline_ticks())?;
+        if let Some(state) = state {
+            next.restore(&state, version.deadline_ticks())?;
+        }
         Ok(true)
     }
+}
 
-    fn log_error(&self, message: &str) {
-        tracing::error!(plugin = %self.handle.shared.name, "{message}");
-    }
+fn log_error(handle: &PluginHandle, message: &str) {
+    tracing::error!(plugin = %handle.shared.name, "{message}");
 }
 
 /// Applies the commands of a packed batch in order. A batch that does not

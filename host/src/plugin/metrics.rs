@@ -1,9 +1,12 @@
-//! Per-plugin counters: events delivered, guest calls and their latency,
-//! calls ended by a trap or by the CPU deadline.
+//! Per-tenant counters: events delivered, guest calls and their latency
+//! (their sum is the guest time an operator bills), calls ended by a trap
+//! or by the CPU deadline, and the instances behind them: live and
+//! hibernated, their linear memory, how many were made and how long that
+//! took, and how many could not be made or failed in the runtime.
 //!
-//! Only the plugin's actor thread writes them, once per call (a call
-//! carries a whole batch of events), so plain relaxed atomics cost nothing
-//! measurable and a scrape reads them without stopping the actor.
+//! Executors write them once per call (a call carries a whole batch of
+//! events), so plain relaxed atomics cost nothing measurable and a scrape
+//! reads them without stopping anything.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -41,6 +44,12 @@ pub(crate) struct PluginMetrics {
     traps: AtomicU64,
     deadline_hits: AtomicU64,
     latency: LatencyHistogram,
+    instances_live: AtomicU64,
+    instances_hibernated: AtomicU64,
+    instantiations: AtomicU64,
+    instantiation_nanos: AtomicU64,
+    instance_failures: AtomicU64,
+    memory_bytes: AtomicU64,
 }
 
 impl PluginMetrics {
@@ -59,13 +68,55 @@ impl PluginMetrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn instance_created(&self) {
+        self.instances_live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An instance is gone, with the linear memory it had.
+    pub fn instance_dropped(&self, memory: usize) {
+        self.instances_live.fetch_sub(1, Ordering::Relaxed);
+        self.memory_bytes
+            .fetch_sub(memory as u64, Ordering::Relaxed);
+    }
+
+    pub fn memory_grew(&self, bytes: usize) {
+        self.memory_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// An instance was made (and restored, after hibernation) in `took`.
+    pub fn record_instantiation(&self, took: Duration) {
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.instantiation_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// An instance could not be made, or the runtime failed during a turn.
+    pub fn record_instance_failure(&self) {
+        self.instance_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hibernated(&self) {
+        self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn woke(&self) {
+        self.instances_hibernated.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> PluginCounters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         PluginCounters {
-            events: self.events.load(Ordering::Relaxed),
-            calls: self.calls.load(Ordering::Relaxed),
-            traps: self.traps.load(Ordering::Relaxed),
-            deadline_hits: self.deadline_hits.load(Ordering::Relaxed),
+            events: get(&self.events),
+            calls: get(&self.calls),
+            traps: get(&self.traps),
+            deadline_hits: get(&self.deadline_hits),
             call_latency: self.latency.snapshot(),
+            instances_live: get(&self.instances_live),
+            instances_hibernated: get(&self.instances_hibernated),
+            instantiations: get(&self.instantiations),
+            instantiation_time: Duration::from_nanos(get(&self.instantiation_nanos)),
+            instance_failures: get(&self.instance_failures),
+            memory_bytes: get(&self.memory_bytes),
         }
     }
 }
@@ -121,7 +172,24 @@ pub struct PluginCounters {
     /// Calls interrupted by the CPU deadline.
     pub deadline_hits: u64,
     /// How long calls took, applying the commands they returned included.
+    /// Its sum is the time spent in the guest (calls never wait, so it is
+    /// CPU time but for the host's share of applying commands).
     pub call_latency: LatencyCounts,
+    /// Instances alive now.
+    pub instances_live: u64,
+    /// Actors whose instance was dropped after `hibernate_after` and not
+    /// made again yet.
+    pub instances_hibernated: u64,
+    /// Instances made (on first use, after a failure, after hibernation).
+    pub instantiations: u64,
+    /// Time those took, restoring hibernated state included.
+    pub instantiation_time: Duration,
+    /// Instances that could not be made (out of memory, mappings or the
+    /// process's instance budget) and turns the runtime failed in; their
+    /// connections were closed with 1011 or refused with 503.
+    pub instance_failures: u64,
+    /// Linear memory of the live instances, in bytes.
+    pub memory_bytes: u64,
 }
 
 /// How long calls took: per bucket (not cumulative), calls up to its upper

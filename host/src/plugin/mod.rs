@@ -1,29 +1,35 @@
 //! The WebAssembly plugin runtime: components compiled once by a shared
 //! wasmtime engine, tenants (named plugin deployments with their own
-//! limits, rates and versions, hot-swappable), one actor thread per plugin
-//! instance receiving its connections' events in batches, the `host`
-//! functions plugins call, and the route table. The server core knows
+//! limits, rates and versions, hot-swappable), actors receiving their
+//! connections' events in batches and run by a fixed pool of executors,
+//! instances made on demand and dropped when idle (hibernation), the
+//! `host` functions plugins call, and the route table. The server core knows
 //! nothing of it: the runtime is one implementation of the server's
 //! `Handler`.
 
 mod actor_state;
 mod convert;
 pub mod engine;
+mod executor;
 mod host_api;
 mod instance;
+mod loading;
 pub mod metrics;
 mod rate;
 mod router;
+mod runtime;
 pub mod spec;
 mod tenant;
 mod topics;
 mod version;
 mod watch;
 
-pub use engine::{LoadError, PluginEngine};
+pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};
+pub use executor::RuntimeOptions;
 pub use router::PluginRouter;
 pub use spec::{OverRate, PluginLimits, PluginSpec, Rate, Route, TenantPolicy};
 pub use tenant::{SwapError, SwapOutcome, TenantCounters, TenantStatus, Update};
+pub use topics::TopicCount;
 pub use version::ComponentVersion;
 pub use watch::WATCH_INTERVAL;
 

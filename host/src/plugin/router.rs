@@ -13,11 +13,16 @@ use wsserver_packed as packed;
 
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
+use super::executor::RuntimeOptions;
 use super::instance::{PendingOpen, PluginHandle};
+use super::loading::{self, Slot, SlotState};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
+use super::runtime::Runtime;
 use super::spec::{PluginSpec, Route};
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
-use super::watch;
+use super::topics::TopicCount;
+use crate::MessageKind;
+use crate::cluster::Backplane;
 use crate::protocol::close::POLICY_VIOLATION;
 use crate::server::static_files::StaticMount;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
@@ -25,7 +30,10 @@ use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenRes
 /// Serves connections with WebAssembly plugins, one tenant per declared
 /// plugin.
 pub struct PluginRouter {
-    tenants: Vec<Arc<Tenant>>,
+    /// Every declared tenant, in declaration order; each ready once its
+    /// component has loaded.
+    slots: Vec<Arc<Slot>>,
+    runtime: Arc<Runtime>,
 }
 
 /// What a connection carries: its tenant and the instance serving it.
@@ -95,78 +103,73 @@ impl Drop for Binding {
 }
 
 impl PluginRouter {
-    /// Compiles (or loads from the cache), links and instantiates every
-    /// tenant's plugin, and starts the file watches; any failure is
-    /// reported with the tenant's name and nothing starts.
+    /// [`start_with`](Self::start_with) the default executor pool.
     pub fn start(engine: &PluginEngine, specs: Vec<PluginSpec>) -> Result<Self, LoadError> {
-        // Built up in place: on an error, dropping it stops the actors
-        // already started.
-        let mut router = Self {
-            tenants: Vec::new(),
-        };
-        for spec in specs {
-            if router.tenants.iter().any(|t| t.name() == spec.name) {
-                return Err(LoadError(format!(
-                    "two tenants are named {:?}: names must be unique",
-                    spec.name
-                )));
-            }
-            if spec.watch && spec.source.is_none() {
-                return Err(LoadError(format!(
-                    "tenant {}: watch needs a component file",
-                    spec.name
-                )));
-            }
-            router.tenants.push(Arc::new(Tenant::start(engine, spec)?));
-        }
-        for tenant in &router.tenants {
-            if let Some(path) = tenant.watched_file() {
-                watch::spawn(Arc::downgrade(tenant), path.clone()).map_err(|e| {
-                    LoadError(format!(
-                        "tenant {}: cannot start the file watch: {e}",
-                        tenant.name()
-                    ))
-                })?;
-            }
-        }
-        Ok(router)
+        Self::start_with(engine, specs, RuntimeOptions::default())
     }
 
-    /// The tenant serving `path` on `host`: host routes before host-less
-    /// ones, then the longest path prefix.
-    fn route(&self, path: &str, host: &str) -> Option<&Arc<Tenant>> {
-        self.matching_route(path, host).map(|(_, tenant)| tenant)
+    /// Compiles (or loads from the cache) and links every tenant's plugin
+    /// (once per distinct component, distinct components in parallel),
+    /// proves each instantiates, starts the executor pool and the file
+    /// watches. Returns when all tenants are ready, or after
+    /// `loading::START_WAIT` with the slower ones still loading (their
+    /// routes answer 503 until they are ready); a failure before then is
+    /// reported with the tenant's name and nothing starts. Instances are
+    /// made when connections arrive.
+    pub fn start_with(
+        engine: &PluginEngine,
+        specs: Vec<PluginSpec>,
+        options: RuntimeOptions,
+    ) -> Result<Self, LoadError> {
+        let runtime = Runtime::start(engine, options)?;
+        match loading::start(&runtime, specs) {
+            Ok(slots) => Ok(Self { slots, runtime }),
+            Err(e) => {
+                runtime.shutdown();
+                Err(e)
+            }
+        }
     }
 
-    /// The route that wins for `path` on `host`, and its tenant.
-    fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Arc<Tenant>)> {
-        self.tenants
+    /// The tenants that are ready, in the order they were declared.
+    fn ready(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.slots.iter().filter_map(|slot| slot.ready())
+    }
+
+    /// The tenant serving `path` on `host` (ready or not): host routes
+    /// before host-less ones, then the longest path prefix.
+    fn route(&self, path: &str, host: &str) -> Option<&Slot> {
+        self.matching_route(path, host).map(|(_, slot)| slot)
+    }
+
+    /// The route that wins for `path` on `host`, and its tenant's slot.
+    fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Slot)> {
+        self.slots
             .iter()
-            .flat_map(|tenant| tenant.routes().iter().map(move |route| (route, tenant)))
-            .filter_map(|(route, tenant)| {
+            .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
+            .filter_map(|(route, slot)| {
                 route
                     .matches(path, host)
-                    .map(|rank| (rank, (route, tenant)))
+                    .map(|rank| (rank, (route, slot.as_ref())))
             })
             .max_by_key(|(rank, _)| *rank)
             .map(|(_, hit)| hit)
     }
 
     fn tenant(&self, name: &str) -> Result<&Arc<Tenant>, SwapError> {
-        self.tenants
-            .iter()
+        self.ready()
             .find(|t| t.name() == name)
             .ok_or_else(|| SwapError::UnknownTenant(name.to_owned()))
     }
 
     /// The routes and the tenant serving each, for logs and diagnostics.
     pub fn describe(&self) -> Vec<(String, String)> {
-        self.tenants
+        self.slots
             .iter()
-            .flat_map(|t| {
-                t.routes()
+            .flat_map(|slot| {
+                slot.routes
                     .iter()
-                    .map(|r| (r.to_string(), t.name().to_owned()))
+                    .map(|r| (r.to_string(), slot.name.clone()))
             })
             .collect()
     }
@@ -174,7 +177,7 @@ impl PluginRouter {
     /// Every tenant with its version, connections and counters, in the
     /// order they were declared.
     pub fn tenants(&self) -> Vec<TenantStatus> {
-        self.tenants.iter().map(|t| t.status()).collect()
+        self.ready().map(|t| t.status()).collect()
     }
 
     /// Hot swap: compiles, links and instantiates `update` beside the
@@ -217,7 +220,7 @@ impl PluginRouter {
         &self,
         specs: Vec<PluginSpec>,
     ) -> Vec<(String, Result<SwapOutcome, SwapError>)> {
-        for tenant in &self.tenants {
+        for tenant in self.ready() {
             if !specs.iter().any(|s| s.name == tenant.name()) {
                 tracing::warn!(
                     "tenant {} is no longer configured; it serves until a restart",
@@ -236,7 +239,7 @@ impl PluginRouter {
                         );
                     }
                     tenant.swap(Update {
-                        wasm: spec.wasm.clone(),
+                        wasm: spec.wasm.to_vec(),
                         config: Some(spec.config.clone()),
                     })
                 });
@@ -247,6 +250,53 @@ impl PluginRouter {
 
     fn binding(conn: &Connection) -> Option<&Binding> {
         conn.attachment::<Binding>()
+    }
+
+    /// Connects every tenant's topics to the other nodes through the
+    /// backplane: those ready now, and the others as they become ready.
+    /// Call it before the server listens.
+    pub fn join_cluster(&self, backplane: &Backplane) {
+        let mut cluster = self
+            .runtime
+            .cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let backplane = cluster.get_or_insert_with(|| backplane.clone());
+        for tenant in self.ready() {
+            tenant.shared.topics.join(backplane);
+        }
+    }
+
+    /// Publishes to a tenant's topic from outside its plugin (the admin
+    /// API): its subscribers on this node and, with a cluster, on the
+    /// others. Returns how many subscribers on this node took it.
+    pub fn publish(
+        &self,
+        tenant: &str,
+        topic: &str,
+        kind: MessageKind,
+        payload: bytes::Bytes,
+    ) -> Result<usize, SwapError> {
+        let tenant = self.tenant(tenant)?;
+        Ok(tenant.shared.topics.publish_from_host(topic, kind, payload))
+    }
+
+    /// A tenant's topics with their subscriber counts, by name.
+    pub fn topics(&self, tenant: &str) -> Result<Vec<TopicCount>, SwapError> {
+        Ok(self.tenant(tenant)?.shared.topics.topics())
+    }
+}
+
+/// Tells the plugin serving `conn` of an error on it that no command of
+/// the plugin caused (a message for a topic that its queue refused).
+pub(crate) fn report_error(conn: &Connection, code: u32, description: &str) {
+    if let Some(binding) = PluginRouter::binding(conn) {
+        let event = packed::Event::Error {
+            connection: conn.id(),
+            code,
+            description,
+        };
+        push_now(binding, conn, &event);
     }
 }
 
@@ -311,18 +361,16 @@ fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
 
 impl Drop for PluginRouter {
     fn drop(&mut self) {
-        for tenant in &self.tenants {
-            tenant.close();
-        }
+        self.runtime.shutdown();
     }
 }
 
 impl Handler for PluginRouter {
     /// The static files of the tenant whose route matches, if it has any.
     fn static_site(&self, path: &str, host: &str) -> Option<StaticMount> {
-        let (route, tenant) = self.matching_route(path, host)?;
+        let (route, slot) = self.matching_route(path, host)?;
         Some(StaticMount {
-            site: tenant.static_site()?.clone(),
+            site: slot.static_site.clone()?,
             prefix: route.path_prefix.clone(),
         })
     }
@@ -335,8 +383,28 @@ impl Handler for PluginRouter {
         let refuse = |status| -> BoxFuture<OpenResponse> {
             Box::pin(std::future::ready(OpenResponse::reject(status)))
         };
-        let Some(tenant) = self.route(request.path(), &request.host) else {
+        let Some(slot) = self.route(request.path(), &request.host) else {
             return refuse(404);
+        };
+        let tenant = match slot.state() {
+            SlotState::Ready(tenant) => tenant,
+            SlotState::Loading => {
+                let reason = format!(
+                    "tenant {} is starting: its component is compiling",
+                    slot.name
+                );
+                return Box::pin(std::future::ready(
+                    OpenResponse::reject(503).with_header("X-Wsserver-Reason", reason),
+                ));
+            }
+            SlotState::Failed(why) => {
+                // One line: a header value cannot hold more.
+                let why = why.lines().next().unwrap_or_default();
+                let reason = format!("tenant {} could not start: {why}", slot.name);
+                return Box::pin(std::future::ready(
+                    OpenResponse::reject(503).with_header("X-Wsserver-Reason", reason),
+                ));
+            }
         };
         if !tenant.admits_origin(&request.origin) {
             tracing::info!(
@@ -410,7 +478,11 @@ impl Handler for PluginRouter {
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
-        if let Some(b) = Self::binding(conn) {
+        // The host has answered it; a hibernated instance is not woken
+        // just to hear of it.
+        if let Some(b) = Self::binding(conn)
+            && !b.plugin.is_hibernated()
+        {
             if let Some(gate) = &b.gate {
                 let verdict = b.tenant.rates.ping(gate);
                 if verdict != Verdict::Pass {

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::server::static_files::StaticSite;
 
 /// Resource limits of one plugin instance.
@@ -22,6 +24,10 @@ pub struct PluginLimits {
     /// Event data waiting for the instance beyond which the connections
     /// sending it are paused (TCP backpressure) until it catches up.
     pub max_queued_bytes: usize,
+    /// An instance without events this long is dropped (hibernates) while
+    /// its connections stay open; the next event makes a new one. None
+    /// keeps instances until the server stops.
+    pub hibernate_after: Option<Duration>,
 }
 
 impl Default for PluginLimits {
@@ -32,6 +38,7 @@ impl Default for PluginLimits {
             memory_bytes: 128 << 20,
             call_deadline: Duration::from_millis(200),
             max_queued_bytes: 1 << 20,
+            hibernate_after: None,
         }
     }
 }
@@ -175,7 +182,9 @@ impl std::fmt::Display for Route {
 pub struct PluginSpec {
     /// Unique among the tenants: hot swaps and logs name it.
     pub name: String,
-    pub wasm: Vec<u8>,
+    /// The component's bytes; tenants running the same component may
+    /// share one buffer (a built-in plugin is never copied).
+    pub wasm: Bytes,
     /// The file `wasm` was read from, if any: reloads and the file watch
     /// read it again.
     pub source: Option<PathBuf>,
@@ -185,8 +194,9 @@ pub struct PluginSpec {
     /// Limits of each instance.
     pub limits: PluginLimits,
     pub policy: TenantPolicy,
-    /// Instances of the plugin, each on a thread of its own; a connection
-    /// stays with one of them, so its events keep their order. Each holds
+    /// Instances of the plugin (actors on the shared executors, each made
+    /// when its first connection arrives); a connection stays with one of
+    /// them, so its events keep their order. Each holds
     /// its own state: a plugin that keeps state across connections should
     /// run one, or share it through topics.
     pub instances: usize,
@@ -198,10 +208,10 @@ pub struct PluginSpec {
 
 impl PluginSpec {
     /// A single-instance tenant with default limits and policy.
-    pub fn new(name: impl Into<String>, wasm: Vec<u8>, routes: Vec<Route>) -> Self {
+    pub fn new(name: impl Into<String>, wasm: impl Into<Bytes>, routes: Vec<Route>) -> Self {
         Self {
             name: name.into(),
-            wasm,
+            wasm: wasm.into(),
             source: None,
             watch: false,
             routes,

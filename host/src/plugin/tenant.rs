@@ -3,6 +3,8 @@
 //! Hot swap and rollback are coordinated here: the new version is compiled,
 //! linked and instantiated on the caller's thread while the old one keeps
 //! serving, then every instance switches between two batches, or none does.
+//! A tenant starts without instances: each actor makes its own when its
+//! first connection arrives.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,12 +12,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use super::actor_state::{ActorState, PluginShared};
-use super::engine::{LoadError, PluginEngine};
-use super::instance::{self, PluginHandle, SwapOrder};
+use super::engine::LoadError;
+use super::instance::{PluginHandle, SwapOrder};
 use super::metrics::PluginCounters;
 use super::rate::Rates;
+use super::runtime::Runtime;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
-use super::version::{ComponentVersion, Version};
+use super::version::{ComponentVersion, Prepared, Version};
 use crate::server::static_files::StaticSite;
 
 /// A new component for a tenant, and optionally new configuration values
@@ -172,7 +175,7 @@ impl Fixed {
 
 pub(crate) struct Tenant {
     pub shared: Arc<PluginShared>,
-    engine: PluginEngine,
+    runtime: Arc<Runtime>,
     fixed: Fixed,
     instances: Vec<Arc<PluginHandle>>,
     /// Round robin over `instances` for new connections.
@@ -191,32 +194,49 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Tenant {
-    /// Compiles, links and instantiates the tenant's plugin, and starts an
-    /// actor per instance.
-    pub fn start(engine: &PluginEngine, spec: PluginSpec) -> Result<Self, LoadError> {
+    /// The tenant of `spec` running `prepared` (its component, compiled
+    /// and linked): proves it instantiates with the tenant's memory cap,
+    /// and makes an actor per instance, without instances yet.
+    pub fn start(
+        runtime: &Arc<Runtime>,
+        spec: PluginSpec,
+        prepared: Arc<Prepared>,
+    ) -> Result<Self, LoadError> {
         let fixed = Fixed::of(&spec);
         let instances = spec.instances.max(1);
-        let version = Arc::new(Version::load(
-            engine,
-            &spec.name,
-            &spec.wasm,
+        let version = Arc::new(Version::new(
+            runtime,
+            prepared,
             spec.limits.clone(),
             spec.config,
-        )?);
+        ));
         let shared = Arc::new(PluginShared::new(
             spec.name,
             spec.limits.max_queued_bytes,
             instances,
         ));
+        version
+            .prove(ActorState::new(shared.clone()))
+            .map_err(|reason| {
+                LoadError(format!(
+                    "plugin {}: instantiation failed: {reason}",
+                    shared.name
+                ))
+            })?;
         let handles = (0..instances)
-            .map(|index| {
-                instance::start(version.clone(), shared.clone(), spec.limits.clone(), index)
+            .map(|_| {
+                PluginHandle::new(
+                    version.clone(),
+                    shared.clone(),
+                    spec.limits.clone(),
+                    runtime.executors.clone(),
+                )
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         Ok(Self {
             rates: Rates::new(&spec.policy),
             shared,
-            engine: engine.clone(),
+            runtime: runtime.clone(),
             fixed,
             instances: handles,
             next_instance: AtomicUsize::new(0),
@@ -234,16 +254,8 @@ impl Tenant {
         &self.shared.name
     }
 
-    pub fn routes(&self) -> &[Route] {
-        &self.fixed.routes
-    }
-
     pub fn policy(&self) -> &TenantPolicy {
         &self.fixed.policy
-    }
-
-    pub fn static_site(&self) -> Option<&Arc<StaticSite>> {
-        self.fixed.static_site.as_ref()
     }
 
     /// The file the component came from, when it is watched.
@@ -322,7 +334,7 @@ impl Tenant {
             });
         }
         let loaded = Version::load(
-            &self.engine,
+            &self.runtime,
             self.name(),
             &update.wasm,
             self.fixed.limits.clone(),
@@ -401,19 +413,17 @@ impl Tenant {
         }
         let mut pending = Vec::with_capacity(fresh.len());
         for (handle, live) in self.instances.iter().zip(fresh) {
-            // Buffered, so neither side ever blocks on sending.
+            // Buffered, so the actor never blocks on sending.
             let (prepared, prepared_rx) = mpsc::sync_channel(1);
-            let (verdict, verdict_rx) = mpsc::sync_channel(1);
             handle.push_swap(SwapOrder {
                 version: next.clone(),
                 next: live,
                 prepared,
-                verdict: verdict_rx,
             });
-            pending.push((prepared_rx, verdict));
+            pending.push(prepared_rx);
         }
         let mut error = None;
-        for (instance, (prepared, _)) in pending.iter().enumerate() {
+        for (instance, prepared) in pending.iter().enumerate() {
             let tenant = self.name().to_owned();
             let refusal = match prepared.recv() {
                 Ok(Ok(())) => continue,
@@ -428,8 +438,8 @@ impl Tenant {
             error.get_or_insert(refusal);
         }
         let commit = error.is_none();
-        for (_, verdict) in &pending {
-            let _ = verdict.send(commit);
+        for handle in &self.instances {
+            handle.push_verdict(commit);
         }
         match error {
             Some(e) => Err(failed(e)),
@@ -453,13 +463,6 @@ impl Tenant {
             queued_bytes: self.instances.iter().map(|h| h.queued_bytes()).sum(),
             plugin: self.shared.metrics.snapshot(),
             counters: self.counters.snapshot(),
-        }
-    }
-
-    /// Stops the actors once they have handled what is queued.
-    pub fn close(&self) {
-        for handle in &self.instances {
-            handle.close();
         }
     }
 }

@@ -2,21 +2,23 @@
 //! identified by its SHA-256, and the instances made from it.
 //!
 //! A tenant's actors hold the version they run; a hot swap prepares the
-//! next one here (compiling and linking off the actors' threads) and keeps
-//! the previous one for rollback.
+//! next one here (compiling and linking off the executors) and keeps the
+//! previous one for rollback. Tenants whose components have the same bytes
+//! share one compiled and linked form ([`Prepared`], from the runtime).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{ComponentExportIndex, Linker, ResourceTable, TypedFunc};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wsserver_plugin_bindings::{Plugin, PluginPre};
 
 use super::actor_state::ActorState;
 use super::engine::{EPOCH_TICK, LoadError, PluginEngine};
+use super::runtime::{InstanceSlot, Runtime};
 use super::spec::PluginLimits;
 
 /// The optional export with the packed `on-events`.
@@ -34,9 +36,10 @@ pub struct ComponentVersion {
 }
 
 impl ComponentVersion {
+    #[cfg(test)]
     fn of(wasm: &[u8]) -> Self {
         Self {
-            sha256: hex::encode(Sha256::digest(wasm)),
+            sha256: sha256_hex(wasm),
             loaded_at: SystemTime::now(),
         }
     }
@@ -59,6 +62,9 @@ pub(crate) struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// Its place in the process's instance budget and its linear memory,
+    /// given back when the store drops.
+    slot: InstanceSlot,
     /// The values `config-get` reads: this version's.
     pub config: Arc<BTreeMap<String, String>>,
     pub actor: ActorState,
@@ -70,6 +76,42 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl ResourceLimiter for InstanceState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grows = self.limits.memory_growing(current, desired, maximum)?;
+        if grows {
+            self.slot.memory_grew(current, desired);
+        }
+        Ok(grows)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -132,42 +174,38 @@ impl Live {
     }
 }
 
-/// Export indexes of `lifecycle`'s functions, looked up once per version.
+/// Export indexes of `lifecycle`'s functions, looked up once per component.
 struct LifecycleIndex {
     snapshot: ComponentExportIndex,
     restore: ComponentExportIndex,
 }
 
-/// A compiled and linked component with the limits and configuration its
-/// instances get.
-pub(crate) struct Version {
-    pub id: ComponentVersion,
-    engine: PluginEngine,
+/// A component compiled and linked against the host: shared by every
+/// tenant and version with the same bytes.
+pub(crate) struct Prepared {
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
     pre: PluginPre<InstanceState>,
     /// `packed-handler.on-events`, if the component exports it.
     packed: Option<ComponentExportIndex>,
     lifecycle: Option<LifecycleIndex>,
-    limits: PluginLimits,
-    pub config: Arc<BTreeMap<String, String>>,
+    /// Memory caps with which an instance was made once: a tenant with
+    /// one of them needs no trial instantiation at start.
+    proven: Mutex<Vec<usize>>,
 }
 
-impl Version {
-    /// Compiles (or takes from the cache) and links a component; errors
-    /// name the tenant.
-    pub fn load(
+impl Prepared {
+    /// Compiles (or takes from the engine's cache) and links `wasm`;
+    /// errors name the tenant.
+    pub fn new(
         engine: &PluginEngine,
+        linker: &Linker<InstanceState>,
         name: &str,
         wasm: &[u8],
-        limits: PluginLimits,
-        config: BTreeMap<String, String>,
+        sha256: String,
     ) -> Result<Self, LoadError> {
         let component = engine.load(name, wasm)?;
         let fail = |what: &str, e: String| LoadError(format!("plugin {name}: {what}: {e}"));
-        let mut linker = Linker::<InstanceState>::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
-        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             fail(
                 "it does not fit the wsserver:plugin contract",
@@ -187,24 +225,98 @@ impl Version {
             .zip(function(LIFECYCLE, "restore"))
             .map(|(snapshot, restore)| LifecycleIndex { snapshot, restore });
         Ok(Self {
-            id: ComponentVersion::of(wasm),
-            engine: engine.clone(),
+            sha256,
             pre,
             packed,
             lifecycle,
+            proven: Mutex::default(),
+        })
+    }
+
+    /// The linker every component is linked with: WASI (nothing granted)
+    /// and the host interface.
+    pub fn linker(engine: &PluginEngine) -> Result<Linker<InstanceState>, LoadError> {
+        let fail = |what: &str, e: String| LoadError(format!("{what}: {e}"));
+        let mut linker = Linker::<InstanceState>::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
+        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
+        Ok(linker)
+    }
+}
+
+/// SHA-256 of a component's bytes, lowercase hex.
+pub(crate) fn sha256_hex(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
+/// A compiled and linked component with the limits and configuration its
+/// instances get.
+pub(crate) struct Version {
+    pub id: ComponentVersion,
+    runtime: Arc<Runtime>,
+    prepared: Arc<Prepared>,
+    limits: PluginLimits,
+    pub config: Arc<BTreeMap<String, String>>,
+}
+
+impl Version {
+    /// The component `wasm` (compiled once per distinct bytes) with
+    /// `limits` and `config`; errors name the tenant.
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        name: &str,
+        wasm: &[u8],
+        limits: PluginLimits,
+        config: BTreeMap<String, String>,
+    ) -> Result<Self, LoadError> {
+        let prepared = runtime.prepare(name, wasm)?;
+        Ok(Self::new(runtime, prepared, limits, config))
+    }
+
+    /// A version of a component compiled and linked already.
+    pub fn new(
+        runtime: &Arc<Runtime>,
+        prepared: Arc<Prepared>,
+        limits: PluginLimits,
+        config: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            id: ComponentVersion {
+                sha256: prepared.sha256.clone(),
+                loaded_at: SystemTime::now(),
+            },
+            runtime: runtime.clone(),
+            prepared,
             limits,
             config: Arc::new(config),
-        })
+        }
+    }
+
+    /// Makes one instance to prove this version can be instantiated with
+    /// its memory cap, unless one with the same component and cap was
+    /// made before.
+    pub fn prove(&self, actor: ActorState) -> Result<(), String> {
+        let cap = self.limits.memory_bytes;
+        if self.prepared.proven.lock().is_ok_and(|p| p.contains(&cap)) {
+            return Ok(());
+        }
+        self.instantiate(actor).map_err(|failed| failed.reason)?;
+        if let Ok(mut proven) = self.prepared.proven.lock() {
+            proven.push(cap);
+        }
+        Ok(())
     }
 
     /// Whether this is `wasm` with `config`: swapping to it changes nothing.
     pub fn is(&self, wasm: &[u8], config: &BTreeMap<String, String>) -> bool {
-        self.id.sha256 == hex::encode(Sha256::digest(wasm)) && *self.config == *config
+        self.id.sha256 == sha256_hex(wasm) && *self.config == *config
     }
 
     /// Whether the component exports `lifecycle`.
     pub fn has_lifecycle(&self) -> bool {
-        self.lifecycle.is_some()
+        self.prepared.lifecycle.is_some()
     }
 
     /// Epoch ticks one call may take.
@@ -215,6 +327,10 @@ impl Version {
     /// A fresh instance carrying `actor`; on failure the state comes back
     /// (boxed: it is large) with the reason.
     pub fn instantiate(&self, actor: ActorState) -> Result<Live, Box<Failed>> {
+        let slot = match self.runtime.take_slot(&actor.shared) {
+            Ok(slot) => slot,
+            Err(reason) => return Err(Box::new(Failed { actor, reason })),
+        };
         let state = InstanceState {
             // Nothing granted: no files, sockets, environment or arguments.
             wasi: WasiCtx::builder().build(),
@@ -222,21 +338,23 @@ impl Version {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .build(),
+            slot,
             config: self.config.clone(),
             actor,
         };
-        let mut store = Store::new(self.engine.engine(), state);
-        store.limiter(|s| &mut s.limits);
+        let mut store = Store::new(self.runtime.engine().engine(), state);
+        store.limiter(|s| s);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.deadline_ticks());
-        let instance = self.pre.instance_pre().instantiate(&mut store);
+        let prepared = &self.prepared;
+        let instance = prepared.pre.instance_pre().instantiate(&mut store);
         let live = instance.and_then(|instance| {
             let plugin = Plugin::new(&mut store, &instance)?;
-            let packed = match &self.packed {
+            let packed = match &prepared.packed {
                 Some(index) => Some(instance.get_typed_func(&mut store, index)?),
                 None => None,
             };
-            let lifecycle = match &self.lifecycle {
+            let lifecycle = match &prepared.lifecycle {
                 Some(index) => Some(LifecycleFns {
                     snapshot: instance.get_typed_func(&mut store, index.snapshot)?,
                     restore: instance.get_typed_func(&mut store, index.restore)?,

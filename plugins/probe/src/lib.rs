@@ -10,10 +10,13 @@
 //! - `info [ID]`: the connection's WSConnection fields (TLS last:
 //!   `tls=none` or `tls=VERSION SUITE sni=NAME client=SUBJECT`)
 //! - `connections`: our connection ids
+//! - `attach TEXT`: stores TEXT as this connection's attachment (`ok`)
+//! - `attachment [ID]`: `attachment TEXT`, or `attachment (none)`
 //! - `config KEY`: a granted configuration value
 //! - `log LEVEL TEXT`: writes to the server log
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
-//!   `publish-others TOPIC TEXT`
+//!   `publish-others TOPIC TEXT`, `count TOPIC` (replies `count N`: the
+//!   topic's subscribers, on every node with a cluster)
 //! - `send-to ID TEXT` / `direct-send-to ID TEXT`: address another id
 //! - `close-to ID` / `direct-close-to ID`: close another id with 1000
 //! - `bad-text`: a text send that is not UTF-8
@@ -110,6 +113,19 @@ impl Probe {
                 let list: Vec<String> = ids.iter().map(u64::to_string).collect();
                 reply(ctx, conn, format!("connections {}", list.join(",")));
             }
+            "attach" => reply(
+                ctx,
+                conn,
+                result_text(host::set_attachment(conn, rest.as_bytes())),
+            ),
+            "attachment" => {
+                let text = match host::attachment(first.parse().unwrap_or(conn)) {
+                    Ok(Some(bytes)) => format!("attachment {}", String::from_utf8_lossy(&bytes)),
+                    Ok(None) => "attachment (none)".to_owned(),
+                    Err(e) => result_text::<()>(Err(e)),
+                };
+                reply(ctx, conn, text);
+            }
             "config" => {
                 let value = host::config_get(rest).unwrap_or_else(|| "(none)".to_owned());
                 reply(ctx, conn, format!("config {value}"));
@@ -132,6 +148,7 @@ impl Probe {
                 ctx.unsubscribe(conn, rest);
                 reply(ctx, conn, format!("unsubscribed {rest}"));
             }
+            "count" => reply(ctx, conn, format!("count {}", host::subscriber_count(rest))),
             "publish" => ctx.publish(first, MessageFormat::Text, tail.as_bytes().to_vec(), None),
             "publish-others" => ctx.publish(
                 first,

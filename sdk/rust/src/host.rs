@@ -8,6 +8,7 @@
 //! connection's fields, or to read configuration.
 
 pub use crate::bindings::plugin::wsserver::plugin::host::{
-    config_get, connection_info, connections, disconnect, log, pause_data, ping, publish,
-    resume_data, send, set_line_mode, subscribe, unsubscribe,
+    attachment, config_get, connection_info, connections, disconnect, log, pause_data, ping,
+    publish, resume_data, send, set_attachment, set_line_mode, subscribe, subscriber_count,
+    unsubscribe,
 };

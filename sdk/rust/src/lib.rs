@@ -54,8 +54,14 @@
 //! # State
 //!
 //! The plugin value lives as long as its component instance. An instance
-//! may be replaced (after a trap, or on hot swap); implement [`Lifecycle`]
-//! and use [`export_stateful_plugin!`] to carry state across a hot swap.
+//! may be replaced (after a trap, or on hot swap) or dropped while its
+//! connections stay open (hibernation, when the operator sets
+//! `hibernate_after_ms`); implement [`Lifecycle`] and use
+//! [`export_stateful_plugin!`] to carry state across a hot swap and a
+//! hibernation. What one connection needs can also live in the host:
+//! [`host::set_attachment`] stores up to 2 KiB with a connection and
+//! [`host::attachment`] reads it back from whichever instance serves it
+//! next.
 
 mod assembler;
 #[doc(hidden)]
