@@ -226,15 +226,9 @@ impl Reload {
         };
         for (tenant, result) in self.router.reconfigure(specs) {
             match result {
-                Ok(outcome) if outcome.changed => tracing::info!(
-                    "reload: tenant {tenant} now serves {}{}",
-                    outcome.version,
-                    if outcome.state_carried {
-                        " (state carried over by lifecycle)"
-                    } else {
-                        " (started fresh; told of each open connection)"
-                    }
-                ),
+                Ok(outcome) if outcome.changed => {
+                    tracing::info!("reload: tenant {tenant} now serves {outcome}")
+                }
                 Ok(_) => tracing::debug!("reload: tenant {tenant} unchanged"),
                 Err(SwapError::UnknownTenant(_)) => {
                     tracing::warn!("reload: tenant {tenant} is new; it needs a restart")

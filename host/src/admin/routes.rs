@@ -390,15 +390,9 @@ fn logged(
     result: Result<SwapOutcome, ApiError>,
 ) -> Result<SwapOutcome, ApiError> {
     match &result {
-        Ok(outcome) if outcome.changed => tracing::info!(
-            "admin {action}: tenant {tenant} now serves {}{}",
-            outcome.version,
-            if outcome.state_carried {
-                " (state carried over by lifecycle)"
-            } else {
-                " (started fresh; told of each open connection)"
-            }
-        ),
+        Ok(outcome) if outcome.changed => {
+            tracing::info!("admin {action}: tenant {tenant} now serves {outcome}")
+        }
         Ok(outcome) => tracing::info!(
             "admin {action}: tenant {tenant} already serves {}; nothing changed",
             outcome.version

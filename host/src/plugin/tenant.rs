@@ -43,6 +43,18 @@ pub struct SwapOutcome {
     pub state_carried: bool,
 }
 
+impl std::fmt::Display for SwapOutcome {
+    /// The version and how its state came to be, for log lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.state_carried {
+            "state carried over by lifecycle"
+        } else {
+            "started fresh; told of each open connection"
+        };
+        write!(f, "{} ({how})", self.version)
+    }
+}
+
 /// Why a swap, rollback or reload did not happen. The running version
 /// keeps serving in every case.
 #[derive(Debug, thiserror::Error)]
