@@ -85,8 +85,11 @@ screenshots:
 bench-tests:
 	cargo test --manifest-path bench/Cargo.toml
 
-## What CI enforces besides the tests.
+## What CI enforces besides the tests: formatting, clippy, and the module
+## structure of host/src (no import cycle, no file over 600 lines of
+## non-test code; see .ci/check-modules).
 lint:
+	python3 .ci/check-modules
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --manifest-path bench/Cargo.toml --all -- --check

@@ -1,13 +1,23 @@
-//! Builds the plugins in `plugins/` for wasm32-wasip2, so `cargo run -p
-//! wsserver` serves the echo plugin with no other step. The components land
-//! in a target directory of their own (a nested cargo cannot share the
-//! outer build's lock) whose path the crate gets as WSSERVER_PLUGIN_DIR.
+//! Builds the plugins the `wsserver` binary embeds (echo, chat, auth) for
+//! wasm32-wasip2, so `cargo run -p wsserver` serves the echo plugin with no
+//! other step. The components land in a target directory of their own (a
+//! nested cargo cannot share the outer build's lock) whose path the binary
+//! gets as WSSERVER_PLUGIN_DIR. Only with the `builtin-plugins` feature (on
+//! by default): an embedder of the library alone builds no wasm. The test
+//! plugins are built by the tests (tests/common/plugins.rs).
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The packages of `plugins/` whose components the binary serves as
+/// `builtin:echo`, `builtin:chat` and `builtin:auth`.
+const EMBEDDED: [&str; 3] = ["echo-plugin", "chat-plugin", "auth-plugin"];
+
 fn main() {
+    if env::var_os("CARGO_FEATURE_BUILTIN_PLUGINS").is_none() {
+        return;
+    }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest_dir.join("..");
     for watched in ["plugins", "sdk", "wit"] {
@@ -25,6 +35,7 @@ fn main() {
             "--manifest-path",
         ])
         .arg(root.join("plugins/Cargo.toml"))
+        .args(EMBEDDED.iter().flat_map(|name| ["--package", name]))
         .arg("--target-dir")
         .arg(&target_dir)
         // What the outer build passes to its own rustc must not leak into

@@ -10,6 +10,10 @@
 //! `cargo bench -p wsserver --bench dispatch` prints ns per event; it
 //! checks nothing about speed.
 
+#[path = "../../tests/common/plugins.rs"]
+#[allow(dead_code)] // shared with the tests; this bench uses a part
+mod plugins;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -41,7 +45,8 @@ fn main() {
     let mut config = Config::new();
     config.epoch_interruption(true);
     let engine = Engine::new(&config).expect("engine");
-    let component = Component::new(&engine, wsserver::plugin::ECHO).expect("echo component");
+    let component =
+        Component::new(&engine, plugins::embedded_plugin("echo")).expect("echo component");
     let mut linker = Linker::<State>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi");
     let state = State {

@@ -9,7 +9,9 @@
 //!   tenant rate,
 //! - hit by clients whose messages make its plugin allocate until the
 //!   memory cap stops it (the `membomb` plugin: a trap, close 1011, a
-//!   fresh instance, again and again).
+//!   fresh instance, again and again),
+//! - flooded while a third tenant (`loop`) runs every message it gets
+//!   until its CPU deadline: all three share the executor pool.
 //!
 //! It also times hot swaps of the calm tenant (SIGHUP, alternating two
 //! configurations) under its own traffic: how long its clients wait.
@@ -19,7 +21,11 @@
 //! Load generator and server share the machine's cores, so the figures
 //! compare the scenarios on one machine; they are not absolute capacity.
 
-use std::path::{Path, PathBuf};
+#[path = "../../tests/common/plugins.rs"]
+#[allow(dead_code)] // shared with the tests; this bench uses a part
+mod plugins;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +36,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use plugins::plugin_file;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -90,10 +98,6 @@ impl Drop for Server {
     }
 }
 
-fn plugin(name: &str) -> PathBuf {
-    wsserver::plugin::builtin_dir().join(format!("{name}.wasm"))
-}
-
 fn quoted(path: &Path) -> String {
     format!("{:?}", path.display().to_string())
 }
@@ -106,9 +110,9 @@ fn write_config(path: &Path, noisy_plugin: &str, noisy: &str, version: &str) {
          [[tenant]]\nname = \"calm\"\nfile = {}\nroutes = [\"/calm\"]\n[tenant.config]\nversion = \"{version}\"\n\
          [[tenant]]\nname = \"looper\"\nfile = {}\nroutes = [\"/loop\"]\n\
          [[tenant]]\nname = \"noisy\"\nfile = {}\nroutes = [\"/noisy\"]\nmemory_limit = 67108864\n{noisy}\n",
-        quoted(&plugin("versioned")),
-        quoted(&plugin("loop")),
-        quoted(&plugin(noisy_plugin)),
+        quoted(&plugin_file("versioned")),
+        quoted(&plugin_file("loop")),
+        quoted(&plugin_file(noisy_plugin)),
     );
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).expect("write config");

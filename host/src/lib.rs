@@ -24,14 +24,28 @@
 
 pub mod admin;
 pub mod cluster;
-pub mod net;
+mod net;
 pub mod plugin;
 pub mod protocol;
-pub mod server;
+mod server;
 
 pub use protocol::receiver::MessageKind;
+pub use server::echo::EchoHandler;
+pub use server::settings::all_keys as setting_keys;
+/// Files for plain GET requests on the WebSocket port.
+pub use server::static_files::{EmbeddedFile, StaticMount, StaticSite};
 pub use server::{
-    BoxFuture, ClientAuthentication, Connection, ConnectionId, ConnectionInfo, ConnectionRequest,
-    DataFormat, DataIn, Error, Handler, LogLevel, LogType, OpenRequest, OpenResponse, Result,
-    SendFormat, Settings, TlsInfo, WsServer,
+    BoxFuture, ClientAuthentication, ConfigError, Connection, ConnectionId, ConnectionInfo,
+    ConnectionRequest, DataFormat, DataIn, Error, Handler, IpMode, LogLevel, LogType, OpenRequest,
+    OpenResponse, RefusalCounts, RefusalReason, Result, SendFormat, ServerMetrics, Settings,
+    TlsInfo, WOULD_BLOCK, WsServer,
 };
+
+/// TLS (UseSSL): certificate stores and the fields the SSLCert properties
+/// show, client certificates and their verdicts, the negotiated session.
+pub mod tls {
+    pub use crate::net::tls::{
+        CertSource, CertificateInfo, ClientCertStatus, ClientCertificate, NegotiatedSession,
+        StoreType, TlsConfigError, TlsError, TlsSettings, inspect,
+    };
+}

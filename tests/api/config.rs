@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use wsserver::server::ConfigError;
-use wsserver::server::echo::EchoHandler;
+use wsserver::ConfigError;
+use wsserver::EchoHandler;
 use wsserver::{Error, Settings, WsServer};
 
 use crate::harness::*;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::{Instant, timeout, timeout_at};
-use wsserver::server::{BoxFuture, ConnectionRequest, LogLevel, LogType};
+use wsserver::{BoxFuture, ConnectionRequest, LogLevel, LogType};
 use wsserver::{
     ClientAuthentication, Connection, ConnectionId, DataFormat, DataIn, Handler, OpenRequest,
     OpenResponse, WsServer,

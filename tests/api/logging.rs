@@ -1,6 +1,6 @@
 //! The Log event at each LogLevel.
 
-use wsserver::server::{LogLevel, LogType};
+use wsserver::{LogLevel, LogType};
 
 use crate::common::*;
 use crate::harness::*;

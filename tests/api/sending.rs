@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
+use wsserver::MessageKind;
 use wsserver::SendFormat;
-use wsserver::protocol::receiver::MessageKind;
 
 use crate::common::*;
 use crate::harness::*;

@@ -15,7 +15,7 @@ use crate::common::*;
 
 /// A component built from `plugins/`.
 fn component(name: &str) -> Vec<u8> {
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
+    let path = plugin_file(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

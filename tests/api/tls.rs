@@ -2,7 +2,7 @@
 //! events and their verdicts, the session and client certificate on the
 //! connection, SSLNegotiated*[id], SSLCert's fields, and start-up errors.
 
-use wsserver::net::tls::ClientCertStatus;
+use wsserver::tls::ClientCertStatus;
 use wsserver::{Error, WsServer};
 
 use crate::common::tls::*;
@@ -299,7 +299,7 @@ async fn a_handler_may_accept_an_unverified_certificate() {
 async fn tls_errors_fail_start_listening_with_their_code() {
     let s = Setup::new();
     let pfx = s.pki.pfx(&s.localhost, "right");
-    let server = WsServer::new(wsserver::server::echo::EchoHandler::new());
+    let server = WsServer::new(wsserver::EchoHandler::new());
     for setting in [
         "LocalHost=127.0.0.1",
         "LocalPort=0",

@@ -4,7 +4,11 @@
 //! (in `tls`) certificates and TLS clients.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod plugins;
 pub mod tls;
+
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use plugins::{embedded_plugin, plugin_file};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

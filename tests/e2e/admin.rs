@@ -17,9 +17,7 @@ use crate::common::*;
 
 /// A plugin built from `plugins/`, as a --plugin argument for `route`.
 fn plugin(route: &str, name: &str) -> String {
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    format!("{route}={}", path.display())
+    format!("{route}={}", plugin_file(name).display())
 }
 
 /// Starts the server with `--admin 127.0.0.1:0` and `args`; returns it
@@ -79,12 +77,12 @@ async fn plugins_are_listed_with_their_routes_and_the_digest_of_their_component(
         json!({"plugins": [
             {
                 "name": "echo (built-in)",
-                "version": version(wsserver::plugin::ECHO),
+                "version": version(&embedded_plugin("echo")),
                 "routes": ["/"],
             },
             {
                 "name": "chat (built-in)",
-                "version": version(wsserver::plugin::CHAT),
+                "version": version(&embedded_plugin("chat")),
                 "routes": ["/chat", "example.com/chat"],
             },
         ]})

@@ -132,7 +132,7 @@ fn chat_tenant() -> String {
 
 /// Tenants `acme` (`/acme`) and `globex` (`/globex`), both the probe.
 fn probe_tenants() -> String {
-    let probe = wsserver::plugin::builtin_dir().join("probe.wasm");
+    let probe = plugin_file("probe");
     let probe = probe.display();
     format!(
         "[[tenant]]\nname = \"acme\"\nfile = \"{probe}\"\nroutes = [\"/acme\"]\n\

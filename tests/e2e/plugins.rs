@@ -14,9 +14,7 @@ use crate::common::*;
 
 /// A plugin built from `plugins/`, as a --plugin argument for `route`.
 fn plugin(route: &str, name: &str) -> String {
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    format!("{route}={}", path.display())
+    format!("{route}={}", plugin_file(name).display())
 }
 
 async fn start_with(plugins: &[(&str, &str)]) -> ServerProcess {
@@ -211,7 +209,7 @@ async fn pause_and_resume_hold_data_without_losing_it() {
 async fn connections_config_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wsserver.toml");
-    let probe = wsserver::plugin::builtin_dir().join("probe.wasm");
+    let probe = plugin_file("probe");
     std::fs::File::create(&config)
         .unwrap()
         .write_all(format!("[[plugin]]\nfile = {:?}\nroute = \"/\"\n[plugin.config]\n\"probe.key\" = \"granted value\"\n", probe.display().to_string()).as_bytes())
@@ -391,7 +389,7 @@ async fn chat_broadcasts_to_the_other_members_of_a_room() {
 async fn auth_refuses_without_a_token_and_picks_a_subprotocol() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("auth.toml");
-    let auth = wsserver::plugin::builtin_dir().join("auth.wasm");
+    let auth = plugin_file("auth");
     std::fs::write(
         &config,
         format!(

@@ -4,7 +4,6 @@
 //! the shared executors.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,9 +15,7 @@ use crate::common::*;
 
 /// A component built from `plugins/`, as a TOML string.
 fn built(name: &str) -> String {
-    let path: PathBuf = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    format!("{:?}", path.display().to_string())
+    format!("{:?}", plugin_file(name).display().to_string())
 }
 
 fn config_file(text: &str) -> tempfile::NamedTempFile {

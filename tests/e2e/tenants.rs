@@ -17,9 +17,7 @@ use crate::common::*;
 
 /// A component built from `plugins/`.
 fn built(name: &str) -> PathBuf {
-    let path = wsserver::plugin::builtin_dir().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
-    path
+    plugin_file(name)
 }
 
 /// Replaces `path` at once (write then rename), as an operator's deploy

@@ -511,7 +511,7 @@ async fn plugins_see_the_tls_session_and_the_client_certificate() {
     use tokio_tungstenite::tungstenite::Message;
     let s = Setup::new();
     let alice = s.pki.client("alice");
-    let probe = wsserver::plugin::builtin_dir().join("probe.wasm");
+    let probe = plugin_file("probe");
     let mut args = s.pem_file_args();
     args.extend(sets(&[
         "SSLAuthenticateClients=True",

@@ -1,5 +1,6 @@
 //! Binding the listening socket and tuning accepted ones with the seed's
-//! socket settings (socket2 exposes what tokio does not).
+//! socket settings (socket2 exposes what tokio does not). The options are
+//! this module's own types; the server's settings fill them in.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -8,14 +9,44 @@ use std::time::Duration;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 use tokio::net::TcpListener;
 
-use crate::server::settings::{IpMode, Settings};
+/// Which address families the listener accepts (the seed's UseIPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpMode {
+    V4Only = 0,
+    V6Only = 1,
+    DualStack = 2,
+}
 
-/// Resolves LocalHost for the address family UseIPv6 selects.
-pub async fn listen_address(settings: &Settings) -> io::Result<SocketAddr> {
-    let port = settings.local_port;
-    let host = settings.local_host.trim();
+/// Options of the listening socket.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenOptions {
+    /// The listen queue (ConnectionBacklog).
+    pub backlog: u32,
+    /// False sets SO_REUSEPORT, so several sockets share the port.
+    pub bind_exclusively: bool,
+    pub ip_mode: IpMode,
+    /// SO_RCVBUF / SO_SNDBUF, inherited by accepted sockets; 0 keeps the
+    /// system's.
+    pub recv_buffer: u32,
+    pub send_buffer: u32,
+}
+
+/// Options applied to each accepted socket.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptedOptions {
+    pub no_delay: bool,
+    /// TCP keep-alive idle time and probe interval in milliseconds; 0
+    /// keeps the system's.
+    pub keep_alive_time: u32,
+    pub keep_alive_interval: u32,
+}
+
+/// Resolves `host` (empty: every interface) for the address family
+/// `ip_mode` selects.
+pub async fn listen_address(host: &str, port: u16, ip_mode: IpMode) -> io::Result<SocketAddr> {
+    let host = host.trim();
     if host.is_empty() {
-        let ip = match settings.use_ipv6 {
+        let ip = match ip_mode {
             IpMode::V4Only => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpMode::V6Only | IpMode::DualStack => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
@@ -26,7 +57,7 @@ pub async fn listen_address(settings: &Settings) -> io::Result<SocketAddr> {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host, port)).await?.collect(),
     };
-    let wanted = |a: &SocketAddr| match settings.use_ipv6 {
+    let wanted = |a: &SocketAddr| match ip_mode {
         IpMode::V4Only => a.is_ipv4(),
         IpMode::V6Only => a.is_ipv6(),
         IpMode::DualStack => true,
@@ -36,48 +67,50 @@ pub async fn listen_address(settings: &Settings) -> io::Result<SocketAddr> {
             io::ErrorKind::AddrNotAvailable,
             format!(
                 "LocalHost {host:?} has no address for UseIPv6={}",
-                settings.use_ipv6 as u8
+                ip_mode as u8
             ),
         )
     })
 }
 
-/// Binds and listens with ConnectionBacklog, BindExclusively, UseIPv6 and
-/// the buffer sizes (inherited by accepted sockets).
-pub fn bind(addr: SocketAddr, settings: &Settings) -> io::Result<TcpListener> {
+/// Binds and listens with `options`.
+pub fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // SO_REUSEADDR only lets a restarted server rebind while old
     // connections linger in TIME_WAIT; sharing the port takes SO_REUSEPORT.
     socket.set_reuse_address(true)?;
-    if !settings.bind_exclusively {
+    if !options.bind_exclusively {
         socket.set_reuse_port(true)?;
     }
     if addr.is_ipv6() {
-        socket.set_only_v6(settings.use_ipv6 != IpMode::DualStack)?;
+        socket.set_only_v6(options.ip_mode != IpMode::DualStack)?;
     }
-    if settings.in_buffer_size > 0 {
-        socket.set_recv_buffer_size(settings.in_buffer_size as usize)?;
+    if options.recv_buffer > 0 {
+        socket.set_recv_buffer_size(options.recv_buffer as usize)?;
     }
-    if settings.out_buffer_size > 0 {
-        socket.set_send_buffer_size(settings.out_buffer_size as usize)?;
+    if options.send_buffer > 0 {
+        socket.set_send_buffer_size(options.send_buffer as usize)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(settings.connection_backlog.min(i32::MAX as u32) as i32)?;
+    socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
     TcpListener::from_std(socket.into())
 }
 
-/// Applies TcpNoDelay and the keep-alive settings to an accepted socket.
-pub fn configure_accepted(stream: &tokio::net::TcpStream, settings: &Settings) -> io::Result<()> {
-    stream.set_nodelay(settings.tcp_no_delay)?;
-    if settings.keep_alive_time > 0 || settings.keep_alive_interval > 0 {
+/// Applies `options` to an accepted socket.
+pub fn configure_accepted(
+    stream: &tokio::net::TcpStream,
+    options: &AcceptedOptions,
+) -> io::Result<()> {
+    stream.set_nodelay(options.no_delay)?;
+    if options.keep_alive_time > 0 || options.keep_alive_interval > 0 {
         let mut keepalive = TcpKeepalive::new();
-        if settings.keep_alive_time > 0 {
-            keepalive = keepalive.with_time(Duration::from_millis(settings.keep_alive_time.into()));
+        if options.keep_alive_time > 0 {
+            keepalive = keepalive.with_time(Duration::from_millis(options.keep_alive_time.into()));
         }
-        if settings.keep_alive_interval > 0 {
+        if options.keep_alive_interval > 0 {
             keepalive =
-                keepalive.with_interval(Duration::from_millis(settings.keep_alive_interval.into()));
+                keepalive.with_interval(Duration::from_millis(options.keep_alive_interval.into()));
         }
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }

@@ -57,6 +57,14 @@ pub struct RuntimeOptions {
     /// past it an instance cannot be created (new connections get 503).
     /// Default: what `vm.max_map_count` leaves room for.
     pub max_instances: usize,
+    /// Run a turn on the connection's own thread when its events find the
+    /// instance idle (no hop to an executor and back), unless the
+    /// tenant's turns have lately been slow. Default false: wasmtime's
+    /// synchronous WASI blocks on a tokio runtime for stream calls (a
+    /// guest printing to stdout or stderr, e.g. a panic message), which
+    /// panics on the server's own workers; only components that never
+    /// touch WASI streams may run inline.
+    pub inline_turns: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -64,9 +72,11 @@ impl Default for RuntimeOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             executors: cores,
-            // Threads stay within 2 x cores + 16 in all.
-            max_spare: cores + 8,
+            // With the server's own workers (one per core) and a few
+            // helpers, threads stay within 2 x cores + 16.
+            max_spare: 8,
             max_instances: default_max_instances(),
+            inline_turns: false,
         }
     }
 }
@@ -147,6 +157,11 @@ impl Executors {
         if queue.waiting > 0 {
             self.pool.ready.notify_one();
         }
+    }
+
+    /// Milliseconds on the pool's clock (never 0).
+    pub fn now_ms(&self) -> u64 {
+        self.pool.now_ms()
     }
 
     /// Lets the watchdog check `task` for hibernation until it answers
@@ -287,3 +302,51 @@ impl Pool {
 /// How often idle instances are looked for: the precision of
 /// `hibernate_after`.
 const SWEEP_EVERY: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A task that runs `body` once per turn.
+    struct Once<F: Fn() + Send + Sync>(F);
+
+    impl<F: Fn() + Send + Sync> Task for Once<F> {
+        fn turn(&self) -> bool {
+            (self.0)();
+            false
+        }
+
+        fn check_idle(&self, _now: Instant) -> IdleCheck {
+            IdleCheck::Forget
+        }
+    }
+
+    #[test]
+    fn a_turn_that_holds_the_only_executor_gets_a_spare_beside_it() {
+        let executors = Executors::start(RuntimeOptions {
+            executors: 1,
+            max_spare: 1,
+            max_instances: 16,
+            inline_turns: false,
+        })
+        .unwrap();
+        let (release, held) = mpsc::channel::<()>();
+        let held = Mutex::new(held);
+        let (started, started_rx) = mpsc::channel();
+        executors.schedule(Arc::new(Once(move || {
+            let _ = started.send(());
+            // Holds its executor until the test lets go.
+            let _ = lock(&held).recv_timeout(Duration::from_secs(10));
+        })));
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let (ran, ran_rx) = mpsc::channel();
+        executors.schedule(Arc::new(Once(move || {
+            let _ = ran.send(());
+        })));
+        // Served by a spare while the first turn still runs.
+        ran_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        release.send(()).unwrap();
+        executors.shutdown();
+    }
+}

@@ -1,11 +1,15 @@
 //! One plugin instance as an actor: an inbox that connection tasks fill,
 //! and the turns the executor pool (`executor.rs`) runs for it.
 //!
-//! Connection tasks push events into the inbox and return at once; the
-//! first push schedules the actor on the pool, and its turn hands
-//! everything waiting to the guest in one `on-events` call, then applies
-//! the commands the guest returned. Wasm never runs on the server's async
-//! workers.
+//! Connection tasks push events into the inbox; the first push schedules
+//! the actor on the pool, and its turn hands everything waiting to the
+//! guest in one `on-events` call, then applies the commands the guest
+//! returned. With `inline_turns` (off by default, see `RuntimeOptions`),
+//! when the actor is idle and its turns have been quick (under a
+//! millisecond), the pushing connection's thread runs the turn itself: an
+//! echo then costs no hop to an executor and back. A turn that runs long
+//! sends the actor's turns to the executors for a while, so a slow or
+//! looping plugin holds connection threads at most once per period.
 //!
 //! The wasm instance itself is made on demand: an actor starts without
 //! one, makes it when the first event or open request arrives, and drops
@@ -29,10 +33,10 @@
 //! meanwhile wait in the inbox, so none is lost or reordered.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use wsserver_packed as packed;
@@ -113,7 +117,18 @@ pub(crate) struct PluginHandle {
     /// No instance now, after hibernation: pings are not delivered (the
     /// host answers them), so they do not wake it.
     hibernated: AtomicBool,
+    /// Until when (the pool's clock, ms) turns go to the executors only: a
+    /// turn took longer than [`INLINE_MAX`].
+    slow_until: AtomicU64,
 }
+
+/// A turn longer than this keeps the actor's turns off connection threads
+/// for [`SLOW_FOR`]: a slow plugin must not hold a connection thread.
+const INLINE_MAX: Duration = Duration::from_millis(1);
+const SLOW_FOR: Duration = Duration::from_secs(10);
+/// Turns run in a row on a connection's thread before the rest goes to
+/// the executors.
+const INLINE_TURNS: usize = 2;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -143,6 +158,7 @@ impl PluginHandle {
             me: me.clone(),
             inbox: Mutex::new(Inbox::default()),
             hibernated: AtomicBool::new(false),
+            slow_until: AtomicU64::new(0),
         })
     }
 
@@ -157,13 +173,13 @@ impl PluginHandle {
         }
         inbox.scheduled = true;
         drop(inbox);
-        if let Some(me) = self.me.upgrade() {
-            self.executors.schedule(me);
-        }
+        self.schedule();
     }
 
     /// Queues packed events of `conn`. Past the plugin's limit of queued
-    /// bytes the connection is paused until the actor catches up.
+    /// bytes the connection is paused until the actor catches up. An idle
+    /// actor whose turns are quick runs its turn here, on the connection's
+    /// thread: no hop to an executor and back.
     pub fn push(&self, events: &[u8], conn: &Connection) {
         let mut inbox = self.inbox();
         inbox.events.extend_from_slice(events);
@@ -171,7 +187,41 @@ impl PluginHandle {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
-        self.wake(inbox);
+        self.run_here(inbox);
+    }
+
+    /// Runs the actor's turn on this (the pushing connection's) thread
+    /// when it is idle and its turns are quick; otherwise schedules it.
+    fn run_here(&self, mut inbox: MutexGuard<'_, Inbox>) {
+        if inbox.scheduled {
+            return;
+        }
+        inbox.scheduled = true;
+        drop(inbox);
+        if !self.runs_inline() {
+            return self.schedule();
+        }
+        for _ in 0..INLINE_TURNS {
+            if !Task::turn(self) {
+                return;
+            }
+            if !self.runs_inline() {
+                break;
+            }
+        }
+        self.schedule();
+    }
+
+    fn runs_inline(&self) -> bool {
+        self.executors.options().inline_turns
+            && self.slow_until.load(Ordering::Relaxed) <= self.executors.now_ms()
+    }
+
+    /// Queues a turn on the executors; the caller has set `scheduled`.
+    fn schedule(&self) {
+        if let Some(me) = self.me.upgrade() {
+            self.executors.schedule(me);
+        }
     }
 
     /// Resumes `conn` after the next batch, unless the plugin paused it
@@ -185,7 +235,7 @@ impl PluginHandle {
     pub fn push_open(&self, open: PendingOpen) {
         let mut inbox = self.inbox();
         inbox.opens.push(open);
-        self.wake(inbox);
+        self.run_here(inbox);
     }
 
     /// Signals `done` once the events queued so far have been handled and
@@ -224,8 +274,13 @@ impl PluginHandle {
 impl Task for PluginHandle {
     fn turn(&self) -> bool {
         let mut actor = lock(&self.actor);
+        let started = Instant::now();
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.turn(self))) {
             actor.recover(self, &panic_message(panic.as_ref()));
+        }
+        if started.elapsed() > INLINE_MAX {
+            let until = self.executors.now_ms() + SLOW_FOR.as_millis() as u64;
+            self.slow_until.store(until, Ordering::Relaxed);
         }
         let owed = !actor.state().owed.is_empty();
         let waiting_verdict = actor.pending.is_some();

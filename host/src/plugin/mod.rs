@@ -32,16 +32,3 @@ pub use tenant::{SwapError, SwapOutcome, TenantCounters, TenantStatus, Update};
 pub use topics::TopicCount;
 pub use version::ComponentVersion;
 pub use watch::WATCH_INTERVAL;
-
-/// Where the build placed the plugins of `plugins/` (echo, chat, auth and
-/// the hostile test plugins), as `<name>.wasm`.
-pub fn builtin_dir() -> &'static std::path::Path {
-    std::path::Path::new(env!("WSSERVER_PLUGIN_DIR"))
-}
-
-/// The echo plugin, built into the binary: served when no plugin is given.
-pub const ECHO: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/echo.wasm"));
-/// The chat plugin (rooms by request path), built in as an example.
-pub const CHAT: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/chat.wasm"));
-/// The auth plugin (bearer token, subprotocol choice), built in as an example.
-pub const AUTH: &[u8] = include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/auth.wasm"));

@@ -5,7 +5,7 @@
 //! within the tenant's rates.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,6 +33,9 @@ pub struct PluginRouter {
     /// Every declared tenant, in declaration order; each ready once its
     /// component has loaded.
     slots: Vec<Arc<Slot>>,
+    /// Slot indexes by the path prefix of their routes: an open request
+    /// looks up the prefixes of its path, not every tenant's routes.
+    by_prefix: HashMap<String, Vec<usize>>,
     runtime: Arc<Runtime>,
 }
 
@@ -123,7 +126,22 @@ impl PluginRouter {
     ) -> Result<Self, LoadError> {
         let runtime = Runtime::start(engine, options)?;
         match loading::start(&runtime, specs) {
-            Ok(slots) => Ok(Self { slots, runtime }),
+            Ok(slots) => {
+                let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+                for (index, slot) in slots.iter().enumerate() {
+                    for route in &slot.routes {
+                        let indexes = by_prefix.entry(route.path_prefix.clone()).or_default();
+                        if indexes.last() != Some(&index) {
+                            indexes.push(index);
+                        }
+                    }
+                }
+                Ok(Self {
+                    slots,
+                    by_prefix,
+                    runtime,
+                })
+            }
             Err(e) => {
                 runtime.shutdown();
                 Err(e)
@@ -144,8 +162,15 @@ impl PluginRouter {
 
     /// The route that wins for `path` on `host`, and its tenant's slot.
     fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Slot)> {
-        self.slots
-            .iter()
+        // The path itself and each prefix ending before a `/`, then "/".
+        let prefixes = std::iter::once(path)
+            .chain(path.match_indices('/').rev().map(|(at, _)| &path[..at]))
+            .filter(|prefix| !prefix.is_empty())
+            .chain(std::iter::once("/"));
+        prefixes
+            .filter_map(|prefix| self.by_prefix.get(prefix))
+            .flatten()
+            .map(|&index| &self.slots[index])
             .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
             .filter_map(|(route, slot)| {
                 route
@@ -316,23 +341,49 @@ thread_local! {
     static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
 }
 
+/// Staged events taken for a plugin: handed over outside the
+/// thread-local's borrow, because handing over may run the plugin's turn
+/// on this thread.
+struct Handover {
+    plugin: Arc<PluginHandle>,
+    conn: Connection,
+    events: Vec<u8>,
+}
+
+impl Handover {
+    fn push(self) {
+        self.plugin.push(&self.events, &self.conn);
+        // Keep the buffer for the next read, unless one was staged since.
+        let mut events = self.events;
+        events.clear();
+        STAGED.with_borrow_mut(|staged| {
+            if staged.events.capacity() == 0 {
+                staged.events = events;
+            }
+        });
+    }
+}
+
 impl Staged {
-    fn flush(&mut self) {
-        if let Some((plugin, conn)) = self.target.take() {
-            plugin.push(&self.events, &conn);
-            self.events.clear();
-        }
+    fn take(&mut self) -> Option<Handover> {
+        let (plugin, conn) = self.target.take()?;
+        Some(Handover {
+            plugin,
+            conn,
+            events: std::mem::take(&mut self.events),
+        })
     }
 }
 
 /// Stages an event of `conn`; events of another connection first hand over
 /// what is staged, so each connection's events keep their order.
 fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
-    STAGED.with_borrow_mut(|staged| {
+    let (before, full) = STAGED.with_borrow_mut(|staged| {
+        let mut before = None;
         if let Some((plugin, staged_conn)) = &staged.target
             && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
         {
-            staged.flush();
+            before = staged.take();
         }
         if staged.target.is_none() {
             staged.target = Some((binding.plugin.clone(), conn.clone()));
@@ -340,15 +391,21 @@ fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
         packed::Writer::new(&mut staged.events).event(event);
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
-        if staged.events.len() >= STAGE_LIMIT {
-            staged.flush();
-        }
+        let full = (staged.events.len() >= STAGE_LIMIT)
+            .then(|| staged.take())
+            .flatten();
+        (before, full)
     });
+    for handover in [before, full].into_iter().flatten() {
+        handover.push();
+    }
 }
 
 /// Hands over what is staged on this thread.
 fn flush_staged() {
-    STAGED.with_borrow_mut(Staged::flush);
+    if let Some(handover) = STAGED.with_borrow_mut(Staged::take) {
+        handover.push();
+    }
 }
 
 /// Sends one event now, after anything staged.

@@ -9,7 +9,8 @@ use rustc_hash::FxHashMap;
 
 use super::connection::Connection;
 use super::error::Error;
-use super::handler::{ConnectionId, DataFormat, DataIn, Handler};
+use super::events::{ConnectionId, DataFormat, DataIn};
+use super::handler::Handler;
 use crate::protocol::receiver::MessageKind;
 
 #[derive(Debug, Default)]

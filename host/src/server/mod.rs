@@ -2,17 +2,21 @@
 //! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
 
 mod connection;
+mod dispatch;
 pub mod echo;
 mod error;
+mod events;
 mod handler;
 mod line_mode;
 mod metrics;
 mod outbound;
+mod send_file;
 mod session;
 pub mod settings;
 pub mod static_files;
 mod table;
 mod tls;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,13 +32,13 @@ use tokio::task::JoinHandle;
 
 pub use connection::{Connection, ConnectionInfo, SendFormat};
 pub use error::{Error, Result, WOULD_BLOCK, io_error_code};
-pub use handler::{
-    BoxFuture, ClientAuthentication, ConnectionId, ConnectionRequest, DataFormat, DataIn, Handler,
-    LogLevel, LogType, OpenRequest, OpenResponse,
+pub use events::{
+    BoxFuture, ClientAuthentication, ConnectionId, ConnectionRequest, DataFormat, DataIn, LogLevel,
+    LogType, OpenRequest, OpenResponse, TlsInfo,
 };
+pub use handler::Handler;
 pub use metrics::{RefusalCounts, RefusalReason, ServerMetrics};
 pub use settings::{ConfigError, IpMode, Settings};
-pub use tls::TlsInfo;
 
 use crate::net::listener;
 use crate::net::tls::{CertificateInfo, ClientAuthPolicy, TlsServerConfig, build_server_config};
@@ -257,13 +261,16 @@ impl WsServer {
         }
         let settings = self.shared.settings();
         let tls = self.tls_config(&settings)?;
-        let addr = listener::listen_address(&settings).await.map_err(|e| {
-            Error::io(
-                format!("cannot resolve LocalHost {:?}", settings.local_host),
-                e,
-            )
-        })?;
-        let socket = listener::bind(addr, &settings)
+        let addr =
+            listener::listen_address(&settings.local_host, settings.local_port, settings.use_ipv6)
+                .await
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot resolve LocalHost {:?}", settings.local_host),
+                        e,
+                    )
+                })?;
+        let socket = listener::bind(addr, &settings.listen_options())
             .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let addr = socket
             .local_addr()

@@ -6,18 +6,12 @@
 use std::fmt;
 
 use crate::net::client_filter::ClientFilter;
+pub use crate::net::listener::IpMode;
+use crate::net::listener::{AcceptedOptions, ListenOptions};
 use crate::net::tls::session::NEGOTIATED_KEYS;
 use crate::net::tls::{TlsConfigError, TlsSettings};
 use crate::protocol::close::{MAX_REASON_LEN, is_valid_wire_code};
 use crate::protocol::deflate::{DeflateSettings, SettingError};
-
-/// Which address families the listener accepts (the seed's UseIPv6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpMode {
-    V4Only = 0,
-    V6Only = 1,
-    DualStack = 2,
-}
 
 /// Every setting of a server. Connections read them when they open, so a
 /// change applies to connections opened afterwards.
@@ -370,6 +364,28 @@ impl Settings {
             ),
             _ => return Err(unsupported(key)),
         })
+    }
+
+    /// The listening socket's options: ConnectionBacklog, BindExclusively,
+    /// UseIPv6, InBufferSize and OutBufferSize.
+    pub(crate) fn listen_options(&self) -> ListenOptions {
+        ListenOptions {
+            backlog: self.connection_backlog,
+            bind_exclusively: self.bind_exclusively,
+            ip_mode: self.use_ipv6,
+            recv_buffer: self.in_buffer_size,
+            send_buffer: self.out_buffer_size,
+        }
+    }
+
+    /// An accepted socket's options: TcpNoDelay, KeepAliveTime and
+    /// KeepAliveInterval.
+    pub(crate) fn accepted_options(&self) -> AcceptedOptions {
+        AcceptedOptions {
+            no_delay: self.tcp_no_delay,
+            keep_alive_time: self.keep_alive_time,
+            keep_alive_interval: self.keep_alive_interval,
+        }
     }
 
     /// The close reason Disconnect sends.

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use super::connection::Connection;
-use super::handler::ConnectionId;
+use super::events::ConnectionId;
 
 const SHARDS: usize = 16;
 

@@ -11,19 +11,9 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_rustls::server::TlsStream;
 
 use super::connection::Connection;
-use super::handler::{ClientAuthentication, LogLevel, LogType};
-use super::session::REFUSAL_LINGER;
+use super::events::{ClientAuthentication, LogLevel, LogType, TlsInfo};
+use super::upgrade::REFUSAL_LINGER;
 use crate::net::tls::{ClientCertificate, NegotiatedSession, TlsServerConfig};
-
-/// A connection's TLS session: the seed's SSLNegotiated*[ConnectionId]
-/// values and the client certificate it was accepted with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsInfo {
-    pub session: NegotiatedSession,
-    /// Present when SSLAuthenticateClients is on and the client sent a
-    /// certificate that was accepted.
-    pub client_certificate: Option<ClientCertificate>,
-}
 
 /// Runs the server handshake until `deadline` (HandshakeTimeout; the
 /// config adds DefaultConnectionTimeout), fires the TLS events and records

@@ -264,6 +264,16 @@ ws_result_t ws_connection_path(ws_conn_t conn, char *out, size_t cap);
  * up to `cap` ids to `out` (call with cap 0 to count). */
 size_t ws_connections(ws_conn_t *out, size_t cap);
 
+/* Stores up to 2048 bytes with one of this plugin's connections (an empty
+ * attachment removes it). The host keeps it while the connection is open:
+ * across hibernation, traps and hot swaps, so a fresh instance can serve
+ * the connection. */
+ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len);
+
+/* The connection's attachment: its length goes to `*len` (0 when there is
+ * none) and up to `cap` bytes of it to `out`. WS_OK or the host's error. */
+ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len);
+
 /* A configuration value the operator granted, as a malloc'd string the
  * caller frees, or NULL if it is not set. */
 char *ws_config_get(const char *key);

@@ -17,6 +17,7 @@ typedef WSB(string_t) wsb_string_t;
 typedef WSB(list_u8_t) wsb_list_u8_t;
 typedef WSB(option_string_t) wsb_option_string_t;
 typedef WSB(list_string_t) wsb_list_string_t;
+typedef WSB(option_list_u8_t) wsb_option_list_u8_t;
 #define wsb_string_free WSB(string_free)
 #define wsb_string_dup_n WSB(string_dup_n)
 #define wsb_list_u8_free WSB(list_u8_free)

@@ -385,6 +385,29 @@ size_t ws_connections(ws_conn_t *out, size_t cap) {
     return total;
 }
 
+ws_result_t ws_host_set_attachment(ws_conn_t conn, const void *data, size_t len) {
+    wsb_list_u8_t bytes = {(uint8_t *)data, len};
+    wsserver_plugin_types_host_error_t err = 0;
+    return result_of(wsserver_plugin_host_set_attachment(conn, &bytes, &err), err);
+}
+
+ws_result_t ws_host_attachment(ws_conn_t conn, void *out, size_t cap, size_t *len) {
+    wsb_option_list_u8_t found = {false, {NULL, 0}};
+    wsserver_plugin_types_host_error_t err = 0;
+    *len = 0;
+    if (!wsserver_plugin_host_attachment(conn, &found, &err)) {
+        return result_of(false, err);
+    }
+    if (found.is_some) {
+        *len = found.val.len;
+        if (cap > 0) {
+            memcpy(out, found.val.ptr, found.val.len < cap ? found.val.len : cap);
+        }
+        wsb_list_u8_free(&found.val);
+    }
+    return WS_OK;
+}
+
 char *ws_config_get(const char *key) {
     wsb_string_t name = view_string(key);
     wsb_string_t value = {NULL, 0};

@@ -68,6 +68,21 @@ export function publish(topic, data, { exclude = null, format } = {}) {
   call(wit.publish, topic, formatOf(data, format), toBytes(data), exclude);
 }
 
+/**
+ * Stores up to 2048 bytes (a string is UTF-8 encoded) with one of this
+ * plugin's connections; "" removes it. The host keeps it while the
+ * connection is open, across hibernation, traps and hot swaps.
+ */
+export function setAttachment(connection, data) {
+  call(wit.setAttachment, connection, toBytes(data));
+}
+
+/** The connection's attachment as a Uint8Array, or null. */
+export function attachment(connection) {
+  const found = call(wit.attachment, connection);
+  return found == null ? null : Uint8Array.from(found);
+}
+
 /** A configuration value the operator granted this plugin, or null. */
 export function config(key) {
   return wit.configGet(key) ?? null;

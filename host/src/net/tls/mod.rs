@@ -27,7 +27,9 @@ mod bench;
 #[cfg(test)]
 mod tests;
 
-pub use certificate::{CertSource, LoadedCertificate};
+#[cfg(test)]
+use certificate::LoadedCertificate;
+pub use certificate::{CertSource, inspect};
 pub use client_auth::{ClientAuthPolicy, ClientCertStatus, ClientCertificate};
 pub use error::{TlsConfigError, TlsError};
 pub use info::CertificateInfo;

@@ -38,11 +38,20 @@ extern void __wasm_import_wsserver_plugin_host_unsubscribe(int64_t, uint8_t *, s
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("publish")))
 extern void __wasm_import_wsserver_plugin_host_publish(uint8_t *, size_t, int32_t, uint8_t *, size_t, int32_t, int64_t, uint8_t *);
 
+__attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("subscriber-count")))
+extern int64_t __wasm_import_wsserver_plugin_host_subscriber_count(uint8_t *, size_t);
+
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("config-get")))
 extern void __wasm_import_wsserver_plugin_host_config_get(uint8_t *, size_t, uint8_t *);
 
 __attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("log")))
 extern void __wasm_import_wsserver_plugin_host_log(int32_t, uint8_t *, size_t);
+
+__attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("set-attachment")))
+extern void __wasm_import_wsserver_plugin_host_set_attachment(int64_t, uint8_t *, size_t, uint8_t *);
+
+__attribute__((__import_module__("wsserver:plugin/host@0.1.0"), __import_name__("attachment")))
+extern void __wasm_import_wsserver_plugin_host_attachment(int64_t, uint8_t *);
 
 // Exported Functions from `wsserver:plugin/handler@0.1.0`
 
@@ -407,6 +416,19 @@ void wsserver_plugin_host_list_connection_id_free(wsserver_plugin_host_list_conn
 
 void wsserver_plugin_host_option_connection_id_free(wsserver_plugin_host_option_connection_id_t *ptr) {
   if (ptr->is_some) {
+  }
+}
+
+void plugin_option_list_u8_free(plugin_option_list_u8_t *ptr) {
+  if (ptr->is_some) {
+    plugin_list_u8_free(&ptr->val);
+  }
+}
+
+void wsserver_plugin_host_result_option_list_u8_host_error_free(wsserver_plugin_host_result_option_list_u8_host_error_t *ptr) {
+  if (!ptr->is_err) {
+    plugin_option_list_u8_free(&ptr->val.ok);
+  } else {
   }
 }
 
@@ -838,6 +860,11 @@ bool wsserver_plugin_host_publish(plugin_string_t *topic, wsserver_plugin_host_m
   }
 }
 
+uint64_t wsserver_plugin_host_subscriber_count(plugin_string_t *topic) {
+  int64_t ret = __wasm_import_wsserver_plugin_host_subscriber_count((uint8_t *) (*topic).ptr, (*topic).len);
+  return (uint64_t) (ret);
+}
+
 bool wsserver_plugin_host_config_get(plugin_string_t *key, plugin_string_t *ret) {
   __attribute__((__aligned__(sizeof(void*))))
   uint8_t ret_area[(3*sizeof(void*))];
@@ -861,6 +888,71 @@ bool wsserver_plugin_host_config_get(plugin_string_t *key, plugin_string_t *ret)
 
 void wsserver_plugin_host_log(wsserver_plugin_host_log_level_t level, plugin_string_t *message) {
   __wasm_import_wsserver_plugin_host_log((int32_t) level, (uint8_t *) (*message).ptr, (*message).len);
+}
+
+bool wsserver_plugin_host_set_attachment(wsserver_plugin_host_connection_id_t connection, plugin_list_u8_t *data, wsserver_plugin_host_host_error_t *err) {
+  __attribute__((__aligned__(1)))
+  uint8_t ret_area[2];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wsserver_plugin_host_set_attachment((int64_t) (connection), (uint8_t *) (*data).ptr, (*data).len, ptr);
+  wsserver_plugin_host_result_void_host_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (int32_t) *((uint8_t*) (ptr + 1));
+      break;
+    }
+  }
+  if (!result.is_err) {
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
+}
+
+bool wsserver_plugin_host_attachment(wsserver_plugin_host_connection_id_t connection, plugin_option_list_u8_t *ret, wsserver_plugin_host_host_error_t *err) {
+  __attribute__((__aligned__(sizeof(void*))))
+  uint8_t ret_area[(4*sizeof(void*))];
+  uint8_t *ptr = (uint8_t *) &ret_area;
+  __wasm_import_wsserver_plugin_host_attachment((int64_t) (connection), ptr);
+  wsserver_plugin_host_result_option_list_u8_host_error_t result;
+  switch ((int32_t) *((uint8_t*) (ptr + 0))) {
+    case 0: {
+      result.is_err = false;
+      plugin_option_list_u8_t option;
+      switch ((int32_t) *((uint8_t*) (ptr + sizeof(void*)))) {
+        case 0: {
+          option.is_some = false;
+          break;
+        }
+        case 1: {
+          option.is_some = true;
+          option.val = (plugin_list_u8_t) { (uint8_t*)(*((uint8_t **) (ptr + (2*sizeof(void*))))), (*((size_t*) (ptr + (3*sizeof(void*))))) };
+          break;
+        }
+      }
+
+      result.val.ok = option;
+      break;
+    }
+    case 1: {
+      result.is_err = true;
+      result.val.err = (int32_t) *((uint8_t*) (ptr + sizeof(void*)));
+      break;
+    }
+  }
+  if (!result.is_err) {
+    *ret = result.val.ok;
+    return 1;
+  } else {
+    *err = result.val.err;
+    return 0;
+  }
 }
 
 __attribute__((__export_name__("wsserver:plugin/handler@0.1.0#on-open-request")))

@@ -434,6 +434,19 @@ typedef struct {
   wsserver_plugin_host_connection_id_t val;
 } wsserver_plugin_host_option_connection_id_t;
 
+typedef struct {
+  bool is_some;
+  plugin_list_u8_t val;
+} plugin_option_list_u8_t;
+
+typedef struct {
+  bool is_err;
+  union {
+    plugin_option_list_u8_t ok;
+    wsserver_plugin_host_host_error_t err;
+  } val;
+} wsserver_plugin_host_result_option_list_u8_host_error_t;
+
 typedef wsserver_plugin_types_open_request_t exports_wsserver_plugin_handler_open_request_t;
 
 typedef wsserver_plugin_types_open_response_t exports_wsserver_plugin_handler_open_response_t;
@@ -481,11 +494,31 @@ extern bool wsserver_plugin_host_unsubscribe(wsserver_plugin_host_connection_id_
 // that is not this plugin's (`invalid-connection`); full subscriber
 // queues are reported as `error` events.
 extern bool wsserver_plugin_host_publish(plugin_string_t *topic, wsserver_plugin_host_message_format_t format, plugin_list_u8_t *data, wsserver_plugin_host_connection_id_t *maybe_exclude, wsserver_plugin_host_host_error_t *err);
+// How many connections subscribe to a topic of this plugin's tenant.
+// With a cluster backplane the count spans every node: this node's
+// subscribers exactly, the other nodes' as last read from the
+// backplane (refreshed every half second; a node that stops counts
+// for at most 15 s more).
+extern uint64_t wsserver_plugin_host_subscriber_count(plugin_string_t *topic);
 // A configuration value the operator granted to this plugin, or none
 // if it is not set. Keys are the plugin's own (e.g. "auth.token").
 extern bool wsserver_plugin_host_config_get(plugin_string_t *key, plugin_string_t *ret);
 // Writes a line to the server's log, tagged with the plugin's name.
 extern void wsserver_plugin_host_log(wsserver_plugin_host_log_level_t level, plugin_string_t *message);
+// Stores a small byte string with one of this plugin's connections,
+// replacing the previous one (Cloudflare's `serializeAttachment`).
+// The host keeps it for as long as the connection is open: across
+// hibernation (the instance is dropped while its connections stay
+// open, see the package documentation), a trap that replaces the
+// instance, and hot swaps. Keep in it what an instance made afresh
+// needs to serve the connection (a user name, a room, a session
+// token), so a plugin with no `lifecycle` still serves it as before.
+// At most 2048 bytes (`invalid-argument` beyond); an empty list
+// removes it.
+extern bool wsserver_plugin_host_set_attachment(wsserver_plugin_host_connection_id_t connection, plugin_list_u8_t *data, wsserver_plugin_host_host_error_t *err);
+// The bytes last stored with `set-attachment` for a connection, or
+// none.
+extern bool wsserver_plugin_host_attachment(wsserver_plugin_host_connection_id_t connection, plugin_option_list_u8_t *ret, wsserver_plugin_host_host_error_t *err);
 
 // Exported Functions from `wsserver:plugin/handler@0.1.0`
 void exports_wsserver_plugin_handler_on_open_request(exports_wsserver_plugin_handler_open_request_t *request, exports_wsserver_plugin_handler_open_response_t *ret);
@@ -550,6 +583,10 @@ void wsserver_plugin_host_result_ws_connection_host_error_free(wsserver_plugin_h
 void wsserver_plugin_host_list_connection_id_free(wsserver_plugin_host_list_connection_id_t *ptr);
 
 void wsserver_plugin_host_option_connection_id_free(wsserver_plugin_host_option_connection_id_t *ptr);
+
+void plugin_option_list_u8_free(plugin_option_list_u8_t *ptr);
+
+void wsserver_plugin_host_result_option_list_u8_host_error_free(wsserver_plugin_host_result_option_list_u8_host_error_t *ptr);
 
 void exports_wsserver_plugin_handler_open_request_free(exports_wsserver_plugin_handler_open_request_t *ptr);
 

@@ -73,6 +73,21 @@ def publish(
     _call(wit.publish, topic, fmt, payload, exclude)
 
 
+def set_attachment(connection: int, data: bytes | str) -> None:
+    """Stores up to 2048 bytes (a str is UTF-8 encoded) with one of this
+    plugin's connections; empty removes it. The host keeps it while the
+    connection is open, across hibernation, traps and hot swaps."""
+    if isinstance(data, str):
+        data = data.encode()
+    _call(wit.set_attachment, connection, data)
+
+
+def attachment(connection: int) -> bytes | None:
+    """The connection's attachment, or None."""
+    found = _call(wit.attachment, connection)
+    return None if found is None else bytes(found)
+
+
 def config(key: str) -> str | None:
     """A configuration value the operator granted this plugin, or None."""
     return wit.config_get(key)

@@ -20,11 +20,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use cli::Cli;
 use wsserver::admin::{AdminServer, AdminTarget};
 use wsserver::cluster::Backplane;
-use wsserver::net::tls::CertificateInfo;
 use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, SwapError};
-use wsserver::server::echo::EchoHandler;
-use wsserver::server::settings::{ConfigError, all_keys};
-use wsserver::{Handler, Settings, WsServer};
+use wsserver::tls::CertificateInfo;
+use wsserver::{ConfigError, EchoHandler, Handler, IpMode, Settings, WsServer, setting_keys};
 
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
@@ -32,8 +30,11 @@ const DEFAULT_PORT: &str = "8080";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_settings {
-        let width = all_keys().map(|(name, _)| name.len()).max().unwrap_or(0);
-        for (name, summary) in all_keys() {
+        let width = setting_keys()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        for (name, summary) in setting_keys() {
             println!("{name:<width$}  {summary}");
         }
         return ExitCode::SUCCESS;
@@ -177,6 +178,7 @@ fn build_router(
     let options = RuntimeOptions {
         executors: runtime.executors.unwrap_or(defaults.executors),
         max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
+        inline_turns: runtime.inline_turns.unwrap_or(defaults.inline_turns),
         ..defaults
     };
     let router = PluginRouter::start_with(&engine, specs, options)?;
@@ -316,7 +318,7 @@ fn with_hint(error: ConfigError) -> String {
     let ConfigError::UnknownKey(key) = &error else {
         return error.to_string();
     };
-    let closest = all_keys()
+    let closest = setting_keys()
         .map(|(name, _)| {
             (
                 strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
@@ -337,7 +339,7 @@ fn apply_listen(settings: &mut Settings, listen: &str) -> anyhow::Result<()> {
     let (host, port) = cli::split_listen(listen).map_err(anyhow::Error::msg)?;
     settings.set("LocalHost", &host)?;
     settings.set("LocalPort", &port.to_string())?;
-    if host.contains(':') && settings.use_ipv6 == wsserver::server::IpMode::V4Only {
+    if host.contains(':') && settings.use_ipv6 == IpMode::V4Only {
         settings.set("UseIPv6", "1")?;
     }
     Ok(())

@@ -8,19 +8,28 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use wsserver::plugin::{
-    self, PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component,
-};
-use wsserver::server::static_files::StaticSite;
+use wsserver::StaticSite;
+use wsserver::plugin::{PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component};
 
 use crate::config::TenantEntry;
 use crate::demo;
 
-/// The plugins built into the binary, for `builtin:NAME`.
+/// The plugins built into the binary, for `builtin:NAME`: echo serves when
+/// no plugin is given, chat (rooms by request path) and auth (bearer token,
+/// subprotocol choice) are examples. host/build.rs compiles them.
 const BUILTIN: &[(&str, &[u8])] = &[
-    ("echo", plugin::ECHO),
-    ("chat", plugin::CHAT),
-    ("auth", plugin::AUTH),
+    (
+        "echo",
+        include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/echo.wasm")),
+    ),
+    (
+        "chat",
+        include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/chat.wasm")),
+    ),
+    (
+        "auth",
+        include_bytes!(concat!(env!("WSSERVER_PLUGIN_DIR"), "/auth.wasm")),
+    ),
 ];
 
 /// Parses one `--plugin` value: `[ROUTE=]FILE`.
@@ -331,7 +340,7 @@ mod tests {
         assert_eq!(p.allowed_origins, ["https://a.test"]);
         assert_eq!(p.connection_rate.map(|r| r.per_second.get()), Some(5));
         assert_eq!(p.tenant_rate.map(|r| r.burst.get()), Some(50));
-        assert_eq!(p.over_rate, plugin::OverRate::Close);
+        assert_eq!(p.over_rate, wsserver::plugin::OverRate::Close);
 
         let bad = |entry: TenantEntry| format!("{:#}", to_spec(entry).unwrap_err());
         let e = bad(TenantEntry {

@@ -30,6 +30,7 @@
 //! [runtime]             # the executors every tenant's instances run on
 //! executors = 2         # threads; default one per core
 //! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
+//! inline_turns = false  # quick turns on the connection's thread (no hop)
 //!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
@@ -69,6 +70,8 @@ pub struct RuntimeEntry {
     pub executors: Option<usize>,
     /// Live plugin instances, all tenants together.
     pub max_instances: Option<usize>,
+    /// Quick turns run on the connection's thread (default false).
+    pub inline_turns: Option<bool>,
 }
 
 /// The `[cluster]` table.

@@ -33,11 +33,11 @@ struct Template {
 const COMMON: &[File] = &[
     (
         "README.md",
-        include_str!("../../templates/common/README.md"),
+        include_str!("../../../../templates/common/README.md"),
     ),
     (
         "test_plugin.py",
-        include_str!("../../templates/common/test_plugin.py"),
+        include_str!("../../../../templates/common/test_plugin.py"),
     ),
 ];
 
@@ -52,14 +52,20 @@ fn template(lang: Lang) -> Template {
             files: &[
                 (
                     "Cargo.toml",
-                    include_str!("../../templates/rust/Cargo.toml"),
+                    include_str!("../../../../templates/rust/Cargo.toml"),
                 ),
                 (
                     "src/lib.rs",
-                    include_str!("../../templates/rust/src/lib.rs"),
+                    include_str!("../../../../templates/rust/src/lib.rs"),
                 ),
-                ("build.sh", include_str!("../../templates/rust/build.sh")),
-                ("test.sh", include_str!("../../templates/rust/test.sh")),
+                (
+                    "build.sh",
+                    include_str!("../../../../templates/rust/build.sh"),
+                ),
+                (
+                    "test.sh",
+                    include_str!("../../../../templates/rust/test.sh"),
+                ),
                 (".gitignore", "/target\n*.wasm\n"),
             ],
         },
@@ -70,13 +76,13 @@ fn template(lang: Lang) -> Template {
                 `SDK/c/install-toolchain.sh` installs them (Debian clang-19, lld-19, \
                 libclang-rt-19-dev-wasm32, wasi-libc; the wasm32-wasip2 rustup target).",
             files: &[
-                ("main.c", include_str!("../../templates/c/main.c")),
+                ("main.c", include_str!("../../../../templates/c/main.c")),
                 (
                     "wsserver-cc.args",
-                    include_str!("../../templates/c/wsserver-cc.args"),
+                    include_str!("../../../../templates/c/wsserver-cc.args"),
                 ),
-                ("build.sh", include_str!("../../templates/c/build.sh")),
-                ("test.sh", include_str!("../../templates/c/test.sh")),
+                ("build.sh", include_str!("../../../../templates/c/build.sh")),
+                ("test.sh", include_str!("../../../../templates/c/test.sh")),
                 (".gitignore", "*.wasm\n"),
             ],
         },
@@ -86,13 +92,16 @@ fn template(lang: Lang) -> Template {
             toolchain: "Needs node and componentize-qjs: `SDK/js/install-toolchain.sh` \
                 installs it from npm.",
             files: &[
-                ("main.js", include_str!("../../templates/js/main.js")),
+                ("main.js", include_str!("../../../../templates/js/main.js")),
                 (
                     "package.json",
-                    include_str!("../../templates/js/package.json"),
+                    include_str!("../../../../templates/js/package.json"),
                 ),
-                ("build.sh", include_str!("../../templates/js/build.sh")),
-                ("test.sh", include_str!("../../templates/js/test.sh")),
+                (
+                    "build.sh",
+                    include_str!("../../../../templates/js/build.sh"),
+                ),
+                ("test.sh", include_str!("../../../../templates/js/test.sh")),
                 (".gitignore", "node_modules/\n*.wasm\n"),
             ],
         },
@@ -102,13 +111,22 @@ fn template(lang: Lang) -> Template {
             toolchain: "Needs componentize-py: `SDK/python/install-toolchain.sh` installs it \
                 from PyPI.",
             files: &[
-                ("app.py", include_str!("../../templates/python/app.py")),
+                (
+                    "app.py",
+                    include_str!("../../../../templates/python/app.py"),
+                ),
                 (
                     "pyproject.toml",
-                    include_str!("../../templates/python/pyproject.toml"),
+                    include_str!("../../../../templates/python/pyproject.toml"),
                 ),
-                ("build.sh", include_str!("../../templates/python/build.sh")),
-                ("test.sh", include_str!("../../templates/python/test.sh")),
+                (
+                    "build.sh",
+                    include_str!("../../../../templates/python/build.sh"),
+                ),
+                (
+                    "test.sh",
+                    include_str!("../../../../templates/python/test.sh"),
+                ),
                 (".gitignore", "__pycache__/\n*.wasm\n"),
             ],
         },

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use wsserver::server::static_files::{EmbeddedFile, StaticSite};
+use wsserver::{EmbeddedFile, StaticSite};
 
 /// The `static` value naming this site, as `builtin:echo` names a plugin.
 pub const BUILTIN: &str = "builtin:demo";
@@ -20,15 +20,15 @@ const FILES: &[EmbeddedFile] = &[
     },
     EmbeddedFile {
         path: "docs/README.md",
-        body: include_bytes!("../../README.md"),
+        body: include_bytes!("../../../../README.md"),
     },
     EmbeddedFile {
         path: "docs/plugins.md",
-        body: include_bytes!("../../wit/README.md"),
+        body: include_bytes!("../../../../wit/README.md"),
     },
     EmbeddedFile {
         path: "docs/plugin.wit",
-        body: include_bytes!("../../wit/plugin.wit"),
+        body: include_bytes!("../../../../wit/plugin.wit"),
     },
 ];
 

@@ -1,0 +1,552 @@
+//! A connection's task: admission, the TLS handshake with UseSSL, the
+//! opening handshake (see [`upgrade`](super::upgrade)), then one loop that
+//! reads, dispatches events (see [`dispatch`](super::dispatch)) and writes
+//! until the closing handshake ([`closing`]) ends. Everything after
+//! admission is generic over the stream, plain TCP or TLS.
+//!
+//! The loop runs inside a single future: each turn moves frames queued by
+//! senders into the write list, writes them in one vectored write, then
+//! reads into a per-thread scratch buffer and dispatches what arrived, so an
+//! idle connection holds no read buffer and everything a turn produces
+//! leaves in one write.
+
+mod closing;
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at};
+
+use super::ServerShared;
+use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
+use super::dispatch::Dispatch;
+use super::events::{LogLevel, LogType};
+use super::metrics::RefusalReason;
+use super::outbound::{WriteList, empty_slices};
+use super::settings::Settings;
+use super::tls;
+use super::upgrade::{self, Opened, REFUSAL_LINGER};
+use crate::net::listener::configure_accepted;
+use crate::net::tls::TlsServerConfig;
+use crate::protocol::close::INTERNAL_ERROR;
+use crate::protocol::deflate::{Deflater, Inflater};
+use crate::protocol::receiver::Receiver;
+use closing::CloseHandshake;
+
+/// Bytes read per read call, into the per-thread scratch buffer.
+const READ_BUFFER: usize = 64 * 1024;
+/// Rounds a connection may run before yielding to other tasks.
+const ROUNDS_PER_TURN: usize = 16;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
+}
+
+/// Serves one accepted TCP connection to its end; `tls` is the server's
+/// TLS configuration when UseSSL is on.
+pub(crate) async fn serve(
+    server: Arc<ServerShared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<Arc<TlsServerConfig>>,
+) {
+    let settings = server.settings();
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    if !upgrade::admit(
+        &server,
+        &mut stream,
+        remote,
+        local,
+        &settings,
+        tls.is_some(),
+    )
+    .await
+    {
+        return;
+    }
+    if let Err(e) = configure_accepted(&stream, &settings.accepted_options()) {
+        server.log(
+            None,
+            LogLevel::Verbose,
+            LogType::Error,
+            format_args!("socket options for {remote}: {e}"),
+        );
+    }
+    let conn = Connection(Arc::new(ConnShared {
+        id: server.next_connection_id(),
+        remote,
+        local,
+        server: server.clone(),
+        limits: ConnLimits {
+            max_frame_size: settings.max_frame_size,
+            max_send_queue: settings.max_send_queue,
+        },
+        request: OnceLock::new(),
+        tls: OnceLock::new(),
+        attachment: OnceLock::new(),
+        accept_data: AtomicBool::new(true),
+        state: Mutex::new(ConnState::new(
+            settings.max_line_length,
+            settings.default_timeout,
+        )),
+    }));
+    server.table.insert(conn.clone());
+    let registration = Registration { conn: &conn };
+
+    match tls {
+        None => {
+            run(
+                &mut stream,
+                &settings,
+                handshake_deadline(&settings),
+                registration,
+            )
+            .await
+        }
+        // Boxed: the TLS state lives on the heap, so a plain connection's
+        // task is not sized for it.
+        Some(config) => {
+            let deadline = handshake_deadline(&settings);
+            Box::pin(run_tls(&config, stream, &settings, deadline, registration)).await;
+        }
+    }
+}
+
+/// HandshakeTimeout from now: it bounds the TLS and the WebSocket
+/// handshakes together.
+fn handshake_deadline(settings: &Settings) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into())
+}
+
+/// The TLS handshake, then the WebSocket over the TLS stream.
+async fn run_tls(
+    config: &TlsServerConfig,
+    stream: TcpStream,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    if let Some(mut stream) = tls::handshake(config, stream, registration.conn, deadline).await {
+        run(&mut stream, settings, deadline, registration).await;
+    }
+}
+
+/// The WebSocket part of a connection: the opening handshake, the session
+/// loop and the Disconnected event, after which `registration` is released.
+/// The stream stays with the caller, so the task holds it once.
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    settings: &Settings,
+    deadline: tokio::time::Instant,
+    registration: Registration<'_>,
+) {
+    let conn = registration.conn;
+    let server = &conn.0.server;
+    // The handshake's buffers and futures live on the heap only while it
+    // runs, not in every idle connection's task.
+    let opening = Box::pin(timeout_at(
+        deadline,
+        upgrade::handshake(stream, conn, settings),
+    ));
+    let opened = match opening.await {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return,
+        Err(_) => {
+            server
+                .metrics
+                .connection_refused(RefusalReason::HandshakeTimeout);
+            server.log(
+                Some(conn),
+                LogLevel::Info,
+                LogType::Error,
+                format_args!("opening handshake timed out"),
+            );
+            return;
+        }
+    };
+    server.metrics.connection_accepted();
+    // Frames that arrived with the upgrade request are read bytes too.
+    if !opened.leftover.is_empty() {
+        server.metrics.received(opened.leftover.len(), 0);
+    }
+    server.log(
+        Some(conn),
+        LogLevel::Info,
+        LogType::Info,
+        format_args!(
+            "connected {} {}",
+            conn.remote_addr(),
+            conn.request().map_or("", |r| r.request_uri.as_str())
+        ),
+    );
+    server.handler.connected(conn);
+    server.handler.ready_to_send(conn);
+
+    let mut session = Session::new(stream, conn.clone(), settings, opened);
+    poll_fn(|cx| session.poll_run(cx)).await;
+    server.metrics.connection_closed();
+    let (code, description) = session.closing.take_ending();
+    {
+        // Sends fail from now on; a SendFile stops.
+        let mut st = conn.lock();
+        st.closing = true;
+        st.connected = false;
+        st.transfer = None;
+    }
+    // Gone from Connections during Disconnected, but still admitted until
+    // it returns, so Shutdown waits for every Disconnected.
+    server.table.unlist(conn.id());
+    server.log(
+        Some(conn),
+        LogLevel::Info,
+        LogType::Info,
+        format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
+    );
+    server.handler.disconnected(conn, code, &description);
+    // The slot is free before the client sees the connection end, so a
+    // client that reconnects at once finds room.
+    drop(registration);
+    // Best effort: a client that stopped reading cannot hold us here.
+    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
+}
+
+/// Removes the connection from the table and releases its admission
+/// however its task ends.
+struct Registration<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
+    }
+}
+
+/// What one round of the loop achieved.
+enum Step {
+    Progress,
+    Blocked,
+    Done,
+}
+
+struct Session<S> {
+    stream: S,
+    conn: Connection,
+    receiver: Receiver,
+    dispatch: Dispatch,
+    writes: WriteList,
+    /// permessage-deflate's compressor, when negotiated: queued messages
+    /// are compressed here, by the connection's own task.
+    deflater: Option<Deflater>,
+    /// Input read but not yet dispatched: the handler paused data.
+    held: Vec<u8>,
+    closing: CloseHandshake,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    fn new(stream: S, conn: Connection, settings: &Settings, opened: Opened) -> Self {
+        let handler = conn.0.server.handler.clone();
+        Self {
+            stream,
+            receiver: Receiver::new(
+                opened.max_message_size,
+                opened.deflate.as_ref().map(Inflater::new),
+            ),
+            dispatch: Dispatch::new(conn.clone(), handler, settings),
+            conn,
+            writes: WriteList::default(),
+            deflater: opened
+                .deflate
+                .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
+            held: opened.leftover,
+            closing: CloseHandshake::new(settings),
+        }
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_TURN {
+            match self.round(cx) {
+                Step::Progress => continue,
+                Step::Done => return Poll::Ready(()),
+                Step::Blocked => {}
+            }
+            if self.park(cx) {
+                continue;
+            }
+            match self.closing.poll_timers(cx, &self.conn) {
+                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(false) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Let other connections run; this one resumes at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Takes queued work, writes, then reads and dispatches.
+    fn round(&mut self, cx: &mut Context<'_>) -> Step {
+        self.closing.poll_failing(cx, &self.conn);
+        let (queued, ready, messages_sent) = {
+            let mut st = self.conn.lock();
+            st.task_active = true;
+            // Owed when a refused sender's queue emptied without a write
+            // of ours (e.g. a SendFile that ended as its last frame left).
+            let ready = st.take_ready_to_send();
+            self.closing.take_requested(&mut st);
+            let messages_sent = st.out.move_to(&mut self.writes);
+            self.dispatch.line_mode = st.line_mode;
+            self.dispatch.max_line_length = st.max_line_length;
+            (st.out.queued(), ready, messages_sent)
+        };
+        if messages_sent > 0 {
+            self.conn.0.server.metrics.messages_sent(messages_sent);
+        }
+        if ready {
+            self.dispatch.handler.ready_to_send(&self.conn);
+        }
+        self.compress_queued();
+
+        let flushed = match self.poll_flush(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                self.closing
+                    .io_failed(&self.conn, self.dispatch.handler.as_ref(), &e);
+                return Step::Done;
+            }
+            Poll::Pending => false,
+        };
+        if flushed && self.closing.poll_written(&mut self.stream, cx) {
+            return Step::Done;
+        }
+
+        // A client that does not read what we send is not read from either
+        // (until the socket takes our bytes again), bounding our queue.
+        let throttled = !flushed && queued > self.conn.0.limits.max_send_queue / 2;
+        if !self.conn.accepting_data() || throttled {
+            return Step::Blocked;
+        }
+        // Lines held back by a pause come before any later input.
+        if self.dispatch.has_held_lines() {
+            self.dispatch.resume_lines();
+            return Step::Progress;
+        }
+        if self.has_input_waiting() {
+            let mut held = std::mem::take(&mut self.held);
+            let used = self.process(&mut held);
+            self.count_received(0);
+            if used < held.len() && !self.receiver.is_closed() {
+                held.drain(..used);
+                self.held = held;
+            }
+            return Step::Progress;
+        }
+        match self.poll_read(cx) {
+            Poll::Ready(Ok(true)) => Step::Progress,
+            Poll::Ready(Ok(false)) => {
+                self.closing.end_of_input();
+                Step::Done
+            }
+            Poll::Ready(Err(e)) => {
+                self.closing
+                    .io_failed(&self.conn, self.dispatch.handler.as_ref(), &e);
+                Step::Done
+            }
+            Poll::Pending => Step::Blocked,
+        }
+    }
+
+    /// Compresses the messages just taken from the queue (outside its lock)
+    /// and corrects the queue's byte count.
+    fn compress_queued(&mut self) {
+        let Some(deflater) = self.deflater.as_mut() else {
+            return;
+        };
+        let deflated = self
+            .writes
+            .deflate(deflater, self.conn.0.limits.max_frame_size);
+        if deflated.before != deflated.after {
+            self.conn.lock().out.recount(&deflated);
+        }
+        if let Some(e) = deflated.error {
+            self.closing.fail(
+                &self.conn,
+                self.dispatch.handler.as_ref(),
+                "server error",
+                INTERNAL_ERROR,
+                e.to_string(),
+            );
+        }
+    }
+
+    /// Whether received input waits to be dispatched: held back while data
+    /// was paused, or output a paused inflater still holds.
+    fn has_input_waiting(&self) -> bool {
+        !self.held.is_empty()
+            || (!self.closing.discards_input() && self.receiver.has_pending_output())
+    }
+
+    /// Writes the write list; accounts what left and fires ReadyToSend
+    /// when a refused sender may try again.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Self { stream, writes, .. } = self;
+        let mut written = 0;
+        let result = loop {
+            if writes.is_empty() {
+                // TLS holds records the socket did not take yet; for plain
+                // TCP this is a no-op.
+                break Pin::new(&mut *stream).poll_flush(cx);
+            }
+            let mut slices = empty_slices();
+            let n = writes.io_slices(&mut slices);
+            match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    writes.advance(n);
+                    written += n;
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        if written > 0 {
+            writes.release_if_idle();
+            self.conn.0.server.metrics.bytes_sent(written);
+            let limits = self.conn.0.limits;
+            let ready = {
+                let mut st = self.conn.lock();
+                st.out.written(written);
+                let queued = st.out.queued();
+                if queued <= limits.max_send_queue / 2
+                    && let Some(room) = st.transfer.as_mut().and_then(|t| t.room.take())
+                {
+                    let _ = room.send(());
+                }
+                st.take_ready_to_send()
+            };
+            if ready {
+                self.dispatch.handler.ready_to_send(&self.conn);
+            }
+        }
+        result
+    }
+
+    /// Reads into the scratch buffer and dispatches; `false` at EOF.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.read_into(cx, &mut scratch),
+            // Only if a handler polled another connection on this thread
+            // from inside an event.
+            Err(_) => self.read_into(cx, &mut vec![0; READ_BUFFER]),
+        })
+    }
+
+    fn read_into(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<bool>> {
+        let mut read = ReadBuf::new(buf);
+        match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+            Ok(()) => {}
+            // A TLS client that drops TCP without close_notify: the same as
+            // a plain one closing; the WebSocket close tells a clean end.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(false)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        let n = read.filled().len();
+        if n == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        self.closing.touch();
+        let input = &mut buf[..n];
+        let used = self.process(input);
+        self.count_received(n);
+        if used < n && !self.receiver.is_closed() {
+            self.held.extend_from_slice(&input[used..]);
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// Adds one read's bytes, and the messages dispatched since, to the
+    /// server's counters.
+    fn count_received(&mut self, bytes: usize) {
+        let messages = self.dispatch.take_messages_received();
+        self.conn.0.server.metrics.received(bytes, messages);
+    }
+
+    /// Feeds input to the receiver and dispatches events; returns the bytes
+    /// consumed (fewer when the handler paused data).
+    fn process(&mut self, input: &mut [u8]) -> usize {
+        if self.closing.discards_input() {
+            return input.len();
+        }
+        let dispatch = &mut self.dispatch;
+        let fed = self
+            .receiver
+            .feed(input, &mut |event| dispatch.on_event(event));
+        self.dispatch.handler.input_done(&self.conn);
+        match fed {
+            Ok(used) => {
+                if let Some((code, reason)) = self.dispatch.take_close() {
+                    self.closing.close_frame_received(&self.conn, code, reason);
+                }
+                used
+            }
+            Err(e) => {
+                let handler = self.dispatch.handler.as_ref();
+                let code = e.close_code();
+                self.closing
+                    .fail(&self.conn, handler, "protocol error", code, e.to_string());
+                input.len()
+            }
+        }
+    }
+
+    /// Registers for wake-ups; returns true if work arrived meanwhile.
+    fn park(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut st = self.conn.lock();
+        if st.out.has_chunks() || st.close_request.is_some() {
+            return true;
+        }
+        let input_waits = self.has_input_waiting() || self.dispatch.has_held_lines();
+        if input_waits && self.conn.accepting_data() {
+            return true;
+        }
+        st.task_active = false;
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::WsServer;
+
+    /// Every idle connection keeps its task's state: keep it small (the
+    /// handshake's buffers are boxed and freed once it is done).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let server = WsServer::new(crate::server::echo::EchoHandler::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, remote) = listener.accept().await.unwrap();
+        let task = serve(server.shared.clone(), stream, remote, None);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "a connection task holds {size} bytes");
+    }
+}
