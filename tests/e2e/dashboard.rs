@@ -48,10 +48,10 @@ async fn the_page_needs_no_token_but_everything_it_reads_does() {
     assert_eq!(http("POST", &admin, "/", None, None).await.status, 401);
 }
 
-/// The built-in chat component with a custom section appended: other
+/// The chat component with a custom section appended: other
 /// bytes, same behaviour.
 fn chat_v2() -> Vec<u8> {
-    let mut wasm = wsserver::plugin::CHAT.to_vec();
+    let mut wasm = std::fs::read(plugin_file("chat")).expect("the chat component");
     let name = b"wsserver-test";
     let payload: Vec<u8> = [&[name.len() as u8][..], name, b"v2"].concat();
     wasm.extend_from_slice(&[0, payload.len() as u8]);
