@@ -12,12 +12,12 @@ PYTHON_REQS := tests/python/requirements.txt plugins/tests/requirements.txt
 PLUGIN_LANGS := js python c
 SDK_PLUGINS := $(CARGO_TARGET_DIR)/sdk-plugins
 
-.PHONY: test rust-tests python-tests plugin-tests bench-tests sdk-tests lint run setup plugins fuzz
+.PHONY: test rust-tests python-tests plugin-tests browser-tests screenshots bench-tests sdk-tests lint run setup plugins fuzz
 
 ## Every test: unit, end-to-end (Rust clients), Python clients, the plugins
-## run in wasmtime-py against a scripted host, the language SDKs, and the
-## benchmark harness.
-test: setup rust-tests python-tests plugin-tests sdk-tests bench-tests
+## run in wasmtime-py against a scripted host, the language SDKs, headless
+## Chromium, and the benchmark harness.
+test: setup rust-tests python-tests plugin-tests sdk-tests browser-tests bench-tests
 
 ## Builds every example plugin of every language into $(SDK_PLUGINS),
 ## installing the toolchains first (npm, PyPI, Debian). Built components are
@@ -56,6 +56,30 @@ sdk-tests: setup plugins
 	$(VENV)/bin/pytest -q sdk/python/tests
 	sdk/c/regen-bindings.sh $(CARGO_TARGET_DIR)/c-bindings
 	diff -r sdk/c/bindings $(CARGO_TARGET_DIR)/c-bindings || { echo "sdk/c/bindings is stale: run sdk/c/regen-bindings.sh"; exit 1; }
+
+## Headless Chromium (Debian's `chromium`; CHROMIUM names another) driven
+## by playwright-core from npm, whose cache stays outside the clone. The
+## dashboard test uploads the chat component, built here as the plugin
+## tests build it. About 40 s on 2 cores; a cold machine adds `apt-get
+## install chromium` (in .ci/run, 1-3 min) and `npm ci` (2 s, one package).
+CHROMIUM ?= /usr/bin/chromium
+BROWSER_TESTS := tests/browser
+PLUGIN_TARGET := $(CARGO_TARGET_DIR)/plugin-tests
+
+$(BROWSER_TESTS)/node_modules/.installed: $(BROWSER_TESTS)/package-lock.json
+	npm ci --prefix $(BROWSER_TESTS) --cache $(CARGO_TARGET_DIR)/npm-cache --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
+
+browser-tests: setup $(BROWSER_TESTS)/node_modules/.installed
+	@test -x $(CHROMIUM) || { echo "browser tests need Chromium: apt-get install chromium (or CHROMIUM=/path/to/chrome)"; exit 1; }
+	cargo build -p wsserver
+	CARGO_TARGET_DIR=$(PLUGIN_TARGET) cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml -p chat-plugin
+	cd $(BROWSER_TESTS) && CHROMIUM=$(CHROMIUM) WSSERVER_BIN=$(CARGO_TARGET_DIR)/debug/wsserver \
+		WSSERVER_PLUGIN_DIR=$(PLUGIN_TARGET)/wasm32-wasip2/release node --test --test-reporter=spec
+
+## The README's screenshots, taken by the browser tests.
+screenshots:
+	$(MAKE) browser-tests SCREENSHOT_DIR=$(CURDIR)/docs/screenshots
 
 ## The benchmark harness is a workspace of its own (see bench/README.md).
 bench-tests:

@@ -33,15 +33,22 @@ fn driver_writes_table_chart_and_results() {
     )
     .unwrap();
     let out = dir.join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_driver"))
+    // Captured: the broken peer's progress lines say FAILED, which a
+    // passing `make test` should not print.
+    let run = Command::new(env!("CARGO_BIN_EXE_driver"))
         .arg("--config")
         .arg(&config)
         .arg("--out")
         .arg(&out)
         .args(["--duration", "0.3", "--warmup", "0.1", "--repeat", "2"])
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    let progress = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{progress}");
+    assert!(
+        progress.contains("small echo / broken #2: FAILED"),
+        "{progress}"
+    );
 
     let table = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(table.contains("### small echo"), "{table}");

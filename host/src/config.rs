@@ -25,6 +25,7 @@
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
 //! hibernate_after_ms = 30000              # drop an idle instance (off by default)
+//! static = "site"                         # files for plain GETs, or builtin:demo
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
 //!
@@ -132,6 +133,10 @@ pub struct TenantEntry {
     pub over_rate: Option<String>,
     /// Milliseconds without events after which an instance hibernates.
     pub hibernate_after_ms: Option<u64>,
+    /// A directory whose files answer plain GET requests on the tenant's
+    /// routes, or `builtin:demo`.
+    #[serde(rename = "static")]
+    pub static_dir: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
 }
@@ -142,9 +147,15 @@ pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
     let mut config = parse(&text).with_context(|| format!("in {}", path.display()))?;
     // Plugin files are relative to the configuration file.
     let base = path.parent().unwrap_or(Path::new("."));
+    let relative = |file: &mut String| {
+        if !file.starts_with("builtin:") && Path::new(file.as_str()).is_relative() {
+            *file = base.join(&*file).to_string_lossy().into_owned();
+        }
+    };
     for plugin in &mut config.tenants {
-        if !plugin.file.starts_with("builtin:") && Path::new(&plugin.file).is_relative() {
-            plugin.file = base.join(&plugin.file).to_string_lossy().into_owned();
+        relative(&mut plugin.file);
+        if let Some(dir) = &mut plugin.static_dir {
+            relative(dir);
         }
     }
     Ok(config)
@@ -316,7 +327,7 @@ mod tests {
         let c = parse(
             "[[tenant]]\nname = \"acme\"\nfile = \"a.wasm\"\ninstances = 2\nwatch = true\n\
              max_connections = 10\nmax_message_size = 100\nallowed_origins = [\"https://a.test\"]\n\
-             connection_rate = 5\ntenant_rate = 50\nover_rate = \"close\"\n\
+             connection_rate = 5\ntenant_rate = 50\nover_rate = \"close\"\nstatic = \"site\"\n\
              [tenant.config]\nversion = \"v1\"\n\
              [[plugin]]\nfile = \"old.wasm\"\n",
         )
@@ -336,6 +347,7 @@ mod tests {
             (Some(5), Some(50))
         );
         assert_eq!(acme.over_rate.as_deref(), Some("close"));
+        assert_eq!(acme.static_dir.as_deref(), Some("site"));
         assert_eq!(acme.config["version"], "v1");
         let e = format!(
             "{:#}",

@@ -35,6 +35,8 @@ mod server;
 pub use protocol::receiver::MessageKind;
 pub use server::echo::EchoHandler;
 pub use server::settings::all_keys as setting_keys;
+/// Files for plain GET requests on the WebSocket port.
+pub use server::static_files::{EmbeddedFile, StaticMount, StaticSite};
 pub use server::{
     BoxFuture, ClientAuthentication, ConfigError, Connection, ConnectionId, ConnectionInfo,
     ConnectionRequest, DataFormat, DataIn, Error, Handler, IpMode, LogLevel, LogType, OpenRequest,

@@ -131,6 +131,17 @@ impl ServerProcess {
             .to_owned()
     }
 
+    /// The next line the server prints to stdout.
+    pub async fn next_stdout_line(&mut self) -> String {
+        match timeout(WAIT, self.stdout.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => panic!(
+                "no line on stdout ({other:?}); stderr:\n{}",
+                self.stderr.lock().unwrap()
+            ),
+        }
+    }
+
     /// Waits for the server to exit by itself.
     pub async fn wait_exit(mut self) -> std::process::ExitStatus {
         timeout(WAIT, self.child.wait())

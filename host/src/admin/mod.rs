@@ -22,6 +22,7 @@
 #[cfg(feature = "plugins")]
 mod auth;
 #[cfg(feature = "plugins")]
+mod dashboard;
 mod error;
 #[cfg(feature = "plugins")]
 mod http;

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::AdminTarget;
 use super::auth::Access;
+use super::dashboard;
 use super::error::ApiError;
 use super::metrics;
 use super::request::{
@@ -25,7 +26,7 @@ use super::views::{
     ListeningView, PluginList, PluginView, PublishView, ShuttingDown, SwapView, TenantList,
     TenantView, TopicList, TopicView,
 };
-use crate::plugin::{PluginRouter, Update};
+use crate::plugin::{PluginRouter, SwapOutcome, Update};
 use crate::server::{ConnectionId, Error};
 
 /// Request bodies are small JSON objects...
@@ -118,6 +119,9 @@ impl Api {
 
     /// Answers one request; failures become JSON errors.
     pub async fn handle(&self, request: Request<Incoming>) -> Reply {
+        if let Some(page) = dashboard::page(&request) {
+            return page;
+        }
         if !self.access.allows(request.headers()) {
             let mut reply = error_reply(&ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -154,12 +158,17 @@ impl Api {
                     .ok_or_else(|| ApiError::not_found(format!("no tenant named {name:?}")))?;
                 Ok(json(StatusCode::OK, &TenantView::from(tenant)))
             }
-            (Resource::Swap(name), Method::POST) => self.swap(tenant_name(name)?, request).await,
+            (Resource::Swap(name), Method::POST) => {
+                let name = tenant_name(name)?;
+                let outcome = logged("swap", &name, self.swap(&name, request).await)?;
+                Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
+            }
             (Resource::Rollback(name), Method::POST) => {
                 let name = tenant_name(name)?;
                 let router = self.router()?;
                 let tenant = name.clone();
-                let outcome = blocking(move || router.rollback(&tenant)).await?;
+                let outcome = blocking(move || router.rollback(&tenant)).await;
+                let outcome = logged("rollback", &name, outcome)?;
                 Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
             }
             (Resource::Publish(name), Method::POST) => {
@@ -269,14 +278,14 @@ impl Api {
     /// Hot swap: the body is the component itself (`application/wasm`,
     /// configuration kept) or JSON naming a file on the server and/or new
     /// configuration values (see [`SwapRequest`]).
-    async fn swap(&self, name: String, request: Request<Incoming>) -> Result<Reply, ApiError> {
+    async fn swap(&self, name: &str, request: Request<Incoming>) -> Result<SwapOutcome, ApiError> {
         let router = self.router()?;
         let uploaded = request
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case(WASM));
-        let tenant = name.clone();
+        let tenant = name.to_owned();
         let outcome = if uploaded {
             let wasm = read_body(request, MAX_COMPONENT).await?.to_vec();
             let update = Update { wasm, config: None };
@@ -294,7 +303,7 @@ impl Api {
                 None => blocking(move || router.reload(&tenant, config)).await?,
             }
         };
-        Ok(json(StatusCode::OK, &SwapView::new(name, outcome)))
+        Ok(outcome)
     }
 
     /// Publishes to a tenant's topic, here and on the other nodes.
@@ -351,6 +360,30 @@ impl Api {
         }
         Ok(self.listening())
     }
+}
+
+/// Leaves a line in the server log for a swap or rollback asked through
+/// the API, as SIGHUP and the file watch do, whatever its outcome.
+fn logged(
+    action: &str,
+    tenant: &str,
+    result: Result<SwapOutcome, ApiError>,
+) -> Result<SwapOutcome, ApiError> {
+    match &result {
+        Ok(outcome) if outcome.changed => {
+            tracing::info!("admin {action}: tenant {tenant} now serves {outcome}")
+        }
+        Ok(outcome) => tracing::info!(
+            "admin {action}: tenant {tenant} already serves {}; nothing changed",
+            outcome.version
+        ),
+        Err(e) => tracing::error!(
+            "admin {action} of tenant {tenant} failed ({}): {}; the running version keeps serving",
+            e.status.as_u16(),
+            e.message
+        ),
+    }
+    result
 }
 
 fn connection_id(text: &str) -> Result<ConnectionId, ApiError> {

@@ -22,6 +22,7 @@ use super::spec::{PluginSpec, Route};
 use super::tenant::Tenant;
 use super::version::sha256_hex;
 use super::watch;
+use crate::server::static_files::StaticSite;
 
 /// How long start-up waits for every component before serving those that
 /// are ready.
@@ -31,6 +32,8 @@ pub const START_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct Slot {
     pub name: String,
     pub routes: Vec<Route>,
+    /// Served for plain GETs on the routes, even while the tenant loads.
+    pub static_site: Option<Arc<StaticSite>>,
     state: OnceLock<Result<Arc<Tenant>, String>>,
 }
 
@@ -106,6 +109,7 @@ pub(crate) fn start(
             Arc::new(Slot {
                 name: spec.name.clone(),
                 routes: spec.routes.clone(),
+                static_site: spec.static_site.clone(),
                 state: OnceLock::new(),
             })
         })

@@ -18,12 +18,13 @@ use super::instance::{PendingOpen, PluginHandle};
 use super::loading::{self, Slot, SlotState};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
 use super::runtime::Runtime;
-use super::spec::PluginSpec;
+use super::spec::{PluginSpec, Route};
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
 use super::topics::TopicCount;
 use crate::MessageKind;
 use crate::cluster::Backplane;
 use crate::protocol::close::POLICY_VIOLATION;
+use crate::server::static_files::StaticMount;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
 /// Serves connections with WebAssembly plugins, one tenant per declared
@@ -167,6 +168,11 @@ impl PluginRouter {
     /// The tenant serving `path` on `host` (ready or not): host routes
     /// before host-less ones, then the longest path prefix.
     fn route(&self, path: &str, host: &str) -> Option<&Slot> {
+        self.matching_route(path, host).map(|(_, slot)| slot)
+    }
+
+    /// The route that wins for `path` on `host`, and its tenant's slot.
+    fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Slot)> {
         // The path itself and each prefix ending before a `/`, then "/".
         let prefixes = std::iter::once(path)
             .chain(path.match_indices('/').rev().map(|(at, _)| &path[..at]))
@@ -177,9 +183,13 @@ impl PluginRouter {
             .flatten()
             .map(|&index| &self.slots[index])
             .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
-            .filter_map(|(route, slot)| route.matches(path, host).map(|rank| (rank, slot)))
+            .filter_map(|(route, slot)| {
+                route
+                    .matches(path, host)
+                    .map(|rank| (rank, (route, slot.as_ref())))
+            })
             .max_by_key(|(rank, _)| *rank)
-            .map(|(_, slot)| slot.as_ref())
+            .map(|(_, hit)| hit)
     }
 
     fn tenant(&self, name: &str) -> Result<&Arc<Tenant>, SwapError> {
@@ -405,6 +415,15 @@ impl Drop for PluginRouter {
 }
 
 impl Handler for PluginRouter {
+    /// The static files of the tenant whose route matches, if it has any.
+    fn static_site(&self, path: &str, host: &str) -> Option<StaticMount> {
+        let (route, slot) = self.matching_route(path, host)?;
+        Some(StaticMount {
+            site: slot.static_site.clone()?,
+            prefix: route.path_prefix.clone(),
+        })
+    }
+
     fn open_request(
         &self,
         conn: &Connection,

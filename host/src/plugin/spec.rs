@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use crate::server::static_files::StaticSite;
 
 /// Resource limits of one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +202,8 @@ pub struct PluginSpec {
     pub instances: usize,
     /// Values the plugin may read with `config-get`.
     pub config: BTreeMap<String, String>,
+    /// Files for plain GET requests on the tenant's routes.
+    pub static_site: Option<Arc<StaticSite>>,
 }
 
 impl PluginSpec {
@@ -214,6 +219,7 @@ impl PluginSpec {
             policy: TenantPolicy::default(),
             instances: 1,
             config: BTreeMap::new(),
+            static_site: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use super::rate::Rates;
 use super::runtime::Runtime;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
 use super::version::{ComponentVersion, Prepared, Version};
+use crate::server::static_files::StaticSite;
 
 /// A new component for a tenant, and optionally new configuration values
 /// (None keeps the running version's).
@@ -40,6 +41,18 @@ pub struct SwapOutcome {
     /// versions export it); false when the new instances started fresh and
     /// received a `connected` event for each open connection.
     pub state_carried: bool,
+}
+
+impl std::fmt::Display for SwapOutcome {
+    /// The version and how its state came to be, for log lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.state_carried {
+            "state carried over by lifecycle"
+        } else {
+            "started fresh; told of each open connection"
+        };
+        write!(f, "{} ({how})", self.version)
+    }
 }
 
 /// Why a swap, rollback or reload did not happen. The running version
@@ -155,6 +168,7 @@ struct Fixed {
     instances: usize,
     source: Option<PathBuf>,
     watch: bool,
+    static_site: Option<Arc<StaticSite>>,
 }
 
 impl Fixed {
@@ -166,6 +180,7 @@ impl Fixed {
             instances: spec.instances,
             source: spec.source.clone(),
             watch: spec.watch,
+            static_site: spec.static_site.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::events::{
     BoxFuture, ClientAuthentication, ConnectionRequest, DataIn, LogLevel, LogType, OpenRequest,
     OpenResponse,
 };
+use super::static_files::StaticMount;
 
 /// Application logic: one method per seed event, all optional.
 pub trait Handler: Send + Sync + 'static {
@@ -28,6 +29,12 @@ pub trait Handler: Send + Sync + 'static {
         _request: Arc<OpenRequest>,
     ) -> BoxFuture<OpenResponse> {
         Box::pin(std::future::ready(OpenResponse::accept()))
+    }
+
+    /// A plain HTTP GET that is not an upgrade, for `path` on `host`: the
+    /// static site that answers it, or None for 426 Upgrade Required.
+    fn static_site(&self, _path: &str, _host: &str) -> Option<StaticMount> {
+        None
     }
 
     /// The WebSocket is open.

@@ -13,6 +13,7 @@ mod outbound;
 mod send_file;
 mod session;
 pub mod settings;
+pub mod static_files;
 mod table;
 mod tls;
 mod upgrade;

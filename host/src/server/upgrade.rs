@@ -18,9 +18,10 @@ use super::connection::Connection;
 use super::events::{ConnectionRequest, LogLevel, LogType, OpenRequest};
 use super::metrics::RefusalReason;
 use super::settings::Settings;
+use super::static_files::{self, PlainGet};
 use crate::protocol::deflate::{Agreement, Negotiated, negotiate};
 use crate::protocol::handshake::{
-    check_header, parse_request, write_accept_response, write_error_response,
+    HandshakeError, check_header, parse_request, write_accept_response, write_error_response,
 };
 
 /// How long a refused client gets to read our HTTP error response (or TLS
@@ -117,6 +118,9 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         match parse_request(&buf, max) {
             Ok(Some(parsed)) => break parsed,
             Ok(None) => continue,
+            Err(HandshakeError::NotUpgrade) if serve_static(stream, conn, &buf).await => {
+                return None;
+            }
             Err(e) => {
                 server
                     .metrics
@@ -328,6 +332,39 @@ fn is_handshake_header(name: &str) -> bool {
 /// Writes an HTTP error response and closes, giving the client a moment
 /// to read it (closing with unread input would reset the connection and
 /// could destroy the response in flight).
+/// Answers a plain GET from the static site the handler names for its
+/// path, then ends the connection; false when no site serves it (the
+/// caller answers 426).
+async fn serve_static<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &Connection,
+    head: &[u8],
+) -> bool {
+    let server = &conn.0.server;
+    let Some(request) = PlainGet::parse(head) else {
+        return false;
+    };
+    let Some(mount) = server.handler.static_site(request.path(), &request.host) else {
+        return false;
+    };
+    let answered = Box::pin(static_files::answer(stream, &request, &mount)).await;
+    server.log(
+        Some(conn),
+        LogLevel::Verbose,
+        LogType::Verbose,
+        format_args!(
+            "GET {} (static): {}",
+            request.uri,
+            match &answered {
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            }
+        ),
+    );
+    let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
+    true
+}
+
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     status: u16,

@@ -11,11 +11,13 @@ use crate::scaffold::Lang;
 /// Settings use the WSServer key names, from a TOML file (`[settings]`
 /// table) and/or `--set`; later sources win: file, then --listen, then
 /// --set. Plugins come from --plugin and `[[tenant]]` (or `[[plugin]]`)
-/// tables; with none, the built-in echo plugin serves every path. Once
-/// accepting, prints `listening on ws://HOST:PORT` to stdout (`wss://` with
-/// UseSSL), then, with --admin, `admin on http://HOST:PORT`. SIGHUP reads
-/// the file and the components again and hot-swaps the tenants that
-/// changed.
+/// tables; with none, the built-in chat plugin serves /chat, the built-in
+/// echo plugin every other path, and a browser opening / gets a demo chat
+/// page. Once accepting, prints `listening on ws://HOST:PORT` to stdout
+/// (`wss://` with UseSSL), then, with --admin, `admin on http://HOST:PORT`,
+/// then, when a page is served on /, `open http://HOST:PORT/ in a
+/// browser`. SIGHUP reads the file and the components again and hot-swaps
+/// the tenants that changed.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "wsserver", version)]
 pub struct Cli {
@@ -34,12 +36,18 @@ pub struct Cli {
     /// A plugin serving a path prefix (default /), optionally on one host
     /// (`example.com/chat=chat.wasm`); repeatable. FILE may be
     /// builtin:echo, builtin:chat or builtin:auth. Without any, the built-in
-    /// echo plugin serves every path.
+    /// chat serves /chat and the built-in echo every other path.
     #[arg(long = "plugin", value_name = "[ROUTE=]FILE.wasm")]
     pub plugins: Vec<String>,
 
+    /// Serve the files of DIR for plain GET requests (a browser opening
+    /// http://HOST:PORT/) through the tenant on route /, in place of the
+    /// built-in demo page.
+    #[arg(long = "static", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
     /// Serve the native (Rust) echo handler instead of plugins.
-    #[arg(long, conflicts_with = "plugins")]
+    #[arg(long, conflicts_with_all = ["plugins", "static_dir"])]
     pub native_echo: bool,
 
     /// Where compiled plugins are cached [default: ~/.cache/wsserver/components].

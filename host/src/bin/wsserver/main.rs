@@ -4,11 +4,12 @@
 //! hot-swaps those whose component or configuration changed.
 
 mod cli;
+mod demo;
 mod dev;
 mod plugin_args;
 mod scaffold;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -65,6 +66,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let mut launch = match build_settings(&cli) {
         Ok(s) => s,
@@ -138,8 +141,12 @@ fn main() -> ExitCode {
         }
         None => None,
     };
+    // A browser opening / gets a page: say where.
+    let page_on_root = router
+        .as_ref()
+        .is_some_and(|router| router.static_site("/", "").is_some());
     let reload = router.map(|router| Reload { router, cli });
-    match runtime.block_on(serve(server, admin, reload)) {
+    match runtime.block_on(serve(server, admin, reload, page_on_root)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsserver: {e:#}");
@@ -187,7 +194,7 @@ fn tenant_specs(
     for flag in &cli.plugins {
         entries.push(plugin_args::from_flag(flag)?);
     }
-    plugin_args::to_specs(entries)
+    plugin_args::to_specs(entries, cli.static_dir.as_deref())
 }
 
 /// What SIGHUP needs: the running tenants and where they were declared.
@@ -219,15 +226,9 @@ impl Reload {
         };
         for (tenant, result) in self.router.reconfigure(specs) {
             match result {
-                Ok(outcome) if outcome.changed => tracing::info!(
-                    "reload: tenant {tenant} now serves {}{}",
-                    outcome.version,
-                    if outcome.state_carried {
-                        " (state carried over by lifecycle)"
-                    } else {
-                        " (started fresh; told of each open connection)"
-                    }
-                ),
+                Ok(outcome) if outcome.changed => {
+                    tracing::info!("reload: tenant {tenant} now serves {outcome}")
+                }
                 Ok(_) => tracing::debug!("reload: tenant {tenant} unchanged"),
                 Err(SwapError::UnknownTenant(_)) => {
                     tracing::warn!("reload: tenant {tenant} is new; it needs a restart")
@@ -319,6 +320,7 @@ async fn serve(
     server: WsServer,
     admin: Option<AdminServer>,
     reload: Option<Reload>,
+    page_on_root: bool,
 ) -> anyhow::Result<()> {
     // Installed before the ready line, so a signal sent as soon as it is
     // read is never fatal.
@@ -345,6 +347,10 @@ async fn serve(
         writeln!(out, "listening on {scheme}://{addr}")?;
         if let Some(admin) = &admin {
             writeln!(out, "admin on http://{}", admin.local_addr())?;
+        }
+        if page_on_root {
+            let scheme = if scheme == "wss" { "https" } else { "http" };
+            writeln!(out, "open {scheme}://{addr}/ in a browser")?;
         }
         out.flush()?;
     }

@@ -3,13 +3,17 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use wsserver::StaticSite;
 use wsserver::plugin::{PluginLimits, PluginSpec, Rate, Route, TenantPolicy, check_component};
 
 use wsserver::config::TenantEntry;
+
+use crate::demo;
 
 /// The plugins built into the binary, for `builtin:NAME`: echo serves when
 /// no plugin is given, chat (rooms by request path) and auth (bearer token,
@@ -45,18 +49,42 @@ pub fn from_flag(flag: &str) -> anyhow::Result<TenantEntry> {
     })
 }
 
-/// The built-in echo plugin on every path.
-pub fn default_echo() -> TenantEntry {
-    from_flag("/=builtin:echo").expect("a valid flag")
+/// What serves when nothing is configured: the built-in chat on /chat
+/// (rooms by path), the built-in echo on every other path, and the demo
+/// page for a browser opening /.
+pub fn default_tenants() -> Vec<TenantEntry> {
+    let echo = TenantEntry {
+        static_dir: Some(demo::BUILTIN.to_owned()),
+        ..from_flag("/=builtin:echo").expect("a valid flag")
+    };
+    let chat = from_flag(&format!("{}=builtin:chat", demo::CHAT_ROUTE)).expect("a valid flag");
+    vec![echo, chat]
 }
 
-/// The tenants of `entries` (the built-in echo when there are none), with
-/// their components read. A tenant without a name takes its file's, with
-/// `-2`, `-3`... when an earlier tenant has it, so the same configuration
-/// always names its tenants alike.
-pub fn to_specs(mut entries: Vec<TenantEntry>) -> anyhow::Result<Vec<PluginSpec>> {
+/// The tenants of `entries` (the defaults when there are none), with their
+/// components read. A tenant without a name takes its file's, with `-2`,
+/// `-3`... when an earlier tenant has it, so the same configuration always
+/// names its tenants alike. `static_dir` (--static) goes to the tenant on
+/// route `/`.
+pub fn to_specs(
+    mut entries: Vec<TenantEntry>,
+    static_dir: Option<&Path>,
+) -> anyhow::Result<Vec<PluginSpec>> {
     if entries.is_empty() {
-        entries.push(default_echo());
+        entries = default_tenants();
+    }
+    if let Some(dir) = static_dir {
+        let root = Route::parse("/").expect("a valid route");
+        let entry = entries
+            .iter_mut()
+            .find(|e| routes(e).is_ok_and(|routes| routes.contains(&root)))
+            .with_context(|| {
+                format!(
+                    "--static {}: no tenant serves route / (add --plugin /=FILE.wasm)",
+                    dir.display()
+                )
+            })?;
+        entry.static_dir = Some(dir.to_string_lossy().into_owned());
     }
     let mut specs: Vec<PluginSpec> = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -109,16 +137,13 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
         }
         None => builtin(&entry.file)?,
     };
-    let mut texts = entry.routes.clone();
-    texts.extend(entry.route.clone());
-    if texts.is_empty() {
-        texts.push("/".to_owned());
-    }
-    let routes = texts
-        .iter()
-        .map(|r| Route::parse(r).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let routes = routes(&entry)?;
     let context = || format!("tenant {name}");
+    let static_site = entry
+        .static_dir
+        .as_deref()
+        .map(|dir| open_site(dir).with_context(|| format!("tenant {name}: static = {dir:?}")))
+        .transpose()?;
     if entry.instances == Some(0) {
         bail!("{}: instances must be at least 1", context());
     }
@@ -161,7 +186,29 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
         policy,
         instances: entry.instances.unwrap_or(1),
         config: entry.config,
+        static_site,
     })
+}
+
+/// The entry's routes (`/` when it names none).
+fn routes(entry: &TenantEntry) -> anyhow::Result<Vec<Route>> {
+    let mut texts = entry.routes.clone();
+    texts.extend(entry.route.clone());
+    if texts.is_empty() {
+        texts.push("/".to_owned());
+    }
+    texts
+        .iter()
+        .map(|r| Route::parse(r).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// The site of a `static` key: a directory, or the built-in demo.
+fn open_site(dir: &str) -> anyhow::Result<Arc<StaticSite>> {
+    if dir == demo::BUILTIN {
+        return Ok(demo::site());
+    }
+    Ok(Arc::new(StaticSite::directory(Path::new(dir))?))
 }
 
 /// A built-in plugin's bytes, for `builtin:NAME`.
@@ -198,7 +245,7 @@ mod tests {
 
     #[test]
     fn builtins_resolve_and_unknown_ones_are_named() {
-        let spec = to_spec(default_echo()).unwrap();
+        let spec = to_spec(from_flag("builtin:echo").unwrap()).unwrap();
         assert_eq!(spec.name, "echo (built-in)");
         assert_eq!(spec.routes, [Route::parse("/").unwrap()]);
         let e = to_spec(from_flag("builtin:nope").unwrap())
@@ -211,22 +258,63 @@ mod tests {
     }
 
     #[test]
-    fn unnamed_tenants_of_one_file_get_distinct_names_and_none_means_echo() {
+    fn unnamed_tenants_of_one_file_get_distinct_names_and_none_means_echo_and_chat() {
         let chat = TenantEntry {
             name: Some("room".into()),
             file: "builtin:chat".into(),
             ..TenantEntry::default()
         };
-        let specs = to_specs(vec![
-            from_flag("/a=builtin:echo").unwrap(),
-            from_flag("/b=builtin:echo").unwrap(),
-            chat,
-        ])
+        let specs = to_specs(
+            vec![
+                from_flag("/a=builtin:echo").unwrap(),
+                from_flag("/b=builtin:echo").unwrap(),
+                chat,
+            ],
+            None,
+        )
         .unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["echo (built-in)", "echo (built-in)-2", "room"]);
-        let specs = to_specs(Vec::new()).unwrap();
-        assert_eq!(specs[0].name, "echo (built-in)");
+        let specs = to_specs(Vec::new(), None).unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["echo (built-in)", "chat (built-in)"]);
+        assert_eq!(specs[1].routes, [Route::parse("/chat").unwrap()]);
+        assert!(specs[0].static_site.is_some() && specs[1].static_site.is_none());
+    }
+
+    #[test]
+    fn static_goes_to_the_tenant_on_slash_and_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let specs = to_specs(
+            vec![
+                from_flag("/x=builtin:echo").unwrap(),
+                from_flag("builtin:chat").unwrap(),
+            ],
+            Some(dir.path()),
+        )
+        .unwrap();
+        let site = specs[1].static_site.as_ref().expect("the tenant on /");
+        assert_eq!(
+            site.dir(),
+            Some(dir.path().canonicalize().unwrap().as_path())
+        );
+        assert!(specs[0].static_site.is_none());
+        let e = format!(
+            "{:#}",
+            to_specs(
+                vec![from_flag("/x=builtin:echo").unwrap()],
+                Some(dir.path())
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("--static") && e.contains("route /"), "{e}");
+        let missing = TenantEntry {
+            name: Some("acme".into()),
+            static_dir: Some("/no/such/dir".into()),
+            ..from_flag("builtin:echo").unwrap()
+        };
+        let e = format!("{:#}", to_specs(vec![missing], None).unwrap_err());
+        assert!(e.contains("acme") && e.contains("/no/such/dir"), "{e}");
     }
 
     #[test]
