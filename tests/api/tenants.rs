@@ -50,7 +50,18 @@ struct Served {
 impl Served {
     async fn start(specs: Vec<PluginSpec>) -> Self {
         let engine = PluginEngine::new(None).unwrap();
+        let declared = specs.len();
         let router = Arc::new(PluginRouter::start(&engine, specs).unwrap());
+        // Start-up serves what compiled within its wait; on a busy machine
+        // the rest is still compiling (its routes answer 503): wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while router.tenants().len() < declared {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tenants did not become ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let handler: Arc<dyn Handler> = router.clone();
         let server = WsServer::with_settings(handler, Settings::default());
         server.config("LocalHost=127.0.0.1").unwrap();

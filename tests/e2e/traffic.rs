@@ -80,7 +80,17 @@ async fn max_frame_size_fragments_outgoing_messages() {
 
 #[tokio::test]
 async fn a_16_mib_message_round_trips() {
-    let server = ServerProcess::start(&[]).await;
+    // Through the echo plugin. The CPU deadline counts wall time: a debug
+    // build in a parallel test run can spend more than the default 200 ms
+    // on one batch holding megabytes, so this tenant gets 2 s.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("echo.toml");
+    std::fs::write(
+        &config,
+        "[[tenant]]\nname = \"echo\"\nfile = \"builtin:echo\"\nroute = \"/\"\ndeadline_ms = 2000\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(&["--config", &config.display().to_string()]).await;
     let mut ws = ws_connect(&server.url).await;
     let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     ws.send(Message::binary(big.clone())).await.unwrap();
