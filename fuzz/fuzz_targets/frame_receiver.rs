@@ -1,6 +1,7 @@
 //! The frame receiver fed arbitrary client bytes, with and without
 //! permessage-deflate: split anywhere and paused anywhere it hands out the
-//! same messages and fails with the same close code as fed in one piece;
+//! same messages and fails with the same close code as fed in one piece
+//! (a compressed message with two faults may name either: 1007 or 1009);
 //! it only fails with 1002, 1007 or 1009; no message exceeds the limit and
 //! text is whole UTF-8.
 
@@ -49,10 +50,17 @@ fuzz_target!(|input: Input<'_>| {
         whole.events, split.events,
         "split feeding changed the events"
     );
-    assert_eq!(
-        whole.failed, split.failed,
-        "split feeding changed the failure"
-    );
+    match (whole.failed, split.failed) {
+        // A compressed text message both over the limit and not UTF-8 is
+        // refused for whichever fault the inflated part shows first, and
+        // how much is inflated at a check depends on how the bytes arrive
+        // (seeds/frame_receiver/regression-1007-1009 is such a message).
+        (Some(a), Some(b)) if a != b => assert!(
+            input.deflate && matches!((a, b), (1007, 1009) | (1009, 1007)),
+            "split feeding changed the failure: {a} whole, {b} split"
+        ),
+        (whole, split) => assert_eq!(whole, split, "split feeding changed the failure"),
+    }
     if let Some(code) = whole.failed {
         assert!(matches!(code, 1002 | 1007 | 1009), "close code {code}");
     }
