@@ -38,12 +38,17 @@ $(VENV)/.installed: $(PYTHON_REQS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PYTHON_REQS))
 	touch $@
 
+# The binary the Python and browser tests start: built by the same command
+# as the Rust tests, so it shares their build (`cargo build -p wsserver`
+# unifies features differently and would build wasmtime a second time).
+SERVER_BUILD := cargo test --workspace --no-run --quiet
+
 # The end-to-end tests serve the example plugins of every language.
 rust-tests: setup plugins
 	cargo test --workspace
 
 python-tests: setup
-	cargo build -p wsserver
+	$(SERVER_BUILD)
 	WSSERVER_BIN=$(CARGO_TARGET_DIR)/debug/wsserver $(VENV)/bin/pytest -q tests/python
 
 plugin-tests: setup
@@ -72,7 +77,7 @@ $(BROWSER_TESTS)/node_modules/.installed: $(BROWSER_TESTS)/package-lock.json
 
 browser-tests: setup $(BROWSER_TESTS)/node_modules/.installed
 	@test -x $(CHROMIUM) || { echo "browser tests need Chromium: apt-get install chromium (or CHROMIUM=/path/to/chrome)"; exit 1; }
-	cargo build -p wsserver
+	$(SERVER_BUILD)
 	CARGO_TARGET_DIR=$(PLUGIN_TARGET) cargo build --quiet --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml -p chat-plugin
 	cd $(BROWSER_TESTS) && CHROMIUM=$(CHROMIUM) WSSERVER_BIN=$(CARGO_TARGET_DIR)/debug/wsserver \
 		WSSERVER_PLUGIN_DIR=$(PLUGIN_TARGET)/wasm32-wasip2/release node --test --test-reporter=spec

@@ -147,20 +147,22 @@ async fn a_gigantic_command_batch_is_held_only_up_to_the_queue_limits() {
     // 16 MiB of 1 KiB sends in one batch, to a client that does not read
     // for a while.
     ws.send(Message::text("gigantic-batch")).await.unwrap();
-    // Most of it is dropped, each command with an `error` event (10035)
-    // for the plugin.
+    // Much of it is dropped, each command with an `error` event (10035)
+    // for the plugin: what the kernel's socket buffers take (several MiB on
+    // loopback, autotuned) plus the queue and held commands is not, so the
+    // bar is a quarter of the 16,384 commands.
     let mut dropped = 0.0;
     tenants
         .while_calm_answers(async {
             let deadline = tokio::time::Instant::now() + WAIT;
-            while dropped < 8_000.0 && tokio::time::Instant::now() < deadline {
+            while dropped < 4_000.0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 dropped = tenants.counter("commands_dropped").await;
             }
         })
         .await;
     assert!(
-        dropped > 8_000.0,
+        dropped > 4_000.0,
         "{dropped} commands dropped; stderr:\n{}",
         tenants.server.stderr()
     );

@@ -23,6 +23,7 @@
 mod auth;
 #[cfg(feature = "plugins")]
 mod dashboard;
+#[cfg(feature = "plugins")]
 mod error;
 #[cfg(feature = "plugins")]
 mod http;
