@@ -13,6 +13,10 @@
 //!
 //!     SOAK_SECONDS=600 cargo bench -p wsserver --bench soak
 
+#[path = "../../tests/common/plugins.rs"]
+#[allow(dead_code)] // shared with the tests; this bench uses a part
+mod plugins;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use plugins::plugin_file;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -67,7 +72,7 @@ fn sample(pid: u32) -> Sample {
 }
 
 fn write_config(path: &Path, version: &str) {
-    let plugin = wsserver::plugin::builtin_dir().join("versioned.wasm");
+    let plugin = plugin_file("versioned");
     let mut text = String::from("[settings]\nMaxConnections = 4000\nLogLevel = 0\n");
     for t in 0..TENANTS {
         text += &format!(

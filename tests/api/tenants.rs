@@ -236,18 +236,6 @@ fn probe(name: &str, instances: usize) -> PluginSpec {
     spec
 }
 
-/// Connects to the probe and reads its `event connected ID`.
-async fn probe_client(url: &str) -> (Ws, u64) {
-    let mut ws = ws_connect(url).await;
-    let hello = text(&mut ws).await;
-    let id = hello
-        .strip_prefix("event connected ")
-        .unwrap_or_else(|| panic!("first message {hello:?}"))
-        .parse()
-        .unwrap();
-    (ws, id)
-}
-
 #[tokio::test]
 async fn without_lifecycle_the_new_version_hears_of_each_open_connection() {
     let t = Served::start(vec![probe("p", 1)]).await;

@@ -69,18 +69,6 @@ async fn say(ws: &mut Ws, command: &str) {
     ws.send(Message::text(command)).await.expect("send");
 }
 
-/// Connects to the probe and reads its `event connected ID`.
-async fn probe_client(url: &str) -> (Ws, u64) {
-    let mut ws = ws_connect(url).await;
-    let hello = text(&mut ws).await;
-    let id = hello
-        .strip_prefix("event connected ")
-        .unwrap_or_else(|| panic!("first message {hello:?}"))
-        .parse()
-        .unwrap();
-    (ws, id)
-}
-
 async fn open_request_answers_reach_the_client(probe: &str) {
     let server = start_with(&[("/", probe)]).await;
     // Once a first client is served, the component has compiled (the

@@ -37,18 +37,6 @@ async fn ask(ws: &mut Ws, message: &str) -> String {
     text(ws).await
 }
 
-/// Connects to the probe and reads its `event connected ID`.
-async fn probe_client(url: &str) -> (Ws, u64) {
-    let mut ws = ws_connect(url).await;
-    let hello = text(&mut ws).await;
-    let id = hello
-        .strip_prefix("event connected ")
-        .unwrap_or_else(|| panic!("first message {hello:?}"))
-        .parse()
-        .unwrap();
-    (ws, id)
-}
-
 #[tokio::test]
 async fn a_tenant_cannot_see_send_to_or_close_another_tenants_connections() {
     let dir = tempfile::tempdir().unwrap();

@@ -438,6 +438,10 @@ impl<'a> Reader<'a> {
                 let joined = self.bool()?;
                 let has_connection = self.bool()?;
                 let connection = self.id()?;
+                // One encoding per event: no id stands behind a clear flag.
+                if !has_connection && connection != 0 {
+                    return self.fail("presence: a connection id without its flag");
+                }
                 Event::Presence {
                     topic,
                     joined,
