@@ -22,7 +22,10 @@
 //! Client and server share the machine's cores; memory figures are the
 //! server's alone (/proc/PID/status).
 
-use std::io::BufRead;
+#[path = "support/ready_line.rs"]
+mod ready_line;
+
+use ready_line::listening_url;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,16 +67,8 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start wsserver");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ready line");
+        let url = listening_url(&mut child);
         let ready = started.elapsed();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("ready line {line:?}"))
-            .to_owned();
         Self {
             child,
             url,

@@ -25,6 +25,10 @@
 #[allow(dead_code)] // shared with the tests; this bench uses a part
 mod plugins;
 
+#[path = "support/ready_line.rs"]
+mod ready_line;
+
+use ready_line::listening_url;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -68,17 +72,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start wsserver");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
-            &mut line,
-        )
-        .expect("ready line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("ready line")
-            .to_owned();
+        let url = listening_url(&mut child);
         Self { child, url }
     }
 
