@@ -464,7 +464,7 @@ impl Actor {
         let metrics = &handle.shared.metrics;
         if let Some(state) = self.snapshot.take()
             && live.has_lifecycle()
-            && let Err(reason) = live.restore(&state, self.version.deadline_ticks())
+            && let Err(reason) = live.restore(&state, self.version.call_deadline())
         {
             log_error(
                 handle,
@@ -496,7 +496,7 @@ impl Actor {
             return;
         };
         if live.has_lifecycle() {
-            match live.snapshot(self.version.deadline_ticks()) {
+            match live.snapshot(self.version.call_deadline()) {
                 Ok(state) => self.snapshot = Some(state),
                 Err(reason) => {
                     log_error(handle, &format!("hibernating without its state: {reason}"))
@@ -523,7 +523,7 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return;
         };
-        live.store.set_epoch_deadline(self.version.deadline_ticks());
+        live.start_call(self.version.call_deadline());
         let started = Instant::now();
         let answer = live
             .plugin
@@ -605,7 +605,7 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return Some("no instance".to_owned());
         };
-        live.store.set_epoch_deadline(self.version.deadline_ticks());
+        live.start_call(self.version.call_deadline());
         let metrics = &handle.shared.metrics;
         let started = Instant::now();
         let failure = match &live.packed {
@@ -756,7 +756,7 @@ impl Actor {
             return Ok(false);
         }
         let state = match &mut self.slot {
-            Slot::Live(live) => match live.snapshot(self.version.deadline_ticks()) {
+            Slot::Live(live) => match live.snapshot(self.version.call_deadline()) {
                 Ok(state) => Some(state),
                 Err(reason) => {
                     self.fail(handle, &[], &reason);
@@ -766,7 +766,7 @@ impl Actor {
             Slot::Parked(_) => self.snapshot.clone(),
         };
         if let Some(state) = state {
-            next.restore(&state, version.deadline_ticks())?;
+            next.restore(&state, version.call_deadline())?;
         }
         Ok(true)
     }

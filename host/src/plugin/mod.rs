@@ -10,6 +10,7 @@
 mod actor_state;
 mod cache;
 mod convert;
+mod deadline;
 pub mod engine;
 mod executor;
 mod host_api;
