@@ -14,6 +14,7 @@ mod deadline;
 pub mod engine;
 mod executor;
 mod host_api;
+mod inbox;
 mod instance;
 mod loading;
 mod log_budget;
