@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_call_waiting_ten_times_its_limit_ends() {
-        let budget = budget(200 * MS, 0 * MS);
+        let budget = budget(200 * MS, Duration::ZERO);
         // Asleep in the host: 1 ms of CPU time in 1.9 s.
         assert_eq!(budget.check_at(MS, 1_900 * MS), Verdict::Continue(20));
         assert_eq!(budget.check_at(MS, 2_000 * MS), Verdict::Expired);
