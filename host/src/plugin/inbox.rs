@@ -33,9 +33,10 @@ pub(crate) struct SwapOrder {
     pub prepared: mpsc::SyncSender<Result<(), String>>,
 }
 
-/// The largest handled batch buffer kept for the next batch: beyond it
-/// the buffer is freed, so a burst does not stay in a tenant's idle cost.
-const KEEP_CAPACITY: usize = 256 * 1024;
+/// The largest handled batch buffer kept for the next batch (a read's
+/// staged events are handed over at 64 KiB): beyond it the buffer is
+/// freed, so a burst does not stay in a tenant's cost.
+const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// Events and requests waiting for the actor.
 #[derive(Default)]
@@ -80,6 +81,14 @@ impl Inbox {
         events.clear();
     }
 
+    /// Frees the spare buffer: a hibernating tenant keeps no memory for
+    /// batches.
+    pub fn release_buffer(&mut self) {
+        if self.events.is_empty() {
+            self.events = Vec::new();
+        }
+    }
+
     /// Takes a handled batch's buffer back for the next batch.
     pub fn recycle(&mut self, mut batch: Vec<u8>) {
         if self.events.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
@@ -108,14 +117,15 @@ mod tests {
     }
 
     #[test]
-    fn a_handled_batch_comes_back_unless_it_is_large() {
+    fn a_handled_batch_comes_back_unless_it_is_large_or_the_tenant_hibernates() {
         let mut inbox = Inbox::default();
         let batch = std::mem::take(&mut inbox.events);
         inbox.recycle(Vec::with_capacity(64));
         assert_eq!(inbox.events.capacity(), 64);
         assert!(inbox.events.is_empty());
         drop(batch);
-        let _ = std::mem::take(&mut inbox.events);
+        inbox.release_buffer();
+        assert_eq!(inbox.events.capacity(), 0);
         inbox.recycle(Vec::with_capacity(KEEP_CAPACITY + 1));
         assert_eq!(inbox.events.capacity(), 0);
     }

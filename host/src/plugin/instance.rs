@@ -459,6 +459,7 @@ impl Actor {
             }
         }
         self.park();
+        handle.inbox().release_buffer();
         handle.hibernated.store(true, Ordering::Release);
         handle.shared.metrics.hibernated();
     }
