@@ -31,8 +31,10 @@ use std::time::{Duration, Instant};
 
 use super::engine::EPOCH_TICK;
 
-/// How old a thread's last reading may be to serve as the start of a call.
-const REFRESH: Duration = Duration::from_millis(1);
+/// How old a thread's last reading may be to serve as the start of a call:
+/// the deadline's own granularity. A reading of `schedstat` costs a few
+/// microseconds, so a thread reads it at most once per tick.
+const REFRESH: Duration = EPOCH_TICK;
 
 /// A call ends once blocked for this many times its CPU limit.
 pub(crate) const BLOCKED_FACTOR: u32 = 10;
