@@ -198,12 +198,27 @@ impl ServerProcess {
 
     /// Resident memory of the server process in KiB.
     pub fn rss_kib(&self) -> u64 {
+        self.status_field("VmRSS:")
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .expect("VmRSS")
+    }
+
+    /// The server process's OS threads.
+    pub fn threads(&self) -> usize {
+        self.status_field("Threads:").parse().expect("Threads")
+    }
+
+    /// A field of `/proc/PID/status`, trimmed.
+    fn status_field(&self, name: &str) -> String {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
+            .trim()
+            .to_owned()
     }
 }
 

@@ -233,12 +233,7 @@ async fn two_thousand_tenants_start_and_each_serves_on_a_few_threads() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let threads: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    let threads = server.threads();
     let cores = std::thread::available_parallelism().unwrap().get();
     assert!(
         threads <= 2 * cores + 16,

@@ -465,12 +465,7 @@ async fn forty_watched_tenants_share_one_watch_thread() {
     let config = dir.path().join("wsserver.toml");
     std::fs::write(&config, toml).unwrap();
     let server = start_config(&config).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
-    let threads: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
+    let threads = server.threads();
     let cores = std::thread::available_parallelism().unwrap().get();
     assert!(
         threads <= 2 * cores + 16,
