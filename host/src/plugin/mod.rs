@@ -10,9 +10,11 @@
 mod actor_state;
 mod cache;
 mod convert;
+mod deadline;
 pub mod engine;
 mod executor;
 mod host_api;
+mod inbox;
 mod instance;
 mod loading;
 mod log_budget;
