@@ -13,8 +13,9 @@
 //! A call blocked in the host (a guest sleeping through WASI's clocks and
 //! `poll`) uses no CPU time, so a call also ends after [`WALL_FACTOR`]
 //! times its limit in wall time: a plugin that waits instead of computing
-//! cannot hold an executor forever, and a call slowed down tenfold by a
-//! busy machine still finishes.
+//! cannot hold an executor forever (`wasi_clocks.rs` wakes a sleep when the
+//! call is out of wall time), and a call slowed down tenfold by a busy
+//! machine still finishes.
 //!
 //! Reading a thread's CPU clock is a system call and most calls last
 //! microseconds, so a call's starting point is the thread's last reading
@@ -69,6 +70,16 @@ impl CallBudget {
         ticks_for(self.limit)
     }
 
+    /// How much longer the call may wait in the host (asleep): what is
+    /// left of its wall-time cap.
+    pub fn wait_left(&self) -> Duration {
+        self.wall_cap().saturating_sub(self.started.elapsed())
+    }
+
+    fn wall_cap(&self) -> Duration {
+        self.limit * WALL_FACTOR
+    }
+
     /// Called at the epoch deadline, on the thread running the call.
     pub fn check(&self) -> Verdict {
         self.check_at(thread_cpu_time(), self.started.elapsed())
@@ -79,7 +90,7 @@ impl CallBudget {
     fn check_at(&self, thread_cpu: Duration, wall: Duration) -> Verdict {
         let used = thread_cpu.saturating_sub(self.cpu_start);
         let cpu_left = self.limit.saturating_sub(used);
-        let wall_left = (self.limit * WALL_FACTOR).saturating_sub(wall);
+        let wall_left = self.wall_cap().saturating_sub(wall);
         match cpu_left.min(wall_left) {
             left if left.is_zero() => Verdict::Expired,
             left => Verdict::Continue(ticks_for(left)),
