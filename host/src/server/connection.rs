@@ -15,6 +15,7 @@ use super::WsServer;
 use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
 use super::outbound::OutboundQueue;
+use super::owner_turn;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::receiver::MessageKind;
@@ -113,6 +114,9 @@ pub(crate) struct ConnState {
     /// The message being sent in parts goes out compressed.
     pub compressing_message: bool,
     pub transfer: Option<FileTransfer>,
+    /// Where the queue stood when another access ended the owner's
+    /// lock-free turn (see [`owner_turn`](super::owner_turn)).
+    pub owner_mark: Option<usize>,
 }
 
 impl ConnState {
@@ -135,6 +139,7 @@ impl ConnState {
             deflate_threshold: None,
             compressing_message: false,
             transfer: None,
+            owner_mark: None,
         }
     }
 
@@ -181,6 +186,10 @@ pub(crate) struct ConnShared {
     pub attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The seed's AcceptData, outside the lock: checked after every DataIn.
     pub accept_data: AtomicBool,
+    /// The connection's own task may queue without the lock: no one else
+    /// took it since the task's turn began (see
+    /// [`owner_turn`](super::owner_turn)).
+    pub owner_fast: AtomicBool,
     pub state: Mutex<ConnState>,
 }
 
@@ -235,7 +244,15 @@ impl Connection {
         }
     }
 
+    /// Locks the connection's state; ends the owner's lock-free turn.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+        let mut st = self.lock_state();
+        owner_turn::on_lock(&self.0, &mut st);
+        st
+    }
+
+    /// The lock alone, for the owner's turn itself.
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, ConnState> {
         // A panic elsewhere while holding the lock leaves consistent data:
         // every update under it is a plain field write.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -405,6 +422,9 @@ impl Connection {
     }
 
     fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
+        if owner_turn::try_send(&self.0, opcode(kind), payload) {
+            return Ok(());
+        }
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;

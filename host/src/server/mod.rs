@@ -10,6 +10,7 @@ mod handler;
 mod line_mode;
 mod metrics;
 mod outbound;
+mod owner_turn;
 mod send_file;
 mod session;
 pub mod settings;

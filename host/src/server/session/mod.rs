@@ -32,6 +32,7 @@ use super::dispatch::Dispatch;
 use super::events::{LogLevel, LogType};
 use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
+use super::owner_turn::OwnerTurn;
 use super::settings::Settings;
 use super::tls;
 use super::upgrade::{self, Opened, REFUSAL_LINGER};
@@ -96,6 +97,7 @@ pub(crate) async fn serve(
         tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
+        owner_fast: AtomicBool::new(false),
         state: Mutex::new(ConnState::new(
             settings.max_line_length,
             settings.default_timeout,
@@ -491,10 +493,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return input.len();
         }
         let dispatch = &mut self.dispatch;
+        let turn = OwnerTurn::begin(&self.conn);
         let fed = self
             .receiver
             .feed(input, &mut |event| dispatch.on_event(event));
         self.dispatch.handler.input_done(&self.conn);
+        drop(turn);
         match fed {
             Ok(used) => {
                 if let Some((code, reason)) = self.dispatch.take_close() {
@@ -548,5 +552,32 @@ mod tests {
         let task = serve(server.shared.clone(), stream, remote, None);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "a connection task holds {size} bytes");
+    }
+
+    /// Where an idle connection's user-space memory goes, piece by piece
+    /// (`cargo test -p wsserver --lib footprint -- --nocapture` prints it;
+    /// bench/RESULTS.md has the figures).
+    #[test]
+    fn idle_connection_footprint() {
+        use std::mem::size_of;
+        let pieces = [
+            ("Session<TcpStream>", size_of::<Session<TcpStream>>()),
+            ("  Receiver", size_of::<Receiver>()),
+            ("  Dispatch", size_of::<Dispatch>()),
+            ("  WriteList", size_of::<WriteList>()),
+            ("  Option<Deflater>", size_of::<Option<Deflater>>()),
+            ("  CloseHandshake", size_of::<CloseHandshake>()),
+            ("ConnShared", size_of::<ConnShared>()),
+            ("  ConnState", size_of::<ConnState>()),
+            (
+                "OpenRequest",
+                size_of::<super::super::events::OpenRequest>(),
+            ),
+            ("TcpStream", size_of::<TcpStream>()),
+        ];
+        for (name, size) in pieces {
+            println!("{name:<24} {size:>5} B");
+        }
+        assert!(size_of::<ConnShared>() <= 512);
     }
 }
