@@ -16,8 +16,10 @@ use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
 use super::outbound::OutboundQueue;
 use super::owner_turn;
+use super::upgrade;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
+use crate::protocol::handshake::parse_request;
 use crate::protocol::receiver::MessageKind;
 
 /// The seed's DataFormat field: how [`Connection::send`] frames bytes.
@@ -179,7 +181,10 @@ pub(crate) struct ConnShared {
     pub local: SocketAddr,
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
-    pub request: OnceLock<Arc<OpenRequest>>,
+    /// The upgrade request's head as the client sent it, once accepted:
+    /// an idle connection keeps these bytes rather than the parsed request
+    /// (two strings per header), which [`Connection::request`] rebuilds.
+    pub request_head: OnceLock<Box<[u8]>>,
     /// Set after the TLS handshake, before the open request.
     pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
@@ -210,9 +215,17 @@ impl Connection {
         self.0.local
     }
 
-    /// The open request, once the client has sent it.
-    pub fn request(&self) -> Option<&Arc<OpenRequest>> {
-        self.0.request.get()
+    /// The open request, once the client has sent it (parsed again from
+    /// the bytes the connection keeps).
+    pub fn request(&self) -> Option<OpenRequest> {
+        let head = self.0.request_head.get()?;
+        let (request, _) = parse_request(head, usize::MAX).ok()??;
+        Some(upgrade::open_request(self, request))
+    }
+
+    /// Whether the client's open request has arrived.
+    pub fn has_request(&self) -> bool {
+        self.0.request_head.get().is_some()
     }
 
     /// The TLS session and accepted client certificate, once the TLS
@@ -399,7 +412,7 @@ impl Connection {
     pub fn info(&self) -> ConnectionInfo {
         let st = self.lock();
         let req = self.request();
-        let field = |f: fn(&OpenRequest) -> String| req.map(|r| f(r)).unwrap_or_default();
+        let field = |f: fn(&OpenRequest) -> String| req.as_ref().map(f).unwrap_or_default();
         ConnectionInfo {
             accept_data: self.accepting_data(),
             bytes_sent: st.bytes_sent,

@@ -122,6 +122,11 @@ impl ServerShared {
 
     /// Fires the Log event if `level` is within LogLevel; the message is
     /// formatted only then.
+    /// Whether LogLevel lets `level` through.
+    pub fn logs(&self, level: LogLevel) -> bool {
+        (level as u8) <= self.log_level.load(Ordering::Relaxed)
+    }
+
     pub fn log(
         &self,
         conn: Option<&Connection>,
@@ -129,7 +134,7 @@ impl ServerShared {
         log_type: LogType,
         message: fmt::Arguments<'_>,
     ) {
-        if (level as u8) <= self.log_level.load(Ordering::Relaxed) {
+        if self.logs(level) {
             self.handler
                 .log(conn, level, &message.to_string(), log_type);
         }
@@ -233,7 +238,7 @@ impl WsServer {
             .table
             .all()
             .into_iter()
-            .filter(|c| c.request().is_some())
+            .filter(|c| c.has_request())
             .map(|c| c.info())
             .collect()
     }

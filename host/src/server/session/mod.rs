@@ -93,7 +93,7 @@ pub(crate) async fn serve(
             max_frame_size: settings.max_frame_size,
             max_send_queue: settings.max_send_queue,
         },
-        request: OnceLock::new(),
+        request_head: OnceLock::new(),
         tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
@@ -182,16 +182,15 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     if !opened.leftover.is_empty() {
         server.metrics.received(opened.leftover.len(), 0);
     }
-    server.log(
-        Some(conn),
-        LogLevel::Info,
-        LogType::Info,
-        format_args!(
-            "connected {} {}",
-            conn.remote_addr(),
-            conn.request().map_or("", |r| r.request_uri.as_str())
-        ),
-    );
+    if server.logs(LogLevel::Info) {
+        let uri = conn.request().map(|r| r.request_uri).unwrap_or_default();
+        server.log(
+            Some(conn),
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("connected {} {uri}", conn.remote_addr()),
+        );
+    }
     server.handler.connected(conn);
     server.handler.ready_to_send(conn);
 
@@ -219,8 +218,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // The slot is free before the client sees the connection end, so a
     // client that reconnects at once finds room.
     drop(registration);
+    // Only the stream waits for the shutdown: the session's state is gone,
+    // and the linger timer is not sized into every connection's task.
+    let stream = session.into_stream();
     // Best effort: a client that stopped reading cannot hold us here.
-    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
+    let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
 }
 
 /// Removes the connection from the table and releases its admission
@@ -276,6 +278,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             held: opened.leftover,
             closing: CloseHandshake::new(settings),
         }
+    }
+
+    fn into_stream(self) -> S {
+        self.stream
     }
 
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
