@@ -509,10 +509,21 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<TlsServerConfig>>,
 ) {
+    // Bound to one address, every connection's local address is that one:
+    // no getsockname per connection.
+    let local = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                tokio::spawn(session::serve(shared.clone(), stream, remote, tls.clone()));
+                let accepted = session::Accepted {
+                    stream,
+                    remote,
+                    local,
+                };
+                tokio::spawn(session::serve(shared.clone(), accepted, tls.clone()));
             }
             Err(e) => {
                 shared

@@ -52,16 +52,28 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
+/// A connection as the listener accepted it.
+pub(crate) struct Accepted {
+    pub stream: TcpStream,
+    pub remote: SocketAddr,
+    /// The listener's address when it is bound to one (not a wildcard).
+    pub local: Option<SocketAddr>,
+}
+
 /// Serves one accepted TCP connection to its end; `tls` is the server's
 /// TLS configuration when UseSSL is on.
 pub(crate) async fn serve(
     server: Arc<ServerShared>,
-    mut stream: TcpStream,
-    remote: SocketAddr,
+    accepted: Accepted,
     tls: Option<Arc<TlsServerConfig>>,
 ) {
+    let Accepted {
+        mut stream,
+        remote,
+        local,
+    } = accepted;
     let settings = server.settings();
-    let Ok(local) = stream.local_addr() else {
+    let Some(local) = local.or_else(|| stream.local_addr().ok()) else {
         return;
     };
     if !upgrade::admit(
@@ -555,8 +567,14 @@ mod tests {
             .await
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
-        let task = serve(server.shared.clone(), stream, remote, None);
+        let accepted = Accepted {
+            stream,
+            remote,
+            local: None,
+        };
+        let task = serve(server.shared.clone(), accepted, None);
         let size = std::mem::size_of_val(&task);
+        println!("serve future: {size} B");
         assert!(size <= 1024, "a connection task holds {size} bytes");
     }
 
