@@ -16,10 +16,9 @@ use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
 use super::outbound::OutboundQueue;
 use super::owner_turn;
-use super::upgrade;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
-use crate::protocol::handshake::parse_request;
+use crate::protocol::handshake::{UpgradeRequest, parse_request};
 use crate::protocol::receiver::MessageKind;
 
 /// The seed's DataFormat field: how [`Connection::send`] frames bytes.
@@ -158,6 +157,16 @@ impl ConnState {
         ready
     }
 
+    /// Moves what the owner's turn queued into the queue, before whatever
+    /// others queued since the turn's shortcut ended.
+    pub fn hand_over(&mut self, mut queued: owner_turn::Queued) {
+        if let Some(bytes) = queued.bytes_sent {
+            self.bytes_sent = bytes;
+        }
+        let at = self.owner_mark.take();
+        self.out.insert_from(at, &mut queued.out);
+    }
+
     /// Whether a data message of `len` bytes goes out compressed.
     fn compresses(&self, len: u64) -> bool {
         self.deflate_threshold
@@ -220,7 +229,24 @@ impl Connection {
     pub fn request(&self) -> Option<OpenRequest> {
         let head = self.0.request_head.get()?;
         let (request, _) = parse_request(head, usize::MAX).ok()??;
-        Some(upgrade::open_request(self, request))
+        Some(self.open_request(request))
+    }
+
+    /// The open request as handlers see it: the parsed upgrade request
+    /// with the connection's addresses and TLS session.
+    pub(crate) fn open_request(&self, request: UpgradeRequest) -> OpenRequest {
+        OpenRequest {
+            connection_id: self.id(),
+            request_uri: request.uri,
+            host: request.host,
+            origin: request.origin,
+            subprotocols: request.subprotocols,
+            extensions: request.extensions,
+            request_headers: request.headers,
+            remote: self.remote_addr(),
+            local: self.local_addr(),
+            tls: self.tls().cloned(),
+        }
     }
 
     /// Whether the client's open request has arrived.
@@ -257,11 +283,27 @@ impl Connection {
         }
     }
 
-    /// Locks the connection's state; ends the owner's lock-free turn.
+    /// Locks the connection's state. Ends the owner's lock-free turn
+    /// (see [`owner_turn`]), marking where the queue stands, and on the
+    /// owner's own thread takes over what the turn queued so far.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
         let mut st = self.lock_state();
-        owner_turn::on_lock(&self.0, &mut st);
+        if self.0.owner_fast.load(Ordering::Relaxed) {
+            self.0.owner_fast.store(false, Ordering::Relaxed);
+            st.owner_mark = Some(st.out.seal());
+        }
+        // Without a mark no turn of this connection holds anything.
+        if st.owner_mark.is_some()
+            && let Some(queued) = owner_turn::take_queued(self.address())
+        {
+            st.hand_over(queued);
+        }
         st
+    }
+
+    /// The connection's identity for [`owner_turn`].
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// The lock alone, for the owner's turn itself.
@@ -435,7 +477,14 @@ impl Connection {
     }
 
     fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
-        if owner_turn::try_send(&self.0, opcode(kind), payload) {
+        let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
+        if owner_turn::try_send(
+            self.address(),
+            &self.0.owner_fast,
+            limits,
+            opcode(kind),
+            payload,
+        ) {
             return Ok(());
         }
         let mut st = self.lock();

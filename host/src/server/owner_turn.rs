@@ -1,25 +1,25 @@
 //! Sends from the connection's own task without its lock.
 //!
-//! While a session dispatches what it read, it registers an [`OwnerTurn`]
-//! as its thread's current connection, with what a send has to check (the
-//! bytes queued, the permessage-deflate threshold). A handler answering
-//! from inside the event (the native echo, any native handler replying at
-//! once) then queues into the turn's own queue, and the turn hands all of
-//! it to the connection's queue under one lock when the read is done: one
-//! lock per read instead of one per message.
+//! While a session dispatches what it read, it registers a [`Turn`] as its
+//! thread's current connection, with what a send has to check (the bytes
+//! queued, the permessage-deflate threshold). A handler answering from
+//! inside the event (the native echo, any native handler replying at once)
+//! then queues into the turn's own queue, and the session hands all of it
+//! to the connection's queue under one lock when the read is done: one lock
+//! per read instead of one per message.
 //!
 //! Any other access to the connection's state under its lock (another
 //! thread's send, a close, a MessageLength, a SendFile) ends the shortcut
-//! for the rest of the turn ([`ConnShared::owner_fast`] goes false) and
-//! marks where the queue stood, so what the turn queued before goes out
+//! for the rest of the turn (the connection's `owner_fast` flag goes false)
+//! and marks where the queue stood, so what the turn queued before goes out
 //! before what the other side queued, and a message sent in parts by the
 //! other side is never cut by one of the turn's. The owner's own locked
-//! calls take what the turn queued first, so they see every byte of it.
+//! calls take what the turn queued first ([`take_queued`]), so they see
+//! every byte of it.
 
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::connection::{ConnShared, ConnState, Connection};
 use super::outbound::OutboundQueue;
 use crate::protocol::frame::OpCode;
 
@@ -29,92 +29,75 @@ thread_local! {
 
 /// What the thread's current connection may queue without its lock.
 #[derive(Debug)]
-struct Turn {
+pub(crate) struct Turn {
     /// The connection, as an address: compared, never dereferenced.
     conn: usize,
-    out: OutboundQueue,
+    queued: Queued,
     /// Bytes queued on the connection when the turn began.
     queued_before: usize,
     deflate_threshold: Option<usize>,
+}
+
+/// What a turn queued, for the connection's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Queued {
+    pub out: OutboundQueue,
     /// BytesSent of the turn's last send.
-    bytes_sent: Option<u64>,
+    pub bytes_sent: Option<u64>,
 }
 
-fn address(shared: &ConnShared) -> usize {
-    shared as *const ConnShared as usize
-}
-
-/// The session's registration as its thread's current connection; hands
-/// what was queued to the connection when dropped.
-pub(crate) struct OwnerTurn<'a> {
-    conn: &'a Connection,
-}
-
-impl<'a> OwnerTurn<'a> {
-    /// Begins a turn when no message is being sent in parts and the
-    /// connection is not closing; None otherwise (sends take the lock).
-    pub fn begin(conn: &'a Connection) -> Option<Self> {
-        let turn = {
-            let mut st = conn.lock_state();
-            let eligible = !st.closing
-                && st.close_request.is_none()
-                && st.transfer.is_none()
-                && st.message_length == 0
-                && st.message_remaining == 0;
-            if !eligible {
-                return None;
-            }
-            st.owner_mark = None;
-            conn.0.owner_fast.store(true, Ordering::Release);
-            Turn {
-                conn: address(&conn.0),
-                out: OutboundQueue::default(),
-                queued_before: st.out.queued(),
-                deflate_threshold: st.deflate_threshold,
-                bytes_sent: None,
-            }
-        };
-        let registered = CURRENT.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut slot) if slot.is_none() => {
-                *slot = Some(turn);
-                true
-            }
-            _ => false,
-        });
-        if !registered {
-            conn.0.owner_fast.store(false, Ordering::Release);
-            return None;
+impl Turn {
+    pub fn new(conn: usize, queued_before: usize, deflate_threshold: Option<usize>) -> Self {
+        Self {
+            conn,
+            queued: Queued::default(),
+            queued_before,
+            deflate_threshold,
         }
-        Some(Self { conn })
     }
 }
 
-impl Drop for OwnerTurn<'_> {
-    fn drop(&mut self) {
-        let turn = CURRENT.with(|cell| cell.try_borrow_mut().ok().and_then(|mut t| t.take()));
-        let mut st = self.conn.lock_state();
-        self.conn.0.owner_fast.store(false, Ordering::Release);
-        if let Some(mut turn) = turn {
-            hand_over(&mut turn, &mut st);
+/// Makes `turn` the thread's current one; false if one is already
+/// registered (a handler polling another connection from inside an event).
+pub(crate) fn register(turn: Turn) -> bool {
+    CURRENT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) if slot.is_none() => {
+            *slot = Some(turn);
+            true
         }
-        st.owner_mark = None;
-    }
+        _ => false,
+    })
 }
 
-/// Moves what a turn queued into the connection's queue, before whatever
-/// others queued since the shortcut ended.
-fn hand_over(turn: &mut Turn, st: &mut ConnState) {
-    if let Some(bytes) = turn.bytes_sent.take() {
-        st.bytes_sent = bytes;
-    }
-    let at = st.owner_mark.take();
-    st.out.insert_from(at, &mut turn.out);
+/// Ends the thread's current turn; returns what it still holds.
+pub(crate) fn unregister() -> Option<Queued> {
+    CURRENT.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        slot.take().map(|turn| turn.queued)
+    })
 }
 
-/// Queues a whole data message from inside the connection's own turn;
-/// false when the locked path must take it (another thread touched the
-/// state, or the queue is full and the send may have to be refused).
-pub(crate) fn try_send(shared: &ConnShared, op: OpCode, payload: &[u8]) -> bool {
+/// Takes what `conn`'s turn queued so far, when it is this thread's
+/// current connection.
+pub(crate) fn take_queued(conn: usize) -> Option<Queued> {
+    CURRENT.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let turn = slot.as_mut().filter(|turn| turn.conn == conn)?;
+        Some(std::mem::take(&mut turn.queued))
+    })
+}
+
+/// Queues a whole data message from inside `conn`'s own turn; false when
+/// the locked path must take it (another thread touched the state, so
+/// `fast` is false, or the queue is full and the send may be refused).
+/// The pair is the connection's MaxSendQueue and MaxFrameSize.
+pub(crate) fn try_send(
+    conn: usize,
+    fast: &AtomicBool,
+    (max_send_queue, max_frame_size): (usize, usize),
+    op: OpCode,
+    payload: &[u8],
+) -> bool {
     CURRENT.with(|cell| {
         let Ok(mut slot) = cell.try_borrow_mut() else {
             return false;
@@ -122,45 +105,23 @@ pub(crate) fn try_send(shared: &ConnShared, op: OpCode, payload: &[u8]) -> bool 
         let Some(turn) = slot.as_mut() else {
             return false;
         };
-        if turn.conn != address(shared) || !shared.owner_fast.load(Ordering::Acquire) {
+        if turn.conn != conn || !fast.load(Ordering::Acquire) {
             return false;
         }
-        let queued = turn.queued_before + turn.out.queued();
-        if queued > 0 && queued + payload.len() > shared.limits.max_send_queue {
+        let out = &mut turn.queued.out;
+        let queued = turn.queued_before + out.queued();
+        if queued > 0 && queued + payload.len() > max_send_queue {
             return false;
         }
         if turn
             .deflate_threshold
             .is_some_and(|threshold| payload.len() >= threshold)
         {
-            turn.out.push_deflate(op, payload, true);
+            out.push_deflate(op, payload, true);
         } else {
-            turn.out
-                .push_data(op, payload, true, shared.limits.max_frame_size);
+            out.push_data(op, payload, true, max_frame_size);
         }
-        turn.bytes_sent = Some(payload.len() as u64);
+        turn.queued.bytes_sent = Some(payload.len() as u64);
         true
     })
-}
-
-/// Called with the lock held by every locked access: ends the shortcut
-/// (marking where the queue stands) and, on the owner's own thread, hands
-/// over what the turn queued so far.
-pub(crate) fn on_lock(shared: &ConnShared, st: &mut ConnState) {
-    if shared.owner_fast.load(Ordering::Relaxed) {
-        shared.owner_fast.store(false, Ordering::Relaxed);
-        st.owner_mark = Some(st.out.seal());
-    }
-    // Without a mark no turn of this connection holds anything.
-    if st.owner_mark.is_none() {
-        return;
-    }
-    CURRENT.with(|cell| {
-        if let Ok(mut slot) = cell.try_borrow_mut()
-            && let Some(turn) = slot.as_mut()
-            && turn.conn == address(shared)
-        {
-            hand_over(turn, st);
-        }
-    });
 }

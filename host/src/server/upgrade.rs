@@ -21,8 +21,7 @@ use super::settings::Settings;
 use super::static_files::{self, PlainGet};
 use crate::protocol::deflate::{Agreement, Negotiated, negotiate};
 use crate::protocol::handshake::{
-    HandshakeError, UpgradeRequest, check_header, parse_request, write_accept_response,
-    write_error_response,
+    HandshakeError, check_header, parse_request, write_accept_response, write_error_response,
 };
 
 /// How long a refused client gets to read our HTTP error response (or TLS
@@ -84,23 +83,6 @@ pub(super) async fn admit(
     }
     server.table.release();
     false
-}
-
-/// The open request as handlers see it: the parsed upgrade request and
-/// the connection's addresses and TLS session.
-pub(super) fn open_request(conn: &Connection, request: UpgradeRequest) -> OpenRequest {
-    OpenRequest {
-        connection_id: conn.id(),
-        request_uri: request.uri,
-        host: request.host,
-        origin: request.origin,
-        subprotocols: request.subprotocols,
-        extensions: request.extensions,
-        request_headers: request.headers,
-        remote: conn.remote_addr(),
-        local: conn.local_addr(),
-        tls: conn.tls().cloned(),
-    }
 }
 
 /// What the opening handshake hands the session.
@@ -168,7 +150,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     drop(buf);
     let mut request = request;
     let key = std::mem::take(&mut request.key);
-    let open_request = Arc::new(open_request(conn, request));
+    let open_request = Arc::new(conn.open_request(request));
     if settings.log_level >= LogLevel::Verbose as u8 {
         server.log(
             Some(conn),

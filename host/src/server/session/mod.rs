@@ -11,6 +11,7 @@
 //! leaves in one write.
 
 mod closing;
+mod turn;
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -32,7 +33,6 @@ use super::dispatch::Dispatch;
 use super::events::{LogLevel, LogType};
 use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
-use super::owner_turn::OwnerTurn;
 use super::settings::Settings;
 use super::tls;
 use super::upgrade::{self, Opened, REFUSAL_LINGER};
@@ -42,6 +42,7 @@ use crate::protocol::close::INTERNAL_ERROR;
 use crate::protocol::deflate::{Deflater, Inflater};
 use crate::protocol::receiver::Receiver;
 use closing::CloseHandshake;
+use turn::OwnerTurn;
 
 /// Bytes read per read call, into the per-thread scratch buffer.
 const READ_BUFFER: usize = 64 * 1024;
