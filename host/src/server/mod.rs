@@ -519,11 +519,13 @@ async fn accept_loop(
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let accepted = session::Accepted {
+                    server: shared.clone(),
                     stream,
                     remote,
                     local,
+                    tls: tls.clone(),
                 };
-                tokio::spawn(session::serve(shared.clone(), accepted, tls.clone()));
+                tokio::spawn(session::serve(Box::new(accepted)));
             }
             Err(e) => {
                 shared

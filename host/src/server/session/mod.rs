@@ -55,24 +55,28 @@ thread_local! {
 
 /// A connection as the listener accepted it.
 pub(crate) struct Accepted {
+    pub server: Arc<ServerShared>,
     pub stream: TcpStream,
     pub remote: SocketAddr,
     /// The listener's address when it is bound to one (not a wildcard).
     pub local: Option<SocketAddr>,
+    /// The server's TLS configuration when UseSSL is on.
+    pub tls: Option<Arc<TlsServerConfig>>,
 }
 
-/// Serves one accepted TCP connection to its end; `tls` is the server's
-/// TLS configuration when UseSSL is on.
-pub(crate) async fn serve(
-    server: Arc<ServerShared>,
-    accepted: Accepted,
-    tls: Option<Arc<TlsServerConfig>>,
-) {
+/// Serves one accepted TCP connection to its end.
+///
+/// Boxed: a task keeps its future's arguments for its whole life, so the
+/// connection's task holds a pointer rather than the addresses and the
+/// listener's settings it needs only at the start.
+pub(crate) async fn serve(accepted: Box<Accepted>) {
     let Accepted {
+        server,
         mut stream,
         remote,
         local,
-    } = accepted;
+        tls,
+    } = *accepted;
     let settings = server.settings();
     let Some(local) = local.or_else(|| stream.local_addr().ok()) else {
         return;
@@ -569,11 +573,13 @@ mod tests {
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
         let accepted = Accepted {
+            server: server.shared.clone(),
             stream,
             remote,
             local: None,
+            tls: None,
         };
-        let task = serve(server.shared.clone(), accepted, None);
+        let task = serve(Box::new(accepted));
         let size = std::mem::size_of_val(&task);
         println!("serve future: {size} B");
         assert!(size <= 1024, "a connection task holds {size} bytes");
