@@ -221,3 +221,60 @@ async fn a_full_send_queue_would_block_until_the_client_reads_then_ready_to_send
     assert_eq!(conn.info().bytes_sent, 10);
     assert_eq!(next_frame(&mut c).await, (true, 1, b"room again".to_vec()));
 }
+
+/// Replies sent from inside DataIn (the connection's own task queues them
+/// without the connection's lock) and sends from another thread at the
+/// same time all arrive whole, each sender's in the order it sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_from_inside_data_in_and_another_threads_sends_all_arrive_in_order() {
+    const N: usize = 2000;
+    const BIG: usize = 20 * 1024;
+    let mut t = server()
+        .on_data(|conn, data| {
+            let n = std::str::from_utf8(data.data).expect("the client sends numbers");
+            conn.send_text(&format!("e{n}")).expect("room for a reply");
+        })
+        .start()
+        .await;
+    let (mut c, id) = t.raw_client().await;
+    let conn = t.conn(id);
+    let other = std::thread::spawn(move || {
+        // Large shared payloads are queued as a chunk of their own.
+        let big = Bytes::from(vec![7u8; BIG]);
+        for k in 0..N {
+            conn.send_text(&format!("t{k}")).expect("room for a send");
+            if k % 100 == 0 {
+                conn.send_shared(MessageKind::Binary, big.clone())
+                    .expect("room for a shared send");
+            }
+        }
+    });
+    // Many messages per write, so one read dispatches many of them.
+    let mut batch = Vec::new();
+    for n in 0..N {
+        batch.extend(frame(0x81, n.to_string().as_bytes(), Some([1, 2, 3, 4])));
+        if batch.len() > 4096 {
+            c.send(&batch).await;
+            batch.clear();
+        }
+    }
+    c.send(&batch).await;
+    let (mut echoes, mut others, mut bigs) = (0, 0, 0);
+    while echoes < N || others < N || bigs < N / 100 {
+        let (fin, opcode, payload) = next_frame(&mut c).await;
+        assert!(fin, "every message is one frame");
+        if opcode == 2 {
+            assert_eq!(payload, vec![7u8; BIG]);
+            bigs += 1;
+            continue;
+        }
+        let text = String::from_utf8(payload).expect("text frames carry UTF-8");
+        let (counter, expected) = match text.as_bytes()[0] {
+            b'e' => (&mut echoes, "e"),
+            _ => (&mut others, "t"),
+        };
+        assert_eq!(text, format!("{expected}{counter}"), "out of order");
+        *counter += 1;
+    }
+    other.join().expect("the sending thread");
+}

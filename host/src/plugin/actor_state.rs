@@ -266,10 +266,7 @@ impl ActorState {
 
     pub fn connection_info(&self, id: ConnectionId) -> HostResult<wit::WsConnection> {
         let conn = self.conn(id)?;
-        Ok(convert::ws_connection(
-            conn.info(),
-            conn.request().map(|r| r.as_ref()),
-        ))
+        Ok(convert::ws_connection(conn.info(), conn.request().as_ref()))
     }
 
     /// Stores `data` with one of this instance's connections; empty

@@ -13,7 +13,8 @@
 //! A call blocked in the host (a guest sleeping through WASI's clocks and
 //! `poll`) uses no CPU time, so a call also ends once it has been blocked
 //! for [`BLOCKED_FACTOR`] times its limit: a plugin that waits instead of
-//! computing cannot hold an executor forever. Blocked is the wall time
+//! computing cannot hold an executor forever (`wasi_clocks.rs` cuts a sleep
+//! short when the call's time blocked is spent). Blocked is the wall time
 //! neither running nor waiting for a core: Linux reports a thread's CPU
 //! time and its time runnable on a run queue in `/proc/thread-self/schedstat`.
 //! Without that file, CPU time comes from `CLOCK_THREAD_CPUTIME_ID` and
@@ -89,17 +90,37 @@ impl CallBudget {
         self.check_at(thread_clocks(), self.started.elapsed())
     }
 
+    /// How much longer the call may wait in the host (asleep) before its
+    /// time blocked is spent.
+    pub fn wait_left(&self) -> Duration {
+        self.left(thread_clocks(), self.started.elapsed()).blocked
+    }
+
     /// [`check`](Self::check) with the thread's clocks and the call's wall
     /// time given.
     fn check_at(&self, now: Clocks, wall: Duration) -> Verdict {
+        let left = self.left(now, wall);
+        match left.cpu.min(left.blocked) {
+            left if left.is_zero() => Verdict::Expired,
+            left => Verdict::Continue(ticks_for(left)),
+        }
+    }
+}
+
+/// What a call has left of its budget.
+struct Left {
+    cpu: Duration,
+    blocked: Duration,
+}
+
+impl CallBudget {
+    fn left(&self, now: Clocks, wall: Duration) -> Left {
         let used = now.cpu.saturating_sub(self.start.cpu);
         let waiting = now.waiting.saturating_sub(self.start.waiting);
         let blocked = wall.saturating_sub(used + waiting);
-        let cpu_left = self.limit.saturating_sub(used);
-        let blocked_left = (self.limit * BLOCKED_FACTOR).saturating_sub(blocked);
-        match cpu_left.min(blocked_left) {
-            left if left.is_zero() => Verdict::Expired,
-            left => Verdict::Continue(ticks_for(left)),
+        Left {
+            cpu: self.limit.saturating_sub(used),
+            blocked: (self.limit * BLOCKED_FACTOR).saturating_sub(blocked),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod spec;
 mod tenant;
 mod topics;
 mod version;
+mod wasi_clocks;
 mod watch;
 
 pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};

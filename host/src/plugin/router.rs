@@ -571,7 +571,7 @@ impl Handler for PluginRouter {
 
     fn disconnected(&self, conn: &Connection, status_code: u16, description: &str) {
         if let Some(b) = Self::binding(conn)
-            && conn.request().is_some()
+            && conn.has_request()
         {
             let event = packed::Event::Disconnected {
                 connection: conn.id(),

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceTable, TypedFunc};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::clocks::WasiClocksView as _;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wsserver_plugin_bindings::{Plugin, PluginPre};
 
@@ -21,6 +22,7 @@ use super::deadline::{CallBudget, Verdict};
 use super::engine::{LoadError, PluginEngine};
 use super::runtime::{InstanceSlot, Runtime};
 use super::spec::PluginLimits;
+use super::wasi_clocks::{self, CappedClock};
 
 /// The optional export with the packed `on-events`.
 const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
@@ -113,6 +115,17 @@ pub(crate) struct InstanceState {
     pub actor: ActorState,
     /// The CPU budget of the call in progress.
     budget: CallBudget,
+}
+
+impl InstanceState {
+    /// The guest's monotonic clock: its waits end with the call's time.
+    fn capped_clock(&mut self) -> CappedClock<'_> {
+        let wait_left = self.budget.wait_left();
+        CappedClock {
+            clocks: self.clocks(),
+            wait_left,
+        }
+    }
 }
 
 impl WasiView for InstanceState {
@@ -310,6 +323,8 @@ impl Prepared {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
+        wasi_clocks::add_to_linker(&mut linker, InstanceState::capped_clock)
+            .map_err(|e| fail("linking the capped clock", format!("{e:#}")))?;
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
         Ok(linker)

@@ -15,8 +15,10 @@ use super::WsServer;
 use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
 use super::outbound::OutboundQueue;
+use super::owner_turn;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
+use crate::protocol::handshake::{UpgradeRequest, parse_request};
 use crate::protocol::receiver::MessageKind;
 
 /// The seed's DataFormat field: how [`Connection::send`] frames bytes.
@@ -113,6 +115,9 @@ pub(crate) struct ConnState {
     /// The message being sent in parts goes out compressed.
     pub compressing_message: bool,
     pub transfer: Option<FileTransfer>,
+    /// Where the queue stood when another access ended the owner's
+    /// lock-free turn (see [`owner_turn`](super::owner_turn)).
+    pub owner_mark: Option<usize>,
 }
 
 impl ConnState {
@@ -135,6 +140,7 @@ impl ConnState {
             deflate_threshold: None,
             compressing_message: false,
             transfer: None,
+            owner_mark: None,
         }
     }
 
@@ -149,6 +155,16 @@ impl ConnState {
             self.wants_ready_to_send = false;
         }
         ready
+    }
+
+    /// Moves what the owner's turn queued into the queue, before whatever
+    /// others queued since the turn's shortcut ended.
+    pub fn hand_over(&mut self, mut queued: owner_turn::Queued) {
+        if let Some(bytes) = queued.bytes_sent {
+            self.bytes_sent = bytes;
+        }
+        let at = self.owner_mark.take();
+        self.out.insert_from(at, &mut queued.out);
     }
 
     /// Whether a data message of `len` bytes goes out compressed.
@@ -174,13 +190,20 @@ pub(crate) struct ConnShared {
     pub local: SocketAddr,
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
-    pub request: OnceLock<Arc<OpenRequest>>,
+    /// The upgrade request's head as the client sent it, once accepted:
+    /// an idle connection keeps these bytes rather than the parsed request
+    /// (two strings per header), which [`Connection::request`] rebuilds.
+    pub request_head: OnceLock<Box<[u8]>>,
     /// Set after the TLS handshake, before the open request.
     pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
     pub attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
     /// The seed's AcceptData, outside the lock: checked after every DataIn.
     pub accept_data: AtomicBool,
+    /// The connection's own task may queue without the lock: no one else
+    /// took it since the task's turn began (see
+    /// [`owner_turn`](super::owner_turn)).
+    pub owner_fast: AtomicBool,
     pub state: Mutex<ConnState>,
 }
 
@@ -201,9 +224,34 @@ impl Connection {
         self.0.local
     }
 
-    /// The open request, once the client has sent it.
-    pub fn request(&self) -> Option<&Arc<OpenRequest>> {
-        self.0.request.get()
+    /// The open request, once the client has sent it (parsed again from
+    /// the bytes the connection keeps).
+    pub fn request(&self) -> Option<OpenRequest> {
+        let head = self.0.request_head.get()?;
+        let (request, _) = parse_request(head, usize::MAX).ok()??;
+        Some(self.open_request(request))
+    }
+
+    /// The open request as handlers see it: the parsed upgrade request
+    /// with the connection's addresses and TLS session.
+    pub(crate) fn open_request(&self, request: UpgradeRequest) -> OpenRequest {
+        OpenRequest {
+            connection_id: self.id(),
+            request_uri: request.uri,
+            host: request.host,
+            origin: request.origin,
+            subprotocols: request.subprotocols,
+            extensions: request.extensions,
+            request_headers: request.headers,
+            remote: self.remote_addr(),
+            local: self.local_addr(),
+            tls: self.tls().cloned(),
+        }
+    }
+
+    /// Whether the client's open request has arrived.
+    pub fn has_request(&self) -> bool {
+        self.0.request_head.get().is_some()
     }
 
     /// The TLS session and accepted client certificate, once the TLS
@@ -235,7 +283,31 @@ impl Connection {
         }
     }
 
+    /// Locks the connection's state. Ends the owner's lock-free turn
+    /// (see [`owner_turn`]), marking where the queue stands, and on the
+    /// owner's own thread takes over what the turn queued so far.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+        let mut st = self.lock_state();
+        if self.0.owner_fast.load(Ordering::Relaxed) {
+            self.0.owner_fast.store(false, Ordering::Relaxed);
+            st.owner_mark = Some(st.out.seal());
+        }
+        // Without a mark no turn of this connection holds anything.
+        if st.owner_mark.is_some()
+            && let Some(queued) = owner_turn::take_queued(self.address())
+        {
+            st.hand_over(queued);
+        }
+        st
+    }
+
+    /// The connection's identity for [`owner_turn`].
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
+    /// The lock alone, for the owner's turn itself.
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, ConnState> {
         // A panic elsewhere while holding the lock leaves consistent data:
         // every update under it is a plain field write.
         self.0.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -382,7 +454,7 @@ impl Connection {
     pub fn info(&self) -> ConnectionInfo {
         let st = self.lock();
         let req = self.request();
-        let field = |f: fn(&OpenRequest) -> String| req.map(|r| f(r)).unwrap_or_default();
+        let field = |f: fn(&OpenRequest) -> String| req.as_ref().map(f).unwrap_or_default();
         ConnectionInfo {
             accept_data: self.accepting_data(),
             bytes_sent: st.bytes_sent,
@@ -405,6 +477,16 @@ impl Connection {
     }
 
     fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
+        let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
+        if owner_turn::try_send(
+            self.address(),
+            &self.0.owner_fast,
+            limits,
+            opcode(kind),
+            payload,
+        ) {
+            return Ok(());
+        }
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;

@@ -2,6 +2,7 @@
 //! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
 
 mod connection;
+mod cores;
 mod dispatch;
 pub mod echo;
 mod error;
@@ -10,6 +11,7 @@ mod handler;
 mod line_mode;
 mod metrics;
 mod outbound;
+mod owner_turn;
 mod send_file;
 mod session;
 pub mod settings;
@@ -23,11 +25,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use connection::{Connection, ConnectionInfo, SendFormat};
@@ -43,6 +44,7 @@ pub use settings::{ConfigError, IpMode, Settings};
 use crate::net::listener;
 use crate::net::tls::{CertificateInfo, ClientAuthPolicy, TlsServerConfig, build_server_config};
 use crate::protocol::close::GOING_AWAY;
+use cores::Cores;
 use metrics::MetricsRecorder;
 use table::ConnectionTable;
 
@@ -70,6 +72,9 @@ pub(crate) struct ServerShared {
     pub table: ConnectionTable,
     next_id: AtomicU64,
     listener: Mutex<Option<ActiveListener>>,
+    /// The extra threads serving connections (Settings::io_threads), made
+    /// at the first StartListening.
+    cores: OnceLock<Cores>,
     pub metrics: MetricsRecorder,
 }
 
@@ -83,8 +88,8 @@ struct ActiveListener {
     addr: SocketAddr,
     /// Built from the settings at StartListening when UseSSL is on.
     tls: Option<Arc<TlsServerConfig>>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    /// One accept loop per core.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ServerShared {
@@ -94,6 +99,17 @@ impl ServerShared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The runtimes of the extra cores, started on first use.
+    fn cores(&self, io_threads: usize) -> Result<&[tokio::runtime::Handle]> {
+        if self.cores.get().is_none() {
+            let cores = Cores::start(io_threads.saturating_sub(1))
+                .map_err(|e| Error::io("cannot start the connection threads", e))?;
+            // A concurrent StartListening may have won; its pool serves.
+            let _ = self.cores.set(cores);
+        }
+        Ok(self.cores.get().map_or(&[], Cores::handles))
     }
 
     fn listener(&self) -> MutexGuard<'_, Option<ActiveListener>> {
@@ -106,6 +122,11 @@ impl ServerShared {
 
     /// Fires the Log event if `level` is within LogLevel; the message is
     /// formatted only then.
+    /// Whether LogLevel lets `level` through.
+    pub fn logs(&self, level: LogLevel) -> bool {
+        (level as u8) <= self.log_level.load(Ordering::Relaxed)
+    }
+
     pub fn log(
         &self,
         conn: Option<&Connection>,
@@ -113,7 +134,7 @@ impl ServerShared {
         log_type: LogType,
         message: fmt::Arguments<'_>,
     ) {
-        if (level as u8) <= self.log_level.load(Ordering::Relaxed) {
+        if self.logs(level) {
             self.handler
                 .log(conn, level, &message.to_string(), log_type);
         }
@@ -135,6 +156,7 @@ impl WsServer {
                 table: ConnectionTable::default(),
                 next_id: AtomicU64::new(1),
                 listener: Mutex::new(None),
+                cores: OnceLock::new(),
                 metrics: MetricsRecorder::default(),
             }),
         }
@@ -216,7 +238,7 @@ impl WsServer {
             .table
             .all()
             .into_iter()
-            .filter(|c| c.request().is_some())
+            .filter(|c| c.has_request())
             .map(|c| c.info())
             .collect()
     }
@@ -270,29 +292,41 @@ impl WsServer {
                         e,
                     )
                 })?;
-        let socket = listener::bind(addr, &settings.listen_options())
-            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-        let addr = socket
+        let cores = self.shared.cores(settings.io_threads)?;
+        let mut sockets = listener::bind(addr, &settings.listen_options(), 1 + cores.len())
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?
+            .into_iter();
+        let first = sockets.next().expect("bind returns one socket per core");
+        let addr = first
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
+        let first = TcpListener::from_std(first)
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let mut slot = self.shared.listener();
         if slot.is_some() {
             return Err(Error::AlreadyListening);
         }
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(
+        let mut tasks = vec![tokio::spawn(accept_loop(
             self.shared.clone(),
-            socket,
-            stopped,
+            first,
             tls.clone(),
-        ));
+        ))];
+        for (socket, core) in sockets.zip(cores) {
+            let (shared, tls) = (self.shared.clone(), tls.clone());
+            // Registered with the core's own reactor, inside its runtime.
+            tasks.push(core.spawn(async move {
+                match TcpListener::from_std(socket) {
+                    Ok(socket) => accept_loop(shared, socket, tls).await,
+                    Err(e) => shared.handler.error(
+                        None,
+                        io_error_code(&e),
+                        &format!("cannot accept on a core: {e}"),
+                    ),
+                }
+            }));
+        }
         let with_tls = if tls.is_some() { " with TLS" } else { "" };
-        *slot = Some(ActiveListener {
-            addr,
-            tls,
-            stop,
-            task,
-        });
+        *slot = Some(ActiveListener { addr, tls, tasks });
         drop(slot);
         self.shared.log(
             None,
@@ -323,8 +357,12 @@ impl WsServer {
     pub async fn stop_listening(&self) {
         let active = self.shared.listener().take();
         if let Some(active) = active {
-            let _ = active.stop.send(());
-            let _ = active.task.await;
+            for task in &active.tasks {
+                task.abort();
+            }
+            for task in active.tasks {
+                let _ = task.await;
+            }
         }
     }
 
@@ -464,26 +502,39 @@ fn indexed_key(key: &str) -> Option<(&str, &str)> {
     Some((name.trim(), rest.strip_suffix(']')?))
 }
 
+/// Accepts until aborted by StopListening; each connection is served on
+/// the runtime (the core) that accepted it.
 async fn accept_loop(
     shared: Arc<ServerShared>,
     listener: TcpListener,
-    mut stop: oneshot::Receiver<()>,
     tls: Option<Arc<TlsServerConfig>>,
 ) {
+    // Bound to one address, every connection's local address is that one:
+    // no getsockname per connection.
+    let local = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, remote)) => {
-                    tokio::spawn(session::serve(shared.clone(), stream, remote, tls.clone()));
-                }
-                Err(e) => {
-                    shared.handler.error(None, io_error_code(&e), &format!("accept failed: {e}"));
-                    // Out of file descriptors and the like: back off rather
-                    // than spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let accepted = session::Accepted {
+                    server: shared.clone(),
+                    stream,
+                    remote,
+                    local,
+                    tls: tls.clone(),
+                };
+                tokio::spawn(session::serve(Box::new(accepted)));
+            }
+            Err(e) => {
+                shared
+                    .handler
+                    .error(None, io_error_code(&e), &format!("accept failed: {e}"));
+                // Out of file descriptors and the like: back off rather
+                // than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }

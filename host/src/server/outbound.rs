@@ -204,6 +204,36 @@ impl OutboundQueue {
         }
     }
 
+    /// Closes the gathering chunk; returns the number of chunks, a place
+    /// later chunks can be inserted at.
+    pub fn seal(&mut self) -> usize {
+        self.seal_tail();
+        self.chunks.len()
+    }
+
+    /// Moves everything `other` holds into this queue, at chunk `at` (from
+    /// [`seal`](Self::seal)) or at the end.
+    pub fn insert_from(&mut self, at: Option<usize>, other: &mut OutboundQueue) {
+        self.queued += std::mem::take(&mut other.queued);
+        self.messages += std::mem::take(&mut other.messages);
+        if !other.has_chunks() {
+            return;
+        }
+        if at.is_none() && !self.has_chunks() {
+            std::mem::swap(&mut self.chunks, &mut other.chunks);
+            std::mem::swap(&mut self.tail, &mut other.tail);
+            return;
+        }
+        other.seal_tail();
+        let at = match at {
+            Some(at) => at.min(self.chunks.len()),
+            None => self.seal(),
+        };
+        let mut after = self.chunks.split_off(at);
+        self.chunks.append(&mut other.chunks);
+        self.chunks.append(&mut after);
+    }
+
     /// Hands every queued chunk to the writer; returns how many data
     /// messages were completed in them.
     pub fn move_to(&mut self, list: &mut WriteList) -> u64 {
@@ -366,6 +396,36 @@ mod tests {
         assert_eq!(bytes.len(), 70);
         assert_eq!(&bytes[..7], &[0x81, 5, b'h', b'e', b'l', b'l', b'o']);
         assert_eq!(q.queued(), 0);
+    }
+
+    /// What the owner's turn queued goes where the queue stood when
+    /// another sender came in, before that sender's frames.
+    #[test]
+    fn a_turn_inserts_before_later_senders() {
+        let mut q = OutboundQueue::default();
+        q.push_frame(true, OpCode::Text, b"a");
+        let mark = q.seal();
+        q.push_data(OpCode::Text, b"c", false, 100);
+        q.push_data(OpCode::Continuation, b"d", true, 100);
+        let mut turn = OutboundQueue::default();
+        turn.push_frame(true, OpCode::Text, b"b");
+        q.insert_from(Some(mark), &mut turn);
+        let mut end = OutboundQueue::default();
+        end.push_frame(true, OpCode::Text, b"e");
+        q.insert_from(None, &mut end);
+        assert_eq!(q.queued(), 15);
+        assert_eq!(
+            written(&mut q),
+            [
+                0x81, 1, b'a', 0x81, 1, b'b', 0x01, 1, b'c', 0x80, 1, b'd', 0x81, 1, b'e'
+            ]
+        );
+        // Into an empty queue the turn's chunks move whole.
+        let mut turn = OutboundQueue::default();
+        turn.push_frame(true, OpCode::Binary, b"x");
+        q.insert_from(None, &mut turn);
+        assert_eq!((q.queued(), q.tail.len()), (3, 3));
+        assert_eq!(turn.queued(), 0);
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct Settings {
     pub deflate: DeflateSettings,
     /// UseSSL, SSLCert and the SSL* settings; read at StartListening.
     pub tls: TlsSettings,
+    /// Threads serving connections, read at the first StartListening: 1
+    /// serves them on the runtime that starts listening; N adds N - 1
+    /// threads, each a current-thread runtime accepting and serving
+    /// connections of its own (thread-per-core). Not a config key.
+    pub io_threads: usize,
 }
 
 impl Default for Settings {
@@ -99,6 +104,7 @@ impl Default for Settings {
             max_request_header_size: 8192,
             deflate: DeflateSettings::default(),
             tls: TlsSettings::default(),
+            io_threads: 1,
         }
     }
 }

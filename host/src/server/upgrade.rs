@@ -144,21 +144,13 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let leftover = buf[head_len..].to_vec();
+    // Kept as received, set once before the handler runs: the request is
+    // parsed again when asked for (see Connection::request).
+    let _ = conn.0.request_head.set(buf[..head_len].into());
     drop(buf);
-    let open_request = Arc::new(OpenRequest {
-        connection_id: conn.id(),
-        request_uri: request.uri,
-        host: request.host,
-        origin: request.origin,
-        subprotocols: request.subprotocols,
-        extensions: request.extensions,
-        request_headers: request.headers,
-        remote: conn.remote_addr(),
-        local: conn.local_addr(),
-        tls: conn.tls().cloned(),
-    });
-    // Set once, before the handler runs.
-    let _ = conn.0.request.set(open_request.clone());
+    let mut request = request;
+    let key = std::mem::take(&mut request.key);
+    let open_request = Arc::new(conn.open_request(request));
     if settings.log_level >= LogLevel::Verbose as u8 {
         server.log(
             Some(conn),
@@ -220,7 +212,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let mut out = Vec::with_capacity(256);
             write_accept_response(
                 &mut out,
-                &request.key,
+                &key,
                 subprotocol.as_deref(),
                 deflate
                     .as_ref()

@@ -110,12 +110,12 @@ fn main() -> ExitCode {
     };
     // Each connection is a file descriptor: use all the process may have.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Some(threads) = cli.threads {
-        builder.worker_threads(threads.into());
-    }
-    let runtime = match builder.build() {
+    // Thread-per-core: this thread's runtime serves connections (and the
+    // admin API, the cluster link, reloads) beside io_threads - 1 more.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wsserver: cannot start the runtime: {e}");
@@ -125,7 +125,12 @@ fn main() -> ExitCode {
     if let Some(link) = link {
         runtime.spawn(link.run());
     }
-    let server = WsServer::with_settings(handler, launch.settings);
+    let mut settings = launch.settings;
+    settings.io_threads = cli.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let server = WsServer::with_settings(handler, settings);
     // Before anything listens: a refused admin address is a usage error.
     let admin = match launch.admin {
         Some(options) => {

@@ -4,13 +4,21 @@
 //! until the closing handshake ([`closing`]) ends. Everything after
 //! admission is generic over the stream, plain TCP or TLS.
 //!
-//! The loop runs inside a single future: each turn moves frames queued by
+//! The loop runs inside a single future: each round moves frames queued by
 //! senders into the write list, writes them in one vectored write, then
 //! reads into a per-thread scratch buffer and dispatches what arrived, so an
-//! idle connection holds no read buffer and everything a turn produces
+//! idle connection holds no read buffer and everything a round produces
 //! leaves in one write.
+//!
+//! Fair share: a connection's turn (one poll of its task) ends after
+//! [`ROUNDS_PER_TURN`] rounds or [`READ_BUDGET`] bytes read, whichever
+//! comes first, and the task then yields with a deferred wake-up: the
+//! runtime polls for I/O before it runs the connection again, so a quiet
+//! connection that just became readable is served ahead of a flooding one
+//! instead of behind every flooding connection's next turn.
 
 mod closing;
+mod turn;
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -41,26 +49,47 @@ use crate::protocol::close::INTERNAL_ERROR;
 use crate::protocol::deflate::{Deflater, Inflater};
 use crate::protocol::receiver::Receiver;
 use closing::CloseHandshake;
+use turn::OwnerTurn;
 
 /// Bytes read per read call, into the per-thread scratch buffer.
 const READ_BUFFER: usize = 64 * 1024;
 /// Rounds a connection may run before yielding to other tasks.
 const ROUNDS_PER_TURN: usize = 16;
+/// Bytes a connection may read in one turn before yielding: a flooding
+/// client's turn stays short (hundreds of microseconds of dispatch), and
+/// a pipelined 4 KiB load still reads a whole batch per turn.
+const READ_BUDGET: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
-/// Serves one accepted TCP connection to its end; `tls` is the server's
-/// TLS configuration when UseSSL is on.
-pub(crate) async fn serve(
-    server: Arc<ServerShared>,
-    mut stream: TcpStream,
-    remote: SocketAddr,
-    tls: Option<Arc<TlsServerConfig>>,
-) {
+/// A connection as the listener accepted it.
+pub(crate) struct Accepted {
+    pub server: Arc<ServerShared>,
+    pub stream: TcpStream,
+    pub remote: SocketAddr,
+    /// The listener's address when it is bound to one (not a wildcard).
+    pub local: Option<SocketAddr>,
+    /// The server's TLS configuration when UseSSL is on.
+    pub tls: Option<Arc<TlsServerConfig>>,
+}
+
+/// Serves one accepted TCP connection to its end.
+///
+/// Boxed: a task keeps its future's arguments for its whole life, so the
+/// connection's task holds a pointer rather than the addresses and the
+/// listener's settings it needs only at the start.
+pub(crate) async fn serve(accepted: Box<Accepted>) {
+    let Accepted {
+        server,
+        mut stream,
+        remote,
+        local,
+        tls,
+    } = *accepted;
     let settings = server.settings();
-    let Ok(local) = stream.local_addr() else {
+    let Some(local) = local.or_else(|| stream.local_addr().ok()) else {
         return;
     };
     if !upgrade::admit(
@@ -92,10 +121,11 @@ pub(crate) async fn serve(
             max_frame_size: settings.max_frame_size,
             max_send_queue: settings.max_send_queue,
         },
-        request: OnceLock::new(),
+        request_head: OnceLock::new(),
         tls: OnceLock::new(),
         attachment: OnceLock::new(),
         accept_data: AtomicBool::new(true),
+        owner_fast: AtomicBool::new(false),
         state: Mutex::new(ConnState::new(
             settings.max_line_length,
             settings.default_timeout,
@@ -180,21 +210,24 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     if !opened.leftover.is_empty() {
         server.metrics.received(opened.leftover.len(), 0);
     }
-    server.log(
-        Some(conn),
-        LogLevel::Info,
-        LogType::Info,
-        format_args!(
-            "connected {} {}",
-            conn.remote_addr(),
-            conn.request().map_or("", |r| r.request_uri.as_str())
-        ),
-    );
+    if server.logs(LogLevel::Info) {
+        let uri = conn.request().map(|r| r.request_uri).unwrap_or_default();
+        server.log(
+            Some(conn),
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("connected {} {uri}", conn.remote_addr()),
+        );
+    }
     server.handler.connected(conn);
     server.handler.ready_to_send(conn);
 
     let mut session = Session::new(stream, conn.clone(), settings, opened);
-    poll_fn(|cx| session.poll_run(cx)).await;
+    while let TurnEnd::Yield = poll_fn(|cx| session.poll_turn(cx)).await {
+        // Deferred: other connections' I/O is polled before this one runs
+        // again (a plain self-wake would queue it ahead of their readiness).
+        tokio::task::yield_now().await;
+    }
     server.metrics.connection_closed();
     let (code, description) = session.closing.take_ending();
     {
@@ -217,8 +250,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     // The slot is free before the client sees the connection end, so a
     // client that reconnects at once finds room.
     drop(registration);
+    // Only the stream waits for the shutdown: the session's state is gone,
+    // and the linger timer is not sized into every connection's task.
+    let stream = session.into_stream();
     // Best effort: a client that stopped reading cannot hold us here.
-    let _ = timeout(REFUSAL_LINGER, session.stream.shutdown()).await;
+    let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
 }
 
 /// Removes the connection from the table and releases its admission
@@ -233,6 +269,14 @@ impl Drop for Registration<'_> {
         table.unlist(self.conn.id());
         table.release();
     }
+}
+
+/// How a turn of the session ended.
+enum TurnEnd {
+    /// The closing handshake is over.
+    Ended,
+    /// The turn's budget is spent; there may be more to do.
+    Yield,
 }
 
 /// What one round of the loop achieved.
@@ -253,6 +297,8 @@ struct Session<S> {
     deflater: Option<Deflater>,
     /// Input read but not yet dispatched: the handler paused data.
     held: Vec<u8>,
+    /// Bytes read in the current turn, against [`READ_BUDGET`].
+    read_this_turn: usize,
     closing: CloseHandshake,
 }
 
@@ -272,29 +318,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .deflate
                 .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
             held: opened.leftover,
+            read_this_turn: 0,
             closing: CloseHandshake::new(settings),
         }
     }
 
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn into_stream(self) -> S {
+        self.stream
+    }
+
+    /// Runs rounds until the connection waits for something, ends, or
+    /// spends its turn's budget.
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
+        self.read_this_turn = 0;
         for _ in 0..ROUNDS_PER_TURN {
             match self.round(cx) {
+                Step::Progress if self.read_this_turn >= READ_BUDGET => break,
                 Step::Progress => continue,
-                Step::Done => return Poll::Ready(()),
+                Step::Done => return Poll::Ready(TurnEnd::Ended),
                 Step::Blocked => {}
             }
             if self.park(cx) {
                 continue;
             }
             match self.closing.poll_timers(cx, &self.conn) {
-                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(true) => return Poll::Ready(TurnEnd::Ended),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,
             }
         }
-        // Let other connections run; this one resumes at once.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Poll::Ready(TurnEnd::Yield)
     }
 
     /// Takes queued work, writes, then reads and dispatches.
@@ -467,6 +520,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if n == 0 {
             return Poll::Ready(Ok(false));
         }
+        self.read_this_turn += n;
         self.closing.touch();
         let input = &mut buf[..n];
         let used = self.process(input);
@@ -491,10 +545,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return input.len();
         }
         let dispatch = &mut self.dispatch;
+        let turn = OwnerTurn::begin(&self.conn);
         let fed = self
             .receiver
             .feed(input, &mut |event| dispatch.on_event(event));
         self.dispatch.handler.input_done(&self.conn);
+        drop(turn);
         match fed {
             Ok(used) => {
                 if let Some((code, reason)) = self.dispatch.take_close() {
@@ -545,8 +601,43 @@ mod tests {
             .await
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
-        let task = serve(server.shared.clone(), stream, remote, None);
+        let accepted = Accepted {
+            server: server.shared.clone(),
+            stream,
+            remote,
+            local: None,
+            tls: None,
+        };
+        let task = serve(Box::new(accepted));
         let size = std::mem::size_of_val(&task);
+        println!("serve future: {size} B");
         assert!(size <= 1024, "a connection task holds {size} bytes");
+    }
+
+    /// Where an idle connection's user-space memory goes, piece by piece
+    /// (`cargo test -p wsserver --lib footprint -- --nocapture` prints it;
+    /// bench/RESULTS.md has the figures).
+    #[test]
+    fn idle_connection_footprint() {
+        use std::mem::size_of;
+        let pieces = [
+            ("Session<TcpStream>", size_of::<Session<TcpStream>>()),
+            ("  Receiver", size_of::<Receiver>()),
+            ("  Dispatch", size_of::<Dispatch>()),
+            ("  WriteList", size_of::<WriteList>()),
+            ("  Option<Deflater>", size_of::<Option<Deflater>>()),
+            ("  CloseHandshake", size_of::<CloseHandshake>()),
+            ("ConnShared", size_of::<ConnShared>()),
+            ("  ConnState", size_of::<ConnState>()),
+            (
+                "OpenRequest",
+                size_of::<super::super::events::OpenRequest>(),
+            ),
+            ("TcpStream", size_of::<TcpStream>()),
+        ];
+        for (name, size) in pieces {
+            println!("{name:<24} {size:>5} B");
+        }
+        assert!(size_of::<ConnShared>() <= 512);
     }
 }
