@@ -19,6 +19,8 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::{
     self, Duration as WasiDuration, Instant,
 };
 
+use super::engine::EPOCH_TICK;
+
 /// The monotonic clock of one call: the WASI clock, and how long the call
 /// may still wait.
 pub(crate) struct CappedClock<'a> {
@@ -27,8 +29,16 @@ pub(crate) struct CappedClock<'a> {
 }
 
 impl CappedClock<'_> {
+    /// `wait`, or past what the call has left by a tick: waking with a
+    /// sliver of the budget left, the check that follows would let the
+    /// call run on (and finish) instead of ending it.
     fn capped(&self, wait: Duration) -> WasiDuration {
-        u64::try_from(wait.min(self.wait_left).as_nanos()).unwrap_or(u64::MAX)
+        let wait = if wait > self.wait_left {
+            self.wait_left + EPOCH_TICK
+        } else {
+            wait
+        };
+        u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
