@@ -1,6 +1,6 @@
 //! Hostile tenants through the real binary, next to a calm one (the echo
 //! plugin on `/calm`) that must keep answering: a plugin that returns a
-//! malformed or a gigantic command batch, logs without end, overflows its
+//! malformed or a gigantic command batch, logs or sleeps without end, overflows its
 //! stack, sends 1 GiB in one call, answers an open request with a 1 MB
 //! header, or asks for 1 GiB of memory at instantiation. Each is stopped
 //! with the right close code, HTTP status or error, and counted in
@@ -25,7 +25,8 @@ struct Tenants {
 impl Tenants {
     /// `calm` (echo) on /calm, `hostile` on /hostile: default limits but
     /// for a CPU deadline of 1 s (building a 16 MiB batch takes longer
-    /// than 200 ms in a debug build).
+    /// than 200 ms in a debug build); the hostile plugin again as `sleepy`
+    /// on /sleepy, with a deadline of 100 ms.
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("wsserver.toml");
@@ -33,8 +34,9 @@ impl Tenants {
             &config,
             format!(
                 "[[tenant]]\nname = \"calm\"\nfile = \"builtin:echo\"\nroutes = [\"/calm\"]\n\
-                 [[tenant]]\nname = \"hostile\"\nfile = {}\nroutes = [\"/hostile\"]\ndeadline_ms = 1000\n",
-                toml_path(&plugin_file("hostile"))
+                 [[tenant]]\nname = \"hostile\"\nfile = {hostile}\nroutes = [\"/hostile\"]\ndeadline_ms = 1000\n\
+                 [[tenant]]\nname = \"sleepy\"\nfile = {hostile}\nroutes = [\"/sleepy\"]\ndeadline_ms = 100\n",
+                hostile = toml_path(&plugin_file("hostile"))
             ),
         )
         .unwrap();
@@ -59,7 +61,11 @@ impl Tenants {
 
     /// A per-plugin counter of the hostile tenant (0 before its first).
     async fn counter(&self, name: &str) -> f64 {
-        let series = format!("wsserver_plugin_{name}_total{{plugin=\"hostile\"}}");
+        self.counter_of("hostile", name).await
+    }
+
+    async fn counter_of(&self, tenant: &str, name: &str) -> f64 {
+        let series = format!("wsserver_plugin_{name}_total{{plugin=\"{tenant}\"}}");
         metric(&self.admin, &series).await.unwrap_or(0.0)
     }
 
@@ -97,6 +103,34 @@ async fn closed_by(url: &str, attack: &str) -> Option<CloseCode> {
 }
 
 #[tokio::test]
+async fn a_plugin_sleeping_in_a_call_is_ended_after_ten_times_its_deadline() {
+    // The deadline counts CPU time, which a sleeping call does not use:
+    // the cap on time blocked (10 x 100 ms) ends it, whether the guest sleeps in
+    // short naps (back in wasm between them) or in one hour-long host call
+    // (woken when the call is out of time).
+    let tenants = Tenants::start().await;
+    for (attack, hits) in [("sleep", 1.0), ("sleep-hour", 2.0)] {
+        let started = std::time::Instant::now();
+        tenants
+            .while_calm_answers(async {
+                let url = tenants.url("/sleepy");
+                assert_eq!(closed_by(&url, attack).await, Some(CloseCode::Error));
+            })
+            .await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(1),
+            "{attack}: ended after {took:?}"
+        );
+        assert_eq!(
+            tenants.counter_of("sleepy", "deadline_hits").await,
+            hits,
+            "{attack}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn each_attack_costs_the_attacker_its_connection_and_is_counted() {
     let tenants = Tenants::start().await;
     let rss_before = tenants.server.rss_kib();
@@ -125,14 +159,15 @@ async fn each_attack_costs_the_attacker_its_connection_and_is_counted() {
     let grown = tenants.server.rss_kib().saturating_sub(rss_before);
     assert!(grown < 200 * 1024, "the server grew by {grown} KiB");
     // The endless log is cut to the tenant's budget: a burst of 1000 lines
-    // and 100 a second, the rest dropped and counted.
+    // and 100 a second, the rest dropped and counted. The call lasts 1 s of
+    // CPU time, plus its waits for a core (10 s allows for a busy machine).
     let flood_lines = tenants
         .server
         .stderr()
         .matches("hostile: logging without end")
         .count();
     assert!(
-        (1..=1200).contains(&flood_lines),
+        (1..=2000).contains(&flood_lines),
         "{flood_lines} lines of the endless log written"
     );
     assert!(tenants.counter("logs_dropped").await > 0.0);

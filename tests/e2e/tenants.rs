@@ -452,6 +452,43 @@ async fn a_watched_file_is_swapped_in_when_it_changes() {
 }
 
 #[tokio::test]
+async fn forty_watched_tenants_share_one_watch_thread() {
+    const TENANTS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = String::new();
+    for i in 0..TENANTS {
+        std::fs::copy(built("echo"), dir.path().join(format!("t{i}.wasm"))).unwrap();
+        toml.push_str(&format!(
+            "[[tenant]]\nname = \"t{i}\"\nfile = \"t{i}.wasm\"\nroutes = [\"/t{i}\"]\nwatch = true\n"
+        ));
+    }
+    let config = dir.path().join("wsserver.toml");
+    std::fs::write(&config, toml).unwrap();
+    let server = start_config(&config).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let threads: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        threads <= 2 * cores + 16,
+        "{threads} threads for {TENANTS} watched tenants"
+    );
+    // The one thread still sees each file: the last tenant's changes.
+    let mut ws = ws_connect(&format!("{}/t{}", server.url, TENANTS - 1)).await;
+    assert_eq!(ask(&mut ws, "echo hi").await, "echo hi");
+    let last = dir.path().join(format!("t{}.wasm", TENANTS - 1));
+    replace_file(&last, &std::fs::read(built("probe")).unwrap());
+    let notice = text(&mut ws).await;
+    assert!(notice.starts_with("event connected "), "{notice}");
+    assert_eq!(ask(&mut ws, "echo hi").await, "hi");
+    let mut first = ws_connect(&format!("{}/t0", server.url)).await;
+    assert_eq!(ask(&mut first, "echo hi").await, "echo hi");
+}
+
+#[tokio::test]
 async fn plugin_flags_naming_one_file_twice_still_serve() {
     let echo = built("echo").display().to_string();
     let server = ServerProcess::start(&[

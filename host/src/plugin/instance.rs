@@ -34,7 +34,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,63 +44,12 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
 use super::executor::{Executors, IdleCheck, Task};
+use super::inbox::{Inbox, PendingOpen, SwapOrder};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
 use super::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::server::{Connection, ConnectionId, OpenResponse};
-
-/// An open request waiting for the plugin's answer.
-pub(crate) struct PendingOpen {
-    pub request: wit::OpenRequest,
-    pub offered: Vec<String>,
-    pub conn: Connection,
-    pub reply: oneshot::Sender<OpenResponse>,
-}
-
-/// A switch to another version, prepared by the tenant: the new version's
-/// instance is already made.
-pub(crate) struct SwapOrder {
-    pub version: Arc<Version>,
-    pub next: Live,
-    /// Where the actor says whether the new instance is ready (the state
-    /// restored, when both versions export `lifecycle`), or why not. The
-    /// tenant's verdict comes back through [`PluginHandle::push_verdict`].
-    pub prepared: mpsc::SyncSender<Result<(), String>>,
-}
-
-/// Events and requests waiting for the actor.
-#[derive(Default)]
-struct Inbox {
-    opens: Vec<PendingOpen>,
-    /// Events in the packed layout, ready to hand over as they are.
-    events: Vec<u8>,
-    /// Connections paused for the plugin's sake (its inbox was too full,
-    /// or they went over their rate), resumed after the next batch.
-    throttled: Vec<Connection>,
-    /// Signalled once everything queued before them has been handled.
-    flushes: Vec<oneshot::Sender<()>>,
-    swap: Option<SwapOrder>,
-    /// The tenant's verdict on a prepared swap: true switches.
-    verdict: Option<bool>,
-    /// The watchdog found the instance idle past `hibernate_after`.
-    hibernate: bool,
-    /// The actor is queued on the pool or running: pushes need not
-    /// schedule it.
-    scheduled: bool,
-}
-
-impl Inbox {
-    fn has_work(&self) -> bool {
-        !self.opens.is_empty()
-            || !self.events.is_empty()
-            || !self.throttled.is_empty()
-            || !self.flushes.is_empty()
-            || self.swap.is_some()
-            || self.verdict.is_some()
-            || self.hibernate
-    }
-}
 
 /// The handle connection tasks use to reach a plugin's actor; also the
 /// task the executor pool runs.
@@ -180,9 +128,9 @@ impl PluginHandle {
     /// bytes the connection is paused until the actor catches up. An idle
     /// actor whose turns are quick runs its turn here, on the connection's
     /// thread: no hop to an executor and back.
-    pub fn push(&self, events: &[u8], conn: &Connection) {
+    pub fn push(&self, events: &mut Vec<u8>, conn: &Connection) {
         let mut inbox = self.inbox();
-        inbox.events.extend_from_slice(events);
+        inbox.queue_events(events);
         if inbox.events.len() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
@@ -275,9 +223,11 @@ impl Task for PluginHandle {
     fn turn(&self) -> bool {
         let mut actor = lock(&self.actor);
         let started = Instant::now();
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| actor.turn(self))) {
+        let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
+        let handled = handled.unwrap_or_else(|panic| {
             actor.recover(self, &panic_message(panic.as_ref()));
-        }
+            Vec::new()
+        });
         if started.elapsed() > INLINE_MAX {
             let until = self.executors.now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.store(until, Ordering::Relaxed);
@@ -285,6 +235,7 @@ impl Task for PluginHandle {
         let owed = !actor.state().owed.is_empty();
         let waiting_verdict = actor.pending.is_some();
         let mut inbox = self.inbox();
+        inbox.recycle(handled);
         let more = if waiting_verdict {
             inbox.verdict.is_some()
         } else {
@@ -379,7 +330,8 @@ impl Actor {
         });
     }
 
-    fn turn(&mut self, handle: &PluginHandle) {
+    /// One turn; gives back the buffer of the events it handled.
+    fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
         let (opens, mut events, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
@@ -388,11 +340,12 @@ impl Actor {
                 if let Some(commit) = verdict {
                     self.finish_swap(handle, commit);
                 }
-                return;
+                return Vec::new();
             }
             if let Some(order) = inbox.swap.take() {
                 drop(inbox);
-                return self.begin_swap(handle, order);
+                self.begin_swap(handle, order);
+                return Vec::new();
             }
             inbox.verdict = None;
             (
@@ -427,6 +380,7 @@ impl Actor {
         }
         if worked {
             self.last_active = Instant::now();
+            return events;
         } else if hibernate
             && handle
                 .limits
@@ -435,6 +389,7 @@ impl Actor {
         {
             self.hibernate(handle);
         }
+        Vec::new()
     }
 
     /// Makes an instance if there is none (restoring the hibernated
@@ -464,7 +419,7 @@ impl Actor {
         let metrics = &handle.shared.metrics;
         if let Some(state) = self.snapshot.take()
             && live.has_lifecycle()
-            && let Err(reason) = live.restore(&state, self.version.deadline_ticks())
+            && let Err(reason) = live.restore(&state, self.version.call_deadline())
         {
             log_error(
                 handle,
@@ -496,7 +451,7 @@ impl Actor {
             return;
         };
         if live.has_lifecycle() {
-            match live.snapshot(self.version.deadline_ticks()) {
+            match live.snapshot(self.version.call_deadline()) {
                 Ok(state) => self.snapshot = Some(state),
                 Err(reason) => {
                     log_error(handle, &format!("hibernating without its state: {reason}"))
@@ -504,6 +459,7 @@ impl Actor {
             }
         }
         self.park();
+        handle.inbox().release_buffer();
         handle.hibernated.store(true, Ordering::Release);
         handle.shared.metrics.hibernated();
     }
@@ -523,7 +479,7 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return;
         };
-        live.store.set_epoch_deadline(self.version.deadline_ticks());
+        live.start_call(self.version.call_deadline());
         let started = Instant::now();
         let answer = live
             .plugin
@@ -605,7 +561,7 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return Some("no instance".to_owned());
         };
-        live.store.set_epoch_deadline(self.version.deadline_ticks());
+        live.start_call(self.version.call_deadline());
         let metrics = &handle.shared.metrics;
         let started = Instant::now();
         let failure = match &live.packed {
@@ -756,7 +712,7 @@ impl Actor {
             return Ok(false);
         }
         let state = match &mut self.slot {
-            Slot::Live(live) => match live.snapshot(self.version.deadline_ticks()) {
+            Slot::Live(live) => match live.snapshot(self.version.call_deadline()) {
                 Ok(state) => Some(state),
                 Err(reason) => {
                     self.fail(handle, &[], &reason);
@@ -766,7 +722,7 @@ impl Actor {
             Slot::Parked(_) => self.snapshot.clone(),
         };
         if let Some(state) = state {
-            next.restore(&state, version.deadline_ticks())?;
+            next.restore(&state, version.call_deadline())?;
         }
         Ok(true)
     }

@@ -21,7 +21,7 @@ use super::runtime::Runtime;
 use super::spec::{PluginSpec, Route};
 use super::tenant::Tenant;
 use super::version::sha256_hex;
-use super::watch;
+use super::watch::FileWatch;
 use crate::server::static_files::StaticSite;
 
 /// How long start-up waits for every component before serving those that
@@ -72,6 +72,7 @@ struct Progress {
 
 struct Loader {
     runtime: Arc<Runtime>,
+    watch: FileWatch,
     progress: Mutex<Progress>,
     done: Condvar,
     /// Start-up has returned (with or without an error): later failures
@@ -117,6 +118,7 @@ pub(crate) fn start(
     let groups = group_by_component(specs, &slots);
     let loader = Arc::new(Loader {
         runtime: runtime.clone(),
+        watch: FileWatch::default(),
         progress: Mutex::new(Progress {
             pending: groups.len(),
             failure: None,
@@ -242,7 +244,7 @@ impl Loader {
     }
 
     fn watch(&self, tenant: &Arc<Tenant>, path: PathBuf) {
-        if let Err(e) = watch::spawn(Arc::downgrade(tenant), path) {
+        if let Err(e) = self.watch.add(Arc::downgrade(tenant), path) {
             tracing::error!("tenant {}: cannot start the file watch: {e}", tenant.name());
         }
     }

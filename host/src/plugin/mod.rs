@@ -10,9 +10,11 @@
 mod actor_state;
 mod cache;
 mod convert;
+mod deadline;
 pub mod engine;
 mod executor;
 mod host_api;
+mod inbox;
 mod instance;
 mod loading;
 mod log_budget;
@@ -24,6 +26,7 @@ pub mod spec;
 mod tenant;
 mod topics;
 mod version;
+mod wasi_clocks;
 mod watch;
 
 pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};

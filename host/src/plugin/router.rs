@@ -14,7 +14,8 @@ use wsserver_packed as packed;
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
 use super::executor::RuntimeOptions;
-use super::instance::{PendingOpen, PluginHandle};
+use super::inbox::PendingOpen;
+use super::instance::PluginHandle;
 use super::loading::{self, Slot, SlotState};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
 use super::runtime::Runtime;
@@ -343,11 +344,10 @@ struct Handover {
 }
 
 impl Handover {
-    fn push(self) {
-        self.plugin.push(&self.events, &self.conn);
+    fn push(mut self) {
+        self.plugin.push(&mut self.events, &self.conn);
         // Keep the buffer for the next read, unless one was staged since.
-        let mut events = self.events;
-        events.clear();
+        let events = self.events;
         STAGED.with_borrow_mut(|staged| {
             if staged.events.capacity() == 0 {
                 staged.events = events;
@@ -405,7 +405,7 @@ fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
     flush_staged();
     let mut bytes = Vec::new();
     packed::Writer::new(&mut bytes).event(event);
-    binding.plugin.push(&bytes, conn);
+    binding.plugin.push(&mut bytes, conn);
 }
 
 impl Drop for PluginRouter {

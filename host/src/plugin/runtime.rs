@@ -19,8 +19,9 @@ pub(crate) struct Runtime {
     engine: PluginEngine,
     pub executors: Executors,
     linker: Linker<InstanceState>,
-    /// By SHA-256: dropped when no version uses it any more.
-    prepared: Mutex<HashMap<String, Weak<Prepared>>>,
+    /// By SHA-256: dropped when no version uses it any more. Each entry
+    /// has a lock of its own, held while those bytes compile.
+    prepared: Mutex<HashMap<String, Arc<Mutex<Weak<Prepared>>>>>,
     /// Live instances, all tenants together.
     live: Arc<AtomicUsize>,
     /// The link to the other nodes: each tenant's topics join it.
@@ -50,7 +51,9 @@ impl Runtime {
     }
 
     /// `wasm` compiled and linked, shared with every tenant that runs the
-    /// same bytes. Compilations happen one at a time.
+    /// same bytes. Distinct components compile side by side, so a large
+    /// one delays no other tenant; the same bytes compile once, later
+    /// callers waiting for the first.
     pub fn prepare(&self, name: &str, wasm: &[u8]) -> Result<Arc<Prepared>, LoadError> {
         self.prepare_digest(name, wasm, &sha256_hex(wasm))
     }
@@ -62,8 +65,19 @@ impl Runtime {
         wasm: &[u8],
         sha256: &str,
     ) -> Result<Arc<Prepared>, LoadError> {
-        let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = prepared.get(sha256).and_then(Weak::upgrade) {
+        let entry = {
+            let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+            // Entries in use (being compiled, or holding a live form) stay.
+            prepared.retain(|_, entry| {
+                Arc::strong_count(entry) > 1
+                    || entry
+                        .try_lock()
+                        .map_or(true, |weak| weak.strong_count() > 0)
+            });
+            prepared.entry(sha256.to_owned()).or_default().clone()
+        };
+        let mut slot = entry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = slot.upgrade() {
             return Ok(found);
         }
         let made = Arc::new(Prepared::new(
@@ -73,8 +87,7 @@ impl Runtime {
             wasm,
             sha256.to_owned(),
         )?);
-        prepared.retain(|_, weak| weak.strong_count() > 0);
-        prepared.insert(sha256.to_owned(), Arc::downgrade(&made));
+        *slot = Arc::downgrade(&made);
         Ok(made)
     }
 
@@ -123,5 +136,42 @@ impl Drop for InstanceSlot {
     fn drop(&mut self) {
         self.tenant.metrics.instance_dropped(self.memory);
         self.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(all(test, feature = "builtin-plugins"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn echo() -> Vec<u8> {
+        std::fs::read(concat!(env!("WSSERVER_PLUGIN_DIR"), "/echo.wasm")).unwrap()
+    }
+
+    #[test]
+    fn a_component_compiling_holds_up_no_other_and_the_same_bytes_compile_once() {
+        let engine = PluginEngine::new(None).unwrap();
+        let runtime = Runtime::start(&engine, RuntimeOptions::default(), None).unwrap();
+        // A large component compiling for seconds: its entry is held
+        // until the end of this test.
+        let slow = {
+            let mut prepared = runtime.prepared.lock().unwrap();
+            prepared.entry("slow".to_owned()).or_default().clone()
+        };
+        let compiling = slow.lock().unwrap();
+        let (done, prepared) = std::sync::mpsc::channel();
+        let other = runtime.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(other.prepare("fast", &echo()).map_err(|e| e.0));
+        });
+        let first = prepared
+            .recv_timeout(Duration::from_secs(60))
+            .expect("another component waited for the compiling one")
+            .unwrap();
+        drop(compiling);
+        // A tenant with the same bytes gets the same compiled form.
+        let again = runtime.prepare("fast too", &echo()).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        runtime.shutdown();
     }
 }

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
 use super::actor_state::{ActorState, PluginShared};
 use super::engine::LoadError;
-use super::instance::{PluginHandle, SwapOrder};
+use super::inbox::SwapOrder;
+use super::instance::PluginHandle;
 use super::metrics::PluginCounters;
 use super::rate::Rates;
 use super::runtime::Runtime;

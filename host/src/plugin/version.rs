@@ -8,18 +8,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceTable, TypedFunc};
-use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::clocks::WasiClocksView as _;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wsserver_plugin_bindings::{Plugin, PluginPre};
 
 use super::actor_state::ActorState;
-use super::engine::{EPOCH_TICK, LoadError, PluginEngine};
+use super::deadline::{CallBudget, Verdict};
+use super::engine::{LoadError, PluginEngine};
 use super::runtime::{InstanceSlot, Runtime};
 use super::spec::PluginLimits;
+use super::wasi_clocks::{self, CappedClock};
 
 /// The optional export with the packed `on-events`.
 const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
@@ -110,6 +113,19 @@ pub(crate) struct InstanceState {
     /// The values `config-get` reads: this version's.
     pub config: Arc<BTreeMap<String, String>>,
     pub actor: ActorState,
+    /// The CPU budget of the call in progress.
+    budget: CallBudget,
+}
+
+impl InstanceState {
+    /// The guest's monotonic clock: its waits end with the call's time.
+    fn capped_clock(&mut self) -> CappedClock<'_> {
+        let wait_left = self.budget.wait_left();
+        CappedClock {
+            clocks: self.clocks(),
+            wait_left,
+        }
+    }
 }
 
 impl WasiView for InstanceState {
@@ -186,6 +202,14 @@ impl Live {
         self.lifecycle.is_some()
     }
 
+    /// Starts the CPU budget of a guest call: `deadline` of the running
+    /// thread's CPU time (see `deadline.rs`).
+    pub fn start_call(&mut self, deadline: Duration) {
+        let budget = CallBudget::start(deadline);
+        self.store.set_epoch_deadline(budget.first_check());
+        self.store.data_mut().budget = budget;
+    }
+
     fn lifecycle(&self) -> Result<&LifecycleFns, String> {
         self.lifecycle
             .as_ref()
@@ -194,9 +218,9 @@ impl Live {
 
     /// The plugin's state, from `lifecycle.snapshot`. A trap poisons the
     /// instance, as any failed call does.
-    pub fn snapshot(&mut self, deadline_ticks: u64) -> Result<Vec<u8>, String> {
+    pub fn snapshot(&mut self, deadline: Duration) -> Result<Vec<u8>, String> {
         let snapshot = self.lifecycle()?.snapshot;
-        self.store.set_epoch_deadline(deadline_ticks);
+        self.start_call(deadline);
         snapshot
             .call(&mut self.store, ())
             .map(|(state,)| state)
@@ -205,9 +229,9 @@ impl Live {
 
     /// Hands `state` to `lifecycle.restore`; its error or a trap is the
     /// reason the swap stops.
-    pub fn restore(&mut self, state: &[u8], deadline_ticks: u64) -> Result<(), String> {
+    pub fn restore(&mut self, state: &[u8], deadline: Duration) -> Result<(), String> {
         let restore = self.lifecycle()?.restore;
-        self.store.set_epoch_deadline(deadline_ticks);
+        self.start_call(deadline);
         match restore.call(&mut self.store, (state,)) {
             Ok((Ok(()),)) => Ok(()),
             Ok((Err(message),)) => Err(format!("lifecycle.restore refused the state: {message}")),
@@ -299,6 +323,8 @@ impl Prepared {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
+        wasi_clocks::add_to_linker(&mut linker, InstanceState::capped_clock)
+            .map_err(|e| fail("linking the capped clock", format!("{e:#}")))?;
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
         Ok(linker)
@@ -378,9 +404,9 @@ impl Version {
         self.prepared.lifecycle.is_some()
     }
 
-    /// Epoch ticks one call may take.
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    /// The CPU time one guest call may take.
+    pub fn call_deadline(&self) -> Duration {
+        self.limits.call_deadline
     }
 
     /// A fresh instance carrying `actor`; on failure the state comes back
@@ -400,11 +426,18 @@ impl Version {
             slot,
             config: self.config.clone(),
             actor,
+            // Instantiation runs the component's start functions.
+            budget: CallBudget::start(self.limits.call_deadline),
         };
         let mut store = Store::new(self.runtime.engine().engine(), state);
         store.limiter(|s| s);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_callback(|store| {
+            Ok(match store.data().budget.check() {
+                Verdict::Continue(ticks) => UpdateDeadline::Continue(ticks),
+                Verdict::Expired => UpdateDeadline::Interrupt,
+            })
+        });
+        store.set_epoch_deadline(store.data().budget.first_check());
         let prepared = &self.prepared;
         let instance = prepared.pre.instance_pre().instantiate(&mut store);
         let live = instance.and_then(|instance| {

@@ -4,7 +4,9 @@
 //! - `gigantic-batch`: returns 16 MiB of sends to the connection at once;
 //! - `log-flood`: logs without end (until the CPU deadline);
 //! - `recurse`: recurses until its stack overflows;
-//! - `send-1gib`: sends one 1 GiB message (allocating it first).
+//! - `send-1gib`: sends one 1 GiB message (allocating it first);
+//! - `sleep`: sleeps without end, 10 ms at a time (using no CPU time);
+//! - `sleep-hour`: sleeps for an hour in one host call.
 //!
 //! An open request whose path contains `big-header` is answered with a
 //! 1 MB header.
@@ -43,6 +45,13 @@ impl Plugin for Hostile {
             b"recurse" => {
                 let depth = recurse(black_box(0));
                 ctx.send_text(data.connection, format!("survived {depth}"));
+            }
+            b"sleep" => loop {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            },
+            b"sleep-hour" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                ctx.send_text(data.connection, "slept an hour");
             }
             b"send-1gib" => {
                 let huge = vec![0u8; 1 << 30];

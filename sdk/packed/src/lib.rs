@@ -693,6 +693,31 @@ mod tests {
         }
     }
 
+    /// Found by the packed_batches fuzz target: a presence event whose
+    /// connection flag is clear must not carry an id, or two encodings
+    /// would decode to one event (and a host reading the id could act on
+    /// a connection the event does not name).
+    #[test]
+    fn a_presence_id_without_its_flag_is_refused() {
+        let presence = |connection| Event::Presence {
+            topic: "room",
+            joined: true,
+            connection,
+            count: 1,
+            subscribers: 1,
+        };
+        let (mut without, mut with) = (Vec::new(), Vec::new());
+        Writer::new(&mut without).event(&presence(None));
+        Writer::new(&mut with).event(&presence(Some(5)));
+        // The first byte that differs is the flag; clear it, keep the id.
+        let flag = (0..with.len()).find(|&i| with[i] != without[i]).unwrap();
+        with[flag] = without[flag];
+        assert_eq!(
+            events(&with).next().unwrap().unwrap_err().reason,
+            "presence: a connection id without its flag"
+        );
+    }
+
     #[test]
     fn bad_records_are_named() {
         assert_eq!(

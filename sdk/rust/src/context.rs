@@ -1,4 +1,5 @@
-//! The command list a plugin fills while it handles a batch of events.
+//! The command list a plugin fills while it handles a batch of events, or
+//! the packed output batch it is written into directly.
 
 use crate::assembler::Message;
 use crate::types::{
@@ -16,9 +17,27 @@ use crate::types::{
 ///
 /// [`Plugin::error`]: crate::Plugin::error
 /// [`host`]: crate::host
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Context {
-    commands: Vec<Command>,
+    sink: Sink,
+}
+
+/// Where commands go.
+#[derive(Debug)]
+enum Sink {
+    /// Kept as typed commands (the typed `on-events`, and plugin tests).
+    Commands(Vec<Command>),
+    /// Written at once into a packed output batch (`packed-handler`): no
+    /// list of commands is built and encoded afterwards.
+    Packed(Vec<u8>),
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self {
+            sink: Sink::Commands(Vec::new()),
+        }
+    }
 }
 
 impl Context {
@@ -28,13 +47,29 @@ impl Context {
 
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
-            commands: Vec::with_capacity(capacity),
+            sink: Sink::Commands(Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// A context writing its commands into the packed batch `out`.
+    pub(crate) fn packed(out: Vec<u8>) -> Self {
+        Self {
+            sink: Sink::Packed(out),
+        }
+    }
+
+    fn push(&mut self, command: Command) {
+        match &mut self.sink {
+            Sink::Commands(commands) => commands.push(command),
+            Sink::Packed(out) => {
+                wsserver_packed::Writer::new(out).command(&crate::packed::packed_command(&command))
+            }
         }
     }
 
     /// Sends one whole message (seed: SendText / SendBytes).
     pub fn send(&mut self, connection: ConnectionId, format: MessageFormat, data: Vec<u8>) {
-        self.commands.push(Command::Send(OutgoingMessage {
+        self.push(Command::Send(OutgoingMessage {
             connection,
             format,
             data,
@@ -59,7 +94,7 @@ impl Context {
     /// Sends a ping (at most 125 bytes of payload); the pong arrives as a
     /// ping event with `response` set.
     pub fn ping(&mut self, connection: ConnectionId, payload: impl Into<Vec<u8>>) {
-        self.commands.push(Command::Ping(PingOut {
+        self.push(Command::Ping(PingOut {
             connection,
             payload: payload.into(),
         }));
@@ -68,7 +103,7 @@ impl Context {
     /// Starts closing the connection with a close code (1000 is normal) and
     /// a reason of at most 123 bytes.
     pub fn disconnect(&mut self, connection: ConnectionId, code: u16, reason: impl Into<String>) {
-        self.commands.push(Command::Disconnect(CloseRequest {
+        self.push(Command::Disconnect(CloseRequest {
             connection,
             code,
             reason: reason.into(),
@@ -77,7 +112,7 @@ impl Context {
 
     /// Turns line mode on or off (seed: ChangeLineMode).
     pub fn set_line_mode(&mut self, connection: ConnectionId, enabled: bool) {
-        self.commands.push(Command::SetLineMode(LineMode {
+        self.push(Command::SetLineMode(LineMode {
             connection,
             enabled,
         }));
@@ -85,24 +120,24 @@ impl Context {
 
     /// Stops data-in events for the connection until [`Self::resume_data`].
     pub fn pause_data(&mut self, connection: ConnectionId) {
-        self.commands.push(Command::PauseData(connection));
+        self.push(Command::PauseData(connection));
     }
 
     pub fn resume_data(&mut self, connection: ConnectionId) {
-        self.commands.push(Command::ResumeData(connection));
+        self.push(Command::ResumeData(connection));
     }
 
     /// Subscribes the connection to a topic: it receives what is published
     /// there until it unsubscribes or closes.
     pub fn subscribe(&mut self, connection: ConnectionId, topic: impl Into<String>) {
-        self.commands.push(Command::Subscribe(Subscription {
+        self.push(Command::Subscribe(Subscription {
             connection,
             topic: topic.into(),
         }));
     }
 
     pub fn unsubscribe(&mut self, connection: ConnectionId, topic: impl Into<String>) {
-        self.commands.push(Command::Unsubscribe(Subscription {
+        self.push(Command::Unsubscribe(Subscription {
             connection,
             topic: topic.into(),
         }));
@@ -118,7 +153,7 @@ impl Context {
         data: Vec<u8>,
         exclude: Option<ConnectionId>,
     ) {
-        self.commands.push(Command::Publish(Publication {
+        self.push(Command::Publish(Publication {
             topic: topic.into(),
             format,
             data,
@@ -126,13 +161,31 @@ impl Context {
         }));
     }
 
-    /// The commands queued so far, in order.
+    /// The commands queued so far, in order. Empty while the plugin
+    /// handles a packed batch from the host: its commands are encoded into
+    /// the output as they are queued.
     pub fn commands(&self) -> &[Command] {
-        &self.commands
+        match &self.sink {
+            Sink::Commands(commands) => commands,
+            Sink::Packed(_) => &[],
+        }
     }
 
+    /// The commands queued, in order (none for a packed batch, see
+    /// [`commands`](Self::commands)).
     pub fn into_commands(self) -> Vec<Command> {
-        self.commands
+        match self.sink {
+            Sink::Commands(commands) => commands,
+            Sink::Packed(_) => Vec::new(),
+        }
+    }
+
+    /// The packed output batch (empty unless made by [`packed`](Self::packed)).
+    pub(crate) fn into_packed(self) -> Vec<u8> {
+        match self.sink {
+            Sink::Packed(out) => out,
+            Sink::Commands(_) => Vec::new(),
+        }
     }
 }
 

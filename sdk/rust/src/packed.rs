@@ -3,28 +3,27 @@
 
 use wsserver_packed as packed;
 
-use crate::plugin::{Plugin, handle_events};
+use crate::context::Context;
+use crate::plugin::{Plugin, dispatch};
 use crate::types::{
     Command, DataFormat, DataIn, DisconnectInfo, ErrorInfo, Event, MessageFormat, PingIn,
     PresenceChange,
 };
 
-/// Handles one packed batch. A batch the host wrote wrongly is a host bug:
-/// the call traps rather than guess.
+/// Handles one packed batch: each event is decoded and handed to its
+/// method in turn, and the commands go straight into the output batch. A
+/// batch the host wrote wrongly is a host bug: the call traps rather than
+/// guess.
 pub(crate) fn handle_packed<P: Plugin>(plugin: &mut P, batch: &[u8]) -> Vec<u8> {
-    let events: Vec<Event> = packed::events(batch)
-        .map(|event| match event {
-            Ok(event) => typed_event(event),
+    // An echo's output is about as large as its input: one allocation.
+    let mut ctx = Context::packed(Vec::with_capacity(batch.len()));
+    for event in packed::events(batch) {
+        match event {
+            Ok(event) => dispatch(plugin, &mut ctx, typed_event(event)),
             Err(e) => panic!("wsserver host sent a {e}"),
-        })
-        .collect();
-    let commands = handle_events(plugin, events);
-    let mut out = Vec::with_capacity(commands.iter().map(command_size).sum());
-    let mut writer = packed::Writer::new(&mut out);
-    for command in &commands {
-        writer.command(&packed_command(command));
+        }
     }
-    out
+    ctx.into_packed()
 }
 
 fn typed_event(event: packed::Event<'_>) -> Event {
@@ -98,7 +97,7 @@ fn format_code(format: MessageFormat) -> u8 {
     }
 }
 
-fn packed_command(command: &Command) -> packed::Command<'_> {
+pub(crate) fn packed_command(command: &Command) -> packed::Command<'_> {
     match command {
         Command::Send(m) => packed::Command::Send {
             connection: m.connection,
@@ -137,24 +136,9 @@ fn packed_command(command: &Command) -> packed::Command<'_> {
     }
 }
 
-/// An upper bound of a command's packed size, to size the output once.
-fn command_size(command: &Command) -> usize {
-    const FIXED: usize = 32;
-    FIXED
-        + match command {
-            Command::Send(m) => m.data.len(),
-            Command::Ping(p) => p.payload.len(),
-            Command::Disconnect(c) => c.reason.len(),
-            Command::Subscribe(s) | Command::Unsubscribe(s) => s.topic.len(),
-            Command::Publish(p) => p.topic.len() + p.data.len(),
-            _ => 0,
-        }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::Context;
 
     /// Echoes data and reports every other event as text.
     #[derive(Default)]

@@ -89,17 +89,22 @@ pub fn handle_events<P: Plugin>(plugin: &mut P, events: Vec<Event>) -> Vec<Comma
     // Most events cause at most one command (an echo, a publish).
     let mut ctx = Context::with_capacity(events.len());
     for event in events {
-        match event {
-            Event::Connected(connection) => plugin.connected(&mut ctx, connection),
-            Event::DataIn(data) => plugin.data_in(&mut ctx, data),
-            Event::Ping(ping) => plugin.ping(&mut ctx, ping),
-            Event::Disconnected(info) => plugin.disconnected(&mut ctx, info),
-            Event::ReadyToSend(connection) => plugin.ready_to_send(&mut ctx, connection),
-            Event::Error(error) => plugin.error(&mut ctx, error),
-            Event::Presence(change) => plugin.presence(&mut ctx, change),
-        }
+        dispatch(plugin, &mut ctx, event);
     }
     ctx.into_commands()
+}
+
+/// Hands one event to its method.
+pub(crate) fn dispatch<P: Plugin>(plugin: &mut P, ctx: &mut Context, event: Event) {
+    match event {
+        Event::Connected(connection) => plugin.connected(ctx, connection),
+        Event::DataIn(data) => plugin.data_in(ctx, data),
+        Event::Ping(ping) => plugin.ping(ctx, ping),
+        Event::Disconnected(info) => plugin.disconnected(ctx, info),
+        Event::ReadyToSend(connection) => plugin.ready_to_send(ctx, connection),
+        Event::Error(error) => plugin.error(ctx, error),
+        Event::Presence(change) => plugin.presence(ctx, change),
+    }
 }
 
 #[cfg(test)]

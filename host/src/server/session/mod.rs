@@ -4,11 +4,18 @@
 //! until the closing handshake ([`closing`]) ends. Everything after
 //! admission is generic over the stream, plain TCP or TLS.
 //!
-//! The loop runs inside a single future: each turn moves frames queued by
+//! The loop runs inside a single future: each round moves frames queued by
 //! senders into the write list, writes them in one vectored write, then
 //! reads into a per-thread scratch buffer and dispatches what arrived, so an
-//! idle connection holds no read buffer and everything a turn produces
+//! idle connection holds no read buffer and everything a round produces
 //! leaves in one write.
+//!
+//! Fair share: a connection's turn (one poll of its task) ends after
+//! [`ROUNDS_PER_TURN`] rounds or [`READ_BUDGET`] bytes read, whichever
+//! comes first, and the task then yields with a deferred wake-up: the
+//! runtime polls for I/O before it runs the connection again, so a quiet
+//! connection that just became readable is served ahead of a flooding one
+//! instead of behind every flooding connection's next turn.
 
 mod closing;
 mod turn;
@@ -48,6 +55,10 @@ use turn::OwnerTurn;
 const READ_BUFFER: usize = 64 * 1024;
 /// Rounds a connection may run before yielding to other tasks.
 const ROUNDS_PER_TURN: usize = 16;
+/// Bytes a connection may read in one turn before yielding: a flooding
+/// client's turn stays short (hundreds of microseconds of dispatch), and
+/// a pipelined 4 KiB load still reads a whole batch per turn.
+const READ_BUDGET: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
@@ -212,7 +223,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     server.handler.ready_to_send(conn);
 
     let mut session = Session::new(stream, conn.clone(), settings, opened);
-    poll_fn(|cx| session.poll_run(cx)).await;
+    while let TurnEnd::Yield = poll_fn(|cx| session.poll_turn(cx)).await {
+        // Deferred: other connections' I/O is polled before this one runs
+        // again (a plain self-wake would queue it ahead of their readiness).
+        tokio::task::yield_now().await;
+    }
     server.metrics.connection_closed();
     let (code, description) = session.closing.take_ending();
     {
@@ -256,6 +271,14 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// How a turn of the session ended.
+enum TurnEnd {
+    /// The closing handshake is over.
+    Ended,
+    /// The turn's budget is spent; there may be more to do.
+    Yield,
+}
+
 /// What one round of the loop achieved.
 enum Step {
     Progress,
@@ -274,6 +297,8 @@ struct Session<S> {
     deflater: Option<Deflater>,
     /// Input read but not yet dispatched: the handler paused data.
     held: Vec<u8>,
+    /// Bytes read in the current turn, against [`READ_BUDGET`].
+    read_this_turn: usize,
     closing: CloseHandshake,
 }
 
@@ -293,6 +318,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .deflate
                 .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
             held: opened.leftover,
+            read_this_turn: 0,
             closing: CloseHandshake::new(settings),
         }
     }
@@ -301,25 +327,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.stream
     }
 
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Runs rounds until the connection waits for something, ends, or
+    /// spends its turn's budget.
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
+        self.read_this_turn = 0;
         for _ in 0..ROUNDS_PER_TURN {
             match self.round(cx) {
+                Step::Progress if self.read_this_turn >= READ_BUDGET => break,
                 Step::Progress => continue,
-                Step::Done => return Poll::Ready(()),
+                Step::Done => return Poll::Ready(TurnEnd::Ended),
                 Step::Blocked => {}
             }
             if self.park(cx) {
                 continue;
             }
             match self.closing.poll_timers(cx, &self.conn) {
-                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(true) => return Poll::Ready(TurnEnd::Ended),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,
             }
         }
-        // Let other connections run; this one resumes at once.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        Poll::Ready(TurnEnd::Yield)
     }
 
     /// Takes queued work, writes, then reads and dispatches.
@@ -492,6 +520,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if n == 0 {
             return Poll::Ready(Ok(false));
         }
+        self.read_this_turn += n;
         self.closing.touch();
         let input = &mut buf[..n];
         let used = self.process(input);

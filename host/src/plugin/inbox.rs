@@ -1,0 +1,132 @@
+//! What waits for a plugin's actor: event batches, open requests, paused
+//! connections, flushes, swap orders and the hibernation request.
+//!
+//! Events arrive in the packed layout, already staged per read by the
+//! connection's thread; an inbox with nothing waiting takes the staged
+//! buffer as it is (no copy), and a handled batch's buffer comes back for
+//! the next one, so a busy tenant's batches cost no allocation.
+
+use std::sync::{Arc, mpsc};
+
+use tokio::sync::oneshot;
+use wsserver_plugin_bindings::wsserver::plugin::types as wit;
+
+use super::version::{Live, Version};
+use crate::server::{Connection, OpenResponse};
+
+/// An open request waiting for the plugin's answer.
+pub(crate) struct PendingOpen {
+    pub request: wit::OpenRequest,
+    pub offered: Vec<String>,
+    pub conn: Connection,
+    pub reply: oneshot::Sender<OpenResponse>,
+}
+
+/// A switch to another version, prepared by the tenant: the new version's
+/// instance is already made.
+pub(crate) struct SwapOrder {
+    pub version: Arc<Version>,
+    pub next: Live,
+    /// Where the actor says whether the new instance is ready (the state
+    /// restored, when both versions export `lifecycle`), or why not. The
+    /// tenant's verdict comes back through [`PluginHandle::push_verdict`](super::instance::PluginHandle::push_verdict).
+    pub prepared: mpsc::SyncSender<Result<(), String>>,
+}
+
+/// The largest handled batch buffer kept for the next batch (a read's
+/// staged events are handed over at 64 KiB): beyond it the buffer is
+/// freed, so a burst does not stay in a tenant's cost.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Events and requests waiting for the actor.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    pub opens: Vec<PendingOpen>,
+    /// Events in the packed layout, ready to hand over as they are.
+    pub events: Vec<u8>,
+    /// Connections paused for the plugin's sake (its inbox was too full,
+    /// or they went over their rate), resumed after the next batch.
+    pub throttled: Vec<Connection>,
+    /// Signalled once everything queued before them has been handled.
+    pub flushes: Vec<oneshot::Sender<()>>,
+    pub swap: Option<SwapOrder>,
+    /// The tenant's verdict on a prepared swap: true switches.
+    pub verdict: Option<bool>,
+    /// The watchdog found the instance idle past `hibernate_after`.
+    pub hibernate: bool,
+    /// The actor is queued on the pool or running: pushes need not
+    /// schedule it.
+    pub scheduled: bool,
+}
+
+impl Inbox {
+    pub fn has_work(&self) -> bool {
+        !self.opens.is_empty()
+            || !self.events.is_empty()
+            || !self.throttled.is_empty()
+            || !self.flushes.is_empty()
+            || self.swap.is_some()
+            || self.verdict.is_some()
+            || self.hibernate
+    }
+
+    /// Queues packed `events` after those waiting, leaving `events` empty
+    /// (with this inbox's spare buffer, when it took the caller's).
+    pub fn queue_events(&mut self, events: &mut Vec<u8>) {
+        if self.events.is_empty() {
+            std::mem::swap(&mut self.events, events);
+        } else {
+            self.events.extend_from_slice(events);
+        }
+        events.clear();
+    }
+
+    /// Frees the spare buffer: a hibernating tenant keeps no memory for
+    /// batches.
+    pub fn release_buffer(&mut self) {
+        if self.events.is_empty() {
+            self.events = Vec::new();
+        }
+    }
+
+    /// Takes a handled batch's buffer back for the next batch.
+    pub fn recycle(&mut self, mut batch: Vec<u8>) {
+        if self.events.capacity() == 0 && batch.capacity() <= KEEP_CAPACITY {
+            batch.clear();
+            self.events = batch;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_taken_without_a_copy_when_none_wait_and_appended_otherwise() {
+        let mut inbox = Inbox::default();
+        let mut staged = b"first".to_vec();
+        let staged_at = staged.as_ptr();
+        inbox.queue_events(&mut staged);
+        assert_eq!(inbox.events.as_ptr(), staged_at);
+        assert!(staged.is_empty());
+        staged.extend_from_slice(b" second");
+        inbox.queue_events(&mut staged);
+        assert_eq!(inbox.events, b"first second");
+        assert!(staged.is_empty());
+    }
+
+    #[test]
+    fn a_handled_batch_comes_back_unless_it_is_large_or_the_tenant_hibernates() {
+        let mut inbox = Inbox::default();
+        let batch = std::mem::take(&mut inbox.events);
+        inbox.recycle(Vec::with_capacity(64));
+        assert_eq!(inbox.events.capacity(), 64);
+        assert!(inbox.events.is_empty());
+        drop(batch);
+        inbox.release_buffer();
+        assert_eq!(inbox.events.capacity(), 0);
+        inbox.recycle(Vec::with_capacity(KEEP_CAPACITY + 1));
+        assert_eq!(inbox.events.capacity(), 0);
+    }
+}
