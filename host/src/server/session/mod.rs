@@ -11,9 +11,10 @@
 //! leaves in one write.
 //!
 //! Fair share: a connection's turn (one poll of its task) ends after
-//! [`ROUNDS_PER_TURN`] rounds or [`READ_BUDGET`] bytes read, whichever
-//! comes first, and the task then yields with a deferred wake-up: the
-//! runtime polls for I/O before it runs the connection again, so a quiet
+//! [`ROUNDS_PER_TURN`] rounds or once it has dispatched [`MESSAGE_BUDGET`]
+//! messages, whichever comes first, and the task then yields with a
+//! deferred wake-up: the runtime polls for I/O before it runs the
+//! connection again, so a quiet
 //! connection that just became readable is served ahead of a flooding one
 //! instead of behind every flooding connection's next turn.
 
@@ -55,10 +56,11 @@ use turn::OwnerTurn;
 const READ_BUFFER: usize = 64 * 1024;
 /// Rounds a connection may run before yielding to other tasks.
 const ROUNDS_PER_TURN: usize = 16;
-/// Bytes a connection may read in one turn before yielding: a flooding
-/// client's turn stays short (hundreds of microseconds of dispatch), and
-/// a pipelined 4 KiB load still reads a whole batch per turn.
-const READ_BUDGET: usize = 64 * 1024;
+/// Messages a connection may dispatch in one turn before yielding. Work
+/// goes by messages, not bytes: a flood of small messages ends its turn
+/// after one read, while a pipelined load of 4 KiB messages still reads
+/// batches of 1 MiB (a 64 KiB byte budget cost 4 KiB echo 15%).
+const MESSAGE_BUDGET: u64 = 256;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
@@ -297,8 +299,8 @@ struct Session<S> {
     deflater: Option<Deflater>,
     /// Input read but not yet dispatched: the handler paused data.
     held: Vec<u8>,
-    /// Bytes read in the current turn, against [`READ_BUDGET`].
-    read_this_turn: usize,
+    /// Messages dispatched in the current turn, against [`MESSAGE_BUDGET`].
+    messages_this_turn: u64,
     closing: CloseHandshake,
 }
 
@@ -318,7 +320,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .deflate
                 .map(|negotiated| Deflater::new(&negotiated, &settings.deflate)),
             held: opened.leftover,
-            read_this_turn: 0,
+            messages_this_turn: 0,
             closing: CloseHandshake::new(settings),
         }
     }
@@ -330,10 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs rounds until the connection waits for something, ends, or
     /// spends its turn's budget.
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
-        self.read_this_turn = 0;
+        self.messages_this_turn = 0;
         for _ in 0..ROUNDS_PER_TURN {
             match self.round(cx) {
-                Step::Progress if self.read_this_turn >= READ_BUDGET => break,
+                Step::Progress if self.messages_this_turn >= MESSAGE_BUDGET => break,
                 Step::Progress => continue,
                 Step::Done => return Poll::Ready(TurnEnd::Ended),
                 Step::Blocked => {}
@@ -520,7 +522,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if n == 0 {
             return Poll::Ready(Ok(false));
         }
-        self.read_this_turn += n;
         self.closing.touch();
         let input = &mut buf[..n];
         let used = self.process(input);
@@ -535,6 +536,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// server's counters.
     fn count_received(&mut self, bytes: usize) {
         let messages = self.dispatch.take_messages_received();
+        self.messages_this_turn += messages;
         self.conn.0.server.metrics.received(bytes, messages);
     }
 
