@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use wsserver::MessageKind;
 use wsserver::protocol::deflate::{DeflateSettings, Deflater, Inflater, Negotiated, WindowBits};
 use wsserver::protocol::receiver::Receiver;
-use wsserver_fuzz::{BINARY, CONTINUATION, Event, PING, TEXT, client_frame, feed};
+use wsserver_fuzz::{BINARY, CONTINUATION, Event, PING, TEXT, client_frame, feed, pieces};
 
 #[derive(Arbitrary, Debug)]
 enum Data {
@@ -60,26 +60,20 @@ fuzz_target!(|input: Input| {
         } else {
             data.to_vec()
         };
-        let mut sizes = message.fragments.iter().cycle();
-        let mut rest = payload.as_slice();
+        let mut parts = pieces(&payload, &message.fragments).peekable();
         let mut first = true;
-        loop {
-            let size = match sizes.next().map(|&s| usize::from(s)) {
-                Some(0) | None => rest.len(),
-                Some(s) => s.min(rest.len()),
-            };
-            let (part, after) = rest.split_at(size);
-            rest = after;
+        while let Some(part) = parts.next() {
+            let last = parts.peek().is_none();
             let op = if first { opcode } else { CONTINUATION };
             wire.extend(client_frame(
                 op,
-                rest.is_empty(),
+                last,
                 first && compress,
                 message.mask,
                 part,
             ));
             if first
-                && !rest.is_empty()
+                && !last
                 && let Some(ping) = &message.ping_inside
             {
                 let ping = &ping[..ping.len().min(125)];
@@ -87,9 +81,6 @@ fuzz_target!(|input: Input| {
                 expected.push(Event::Ping(ping.to_vec()));
             }
             first = false;
-            if rest.is_empty() {
-                break;
-            }
         }
         expected.push(Event::Message {
             kind,

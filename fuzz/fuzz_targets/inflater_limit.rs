@@ -14,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use wsserver::protocol::deflate::{
     DeflateSettings, Deflater, InflateError, Inflated, Inflater, Negotiated, WindowBits,
 };
+use wsserver_fuzz::pieces;
 
 /// Counts live heap bytes and their peak.
 struct Counting;
@@ -75,20 +76,10 @@ fn inflate(
         ended = last;
         Ok(ControlFlow::Continue(()))
     };
-    let mut sizes = splits.iter().cycle();
-    let mut rest = input;
-    loop {
-        let size = match sizes.next().map(|&s| usize::from(s)) {
-            Some(0) | None => rest.len(),
-            Some(s) => s.min(rest.len()),
-        };
-        let (part, after) = rest.split_at(size);
-        rest = after;
-        let end = rest.is_empty();
+    let mut parts = pieces(input, splits).peekable();
+    while let Some(part) = parts.next() {
+        let end = parts.peek().is_none();
         assert_eq!(inflater.inflate(part, end, &mut sink)?, Inflated::Done);
-        if end {
-            break;
-        }
     }
     assert!(ended, "no last piece");
     Ok(out)

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
 use wsserver::tls::StoreType;
-use wsserver::tls::{CertSource, inspect, load};
-use wsserver::tls::ca_list;
 use wsserver::tls::SubjectQuery;
+use wsserver::tls::ca_list;
+use wsserver::tls::{CertSource, inspect, load};
 
 /// A 9-byte header, then the store (seeds are PEM and PKCS#12 stores).
 #[derive(Arbitrary, Debug)]

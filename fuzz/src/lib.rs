@@ -88,22 +88,32 @@ impl Record {
     }
 }
 
+/// `bytes` in pieces of the sizes `splits` gives in turn (0, or no sizes
+/// at all: the rest); always at least one piece, empty for empty `bytes`.
+pub fn pieces<'a>(bytes: &'a [u8], splits: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut sizes = splits.iter().cycle();
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let now = rest?;
+        let size = match sizes.next().map(|&s| usize::from(s)) {
+            Some(0) | None => now.len(),
+            Some(s) => s.min(now.len()),
+        };
+        let (part, after) = now.split_at(size);
+        rest = (!after.is_empty()).then_some(after);
+        Some(part)
+    })
+}
+
 /// Feeds `bytes` to `receiver` in pieces of the sizes `splits` gives (in
 /// turn; 0 means the rest), pausing after every `pause_every`th event
 /// (0: never) and feeding the unconsumed rest again, as the server's read
 /// loop does.
 pub fn feed(receiver: &mut Receiver, bytes: &[u8], splits: &[u8], pause_every: u8) -> Record {
     let mut record = Record::default();
-    let mut sizes = splits.iter().cycle();
-    let mut rest = bytes;
     let mut seen = 0u32;
-    while !rest.is_empty() {
-        let size = match sizes.next().map(|&s| usize::from(s)) {
-            Some(0) | None => rest.len(),
-            Some(s) => s.min(rest.len()),
-        };
-        let mut piece = rest[..size].to_vec();
-        rest = &rest[size..];
+    for piece in pieces(bytes, splits).filter(|piece| !piece.is_empty()) {
+        let mut piece = piece.to_vec();
         let mut pos = 0;
         // Each round hands out at least one event or consumes everything.
         loop {

@@ -50,6 +50,15 @@ impl ServerProcess {
         Self::start_exact(&all).await
     }
 
+    /// Starts the server on the TOML file `config` with the admin API;
+    /// returns it and the admin API's base URL.
+    pub async fn start_config_with_admin(config: &std::path::Path) -> (Self, String) {
+        let config = config.display().to_string();
+        let mut server = Self::start(&["--admin", "127.0.0.1:0", "--config", &config]).await;
+        let admin = server.admin_url().await;
+        (server, admin)
+    }
+
     /// Starts `wsserver ARGS...` as given.
     pub async fn start_exact(args: &[&str]) -> Self {
         Self::start_with_env(args, &[]).await

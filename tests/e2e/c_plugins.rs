@@ -167,10 +167,7 @@ async fn start_chat(dir: &Path, welcome: &str, extra: &str) -> (ServerProcess, S
         ),
     )
     .unwrap();
-    let config = config.display().to_string();
-    let mut server = ServerProcess::start(&["--admin", "127.0.0.1:0", "--config", &config]).await;
-    let admin = server.admin_url().await;
-    (server, admin)
+    ServerProcess::start_config_with_admin(&config).await
 }
 
 #[tokio::test]

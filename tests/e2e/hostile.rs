@@ -40,14 +40,7 @@ impl Tenants {
             ),
         )
         .unwrap();
-        let mut server = ServerProcess::start(&[
-            "--admin",
-            "127.0.0.1:0",
-            "--config",
-            &config.display().to_string(),
-        ])
-        .await;
-        let admin = server.admin_url().await;
+        let (server, admin) = ServerProcess::start_config_with_admin(&config).await;
         Self {
             server,
             admin,

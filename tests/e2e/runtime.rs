@@ -27,10 +27,7 @@ fn config_file(text: &str) -> tempfile::NamedTempFile {
 /// Starts the server on `config` with the admin API; returns it and the
 /// admin API's base URL.
 async fn start(config: &tempfile::NamedTempFile) -> (ServerProcess, String) {
-    let path = config.path().display().to_string();
-    let mut server = ServerProcess::start(&["--admin", "127.0.0.1:0", "--config", &path]).await;
-    let admin = server.admin_url().await;
-    (server, admin)
+    ServerProcess::start_config_with_admin(config.path()).await
 }
 
 /// `GET /tenants/{name}`'s accounting object.

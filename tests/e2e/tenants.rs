@@ -97,14 +97,7 @@ async fn each_tenant_admits_by_its_own_limits() {
         ),
     )
     .unwrap();
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = ServerProcess::start_config_with_admin(&config).await;
 
     // max_connections: the third is refused before the plugin sees it.
     let first = ws_connect(&format!("{}/small", server.url)).await;
@@ -195,14 +188,7 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
         ),
     )
     .unwrap();
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = ServerProcess::start_config_with_admin(&config).await;
 
     let (mut ws, _) = probe_client(&format!("{}/drop", server.url)).await;
     for n in 0..30 {
@@ -515,14 +501,7 @@ async fn the_admin_api_swaps_and_rolls_back_a_tenant_and_metrics_count_it() {
         &config,
         versioned_tenant(&built("versioned"), "v1", "memory_limit = 8388608").as_bytes(),
     );
-    let mut server = ServerProcess::start(&[
-        "--admin",
-        "127.0.0.1:0",
-        "--config",
-        &config.display().to_string(),
-    ])
-    .await;
-    let admin = server.admin_url().await;
+    let (server, admin) = ServerProcess::start_config_with_admin(&config).await;
     let mut ws = ws_connect(&server.url).await;
     assert_eq!(ask(&mut ws, "a").await, "v1 1 a");
 
