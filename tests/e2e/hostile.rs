@@ -129,6 +129,7 @@ async fn each_attack_costs_the_attacker_its_connection_and_is_counted() {
     let rss_before = tenants.server.rss_kib();
     for (attack, counter) in [
         ("malformed-batch", "refused_answers"),
+        ("input-outside-batch", "refused_answers"),
         ("recurse", "traps"),
         // The 1 GiB allocation fails at the memory cap (128 MiB).
         ("send-1gib", "traps"),

@@ -468,6 +468,9 @@ impl ActorState {
                 data,
                 exclude,
             } => self.publish(topic, format, data, exclude),
+            // Only meaningful beside the batch it answers, which turns it
+            // into a send before it gets here (see `instance.rs`).
+            Command::SendInput { .. } => Err(wit::HostError::InvalidArgument),
         };
         result.map_err(Refused::Failed)
     }

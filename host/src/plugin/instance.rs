@@ -567,7 +567,8 @@ impl Actor {
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
                 Ok((commands,)) => {
-                    let applied = apply_packed(&mut live.store.data_mut().actor, &commands);
+                    let actor = &mut live.store.data_mut().actor;
+                    let applied = apply_packed(actor, &commands, batch);
                     if applied.is_err() {
                         metrics.record_failure(CallFailure::Refused);
                     }
@@ -732,14 +733,16 @@ fn log_error(handle: &PluginHandle, message: &str) {
     tracing::error!(plugin = %handle.shared.name, "{message}");
 }
 
-/// Applies the commands of a packed batch in order. A batch that does not
-/// follow the layout is the plugin's failure, like a trap: the commands
-/// before the malformed record have been applied.
-fn apply_packed(actor: &mut ActorState, commands: &[u8]) -> Result<(), String> {
+/// Applies the commands of a packed batch in order; sends of the events'
+/// own bytes are taken from `events`, the batch they answer. A batch that
+/// does not follow the layout is the plugin's failure, like a trap: the
+/// commands before the malformed record have been applied.
+fn apply_packed(actor: &mut ActorState, commands: &[u8], events: &[u8]) -> Result<(), String> {
     for command in packed::commands(commands) {
-        match command {
-            Ok(command) => actor.apply(command),
-            Err(e) => return Err(format!("returned a {e}")),
+        let command = command.map_err(|e| format!("returned a {e}"))?;
+        match command.with_input(events) {
+            Some(command) => actor.apply(command),
+            None => return Err("returned a send of bytes outside its batch of events".to_owned()),
         }
     }
     Ok(())

@@ -3,9 +3,11 @@
 //! Conformance suites and the benchmark run against it.
 //!
 //! It exports `lifecycle`, so messages still being reassembled survive a hot
-//! swap.
+//! swap. It reads payloads borrowed from the batch and sends whole ones
+//! back by reference, so the bytes of a message are not copied inside the
+//! plugin at all.
 
-use wsserver_sdk::{Context, DataIn, DisconnectInfo, Lifecycle, MessageAssembler, Plugin};
+use wsserver_sdk::{Context, DataInRef, DisconnectInfo, Lifecycle, MessageAssembler, Plugin};
 
 #[derive(Default)]
 struct Echo {
@@ -13,9 +15,9 @@ struct Echo {
 }
 
 impl Plugin for Echo {
-    fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
-        if let Some(message) = self.messages.push(data) {
-            ctx.send_message(message);
+    fn data_in_ref(&mut self, ctx: &mut Context, data: DataInRef<'_>) {
+        if let Some(message) = self.messages.push_ref(data) {
+            ctx.send_slice(message.connection, message.format, &message.data);
         }
     }
 
@@ -40,7 +42,9 @@ wsserver_sdk::export_stateful_plugin!(Echo);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsserver_sdk::{Command, DataFormat, Event, MessageFormat, OutgoingMessage, handle_events};
+    use wsserver_sdk::{
+        Command, DataFormat, DataIn, Event, MessageFormat, OutgoingMessage, handle_events,
+    };
 
     fn chunk(connection: u64, format: DataFormat, data: &[u8], eom: bool) -> Event {
         Event::DataIn(DataIn {

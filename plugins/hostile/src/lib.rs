@@ -1,6 +1,7 @@
 //! Hostile test plugin: each text message names a misbehaviour, anything
 //! else is echoed (so a test sees the tenant still serves):
 //! - `malformed-batch`: returns a command batch that breaks the layout;
+//! - `input-outside-batch`: returns a send of batch bytes past its end;
 //! - `gigantic-batch`: returns 16 MiB of sends to the connection at once;
 //! - `log-flood`: logs without end (until the CPU deadline);
 //! - `recurse`: recurses until its stack overflows;
@@ -90,6 +91,16 @@ fn raw_batch(batch: &[u8]) -> Option<Vec<u8>> {
                         data: b"before the bad record",
                     });
                     out.extend_from_slice(&[0xEE; 16]);
+                    Some(out)
+                }
+                b"input-outside-batch" => {
+                    let mut out = Vec::new();
+                    Writer::new(&mut out).command(&Command::SendInput {
+                        connection,
+                        format: packed::SEND_BINARY,
+                        offset: batch.len() as u32 - 4,
+                        len: 8,
+                    });
                     Some(out)
                 }
                 b"gigantic-batch" => {

@@ -114,6 +114,16 @@ pub enum Command<'a> {
         data: &'a [u8],
         exclude: Option<ConnectionId>,
     },
+    /// A send of bytes the batch of events carried (`len` bytes from
+    /// `offset` in it, e.g. a data-in payload an echo returns): the host
+    /// sends them from its own copy of the batch, so they are not copied
+    /// back out of the guest.
+    SendInput {
+        connection: ConnectionId,
+        format: u8,
+        offset: u32,
+        len: u32,
+    },
 }
 
 impl Command<'_> {
@@ -121,6 +131,7 @@ impl Command<'_> {
     pub fn connection(&self) -> Option<ConnectionId> {
         Some(match *self {
             Self::Send { connection, .. }
+            | Self::SendInput { connection, .. }
             | Self::Ping { connection, .. }
             | Self::Disconnect { connection, .. }
             | Self::SetLineMode { connection, .. }
@@ -128,6 +139,33 @@ impl Command<'_> {
             | Self::Unsubscribe { connection, .. } => connection,
             Self::PauseData(id) | Self::ResumeData(id) => id,
             Self::Publish { .. } => return None,
+        })
+    }
+}
+
+impl<'a> Command<'a> {
+    /// The command with a [`SendInput`](Self::SendInput) turned into the
+    /// [`Send`](Self::Send) of the bytes it names in `batch` (the events
+    /// it answers); `None` when they are not all in the batch.
+    pub fn with_input<'s>(self, batch: &'s [u8]) -> Option<Command<'s>>
+    where
+        'a: 's,
+    {
+        Some(match self {
+            Self::SendInput {
+                connection,
+                format,
+                offset,
+                len,
+            } => {
+                let start = offset as usize;
+                Command::Send {
+                    connection,
+                    format,
+                    data: batch.get(start..start.checked_add(len as usize)?)?,
+                }
+            }
+            other => other,
         })
     }
 }
@@ -320,6 +358,14 @@ impl<'b> Writer<'b> {
                     .id(exclude.unwrap_or(0))
                     .bytes(data);
             }
+            Command::SendInput {
+                connection,
+                format,
+                offset,
+                len,
+            } => {
+                self.kind(10).id(connection).u8(format).u32(offset).u32(len);
+            }
         }
     }
 }
@@ -496,6 +542,12 @@ impl<'a> Reader<'a> {
                     data: self.bytes()?,
                 }
             }
+            10 => Command::SendInput {
+                connection: self.id()?,
+                format: self.format(SEND_BINARY)?,
+                offset: self.u32()?,
+                len: self.u32()?,
+            },
             _ => return self.fail("unknown command kind"),
         })
     }
@@ -651,6 +703,12 @@ mod tests {
                 data: b"",
                 exclude: None,
             },
+            Command::SendInput {
+                connection: 10,
+                format: SEND_TEXT,
+                offset: 17,
+                len: u32::MAX,
+            },
         ]
     }
 
@@ -674,6 +732,37 @@ mod tests {
         }
         let read: Vec<Command<'_>> = commands(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(read, all_commands());
+    }
+
+    #[test]
+    fn a_send_of_input_becomes_a_send_of_the_bytes_it_names_or_nothing() {
+        let batch = b"0123456789";
+        let input = |offset, len| Command::SendInput {
+            connection: 3,
+            format: SEND_BINARY,
+            offset,
+            len,
+        };
+        assert_eq!(
+            input(2, 3).with_input(batch),
+            Some(Command::Send {
+                connection: 3,
+                format: SEND_BINARY,
+                data: b"234"
+            })
+        );
+        assert_eq!(
+            input(10, 0).with_input(batch),
+            Some(Command::Send {
+                connection: 3,
+                format: SEND_BINARY,
+                data: b""
+            })
+        );
+        assert_eq!(input(8, 3).with_input(batch), None);
+        assert_eq!(input(u32::MAX, u32::MAX).with_input(batch), None);
+        let other = Command::PauseData(1);
+        assert_eq!(other.with_input(batch), Some(other));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Reassembly of fragmented messages from data-in chunks.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::types::{ConnectionId, DataFormat, DataIn, MessageFormat};
+use crate::types::{ConnectionId, DataFormat, DataIn, DataInRef, MessageFormat};
 
 /// A whole message received on a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,6 +12,15 @@ pub struct Message {
     pub connection: ConnectionId,
     pub format: MessageFormat,
     pub data: Vec<u8>,
+}
+
+/// A whole message from [`MessageAssembler::push_ref`]: borrowed from the
+/// batch when it came in one chunk, else joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    pub connection: ConnectionId,
+    pub format: MessageFormat,
+    pub data: Cow<'a, [u8]>,
 }
 
 /// Joins the chunks of fragmented messages, per connection.
@@ -53,6 +63,34 @@ impl MessageAssembler {
             eom,
             ..
         } = chunk;
+        self.join(connection, format, Cow::Owned(data), eom)
+            .map(|message| Message {
+                connection: message.connection,
+                format: message.format,
+                data: message.data.into_owned(),
+            })
+    }
+
+    /// Adds a borrowed chunk; returns the message it completes, if any,
+    /// still borrowed when it came in one chunk (send it with
+    /// [`Context::send_slice`](crate::Context::send_slice) and nothing is
+    /// copied).
+    pub fn push_ref<'a>(&mut self, chunk: DataInRef<'a>) -> Option<MessageRef<'a>> {
+        self.join(
+            chunk.connection,
+            chunk.format,
+            Cow::Borrowed(chunk.data),
+            chunk.eom,
+        )
+    }
+
+    fn join<'a>(
+        &mut self,
+        connection: ConnectionId,
+        format: DataFormat,
+        data: Cow<'a, [u8]>,
+        eom: bool,
+    ) -> Option<MessageRef<'a>> {
         let first_chunk_format = match format {
             DataFormat::Text => MessageFormat::Text,
             DataFormat::Binary => MessageFormat::Binary,
@@ -60,7 +98,11 @@ impl MessageAssembler {
                 let message = self.in_progress.get_mut(&connection)?;
                 message.data.extend_from_slice(&data);
                 return if eom {
-                    self.in_progress.remove(&connection)
+                    self.in_progress.remove(&connection).map(|m| MessageRef {
+                        connection: m.connection,
+                        format: m.format,
+                        data: Cow::Owned(m.data),
+                    })
                 } else {
                     None
                 };
@@ -69,17 +111,21 @@ impl MessageAssembler {
         // A first chunk starts a new message. The host never interleaves
         // messages, so a message still in progress here cannot complete and
         // is dropped.
-        let message = Message {
-            connection,
-            format: first_chunk_format,
-            data,
-        };
         if eom {
             if !self.in_progress.is_empty() {
                 self.in_progress.remove(&connection);
             }
-            Some(message)
+            Some(MessageRef {
+                connection,
+                format: first_chunk_format,
+                data,
+            })
         } else {
+            let message = Message {
+                connection,
+                format: first_chunk_format,
+                data: data.into_owned(),
+            };
             self.in_progress.insert(connection, message);
             None
         }
@@ -209,6 +255,36 @@ mod tests {
             format,
             data: data.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_borrowed_single_chunk_stays_borrowed_and_fragments_are_joined() {
+        let mut messages = MessageAssembler::default();
+        let bytes = [7u8, 8];
+        let borrowed = |format, data, eom| DataInRef {
+            connection: 1,
+            format,
+            data,
+            eom,
+            eol: false,
+        };
+        let whole = messages
+            .push_ref(borrowed(DataFormat::Text, &bytes, true))
+            .unwrap();
+        assert!(matches!(whole.data, Cow::Borrowed(b) if b.as_ptr() == bytes.as_ptr()));
+        assert_eq!(
+            messages.push_ref(borrowed(DataFormat::Binary, b"ab", false)),
+            None
+        );
+        assert_eq!(
+            messages.push_ref(borrowed(DataFormat::Continuation, b"c", true)),
+            Some(MessageRef {
+                connection: 1,
+                format: MessageFormat::Binary,
+                data: Cow::Owned(b"abc".to_vec()),
+            })
+        );
+        assert!(!messages.is_assembling(1));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The command list a plugin fills while it handles a batch of events, or
 //! the packed output batch it is written into directly.
 
+use std::ops::Range;
+
 use crate::assembler::Message;
 use crate::types::{
     CloseRequest, Command, ConnectionId, LineMode, MessageFormat, OutgoingMessage, PingOut,
@@ -29,7 +31,12 @@ enum Sink {
     Commands(Vec<Command>),
     /// Written at once into a packed output batch (`packed-handler`): no
     /// list of commands is built and encoded afterwards.
-    Packed(Vec<u8>),
+    Packed {
+        out: Vec<u8>,
+        /// Where the batch of events being handled lies in memory: a send
+        /// of bytes from it refers to them instead of copying them.
+        batch: Range<usize>,
+    },
 }
 
 impl Default for Context {
@@ -51,17 +58,21 @@ impl Context {
         }
     }
 
-    /// A context writing its commands into the packed batch `out`.
-    pub(crate) fn packed(out: Vec<u8>) -> Self {
+    /// A context writing the commands answering `batch` into the packed
+    /// batch `out`.
+    pub(crate) fn packed(out: Vec<u8>, batch: &[u8]) -> Self {
         Self {
-            sink: Sink::Packed(out),
+            sink: Sink::Packed {
+                out,
+                batch: batch.as_ptr_range().start as usize..batch.as_ptr_range().end as usize,
+            },
         }
     }
 
     fn push(&mut self, command: Command) {
         match &mut self.sink {
             Sink::Commands(commands) => commands.push(command),
-            Sink::Packed(out) => {
+            Sink::Packed { out, .. } => {
                 wsserver_packed::Writer::new(out).command(&crate::packed::packed_command(&command))
             }
         }
@@ -74,6 +85,36 @@ impl Context {
             format,
             data,
         }));
+    }
+
+    /// Sends one whole message from borrowed bytes. When they lie in the
+    /// batch of events being handled (a [`DataInRef`]'s `data`, or part of
+    /// it), the host sends them from its own copy of the batch: they are
+    /// not copied out of the plugin.
+    ///
+    /// [`DataInRef`]: crate::DataInRef
+    pub fn send_slice(&mut self, connection: ConnectionId, format: MessageFormat, data: &[u8]) {
+        match &mut self.sink {
+            Sink::Packed { out, batch } => {
+                let format = crate::packed::format_code(format);
+                let mut writer = wsserver_packed::Writer::new(out);
+                match offset_in(batch, data) {
+                    Some(offset) => writer.command(&wsserver_packed::Command::SendInput {
+                        connection,
+                        format,
+                        offset,
+                        // Within the batch, so below 4 GiB.
+                        len: data.len() as u32,
+                    }),
+                    None => writer.command(&wsserver_packed::Command::Send {
+                        connection,
+                        format,
+                        data,
+                    }),
+                }
+            }
+            Sink::Commands(_) => self.send(connection, format, data.to_vec()),
+        }
     }
 
     /// Sends a text message.
@@ -167,7 +208,7 @@ impl Context {
     pub fn commands(&self) -> &[Command] {
         match &self.sink {
             Sink::Commands(commands) => commands,
-            Sink::Packed(_) => &[],
+            Sink::Packed { .. } => &[],
         }
     }
 
@@ -176,17 +217,26 @@ impl Context {
     pub fn into_commands(self) -> Vec<Command> {
         match self.sink {
             Sink::Commands(commands) => commands,
-            Sink::Packed(_) => Vec::new(),
+            Sink::Packed { .. } => Vec::new(),
         }
     }
 
     /// The packed output batch (empty unless made by [`packed`](Self::packed)).
     pub(crate) fn into_packed(self) -> Vec<u8> {
         match self.sink {
-            Sink::Packed(out) => out,
+            Sink::Packed { out, .. } => out,
             Sink::Commands(_) => Vec::new(),
         }
     }
+}
+
+/// Where `data` starts in the batch lying at `batch`, if it lies wholly in
+/// it.
+fn offset_in(batch: &Range<usize>, data: &[u8]) -> Option<u32> {
+    let range = data.as_ptr_range();
+    let (start, end) = (range.start as usize, range.end as usize);
+    (!data.is_empty() && batch.start <= start && end <= batch.end)
+        .then(|| (start - batch.start) as u32)
 }
 
 #[cfg(test)]

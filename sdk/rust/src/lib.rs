@@ -73,7 +73,7 @@ mod packed;
 mod plugin;
 mod types;
 
-pub use assembler::{Message, MessageAssembler, SnapshotError};
+pub use assembler::{Message, MessageAssembler, MessageRef, SnapshotError};
 pub use context::Context;
 pub use plugin::{Lifecycle, Plugin, handle_events};
 pub use types::*;

@@ -6,24 +6,47 @@ use wsserver_packed as packed;
 use crate::context::Context;
 use crate::plugin::{Plugin, dispatch};
 use crate::types::{
-    Command, DataFormat, DataIn, DisconnectInfo, ErrorInfo, Event, MessageFormat, PingIn,
+    Command, DataFormat, DataInRef, DisconnectInfo, ErrorInfo, Event, MessageFormat, PingIn,
     PresenceChange,
 };
 
 /// Handles one packed batch: each event is decoded and handed to its
-/// method in turn, and the commands go straight into the output batch. A
-/// batch the host wrote wrongly is a host bug: the call traps rather than
-/// guess.
+/// method in turn (data-in with its bytes borrowed from the batch), and
+/// the commands go straight into the output batch. A batch the host wrote
+/// wrongly is a host bug: the call traps rather than guess.
 pub(crate) fn handle_packed<P: Plugin>(plugin: &mut P, batch: &[u8]) -> Vec<u8> {
-    // An echo's output is about as large as its input: one allocation.
-    let mut ctx = Context::packed(Vec::with_capacity(batch.len()));
+    // A plugin copying what it echoes writes about as much as it reads:
+    // one allocation.
+    let mut ctx = Context::packed(Vec::with_capacity(batch.len()), batch);
     for event in packed::events(batch) {
         match event {
+            Ok(packed::Event::DataIn {
+                connection,
+                format,
+                eom,
+                eol,
+                data,
+            }) => plugin.data_in_ref(&mut ctx, chunk(connection, format, data, eom, eol)),
             Ok(event) => dispatch(plugin, &mut ctx, typed_event(event)),
             Err(e) => panic!("wsserver host sent a {e}"),
         }
     }
     ctx.into_packed()
+}
+
+/// A data-in event's fields as the chunk its method takes.
+fn chunk(connection: u64, format: u8, data: &[u8], eom: bool, eol: bool) -> DataInRef<'_> {
+    DataInRef {
+        connection,
+        format: match format {
+            packed::TEXT => DataFormat::Text,
+            packed::BINARY => DataFormat::Binary,
+            _ => DataFormat::Continuation,
+        },
+        data,
+        eom,
+        eol,
+    }
 }
 
 fn typed_event(event: packed::Event<'_>) -> Event {
@@ -35,17 +58,7 @@ fn typed_event(event: packed::Event<'_>) -> Event {
             eom,
             eol,
             data,
-        } => Event::DataIn(DataIn {
-            connection,
-            format: match format {
-                packed::TEXT => DataFormat::Text,
-                packed::BINARY => DataFormat::Binary,
-                _ => DataFormat::Continuation,
-            },
-            data: data.to_vec(),
-            eom,
-            eol,
-        }),
+        } => Event::DataIn(chunk(connection, format, data, eom, eol).to_data_in()),
         packed::Event::Ping {
             connection,
             response,
@@ -90,7 +103,7 @@ fn typed_event(event: packed::Event<'_>) -> Event {
     }
 }
 
-fn format_code(format: MessageFormat) -> u8 {
+pub(crate) fn format_code(format: MessageFormat) -> u8 {
     match format {
         MessageFormat::Text => packed::SEND_TEXT,
         MessageFormat::Binary => packed::SEND_BINARY,
@@ -139,6 +152,7 @@ pub(crate) fn packed_command(command: &Command) -> packed::Command<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::DataIn;
 
     /// Echoes data and reports every other event as text.
     #[derive(Default)]
@@ -159,6 +173,59 @@ mod tests {
                 Some(connection),
             );
         }
+    }
+
+    /// Echoes borrowed payloads, and a copy of each too.
+    #[derive(Default)]
+    struct BorrowingEcho;
+
+    impl Plugin for BorrowingEcho {
+        fn data_in_ref(&mut self, ctx: &mut Context, data: DataInRef<'_>) {
+            ctx.send_slice(data.connection, MessageFormat::Binary, &data.data[1..]);
+            ctx.send_slice(data.connection, MessageFormat::Text, &data.data.to_vec());
+        }
+    }
+
+    #[test]
+    fn a_send_of_borrowed_payload_bytes_refers_to_the_batch_and_others_are_copied() {
+        let mut batch = Vec::new();
+        let mut w = packed::Writer::new(&mut batch);
+        w.event(&packed::Event::Connected(1));
+        w.event(&packed::Event::DataIn {
+            connection: 1,
+            format: packed::TEXT,
+            eom: true,
+            eol: false,
+            data: b"hello",
+        });
+        let out = handle_packed(&mut BorrowingEcho, &batch);
+        let commands: Vec<packed::Command<'_>> =
+            packed::commands(&out).collect::<Result<_, _>>().unwrap();
+        let offset = batch.len() - 4;
+        assert_eq!(
+            commands,
+            [
+                packed::Command::SendInput {
+                    connection: 1,
+                    format: packed::SEND_BINARY,
+                    offset: offset as u32,
+                    len: 4
+                },
+                packed::Command::Send {
+                    connection: 1,
+                    format: packed::SEND_TEXT,
+                    data: b"hello"
+                },
+            ]
+        );
+        assert_eq!(
+            commands[0].with_input(&batch),
+            Some(packed::Command::Send {
+                connection: 1,
+                format: packed::SEND_BINARY,
+                data: b"ello"
+            })
+        );
     }
 
     #[test]

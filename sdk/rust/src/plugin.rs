@@ -3,8 +3,8 @@
 
 use crate::context::Context;
 use crate::types::{
-    Command, ConnectionId, DataIn, DisconnectInfo, ErrorInfo, Event, OpenRequest, OpenResponse,
-    PingIn, PresenceChange,
+    Command, ConnectionId, DataIn, DataInRef, DisconnectInfo, ErrorInfo, Event, OpenRequest,
+    OpenResponse, PingIn, PresenceChange,
 };
 
 /// A wsserver plugin: one method per event, each a no-op by default.
@@ -39,6 +39,16 @@ pub trait Plugin: Default + 'static {
     /// joins fragments.
     fn data_in(&mut self, ctx: &mut Context, data: DataIn) {
         let _ = (ctx, data);
+    }
+
+    /// The same event with its bytes borrowed from the batch: the SDK
+    /// calls this for every data-in, and by default it copies the chunk
+    /// into a [`DataIn`] for [`data_in`](Self::data_in). Override it
+    /// instead of `data_in` to read payloads without that copy; what you
+    /// send back of them with [`Context::send_slice`] is not copied out of
+    /// the plugin either (the host sends it from its own copy).
+    fn data_in_ref(&mut self, ctx: &mut Context, data: DataInRef<'_>) {
+        self.data_in(ctx, data.to_data_in());
     }
 
     /// A ping or pong arrived; the host has already answered a ping.
@@ -98,7 +108,7 @@ pub fn handle_events<P: Plugin>(plugin: &mut P, events: Vec<Event>) -> Vec<Comma
 pub(crate) fn dispatch<P: Plugin>(plugin: &mut P, ctx: &mut Context, event: Event) {
     match event {
         Event::Connected(connection) => plugin.connected(ctx, connection),
-        Event::DataIn(data) => plugin.data_in(ctx, data),
+        Event::DataIn(data) => plugin.data_in_ref(ctx, DataInRef::from(&data)),
         Event::Ping(ping) => plugin.ping(ctx, ping),
         Event::Disconnected(info) => plugin.disconnected(ctx, info),
         Event::ReadyToSend(connection) => plugin.ready_to_send(ctx, connection),

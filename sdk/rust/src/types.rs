@@ -37,6 +37,45 @@ fn split_target(target: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A data-in chunk whose bytes are borrowed from the batch of events being
+/// handled: what [`Plugin::data_in_ref`](crate::Plugin::data_in_ref)
+/// receives. Sending `data` (or part of it) back with
+/// [`Context::send_slice`](crate::Context::send_slice) copies nothing: the
+/// host sends it from its own copy of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataInRef<'a> {
+    pub connection: ConnectionId,
+    pub format: DataFormat,
+    pub data: &'a [u8],
+    pub eom: bool,
+    pub eol: bool,
+}
+
+impl DataInRef<'_> {
+    /// The chunk with its bytes copied, as [`Plugin::data_in`](crate::Plugin::data_in) takes it.
+    pub fn to_data_in(&self) -> DataIn {
+        DataIn {
+            connection: self.connection,
+            format: self.format,
+            data: self.data.to_vec(),
+            eom: self.eom,
+            eol: self.eol,
+        }
+    }
+}
+
+impl<'a> From<&'a DataIn> for DataInRef<'a> {
+    fn from(chunk: &'a DataIn) -> Self {
+        Self {
+            connection: chunk.connection,
+            format: chunk.format,
+            data: &chunk.data,
+            eom: chunk.eom,
+            eol: chunk.eol,
+        }
+    }
+}
+
 impl OpenRequest {
     /// The first request header called `name`, ignoring ASCII case.
     pub fn header(&self, name: &str) -> Option<&str> {
