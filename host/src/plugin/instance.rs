@@ -131,7 +131,7 @@ impl PluginHandle {
     pub fn push(&self, events: &mut Vec<u8>, conn: &Connection) {
         let mut inbox = self.inbox();
         inbox.queue_events(events);
-        if inbox.events.len() > self.limits.max_queued_bytes {
+        if inbox.queued_bytes() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
@@ -210,7 +210,7 @@ impl PluginHandle {
 
     /// Bytes of (packed) events waiting for the actor.
     pub fn queued_bytes(&self) -> usize {
-        self.inbox().events.len()
+        self.inbox().queued_bytes()
     }
 
     /// Whether the actor has no instance now after hibernating.
@@ -330,9 +330,9 @@ impl Actor {
         });
     }
 
-    /// One turn; gives back the buffer of the events it handled.
-    fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
-        let (opens, mut events, throttled, flushes, hibernate) = {
+    /// One turn; gives back the buffers of the batches it handled.
+    fn turn(&mut self, handle: &PluginHandle) -> Vec<Vec<u8>> {
+        let (opens, mut batches, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -350,7 +350,7 @@ impl Actor {
             inbox.verdict = None;
             (
                 std::mem::take(&mut inbox.opens),
-                std::mem::take(&mut inbox.events),
+                inbox.take_batches(),
                 std::mem::take(&mut inbox.throttled),
                 std::mem::take(&mut inbox.flushes),
                 std::mem::take(&mut inbox.hibernate),
@@ -358,14 +358,17 @@ impl Actor {
         };
         let owed = std::mem::take(&mut self.state_mut().owed);
         if !owed.is_empty() {
-            events.splice(0..0, owed);
+            match batches.first_mut() {
+                Some(first) => drop(first.splice(0..0, owed)),
+                None => batches.push(owed),
+            }
         }
-        let worked = !opens.is_empty() || !events.is_empty();
+        let worked = !opens.is_empty() || !batches.is_empty();
         for open in opens {
             self.open(handle, open);
         }
-        if !events.is_empty() {
-            self.deliver(handle, &events);
+        for batch in &batches {
+            self.deliver(handle, batch);
         }
         // Only now: a connection whose replies the batch could not send
         // stays paused until they have left.
@@ -380,7 +383,7 @@ impl Actor {
         }
         if worked {
             self.last_active = Instant::now();
-            return events;
+            return batches;
         } else if hibernate
             && handle
                 .limits
