@@ -175,6 +175,21 @@ mod tests {
         }
     }
 
+    /// A batch: connection 1 opens, then sends one whole message.
+    fn connected_then_data(format: u8, data: &[u8]) -> Vec<u8> {
+        let mut batch = Vec::new();
+        let mut w = packed::Writer::new(&mut batch);
+        w.event(&packed::Event::Connected(1));
+        w.event(&packed::Event::DataIn {
+            connection: 1,
+            format,
+            eom: true,
+            eol: false,
+            data,
+        });
+        batch
+    }
+
     /// Echoes borrowed payloads, and a copy of each too.
     #[derive(Default)]
     struct BorrowingEcho;
@@ -182,22 +197,15 @@ mod tests {
     impl Plugin for BorrowingEcho {
         fn data_in_ref(&mut self, ctx: &mut Context, data: DataInRef<'_>) {
             ctx.send_slice(data.connection, MessageFormat::Binary, &data.data[1..]);
-            ctx.send_slice(data.connection, MessageFormat::Text, &data.data.to_vec());
+            // Bytes elsewhere in memory, e.g. a copy, are sent as they are.
+            let copy = data.data.to_vec();
+            ctx.send_slice(data.connection, MessageFormat::Text, &copy);
         }
     }
 
     #[test]
     fn a_send_of_borrowed_payload_bytes_refers_to_the_batch_and_others_are_copied() {
-        let mut batch = Vec::new();
-        let mut w = packed::Writer::new(&mut batch);
-        w.event(&packed::Event::Connected(1));
-        w.event(&packed::Event::DataIn {
-            connection: 1,
-            format: packed::TEXT,
-            eom: true,
-            eol: false,
-            data: b"hello",
-        });
+        let batch = connected_then_data(packed::TEXT, b"hello");
         let out = handle_packed(&mut BorrowingEcho, &batch);
         let commands: Vec<packed::Command<'_>> =
             packed::commands(&out).collect::<Result<_, _>>().unwrap();
@@ -230,17 +238,8 @@ mod tests {
 
     #[test]
     fn a_packed_batch_reaches_the_methods_and_its_commands_come_back_packed() {
-        let mut batch = Vec::new();
-        let mut w = packed::Writer::new(&mut batch);
-        w.event(&packed::Event::Connected(1));
-        w.event(&packed::Event::DataIn {
-            connection: 1,
-            format: packed::BINARY,
-            eom: true,
-            eol: false,
-            data: b"abc",
-        });
-        w.event(&packed::Event::ReadyToSend(1));
+        let mut batch = connected_then_data(packed::BINARY, b"abc");
+        packed::Writer::new(&mut batch).event(&packed::Event::ReadyToSend(1));
         let out = handle_packed(&mut Recorder, &batch);
         let commands: Vec<packed::Command<'_>> =
             packed::commands(&out).collect::<Result<_, _>>().unwrap();
