@@ -68,6 +68,8 @@ pub(crate) struct PluginHandle {
     /// Until when (the pool's clock, ms) turns go to the executors only: a
     /// turn took longer than [`INLINE_MAX`].
     slow_until: AtomicU64,
+    /// The executor pool's lane mark: the last turn was long.
+    heavy: AtomicBool,
 }
 
 /// A turn longer than this keeps the actor's turns off connection threads
@@ -107,6 +109,7 @@ impl PluginHandle {
             inbox: Mutex::new(Inbox::default()),
             hibernated: AtomicBool::new(false),
             slow_until: AtomicU64::new(0),
+            heavy: AtomicBool::new(false),
         })
     }
 
@@ -220,6 +223,10 @@ impl PluginHandle {
 }
 
 impl Task for PluginHandle {
+    fn heavy(&self) -> &AtomicBool {
+        &self.heavy
+    }
+
     fn turn(&self) -> bool {
         let mut actor = lock(&self.actor);
         let started = Instant::now();
