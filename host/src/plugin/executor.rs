@@ -7,8 +7,9 @@
 //! of tenants or instances: threads and their stack and signal-stack
 //! mappings are what a thread per instance ran out of.
 //!
-//! Two lanes. A turn that takes [`HEAVY_TURN`] or more (a tenant whose
-//! clients flood it, or a CPU-heavy plugin) while other instances' quick
+//! Two lanes. A turn that uses [`HEAVY_TURN`] of CPU time or more (a
+//! tenant whose clients flood it, or a CPU-heavy plugin) while other
+//! instances' quick
 //! turns ran makes its instance *heavy*: its next turns run on background
 //! executors, threads with a lower CPU priority ([`BACKGROUND_NICE`]),
 //! until one of its turns is short, or long with no quick turn beside it
@@ -33,15 +34,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use super::deadline::thread_cpu_time;
+
 /// A turn running longer than this frees its executor's place for a spare.
 pub const SLICE: Duration = Duration::from_millis(10);
 /// How often the watchdog looks at busy executors and idle instances.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
 /// A spare or background executor idle this long leaves.
 const SPARE_IDLE: Duration = Duration::from_secs(2);
-/// A turn at least this long makes its task heavy (background lane). An
-/// echo's turn takes microseconds; a flooded tenant's batch of thousands
-/// of events, or a CPU-heavy call, takes longer.
+/// A turn using at least this much CPU time makes its task heavy
+/// (background lane). An echo's turn takes microseconds; a flooded
+/// tenant's batch of thousands of events, or a CPU-heavy call, takes
+/// longer. CPU time, not wall time: a quick turn that waited for a core
+/// is not heavy (else, once in the background, its waits there would keep
+/// it there).
 const HEAVY_TURN: Duration = Duration::from_micros(500);
 /// The background executors' nice value (the foreground runs at the
 /// process's own, 0 by default). Raising it needs no privilege; at 10 a
@@ -313,11 +319,11 @@ impl Pool {
                 }
             };
             let quick_before = self.quick_turns.load(Ordering::Relaxed);
-            let started = Instant::now();
+            let started = thread_cpu_time();
             busy.store(self.now_ms(), Ordering::Release);
             let again = task.turn();
             busy.store(0, Ordering::Release);
-            let heavy = if started.elapsed() >= HEAVY_TURN {
+            let heavy = if thread_cpu_time().saturating_sub(started) >= HEAVY_TURN {
                 self.quick_turns.load(Ordering::Relaxed) != quick_before
             } else {
                 self.quick_turns.fetch_add(1, Ordering::Relaxed);
@@ -479,8 +485,8 @@ mod tests {
         executors.shutdown();
     }
 
-    /// A task whose turns take `turn` each, `turns` times in a row; sends
-    /// the name of the thread that ran each turn.
+    /// A task whose turns each use `turn` of CPU time, three times in a
+    /// row; sends the name of the thread that ran each turn.
     struct Repeating {
         turn: Duration,
         left: AtomicU64,
@@ -490,7 +496,10 @@ mod tests {
 
     impl Task for Repeating {
         fn turn(&self) -> bool {
-            std::thread::sleep(self.turn);
+            let started = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(started) < self.turn {
+                std::hint::spin_loop();
+            }
             let name = std::thread::current().name().unwrap_or("").to_owned();
             let _ = lock(&self.ran_on).send(name);
             self.left.fetch_sub(1, Ordering::Relaxed) > 1
@@ -534,7 +543,7 @@ mod tests {
             names
         };
         // Alone, a tenant's long turns keep the foreground.
-        let long = HEAVY_TURN * 20;
+        let long = HEAVY_TURN * 4;
         assert_eq!(
             threads(long, false),
             ["plugin-exec", "plugin-exec", "plugin-exec"]
