@@ -59,11 +59,21 @@ const BACKGROUND_NICE: i32 = 10;
 pub(crate) trait Task: Send + Sync {
     /// Runs one turn; true asks to be queued again (more work arrived).
     fn turn(&self) -> bool;
-    /// Where the pool keeps whether the task's last turn was long (its
-    /// turns then run in the background lane).
-    fn heavy(&self) -> &AtomicBool;
+    /// Where the pool keeps what chooses the task's lane.
+    fn lane_mark(&self) -> &LaneMark;
     /// Called by the watchdog; may schedule the task to hibernate.
     fn check_idle(&self, now: Instant) -> IdleCheck;
+}
+
+/// What the pool keeps in each task to choose its lane.
+#[derive(Default)]
+pub(crate) struct LaneMark {
+    /// The last turn was heavy: the next ones run in the background.
+    heavy: AtomicBool,
+    /// The task's own quick turns. The pool counts every quick turn, and
+    /// a task's previous turn may be counted on one executor after its
+    /// next turn started on another: the difference is other tasks'.
+    quick_turns: AtomicU64,
 }
 
 /// What a registered task said to the watchdog's idle check.
@@ -163,7 +173,7 @@ enum Lane {
 
 impl Lane {
     fn of(task: &dyn Task) -> Self {
-        if task.heavy().load(Ordering::Relaxed) {
+        if task.lane_mark().heavy.load(Ordering::Relaxed) {
             Self::Background
         } else {
             Self::Foreground
@@ -318,18 +328,33 @@ impl Pool {
                     }
                 }
             };
-            let quick_before = self.quick_turns.load(Ordering::Relaxed);
+            let mark = task.lane_mark();
+            // The task's count first, then the pool's; a quick turn adds
+            // to the pool's first, then to the task's. So a quick turn of
+            // this task counted meanwhile is never taken for another's
+            // (at worst, a long turn stays in the foreground once).
+            let own_before = mark.quick_turns.load(Ordering::SeqCst);
+            let all_before = self.quick_turns.load(Ordering::SeqCst);
             let started = thread_cpu_time();
             busy.store(self.now_ms(), Ordering::Release);
             let again = task.turn();
             busy.store(0, Ordering::Release);
             let heavy = if thread_cpu_time().saturating_sub(started) >= HEAVY_TURN {
-                self.quick_turns.load(Ordering::Relaxed) != quick_before
+                let all = self
+                    .quick_turns
+                    .load(Ordering::SeqCst)
+                    .wrapping_sub(all_before);
+                let own = mark
+                    .quick_turns
+                    .load(Ordering::SeqCst)
+                    .wrapping_sub(own_before);
+                all > own
             } else {
-                self.quick_turns.fetch_add(1, Ordering::Relaxed);
+                self.quick_turns.fetch_add(1, Ordering::SeqCst);
+                mark.quick_turns.fetch_add(1, Ordering::SeqCst);
                 false
             };
-            task.heavy().store(heavy, Ordering::Relaxed);
+            mark.heavy.store(heavy, Ordering::Relaxed);
             if again {
                 self.push(task);
             }
@@ -436,10 +461,10 @@ mod tests {
     use std::sync::mpsc;
 
     /// A task that runs `body` once per turn.
-    struct Once<F: Fn() + Send + Sync>(F, AtomicBool);
+    struct Once<F: Fn() + Send + Sync>(F, LaneMark);
 
     fn once<F: Fn() + Send + Sync + 'static>(body: F) -> Arc<Once<F>> {
-        Arc::new(Once(body, AtomicBool::new(false)))
+        Arc::new(Once(body, LaneMark::default()))
     }
 
     impl<F: Fn() + Send + Sync> Task for Once<F> {
@@ -448,7 +473,7 @@ mod tests {
             false
         }
 
-        fn heavy(&self) -> &AtomicBool {
+        fn lane_mark(&self) -> &LaneMark {
             &self.1
         }
 
@@ -491,7 +516,7 @@ mod tests {
         turn: Duration,
         left: AtomicU64,
         ran_on: Mutex<mpsc::Sender<String>>,
-        heavy: AtomicBool,
+        mark: LaneMark,
     }
 
     impl Task for Repeating {
@@ -505,8 +530,8 @@ mod tests {
             self.left.fetch_sub(1, Ordering::Relaxed) > 1
         }
 
-        fn heavy(&self) -> &AtomicBool {
-            &self.heavy
+        fn lane_mark(&self) -> &LaneMark {
+            &self.mark
         }
 
         fn check_idle(&self, _now: Instant) -> IdleCheck {
@@ -529,7 +554,7 @@ mod tests {
                 turn,
                 left: AtomicU64::new(3),
                 ran_on: Mutex::new(ran_on),
-                heavy: AtomicBool::new(false),
+                mark: LaneMark::default(),
             }));
             let mut names = Vec::new();
             while names.len() < 3 {

@@ -43,7 +43,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
-use super::executor::{Executors, IdleCheck, Task};
+use super::executor::{Executors, IdleCheck, LaneMark, Task};
 use super::inbox::{Inbox, PendingOpen, SwapOrder};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
@@ -68,8 +68,8 @@ pub(crate) struct PluginHandle {
     /// Until when (the pool's clock, ms) turns go to the executors only: a
     /// turn took longer than [`INLINE_MAX`].
     slow_until: AtomicU64,
-    /// The executor pool's lane mark: the last turn was long.
-    heavy: AtomicBool,
+    /// The executor pool's note on the actor's turns (its lane).
+    lane_mark: LaneMark,
 }
 
 /// A turn longer than this keeps the actor's turns off connection threads
@@ -109,7 +109,7 @@ impl PluginHandle {
             inbox: Mutex::new(Inbox::default()),
             hibernated: AtomicBool::new(false),
             slow_until: AtomicU64::new(0),
-            heavy: AtomicBool::new(false),
+            lane_mark: LaneMark::default(),
         })
     }
 
@@ -223,8 +223,8 @@ impl PluginHandle {
 }
 
 impl Task for PluginHandle {
-    fn heavy(&self) -> &AtomicBool {
-        &self.heavy
+    fn lane_mark(&self) -> &LaneMark {
+        &self.lane_mark
     }
 
     fn turn(&self) -> bool {
