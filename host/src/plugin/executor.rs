@@ -57,8 +57,9 @@ const BACKGROUND_NICE: i32 = 10;
 
 /// Something an executor runs: one turn of an instance.
 pub(crate) trait Task: Send + Sync {
-    /// Runs one turn; true asks to be queued again (more work arrived).
-    fn turn(&self) -> bool;
+    /// Runs one turn in `lane`; true asks to be queued again (more work
+    /// arrived).
+    fn turn(&self, lane: Lane) -> bool;
     /// Where the pool keeps what chooses the task's lane.
     fn lane_mark(&self) -> &LaneMark;
     /// Called by the watchdog; may schedule the task to hibernate.
@@ -164,7 +165,7 @@ struct Pool {
 /// A lane of the pool: the tasks it queues and the executors that take
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lane {
+pub(crate) enum Lane {
     /// Quick turns, at the process's CPU priority.
     Foreground = 0,
     /// Heavy tasks' turns, at [`BACKGROUND_NICE`].
@@ -337,7 +338,7 @@ impl Pool {
             let all_before = self.quick_turns.load(Ordering::SeqCst);
             let started = thread_cpu_time();
             busy.store(self.now_ms(), Ordering::Release);
-            let again = task.turn();
+            let again = task.turn(lane);
             busy.store(0, Ordering::Release);
             let heavy = if thread_cpu_time().saturating_sub(started) >= HEAVY_TURN {
                 let all = self
@@ -468,7 +469,7 @@ mod tests {
     }
 
     impl<F: Fn() + Send + Sync> Task for Once<F> {
-        fn turn(&self) -> bool {
+        fn turn(&self, _lane: Lane) -> bool {
             (self.0)();
             false
         }
@@ -520,7 +521,7 @@ mod tests {
     }
 
     impl Task for Repeating {
-        fn turn(&self) -> bool {
+        fn turn(&self, _lane: Lane) -> bool {
             let started = thread_cpu_time();
             while thread_cpu_time().saturating_sub(started) < self.turn {
                 std::hint::spin_loop();

@@ -43,7 +43,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
-use super::executor::{Executors, IdleCheck, LaneMark, Task};
+use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
 use super::inbox::{Inbox, PendingOpen, SwapOrder};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
@@ -153,7 +153,7 @@ impl PluginHandle {
             return self.schedule();
         }
         for _ in 0..INLINE_TURNS {
-            if !Task::turn(self) {
+            if !Task::turn(self, Lane::Foreground) {
                 return;
             }
             if !self.runs_inline() {
@@ -227,7 +227,10 @@ impl Task for PluginHandle {
         &self.lane_mark
     }
 
-    fn turn(&self) -> bool {
+    fn turn(&self, lane: Lane) -> bool {
+        if lane == Lane::Background {
+            self.shared.metrics.record_background_turn();
+        }
         let mut actor = lock(&self.actor);
         let started = Instant::now();
         let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
