@@ -142,6 +142,15 @@ impl Dispatch {
         self.lines.has_held()
     }
 
+    /// Holds no part of a message or line and nothing for the session: a
+    /// new one would carry on the same.
+    pub fn is_at_rest(&self) -> bool {
+        self.message.is_empty()
+            && self.lines.is_empty()
+            && self.close.is_none()
+            && self.messages_received == 0
+    }
+
     /// The client's close frame, once one arrived.
     pub fn take_close(&mut self) -> Option<(Option<u16>, String)> {
         self.close.take()
