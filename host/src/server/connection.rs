@@ -85,6 +85,40 @@ pub(crate) struct FileTransfer {
     pub room: Option<oneshot::Sender<()>>,
 }
 
+/// The parts of a connection's state that only a close request,
+/// MessageLength or SendFile uses: out of line, so the state every
+/// connection keeps stays small (see [`ConnState::settle`]).
+#[derive(Debug, Default)]
+pub(crate) struct Occasional {
+    /// A close frame to send once queued data is out.
+    pub close_request: Option<(u16, String)>,
+    /// MessageLength: the length of the next message sent in parts.
+    pub message_length: u64,
+    /// Bytes still expected for the message being sent in parts.
+    pub message_remaining: u64,
+    /// The message being sent in parts goes out compressed.
+    pub compressing_message: bool,
+    pub transfer: Option<FileTransfer>,
+}
+
+/// What [`ConnState::occasional`] reads while none is in use.
+static NOT_IN_USE: Occasional = Occasional {
+    close_request: None,
+    message_length: 0,
+    message_remaining: 0,
+    compressing_message: false,
+    transfer: None,
+};
+
+impl Occasional {
+    fn in_use(&self) -> bool {
+        self.close_request.is_some()
+            || self.message_length > 0
+            || self.message_remaining > 0
+            || self.transfer.is_some()
+    }
+}
+
 /// State shared between the connection's task and everyone sending to it.
 #[derive(Debug)]
 pub(crate) struct ConnState {
@@ -93,8 +127,9 @@ pub(crate) struct ConnState {
     pub waker: Option<Waker>,
     /// The task is inside its own turn and will look at the queue anyway.
     pub task_active: bool,
-    /// A close frame to send once queued data is out.
-    pub close_request: Option<(u16, String)>,
+    /// Close requests, MessageLength and SendFile: boxed, and only while
+    /// in use (see [`Occasional`]).
+    occasional: Option<Box<Occasional>>,
     /// A close was requested or received: no more data may be sent.
     pub closing: bool,
     pub connected: bool,
@@ -105,16 +140,9 @@ pub(crate) struct ConnState {
     pub data_format: SendFormat,
     pub timeout: u32,
     pub bytes_sent: u64,
-    /// MessageLength: the length of the next message sent in parts.
-    pub message_length: u64,
-    /// Bytes still expected for the message being sent in parts.
-    pub message_remaining: u64,
     /// Set once permessage-deflate is negotiated: data messages of at least
     /// this many bytes go out compressed.
     pub deflate_threshold: Option<usize>,
-    /// The message being sent in parts goes out compressed.
-    pub compressing_message: bool,
-    pub transfer: Option<FileTransfer>,
     /// Where the queue stood when another access ended the owner's
     /// lock-free turn (see [`owner_turn`](super::owner_turn)).
     pub owner_mark: Option<usize>,
@@ -126,7 +154,7 @@ impl ConnState {
             out: OutboundQueue::default(),
             waker: None,
             task_active: true,
-            close_request: None,
+            occasional: None,
             closing: false,
             connected: false,
             wants_ready_to_send: false,
@@ -135,12 +163,47 @@ impl ConnState {
             data_format: SendFormat::Automatic,
             timeout,
             bytes_sent: 0,
-            message_length: 0,
-            message_remaining: 0,
             deflate_threshold: None,
-            compressing_message: false,
-            transfer: None,
             owner_mark: None,
+        }
+    }
+
+    /// Close requests, MessageLength and SendFile as they stand.
+    pub fn occasional(&self) -> &Occasional {
+        self.occasional.as_deref().unwrap_or(&NOT_IN_USE)
+    }
+
+    /// The same, to change; call [`settle`](Self::settle) after a change
+    /// that may leave nothing in use.
+    pub fn occasional_mut(&mut self) -> &mut Occasional {
+        self.occasional.get_or_insert_default()
+    }
+
+    /// Frees the occasional part once nothing in it is in use.
+    pub fn settle(&mut self) {
+        if self.occasional.as_ref().is_some_and(|o| !o.in_use()) {
+            self.occasional = None;
+        }
+    }
+
+    /// Whether a close request, MessageLength or SendFile is in use.
+    pub fn occasional_in_use(&self) -> bool {
+        self.occasional.is_some()
+    }
+
+    /// The close frame asked for, if any.
+    pub fn take_close_request(&mut self) -> Option<(u16, String)> {
+        let request = self.occasional.as_mut()?.close_request.take();
+        self.settle();
+        request
+    }
+
+    /// Ends a SendFile: its sender, if waiting for room, learns the
+    /// connection is gone.
+    pub fn end_transfer(&mut self) {
+        if let Some(o) = self.occasional.as_mut() {
+            o.transfer = None;
+            self.settle();
         }
     }
 
@@ -149,7 +212,7 @@ impl ConnState {
     pub fn take_ready_to_send(&mut self) -> bool {
         let ready = self.wants_ready_to_send
             && self.out.queued() == 0
-            && self.transfer.is_none()
+            && self.occasional().transfer.is_none()
             && !self.closing;
         if ready {
             self.wants_ready_to_send = false;
@@ -169,8 +232,7 @@ impl ConnState {
 
     /// Whether a data message of `len` bytes goes out compressed.
     fn compresses(&self, len: u64) -> bool {
-        self.deflate_threshold
-            .is_some_and(|threshold| len >= threshold as u64)
+        compresses(self.deflate_threshold, len)
     }
 
     /// Wakes the connection's task unless it is already running.
@@ -345,7 +407,8 @@ impl Connection {
     pub fn send_shared(&self, kind: MessageKind, payload: Bytes) -> Result<()> {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
-        if st.message_remaining > 0 || st.message_length > 0 {
+        let o = st.occasional();
+        if o.message_remaining > 0 || o.message_length > 0 {
             drop(st);
             return self.send_data(kind, &payload);
         }
@@ -387,8 +450,9 @@ impl Connection {
             return Ok(());
         }
         st.closing = true;
-        st.close_request = Some((code, reason.to_owned()));
-        if let Some(t) = st.transfer.as_mut() {
+        let o = st.occasional_mut();
+        o.close_request = Some((code, reason.to_owned()));
+        if let Some(t) = o.transfer.as_mut() {
             t.interrupted = true;
             t.room.take().map(|tx| tx.send(()));
         }
@@ -438,16 +502,18 @@ impl Connection {
     /// sends (the seed's MessageLength); 0 cancels.
     pub fn set_message_length(&self, len: u64) -> Result<()> {
         let mut st = self.lock();
-        if st.message_remaining > 0 {
+        if st.occasional().message_remaining > 0 {
             return Err(self.invalid("a MessageLength message is still being sent"));
         }
-        st.message_length = len;
+        st.occasional_mut().message_length = len;
+        st.settle();
         Ok(())
     }
 
     pub fn message_length(&self) -> u64 {
         let st = self.lock();
-        st.message_remaining.max(st.message_length)
+        let o = st.occasional();
+        o.message_remaining.max(o.message_length)
     }
 
     /// The seed's WSConnection fields.
@@ -491,31 +557,9 @@ impl Connection {
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;
         // Compression is chosen per message, on its whole length.
-        let (op, ends, compress) = if st.message_remaining > 0 {
-            if len > st.message_remaining {
-                return Err(self.invalid(format!(
-                    "{len} bytes exceed the {} left of the MessageLength message",
-                    st.message_remaining
-                )));
-            }
-            st.message_remaining -= len;
-            (
-                OpCode::Continuation,
-                st.message_remaining == 0,
-                st.compressing_message,
-            )
-        } else if st.message_length > 0 {
-            if len > st.message_length {
-                return Err(self.invalid(format!(
-                    "{len} bytes exceed MessageLength {}",
-                    st.message_length
-                )));
-            }
-            let compress = st.compresses(st.message_length);
-            st.message_remaining = st.message_length - len;
-            st.message_length = 0;
-            st.compressing_message = compress;
-            (opcode(kind), st.message_remaining == 0, compress)
+        let o = st.occasional();
+        let (op, ends, compress) = if o.message_remaining > 0 || o.message_length > 0 {
+            self.send_part(&mut st, kind, len)?
         } else {
             (opcode(kind), true, st.compresses(len))
         };
@@ -528,6 +572,47 @@ impl Connection {
         st.bytes_sent = len;
         st.wake_task();
         Ok(())
+    }
+
+    /// Where a send of `len` bytes goes in a MessageLength message: its
+    /// opcode, whether it ends the message, whether the message is
+    /// compressed.
+    fn send_part(
+        &self,
+        st: &mut ConnState,
+        kind: MessageKind,
+        len: u64,
+    ) -> Result<(OpCode, bool, bool)> {
+        let threshold = st.deflate_threshold;
+        let o = st.occasional_mut();
+        let part = if o.message_remaining > 0 {
+            if len > o.message_remaining {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed the {} left of the MessageLength message",
+                    o.message_remaining
+                )));
+            }
+            o.message_remaining -= len;
+            (
+                OpCode::Continuation,
+                o.message_remaining == 0,
+                o.compressing_message,
+            )
+        } else {
+            if len > o.message_length {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed MessageLength {}",
+                    o.message_length
+                )));
+            }
+            let compress = compresses(threshold, o.message_length);
+            o.message_remaining = o.message_length - len;
+            o.message_length = 0;
+            o.compressing_message = compress;
+            (opcode(kind), o.message_remaining == 0, compress)
+        };
+        st.settle();
+        Ok(part)
     }
 
     fn send_control(&self, op: OpCode, payload: &[u8]) -> Result<()> {
@@ -550,7 +635,9 @@ impl Connection {
             return Err(Error::Closing(self.id()));
         }
         let queued = st.out.queued();
-        if st.transfer.is_some() || (queued > 0 && queued + len > self.0.limits.max_send_queue) {
+        if st.occasional().transfer.is_some()
+            || (queued > 0 && queued + len > self.0.limits.max_send_queue)
+        {
             self.0.server.metrics.would_block();
             st.wants_ready_to_send = true;
             st.bytes_sent = 0;
@@ -573,6 +660,12 @@ impl Connection {
             .unwrap_or_default();
         st.out.push_frame(true, OpCode::Close, &payload);
     }
+}
+
+/// Whether a data message of `len` bytes goes out compressed, given the
+/// connection's permessage-deflate threshold.
+fn compresses(threshold: Option<usize>, len: u64) -> bool {
+    threshold.is_some_and(|threshold| len >= threshold as u64)
 }
 
 fn opcode(kind: MessageKind) -> OpCode {

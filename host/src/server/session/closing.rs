@@ -18,7 +18,6 @@ use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
 use crate::server::connection::{ConnState, Connection};
 use crate::server::error::io_error_code;
 use crate::server::events::{BoxFuture, LogLevel, LogType};
-use crate::server::handler::Handler;
 use crate::server::settings::Settings;
 
 /// Where a connection is in its closing handshake; each phase holds what
@@ -87,7 +86,7 @@ pub(super) struct CloseHandshake {
 /// session marks its connection closing.
 fn queue_close(st: &mut ConnState, code: Option<u16>, reason: &str) {
     st.closing = true;
-    st.close_request = None;
+    st.take_close_request();
     Connection::queue_close_frame(st, code, reason);
 }
 
@@ -158,7 +157,7 @@ impl CloseHandshake {
     /// With the connection's state locked: a Close the handler or the API
     /// asked for starts the handshake while the connection is open.
     pub fn take_requested(&mut self, st: &mut ConnState) {
-        let Some((code, reason)) = st.close_request.take() else {
+        let Some((code, reason)) = st.take_close_request() else {
             return;
         };
         if self.is_open() {
@@ -183,14 +182,7 @@ impl CloseHandshake {
 
     /// Closes with `code` and `description` and reads no more input;
     /// `what` says in the log whose fault it was.
-    pub fn fail(
-        &mut self,
-        conn: &Connection,
-        handler: &dyn Handler,
-        what: &str,
-        code: u16,
-        description: String,
-    ) {
+    pub fn fail(&mut self, conn: &Connection, what: &str, code: u16, description: String) {
         conn.0.server.log(
             Some(conn),
             LogLevel::Info,
@@ -201,7 +193,7 @@ impl CloseHandshake {
         if !self.is_open() {
             return;
         }
-        match handler.flush_events(conn) {
+        match conn.0.server.handler.flush_events(conn) {
             Some(flushed) => {
                 // Reported if the client leaves before the close is sent.
                 self.end_with(code, description.clone());
@@ -238,9 +230,12 @@ impl CloseHandshake {
 
     /// The connection broke (read or write error): reported to the handler
     /// unless the closing handshake was under way.
-    pub fn io_failed(&mut self, conn: &Connection, handler: &dyn Handler, e: &io::Error) {
+    pub fn io_failed(&mut self, conn: &Connection, e: &io::Error) {
         if matches!(self.phase, Phase::Open { .. } | Phase::Failing(_)) {
-            handler.error(Some(conn), io_error_code(e), &e.to_string());
+            conn.0
+                .server
+                .handler
+                .error(Some(conn), io_error_code(e), &e.to_string());
             self.end_with(ABNORMAL, e.to_string());
         }
     }

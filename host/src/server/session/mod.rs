@@ -40,6 +40,7 @@ use super::ServerShared;
 use super::connection::{ConnLimits, ConnShared, ConnState, Connection};
 use super::dispatch::Dispatch;
 use super::events::{LogLevel, LogType};
+use super::handler::Handler;
 use super::metrics::RefusalReason;
 use super::outbound::{WriteList, empty_slices};
 use super::settings::Settings;
@@ -373,13 +374,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn new_busy(&self) -> Box<Busy> {
-        let conn = &self.conn.conn;
         Box::new(Busy {
             receiver: Receiver::new(
                 self.max_message_size,
                 self.deflate.as_ref().map(Inflater::new),
             ),
-            dispatch: Dispatch::new(conn.clone(), conn.0.server.handler.clone(), &self.settings),
+            dispatch: Dispatch::new(&self.settings),
             writes: WriteList::default(),
             deflater: self
                 .deflate
@@ -418,7 +418,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut st = conn.lock();
             st.closing = true;
             st.connected = false;
-            st.transfer = None;
+            st.end_transfer();
         }
         // Gone from Connections during Disconnected, but still admitted
         // until it returns, so Shutdown waits for every Disconnected.
@@ -471,6 +471,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Poll::Ready(TurnEnd::Yield)
     }
 
+    fn handler(&self) -> &dyn Handler {
+        self.conn.0.server.handler.as_ref()
+    }
+
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, busy: &mut Busy, cx: &mut Context<'_>) -> Step {
         self.closing.poll_failing(cx, &self.conn);
@@ -490,15 +494,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.conn.0.server.metrics.messages_sent(messages_sent);
         }
         if ready {
-            busy.dispatch.handler.ready_to_send(&self.conn);
+            self.handler().ready_to_send(&self.conn);
         }
         self.compress_queued(busy);
 
         let flushed = match self.poll_flush(busy, cx) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(e)) => {
-                self.closing
-                    .io_failed(&self.conn, busy.dispatch.handler.as_ref(), &e);
+                self.closing.io_failed(&self.conn, &e);
                 return Step::Done;
             }
             Poll::Pending => false,
@@ -515,7 +518,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         // Lines held back by a pause come before any later input.
         if busy.dispatch.has_held_lines() {
-            busy.dispatch.resume_lines();
+            busy.dispatch.resume_lines(&self.conn);
             return Step::Progress;
         }
         if busy.has_input_waiting(&self.closing) {
@@ -535,8 +538,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Step::Done
             }
             Poll::Ready(Err(e)) => {
-                self.closing
-                    .io_failed(&self.conn, busy.dispatch.handler.as_ref(), &e);
+                self.closing.io_failed(&self.conn, &e);
                 Step::Done
             }
             Poll::Pending => Step::Blocked,
@@ -556,13 +558,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.conn.lock().out.recount(&deflated);
         }
         if let Some(e) = deflated.error {
-            self.closing.fail(
-                &self.conn,
-                busy.dispatch.handler.as_ref(),
-                "server error",
-                INTERNAL_ERROR,
-                e.to_string(),
-            );
+            self.closing
+                .fail(&self.conn, "server error", INTERNAL_ERROR, e.to_string());
         }
     }
 
@@ -599,14 +596,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 st.out.written(written);
                 let queued = st.out.queued();
                 if queued <= limits.max_send_queue / 2
-                    && let Some(room) = st.transfer.as_mut().and_then(|t| t.room.take())
+                    && st.occasional().transfer.is_some()
+                    && let Some(room) = st
+                        .occasional_mut()
+                        .transfer
+                        .as_mut()
+                        .and_then(|t| t.room.take())
                 {
                     let _ = room.send(());
                 }
                 st.take_ready_to_send()
             };
             if ready {
-                busy.dispatch.handler.ready_to_send(&self.conn);
+                self.handler().ready_to_send(&self.conn);
             }
         }
         result
@@ -668,8 +670,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             receiver, dispatch, ..
         } = busy;
         let turn = OwnerTurn::begin(&self.conn);
-        let fed = receiver.feed(input, &mut |event| dispatch.on_event(event));
-        dispatch.handler.input_done(&self.conn);
+        let conn = &self.conn.conn;
+        let fed = receiver.feed(input, &mut |event| dispatch.on_event(conn, event));
+        conn.0.server.handler.input_done(conn);
         drop(turn);
         match fed {
             Ok(used) => {
@@ -679,10 +682,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 used
             }
             Err(e) => {
-                let handler = dispatch.handler.as_ref();
                 let code = e.close_code();
                 self.closing
-                    .fail(&self.conn, handler, "protocol error", code, e.to_string());
+                    .fail(&self.conn, "protocol error", code, e.to_string());
                 input.len()
             }
         }
@@ -691,7 +693,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Registers for wake-ups; returns true if work arrived meanwhile.
     fn park(&mut self, busy: &Busy, cx: &mut Context<'_>) -> bool {
         let mut st = self.conn.lock();
-        if st.out.has_chunks() || st.close_request.is_some() {
+        if st.out.has_chunks() || st.occasional().close_request.is_some() {
             return true;
         }
         let input_waits = busy.has_input_waiting(&self.closing) || busy.dispatch.has_held_lines();
