@@ -19,8 +19,14 @@
 //!     cargo bench -p wsserver --bench tenants
 //!     WSSERVER_BIN=path/to/other/wsserver cargo bench -p wsserver --bench tenants
 //!
-//! Load generator and server share the machine's cores, so the figures
-//! compare the scenarios on one machine; they are not absolute capacity.
+//! Every scenario runs twice: with the load generator and the server
+//! sharing the machine's cores, and with the server on the first half of
+//! the cores and the clients on the other half (`taskset`), as when the
+//! clients are other machines. Sharing, the flood's own clients compete
+//! with the server for the cores, and the calm tenant's tail mostly shows
+//! the kernel's time slices; split, it shows the server's own fairness.
+//! The figures compare scenarios on one machine; they are not absolute
+//! capacity.
 
 #[path = "../../tests/common/plugins.rs"]
 #[allow(dead_code)] // shared with the tests; this bench uses a part
@@ -62,13 +68,77 @@ struct Server {
     url: String,
 }
 
+/// Where the server and the clients run.
+#[derive(Clone)]
+enum Placement {
+    /// All of them on all the cores.
+    Shared,
+    /// The server on `server` and the clients on `clients` (CPU lists).
+    Split { server: String, clients: String },
+}
+
+impl Placement {
+    /// Shared, and split when there are two cores or more and `taskset`.
+    fn all() -> Vec<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        let mut all = vec![Self::Shared];
+        if cores >= 2 && taskset {
+            let half = cores / 2;
+            all.push(Self::Split {
+                server: format!("0-{}", half - 1),
+                clients: format!("{half}-{}", cores - 1),
+            });
+        } else {
+            eprintln!("note: one core or no taskset: the split placement is skipped");
+        }
+        all
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Shared => "server and clients share every core".into(),
+            Self::Split { server, clients } => {
+                format!("server on cores {server}, clients on cores {clients}")
+            }
+        }
+    }
+
+    /// Moves this process (the clients, every thread) to its cores.
+    fn place_clients(&self) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let list = match self {
+            Self::Shared => format!("0-{}", cores - 1),
+            Self::Split { clients, .. } => clients.clone(),
+        };
+        let placed = Command::new("taskset")
+            .args(["-a", "-p", "-c", &list, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(placed || matches!(self, Self::Shared), "taskset failed");
+    }
+}
+
 impl Server {
-    fn start(config: &Path) -> Self {
+    fn start(config: &Path, placement: &Placement) -> Self {
         // WSSERVER_BIN runs another build (e.g. main's) for a side-by-side
         // comparison.
         let binary = std::env::var_os("WSSERVER_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_wsserver").into());
-        let mut child = Command::new(binary)
+        let mut command = match placement {
+            Placement::Shared => Command::new(binary),
+            Placement::Split { server, .. } => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", server]).arg(binary);
+                command
+            }
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .args(["--set", "LogLevel=0"])
@@ -273,21 +343,23 @@ fn fatal_messages(url: &str, served: Arc<AtomicU64>) -> Vec<JoinHandle<()>> {
 /// they get (echoes, or closes after a trap).
 type Load = fn(&str, Arc<AtomicU64>) -> Vec<JoinHandle<()>>;
 
-/// Runs one scenario and prints its line.
+/// Runs one scenario and prints its line; returns the calm tenant's p50
+/// and p99.
 async fn scenario(
     name: &str,
+    placement: &Placement,
     dir: &Path,
     noisy_plugin: &str,
     noisy: &str,
     load: Option<Load>,
-) -> Duration {
+) -> (Duration, Duration) {
     let stem: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
     let config = dir.join(format!("{stem}.toml"));
     write_config(&config, noisy_plugin, noisy, "v1");
-    let server = Server::start(&config);
+    let server = Server::start(&config, placement);
     // Warm up the calm path (first calls, caches).
     round_trips(&server.url, WARM_UP).await;
     let served = Arc::new(AtomicU64::new(0));
@@ -305,16 +377,16 @@ async fn scenario(
     for task in loaders.into_iter().flatten() {
         task.abort();
     }
-    let p50 = percentile(&latencies, 0.5);
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     println!(
         "{name:<34} calm {:>5} round trips p50 {:>8.1?} p99 {:>8.1?} max {:>8.1?}   noisy answered {:>9.0}/s",
         latencies.len(),
         p50,
-        percentile(&latencies, 0.99),
+        p99,
         latencies[latencies.len() - 1],
         noisy_rate
     );
-    p50
+    (p50, p99)
 }
 
 /// Swaps the calm tenant back and forth by SIGHUP while a client does
@@ -324,7 +396,7 @@ async fn swaps(dir: &Path) {
     const SWAPS: usize = 20;
     let config = dir.join("swaps.toml");
     write_config(&config, "echo", "", "v0");
-    let server = Server::start(&config);
+    let server = Server::start(&config, &Placement::Shared);
     let mut ws = connect(&format!("{}/calm", server.url)).await;
     let mut swap_times = Vec::new();
     let mut worst = Duration::ZERO;
@@ -367,36 +439,49 @@ fn main() {
         println!(
             "calm: sequential 32 B echo round trips for {MEASURE:?}; noisy: {NOISY_CLIENTS} flooding clients or 4 memory-bomb clients"
         );
-        let unloaded = scenario("unloaded", dir.path(), "echo", "", None).await;
-        let limited = scenario(
-            "flood, tenant_rate = 1000/s (drop)",
-            dir.path(),
-            "echo",
-            "tenant_rate = 1000",
-            Some(flood),
-        )
-        .await;
-        let unlimited = scenario("flood, no rate", dir.path(), "echo", "", Some(flood)).await;
-        let bombed = scenario("memory bomb (64 MiB cap)", dir.path(), "membomb", "", Some(bombs)).await;
-        let looped = scenario(
-            "4 looping clients + flood, no rate",
-            dir.path(),
-            "echo",
-            "",
-            Some(loop_and_flood),
-        )
-        .await;
-        for (name, p50) in [
-            ("flood with a tenant rate", limited),
-            ("flood without a rate", unlimited),
-            ("memory bomb", bombed),
-            ("looping tenant + flood", looped),
-        ] {
-            println!(
-                "{name:<34} calm p50 = {:.2}x unloaded",
-                p50.as_secs_f64() / unloaded.as_secs_f64()
-            );
+        for placement in Placement::all() {
+            println!("\n{}:", placement.describe());
+            placement.place_clients();
+            scenarios(&placement, dir.path()).await;
         }
+        Placement::Shared.place_clients();
+        println!();
         swaps(dir.path()).await;
     });
+}
+
+/// Every noisy scenario beside the unloaded one, then the ratios of the
+/// calm tenant's p50 and p99 to the unloaded figures.
+async fn scenarios(placement: &Placement, dir: &Path) {
+    let unloaded = scenario("unloaded", placement, dir, "echo", "", None).await;
+    let loaded = [
+        (
+            "flood, tenant_rate = 1000/s (drop)",
+            "echo",
+            "tenant_rate = 1000",
+            flood as Load,
+        ),
+        ("flood, no rate", "echo", "", flood),
+        ("memory bomb (64 MiB cap)", "membomb", "", bombs),
+        (
+            "4 looping clients + flood, no rate",
+            "echo",
+            "",
+            loop_and_flood,
+        ),
+    ];
+    let mut figures = Vec::new();
+    for (name, plugin, noisy, load) in loaded {
+        figures.push((
+            name,
+            scenario(name, placement, dir, plugin, noisy, Some(load)).await,
+        ));
+    }
+    for (name, (p50, p99)) in figures {
+        println!(
+            "{name:<34} calm p50 = {:.2}x, p99 = {:.2}x unloaded",
+            p50.as_secs_f64() / unloaded.0.as_secs_f64(),
+            p99.as_secs_f64() / unloaded.1.as_secs_f64()
+        );
+    }
 }

@@ -820,3 +820,49 @@ async fn traps_deadline_hits_and_would_block_are_counted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_heavy_tenant_beside_a_quick_one_is_counted_in_the_background() {
+    let looping = plugin("/loop", "loop");
+    let (server, admin) =
+        start_admin(&["--plugin", &looping, "--plugin", "/echo=builtin:echo"]).await;
+    let mut calm = ws_connect(&format!("{}/echo", server.url)).await;
+    assert_echo(&mut calm, "warm").await;
+    // Each message to the looping plugin spins until its CPU deadline
+    // (200 ms) and ends in 1011; the echo answers meanwhile, so the
+    // looping tenant's long turns ran beside quick ones: its next turn
+    // (the next connection's open request) runs in the background.
+    for _ in 0..2 {
+        let mut heavy = ws_connect(&format!("{}/loop", server.url)).await;
+        heavy.send(Message::text("boom")).await.unwrap();
+        let closed = async {
+            match tokio::time::timeout(WAIT, heavy.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    assert_eq!(frame.code, CloseCode::Error)
+                }
+                other => panic!("expected close 1011, got {other:?}"),
+            }
+        };
+        let round_trips = async {
+            for _ in 0..20 {
+                assert_echo(&mut calm, "quick").await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::join!(closed, round_trips);
+    }
+    let m = scrape(&admin).await;
+    assert!(
+        m.get("wsserver_plugin_background_turns_total{plugin=\"loop\"}") >= 1.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get(&format!("wsserver_plugin_background_turns_total{{{ECHO}}}")),
+        0.0
+    );
+    let tenant = expect_json(&get(&admin, "/tenants/loop").await, 200);
+    assert!(
+        tenant["accounting"]["background_turns"].as_u64().unwrap() >= 1,
+        "{tenant}"
+    );
+}

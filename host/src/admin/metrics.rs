@@ -40,7 +40,7 @@ pub(super) fn render(
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 9] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 10] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -85,6 +85,11 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 9] = [
         "wsserver_plugin_instance_failures",
         "Instances that could not be made (out of a resource) or runtime failures; their connections got 1011 or 503",
         |c| c.instance_failures,
+    ),
+    (
+        "wsserver_plugin_background_turns",
+        "Plugin turns run at a lower CPU priority: the instance was heavy (long turns while other tenants' quick turns waited)",
+        |c| c.background_turns,
     ),
 ];
 

@@ -132,6 +132,8 @@ pub(super) struct AccountingView {
     pub instantiation_seconds: f64,
     /// Instances that could not be made, and runtime failures.
     pub instance_failures: u64,
+    /// Turns run at a lower CPU priority because they were heavy.
+    pub background_turns: u64,
 }
 
 impl From<TenantStatus> for TenantView {
@@ -154,6 +156,7 @@ impl From<TenantStatus> for TenantView {
                 instantiations: t.plugin.instantiations,
                 instantiation_seconds: t.plugin.instantiation_time.as_secs_f64(),
                 instance_failures: t.plugin.instance_failures,
+                background_turns: t.plugin.background_turns,
             },
         }
     }

@@ -43,7 +43,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
-use super::executor::{Executors, IdleCheck, Task};
+use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
 use super::inbox::{Inbox, PendingOpen, SwapOrder};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
@@ -68,6 +68,8 @@ pub(crate) struct PluginHandle {
     /// Until when (the pool's clock, ms) turns go to the executors only: a
     /// turn took longer than [`INLINE_MAX`].
     slow_until: AtomicU64,
+    /// The executor pool's note on the actor's turns (its lane).
+    lane_mark: LaneMark,
 }
 
 /// A turn longer than this keeps the actor's turns off connection threads
@@ -107,6 +109,7 @@ impl PluginHandle {
             inbox: Mutex::new(Inbox::default()),
             hibernated: AtomicBool::new(false),
             slow_until: AtomicU64::new(0),
+            lane_mark: LaneMark::default(),
         })
     }
 
@@ -150,7 +153,7 @@ impl PluginHandle {
             return self.schedule();
         }
         for _ in 0..INLINE_TURNS {
-            if !Task::turn(self) {
+            if !Task::turn(self, Lane::Foreground) {
                 return;
             }
             if !self.runs_inline() {
@@ -220,7 +223,14 @@ impl PluginHandle {
 }
 
 impl Task for PluginHandle {
-    fn turn(&self) -> bool {
+    fn lane_mark(&self) -> &LaneMark {
+        &self.lane_mark
+    }
+
+    fn turn(&self, lane: Lane) -> bool {
+        if lane == Lane::Background {
+            self.shared.metrics.record_background_turn();
+        }
         let mut actor = lock(&self.actor);
         let started = Instant::now();
         let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));

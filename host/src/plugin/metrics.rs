@@ -57,6 +57,7 @@ pub(crate) struct PluginMetrics {
     instantiation_nanos: AtomicU64,
     instance_failures: AtomicU64,
     memory_bytes: AtomicU64,
+    background_turns: AtomicU64,
 }
 
 impl PluginMetrics {
@@ -114,6 +115,11 @@ impl PluginMetrics {
         self.instance_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A turn ran on the background executors (the instance was heavy).
+    pub fn record_background_turn(&self) {
+        self.background_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn hibernated(&self) {
         self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +145,7 @@ impl PluginMetrics {
             instantiation_time: Duration::from_nanos(get(&self.instantiation_nanos)),
             instance_failures: get(&self.instance_failures),
             memory_bytes: get(&self.memory_bytes),
+            background_turns: get(&self.background_turns),
         }
     }
 }
@@ -220,6 +227,9 @@ pub struct PluginCounters {
     pub instance_failures: u64,
     /// Linear memory of the live instances, in bytes.
     pub memory_bytes: u64,
+    /// Turns run on the background executors: the instance was heavy (a
+    /// long turn while other tenants' quick turns ran).
+    pub background_turns: u64,
 }
 
 /// How long calls took: per bucket (not cumulative), calls up to its upper
