@@ -49,8 +49,9 @@ struct Binding {
     saw_first_ready: AtomicBool,
     /// The connection holds a place under the tenant's max_connections.
     seated: AtomicBool,
-    /// Present when the tenant limits message rates.
-    gate: Option<ConnectionGate>,
+    /// Present when the tenant limits message rates; boxed, since every
+    /// connection keeps its binding and most tenants set no rate.
+    gate: Option<Box<ConnectionGate>>,
 }
 
 impl Binding {
@@ -477,7 +478,7 @@ impl Handler for PluginRouter {
             plugin: tenant.pick_instance(),
             saw_first_ready: AtomicBool::new(false),
             seated: AtomicBool::new(true),
-            gate: tenant.rates.gate(),
+            gate: tenant.rates.gate().map(Box::new),
         });
         conn.attach(binding.clone());
         let (reply, answer) = tokio::sync::oneshot::channel();

@@ -133,6 +133,14 @@ impl Receiver {
         }
     }
 
+    /// Between frames and messages, with no decompression context: a new
+    /// receiver would carry on the same.
+    pub fn is_at_rest(&self) -> bool {
+        matches!(self.frame, FrameState::Header { len: 0, .. })
+            && self.message.is_none()
+            && self.inflater.as_ref().is_none_or(Inflater::is_at_rest)
+    }
+
     /// Whether a close frame has been received.
     pub fn is_closed(&self) -> bool {
         matches!(self.frame, FrameState::Closed)

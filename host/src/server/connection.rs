@@ -5,45 +5,21 @@ use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::Waker;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
 use super::ServerShared;
 use super::WsServer;
+pub use super::conn_state::SendFormat;
+use super::conn_state::compresses;
+pub(crate) use super::conn_state::{ConnState, FileTransfer};
 use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
-use super::outbound::OutboundQueue;
 use super::owner_turn;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::handshake::{UpgradeRequest, parse_request};
 use crate::protocol::receiver::MessageKind;
-
-/// The seed's DataFormat field: how [`Connection::send`] frames bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendFormat {
-    /// Binary (bytes carry no encoding of their own).
-    Automatic = 0,
-    Text = 1,
-    Binary = 2,
-    Ping = 9,
-    Pong = 10,
-}
-
-impl SendFormat {
-    pub fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => Self::Automatic,
-            1 => Self::Text,
-            2 => Self::Binary,
-            9 => Self::Ping,
-            10 => Self::Pong,
-            _ => return None,
-        })
-    }
-}
 
 /// A snapshot of the seed's WSConnection fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,112 +51,6 @@ pub struct ConnectionInfo {
 pub(crate) struct ConnLimits {
     pub max_frame_size: usize,
     pub max_send_queue: usize,
-}
-
-/// A SendFile in progress.
-#[derive(Debug, Default)]
-pub(crate) struct FileTransfer {
-    pub interrupted: bool,
-    /// Signalled when the queue has room again or on Interrupt.
-    pub room: Option<oneshot::Sender<()>>,
-}
-
-/// State shared between the connection's task and everyone sending to it.
-#[derive(Debug)]
-pub(crate) struct ConnState {
-    pub out: OutboundQueue,
-    /// Wakes the connection's task when it waits for work.
-    pub waker: Option<Waker>,
-    /// The task is inside its own turn and will look at the queue anyway.
-    pub task_active: bool,
-    /// A close frame to send once queued data is out.
-    pub close_request: Option<(u16, String)>,
-    /// A close was requested or received: no more data may be sent.
-    pub closing: bool,
-    pub connected: bool,
-    /// A send failed with would-block; ReadyToSend fires when drained.
-    pub wants_ready_to_send: bool,
-    pub line_mode: bool,
-    pub max_line_length: usize,
-    pub data_format: SendFormat,
-    pub timeout: u32,
-    pub bytes_sent: u64,
-    /// MessageLength: the length of the next message sent in parts.
-    pub message_length: u64,
-    /// Bytes still expected for the message being sent in parts.
-    pub message_remaining: u64,
-    /// Set once permessage-deflate is negotiated: data messages of at least
-    /// this many bytes go out compressed.
-    pub deflate_threshold: Option<usize>,
-    /// The message being sent in parts goes out compressed.
-    pub compressing_message: bool,
-    pub transfer: Option<FileTransfer>,
-    /// Where the queue stood when another access ended the owner's
-    /// lock-free turn (see [`owner_turn`](super::owner_turn)).
-    pub owner_mark: Option<usize>,
-}
-
-impl ConnState {
-    pub fn new(max_line_length: usize, timeout: u32) -> Self {
-        Self {
-            out: OutboundQueue::default(),
-            waker: None,
-            task_active: true,
-            close_request: None,
-            closing: false,
-            connected: false,
-            wants_ready_to_send: false,
-            line_mode: false,
-            max_line_length,
-            data_format: SendFormat::Automatic,
-            timeout,
-            bytes_sent: 0,
-            message_length: 0,
-            message_remaining: 0,
-            deflate_threshold: None,
-            compressing_message: false,
-            transfer: None,
-            owner_mark: None,
-        }
-    }
-
-    /// Whether ReadyToSend is owed now: a send was refused and the queue
-    /// has emptied (no transfer holds it). Clears the debt.
-    pub fn take_ready_to_send(&mut self) -> bool {
-        let ready = self.wants_ready_to_send
-            && self.out.queued() == 0
-            && self.transfer.is_none()
-            && !self.closing;
-        if ready {
-            self.wants_ready_to_send = false;
-        }
-        ready
-    }
-
-    /// Moves what the owner's turn queued into the queue, before whatever
-    /// others queued since the turn's shortcut ended.
-    pub fn hand_over(&mut self, mut queued: owner_turn::Queued) {
-        if let Some(bytes) = queued.bytes_sent {
-            self.bytes_sent = bytes;
-        }
-        let at = self.owner_mark.take();
-        self.out.insert_from(at, &mut queued.out);
-    }
-
-    /// Whether a data message of `len` bytes goes out compressed.
-    fn compresses(&self, len: u64) -> bool {
-        self.deflate_threshold
-            .is_some_and(|threshold| len >= threshold as u64)
-    }
-
-    /// Wakes the connection's task unless it is already running.
-    pub fn wake_task(&self) {
-        if !self.task_active
-            && let Some(w) = &self.waker
-        {
-            w.wake_by_ref();
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -345,7 +215,8 @@ impl Connection {
     pub fn send_shared(&self, kind: MessageKind, payload: Bytes) -> Result<()> {
         let mut st = self.lock();
         self.check_room(&mut st, payload.len())?;
-        if st.message_remaining > 0 || st.message_length > 0 {
+        let o = st.occasional();
+        if o.message_remaining > 0 || o.message_length > 0 {
             drop(st);
             return self.send_data(kind, &payload);
         }
@@ -387,8 +258,9 @@ impl Connection {
             return Ok(());
         }
         st.closing = true;
-        st.close_request = Some((code, reason.to_owned()));
-        if let Some(t) = st.transfer.as_mut() {
+        let o = st.occasional_mut();
+        o.close_request = Some((code, reason.to_owned()));
+        if let Some(t) = o.transfer.as_mut() {
             t.interrupted = true;
             t.room.take().map(|tx| tx.send(()));
         }
@@ -438,16 +310,18 @@ impl Connection {
     /// sends (the seed's MessageLength); 0 cancels.
     pub fn set_message_length(&self, len: u64) -> Result<()> {
         let mut st = self.lock();
-        if st.message_remaining > 0 {
+        if st.occasional().message_remaining > 0 {
             return Err(self.invalid("a MessageLength message is still being sent"));
         }
-        st.message_length = len;
+        st.occasional_mut().message_length = len;
+        st.settle();
         Ok(())
     }
 
     pub fn message_length(&self) -> u64 {
         let st = self.lock();
-        st.message_remaining.max(st.message_length)
+        let o = st.occasional();
+        o.message_remaining.max(o.message_length)
     }
 
     /// The seed's WSConnection fields.
@@ -491,31 +365,9 @@ impl Connection {
         self.check_room(&mut st, payload.len())?;
         let len = payload.len() as u64;
         // Compression is chosen per message, on its whole length.
-        let (op, ends, compress) = if st.message_remaining > 0 {
-            if len > st.message_remaining {
-                return Err(self.invalid(format!(
-                    "{len} bytes exceed the {} left of the MessageLength message",
-                    st.message_remaining
-                )));
-            }
-            st.message_remaining -= len;
-            (
-                OpCode::Continuation,
-                st.message_remaining == 0,
-                st.compressing_message,
-            )
-        } else if st.message_length > 0 {
-            if len > st.message_length {
-                return Err(self.invalid(format!(
-                    "{len} bytes exceed MessageLength {}",
-                    st.message_length
-                )));
-            }
-            let compress = st.compresses(st.message_length);
-            st.message_remaining = st.message_length - len;
-            st.message_length = 0;
-            st.compressing_message = compress;
-            (opcode(kind), st.message_remaining == 0, compress)
+        let o = st.occasional();
+        let (op, ends, compress) = if o.message_remaining > 0 || o.message_length > 0 {
+            self.send_part(&mut st, kind, len)?
         } else {
             (opcode(kind), true, st.compresses(len))
         };
@@ -528,6 +380,47 @@ impl Connection {
         st.bytes_sent = len;
         st.wake_task();
         Ok(())
+    }
+
+    /// Where a send of `len` bytes goes in a MessageLength message: its
+    /// opcode, whether it ends the message, whether the message is
+    /// compressed.
+    fn send_part(
+        &self,
+        st: &mut ConnState,
+        kind: MessageKind,
+        len: u64,
+    ) -> Result<(OpCode, bool, bool)> {
+        let threshold = st.deflate_threshold;
+        let o = st.occasional_mut();
+        let part = if o.message_remaining > 0 {
+            if len > o.message_remaining {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed the {} left of the MessageLength message",
+                    o.message_remaining
+                )));
+            }
+            o.message_remaining -= len;
+            (
+                OpCode::Continuation,
+                o.message_remaining == 0,
+                o.compressing_message,
+            )
+        } else {
+            if len > o.message_length {
+                return Err(self.invalid(format!(
+                    "{len} bytes exceed MessageLength {}",
+                    o.message_length
+                )));
+            }
+            let compress = compresses(threshold, o.message_length);
+            o.message_remaining = o.message_length - len;
+            o.message_length = 0;
+            o.compressing_message = compress;
+            (opcode(kind), o.message_remaining == 0, compress)
+        };
+        st.settle();
+        Ok(part)
     }
 
     fn send_control(&self, op: OpCode, payload: &[u8]) -> Result<()> {
@@ -550,7 +443,9 @@ impl Connection {
             return Err(Error::Closing(self.id()));
         }
         let queued = st.out.queued();
-        if st.transfer.is_some() || (queued > 0 && queued + len > self.0.limits.max_send_queue) {
+        if st.occasional().transfer.is_some()
+            || (queued > 0 && queued + len > self.0.limits.max_send_queue)
+        {
             self.0.server.metrics.would_block();
             st.wants_ready_to_send = true;
             st.bytes_sent = 0;

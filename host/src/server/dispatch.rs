@@ -4,7 +4,6 @@
 //! the session.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use super::connection::Connection;
 use super::events::{DataFormat, DataIn};
@@ -18,10 +17,10 @@ use crate::protocol::receiver::{DataChunk, Incoming, MessageKind};
 const KEEP_MESSAGE_BUFFER: usize = 64 * 1024;
 
 /// Per-connection event dispatch: assembles what the receiver yields into
-/// DataIn/Ping events per BufferMessage and line mode.
+/// DataIn/Ping events per BufferMessage and line mode, for the server's
+/// handler. It holds no reference of its own to the connection or the
+/// handler: a session makes one whenever it wakes from rest.
 pub(super) struct Dispatch {
-    conn: Connection,
-    pub handler: Arc<dyn Handler>,
     buffer_message: bool,
     message: Vec<u8>,
     kind: MessageKind,
@@ -37,10 +36,8 @@ pub(super) struct Dispatch {
 }
 
 impl Dispatch {
-    pub fn new(conn: Connection, handler: Arc<dyn Handler>, settings: &Settings) -> Self {
+    pub fn new(settings: &Settings) -> Self {
         Self {
-            conn,
-            handler,
             buffer_message: settings.buffer_message,
             message: Vec::new(),
             kind: MessageKind::Binary,
@@ -54,23 +51,24 @@ impl Dispatch {
 
     /// Handles one event of the receiver; breaks when the handler paused
     /// data or a close frame arrived.
-    pub fn on_event(&mut self, event: Incoming<'_>) -> ControlFlow<()> {
+    pub fn on_event(&mut self, conn: &Connection, event: Incoming<'_>) -> ControlFlow<()> {
+        let handler = conn.0.server.handler.as_ref();
         match event {
             Incoming::Data(chunk) => {
-                self.on_data(chunk);
-                if self.conn.accepting_data() {
+                self.on_data(conn, chunk);
+                if conn.accepting_data() {
                     ControlFlow::Continue(())
                 } else {
                     ControlFlow::Break(())
                 }
             }
             Incoming::Ping(payload) => {
-                self.queue_pong(payload);
-                self.handler.ping(&self.conn, payload, false);
+                queue_pong(conn, payload);
+                handler.ping(conn, payload, false);
                 ControlFlow::Continue(())
             }
             Incoming::Pong(payload) => {
-                self.handler.ping(&self.conn, payload, true);
+                handler.ping(conn, payload, true);
                 ControlFlow::Continue(())
             }
             Incoming::Close(frame) => {
@@ -80,7 +78,8 @@ impl Dispatch {
         }
     }
 
-    fn on_data(&mut self, chunk: DataChunk<'_>) {
+    fn on_data(&mut self, conn: &Connection, chunk: DataChunk<'_>) {
+        let handler = conn.0.server.handler.as_ref();
         if chunk.first {
             self.kind = chunk.kind;
         }
@@ -91,13 +90,7 @@ impl Dispatch {
             MessageKind::Text => DataFormat::Text,
             MessageKind::Binary => DataFormat::Binary,
         };
-        let Self {
-            conn,
-            handler,
-            message,
-            lines,
-            ..
-        } = self;
+        let Self { message, lines, .. } = self;
         let (data, first, eom): (&[u8], bool, bool) = if !self.buffer_message {
             (chunk.data, chunk.first, chunk.last)
         } else if !chunk.last {
@@ -111,7 +104,7 @@ impl Dispatch {
         };
         if self.line_mode {
             lines.push(data, eom, self.max_line_length, &mut |line, eol, eom| {
-                deliver_line(handler.as_ref(), conn, line, eol, eom)
+                deliver_line(handler, conn, line, eol, eom)
             });
         } else {
             let format = if first {
@@ -142,6 +135,15 @@ impl Dispatch {
         self.lines.has_held()
     }
 
+    /// Holds no part of a message or line and nothing for the session: a
+    /// new one would carry on the same.
+    pub fn is_at_rest(&self) -> bool {
+        self.message.is_empty()
+            && self.lines.is_empty()
+            && self.close.is_none()
+            && self.messages_received == 0
+    }
+
     /// The client's close frame, once one arrived.
     pub fn take_close(&mut self) -> Option<(Option<u16>, String)> {
         self.close.take()
@@ -153,26 +155,21 @@ impl Dispatch {
     }
 
     /// Delivers the lines a pause held back in line mode.
-    pub fn resume_lines(&mut self) {
-        let Self {
-            conn,
-            handler,
-            lines,
-            max_line_length,
-            ..
-        } = self;
-        lines.resume(*max_line_length, &mut |line, eol, eom| {
-            deliver_line(handler.as_ref(), conn, line, eol, eom)
-        });
+    pub fn resume_lines(&mut self, conn: &Connection) {
+        let handler = conn.0.server.handler.as_ref();
+        self.lines
+            .resume(self.max_line_length, &mut |line, eol, eom| {
+                deliver_line(handler, conn, line, eol, eom)
+            });
     }
+}
 
-    /// Answers a ping, unless closing or the client is not reading what we
-    /// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
-    fn queue_pong(&self, payload: &[u8]) {
-        let mut st = self.conn.lock();
-        if !st.closing && st.out.queued() <= self.conn.0.limits.max_send_queue {
-            st.out.push_frame(true, OpCode::Pong, payload);
-        }
+/// Answers a ping, unless closing or the client is not reading what we
+/// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
+fn queue_pong(conn: &Connection, payload: &[u8]) {
+    let mut st = conn.lock();
+    if !st.closing && st.out.queued() <= conn.0.limits.max_send_queue {
+        st.out.push_frame(true, OpCode::Pong, payload);
     }
 }
 

@@ -69,6 +69,11 @@ impl LineSplitter {
         !self.held.is_empty()
     }
 
+    /// Holds no part of a line.
+    pub fn is_empty(&self) -> bool {
+        self.partial.is_empty() && self.held.is_empty()
+    }
+
     /// Delivers the lines a pause held back, until `emit` breaks again.
     pub fn resume(&mut self, max_line: usize, emit: &mut EmitLine<'_>) {
         let held = std::mem::take(&mut self.held);

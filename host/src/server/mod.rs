@@ -1,6 +1,7 @@
 //! The server: connection tasks, the connection table, outbound queues and
 //! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
 
+mod conn_state;
 mod connection;
 mod cores;
 mod dispatch;

@@ -25,10 +25,10 @@ impl Connection {
         {
             let mut st = self.lock();
             self.check_room(&mut st, 0)?;
-            if st.message_remaining > 0 {
+            if st.occasional().message_remaining > 0 {
                 return Err(self.invalid("a MessageLength message is being sent"));
             }
-            st.transfer = Some(FileTransfer::default());
+            st.occasional_mut().transfer = Some(FileTransfer::default());
         }
         self.stream_file(&mut file, path).await
     }
@@ -51,20 +51,25 @@ impl Connection {
             let last = n < buf.len();
             let (room, timeout) = {
                 let mut st = self.lock();
-                if st.transfer.as_ref().is_none_or(|t| t.interrupted) {
+                if st
+                    .occasional()
+                    .transfer
+                    .as_ref()
+                    .is_none_or(|t| t.interrupted)
+                {
                     drop(st);
                     return self.end_transfer(opcode, Err(Error::Interrupted(self.id())));
                 }
                 st.out.push_frame(last, opcode, &buf[..n]);
                 if last {
-                    st.transfer = None;
+                    st.end_transfer();
                     st.wake_task();
                     return Ok(sent + n as u64);
                 }
                 st.wake_task();
                 let room = (st.out.queued() > self.0.limits.max_send_queue / 2).then(|| {
                     let (tx, rx) = oneshot::channel();
-                    if let Some(t) = st.transfer.as_mut() {
+                    if let Some(t) = st.occasional_mut().transfer.as_mut() {
                         t.room = Some(tx);
                     }
                     rx
@@ -103,7 +108,7 @@ impl Connection {
         if !st.closing {
             st.out.push_frame(true, opcode, &[]);
         }
-        st.transfer = None;
+        st.end_transfer();
         st.wake_task();
         result
     }
@@ -111,14 +116,14 @@ impl Connection {
     /// Stops a SendFile in progress, ending its message early.
     pub fn interrupt(&self) -> Result<()> {
         let mut st = self.lock();
-        match st.transfer.as_mut() {
-            Some(t) => {
-                t.interrupted = true;
-                t.room.take().map(|tx| tx.send(()));
-                Ok(())
-            }
-            None => Err(self.invalid("no file transfer is in progress")),
+        if st.occasional().transfer.is_none() {
+            return Err(self.invalid("no file transfer is in progress"));
         }
+        if let Some(t) = st.occasional_mut().transfer.as_mut() {
+            t.interrupted = true;
+            t.room.take().map(|tx| tx.send(()));
+        }
+        Ok(())
     }
 }
 

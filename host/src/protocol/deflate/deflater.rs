@@ -104,6 +104,11 @@ impl Deflater {
         Ok(())
     }
 
+    /// Holds no compression context: dropping it loses nothing.
+    pub fn is_at_rest(&self) -> bool {
+        self.state.is_none()
+    }
+
     #[cfg(test)]
     pub(super) fn holds_state(&self) -> bool {
         self.state.is_some()

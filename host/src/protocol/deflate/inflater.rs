@@ -146,6 +146,12 @@ impl Inflater {
         }
     }
 
+    /// Between messages with no decompression context: dropping it loses
+    /// nothing.
+    pub fn is_at_rest(&self) -> bool {
+        self.state.is_none() && self.message.progress == Progress::NotStarted
+    }
+
     #[cfg(test)]
     pub(super) fn holds_state(&self) -> bool {
         self.state.is_some()

@@ -18,22 +18,17 @@ use crate::protocol::close::{ABNORMAL, GOING_AWAY, NO_STATUS};
 use crate::server::connection::{ConnState, Connection};
 use crate::server::error::io_error_code;
 use crate::server::events::{BoxFuture, LogLevel, LogType};
-use crate::server::handler::Handler;
 use crate::server::settings::Settings;
 
 /// Where a connection is in its closing handshake; each phase holds what
-/// only it needs.
+/// only it needs, out of line, so an open connection's record stays small.
 enum Phase {
     /// Data flows. IdleTimeout, when set, is watched only here.
-    Open { idle: Option<IdleTimer> },
+    Open { idle: Option<Box<IdleTimer>> },
     /// A protocol error: input is no longer parsed, and our close frame
     /// waits until the handler has handled the events it already has (or
     /// CloseTimeout has passed), so its replies leave first.
-    Failing {
-        code: u16,
-        description: String,
-        flushed: Pin<Box<Timeout<BoxFuture<()>>>>,
-    },
+    Failing(Box<Failing>),
     /// Our close frame is queued or sent. With `wait`, reading goes on
     /// until the client's close frame or EOF; `write_shut` once our FIN
     /// went out. Ends at CloseTimeout at the latest.
@@ -44,6 +39,13 @@ enum Phase {
     },
     /// The handshake is complete: flush and end (at most CloseTimeout).
     Finishing { timer: Pin<Box<Sleep>> },
+}
+
+/// The close a protocol error owes, waiting for the handler's events.
+struct Failing {
+    code: u16,
+    description: String,
+    flushed: Pin<Box<Timeout<BoxFuture<()>>>>,
 }
 
 /// Fires after a quiet period to check for client inactivity.
@@ -70,19 +72,21 @@ impl IdleTimer {
 /// A connection's closing state machine.
 pub(super) struct CloseHandshake {
     phase: Phase,
-    /// The Disconnected event's code and description, once known.
-    ending: Option<(u16, String)>,
+    /// The Disconnected event's code and description, once known (boxed:
+    /// an open connection holds a null pointer).
+    ending: Option<Box<(u16, String)>>,
     /// After a protocol error input is read only to see the client go.
     discard_input: bool,
     wait_for_close_response: bool,
-    close_timeout: Duration,
+    /// CloseTimeout in seconds.
+    close_timeout: u32,
 }
 
 /// Queues our close frame and refuses every later send: the one place a
 /// session marks its connection closing.
 fn queue_close(st: &mut ConnState, code: Option<u16>, reason: &str) {
     st.closing = true;
-    st.close_request = None;
+    st.take_close_request();
     Connection::queue_close_frame(st, code, reason);
 }
 
@@ -90,18 +94,18 @@ impl CloseHandshake {
     pub fn new(settings: &Settings) -> Self {
         let idle = (settings.idle_timeout > 0).then(|| {
             let limit = Duration::from_secs(settings.idle_timeout.into());
-            IdleTimer {
+            Box::new(IdleTimer {
                 limit,
                 last_activity: Instant::now(),
                 sleep: Box::pin(sleep(limit)),
-            }
+            })
         });
         Self {
             phase: Phase::Open { idle },
             ending: None,
             discard_input: false,
             wait_for_close_response: settings.wait_for_close_response,
-            close_timeout: Duration::from_secs(settings.close_timeout.into()),
+            close_timeout: settings.close_timeout,
         }
     }
 
@@ -124,15 +128,25 @@ impl CloseHandshake {
 
     /// The Disconnected event's code and description.
     pub fn take_ending(&mut self) -> (u16, String) {
-        self.ending.take().unwrap_or((ABNORMAL, String::new()))
+        self.ending
+            .take()
+            .map_or((ABNORMAL, String::new()), |ending| *ending)
+    }
+
+    fn close_timeout(&self) -> Duration {
+        Duration::from_secs(self.close_timeout.into())
+    }
+
+    fn end_with(&mut self, code: u16, description: String) {
+        self.ending = Some(Box::new((code, description)));
     }
 
     fn close_timer(&self) -> Pin<Box<Sleep>> {
-        Box::pin(sleep(self.close_timeout))
+        Box::pin(sleep(self.close_timeout()))
     }
 
     fn enter_closing(&mut self, code: u16, reason: String, wait: bool) {
-        self.ending = Some((code, reason));
+        self.end_with(code, reason);
         self.phase = Phase::Closing {
             wait,
             write_shut: false,
@@ -143,7 +157,7 @@ impl CloseHandshake {
     /// With the connection's state locked: a Close the handler or the API
     /// asked for starts the handshake while the connection is open.
     pub fn take_requested(&mut self, st: &mut ConnState) {
-        let Some((code, reason)) = st.close_request.take() else {
+        let Some((code, reason)) = st.take_close_request() else {
             return;
         };
         if self.is_open() {
@@ -157,25 +171,18 @@ impl CloseHandshake {
     pub fn close_frame_received(&mut self, conn: &Connection, code: Option<u16>, reason: String) {
         let timer = match std::mem::replace(&mut self.phase, Phase::Open { idle: None }) {
             Phase::Closing { timer, .. } | Phase::Finishing { timer } => timer,
-            Phase::Open { .. } | Phase::Failing { .. } => {
+            Phase::Open { .. } | Phase::Failing(_) => {
                 queue_close(&mut conn.lock(), code, "");
                 self.close_timer()
             }
         };
-        self.ending = Some((code.unwrap_or(NO_STATUS), reason));
+        self.end_with(code.unwrap_or(NO_STATUS), reason);
         self.phase = Phase::Finishing { timer };
     }
 
     /// Closes with `code` and `description` and reads no more input;
     /// `what` says in the log whose fault it was.
-    pub fn fail(
-        &mut self,
-        conn: &Connection,
-        handler: &dyn Handler,
-        what: &str,
-        code: u16,
-        description: String,
-    ) {
+    pub fn fail(&mut self, conn: &Connection, what: &str, code: u16, description: String) {
         conn.0.server.log(
             Some(conn),
             LogLevel::Info,
@@ -186,15 +193,15 @@ impl CloseHandshake {
         if !self.is_open() {
             return;
         }
-        match handler.flush_events(conn) {
+        match conn.0.server.handler.flush_events(conn) {
             Some(flushed) => {
                 // Reported if the client leaves before the close is sent.
-                self.ending = Some((code, description.clone()));
-                self.phase = Phase::Failing {
+                self.end_with(code, description.clone());
+                self.phase = Phase::Failing(Box::new(Failing {
                     code,
                     description,
-                    flushed: Box::pin(timeout(self.close_timeout, flushed)),
-                };
+                    flushed: Box::pin(timeout(self.close_timeout(), flushed)),
+                }));
             }
             None => self.send_failure_close(conn, code, description),
         }
@@ -208,33 +215,35 @@ impl CloseHandshake {
     /// Sends a failing connection's close frame once the handler has
     /// flushed its events (or CloseTimeout has passed).
     pub fn poll_failing(&mut self, cx: &mut Context<'_>, conn: &Connection) {
-        let Phase::Failing { flushed, .. } = &mut self.phase else {
+        let Phase::Failing(failing) = &mut self.phase else {
             return;
         };
-        if flushed.as_mut().poll(cx).is_pending() {
+        if failing.flushed.as_mut().poll(cx).is_pending() {
             return;
         }
-        if let Phase::Failing {
-            code, description, ..
-        } = std::mem::replace(&mut self.phase, Phase::Open { idle: None })
+        if let Phase::Failing(failing) =
+            std::mem::replace(&mut self.phase, Phase::Open { idle: None })
         {
-            self.send_failure_close(conn, code, description);
+            self.send_failure_close(conn, failing.code, failing.description);
         }
     }
 
     /// The connection broke (read or write error): reported to the handler
     /// unless the closing handshake was under way.
-    pub fn io_failed(&mut self, conn: &Connection, handler: &dyn Handler, e: &io::Error) {
-        if matches!(self.phase, Phase::Open { .. } | Phase::Failing { .. }) {
-            handler.error(Some(conn), io_error_code(e), &e.to_string());
-            self.ending = Some((ABNORMAL, e.to_string()));
+    pub fn io_failed(&mut self, conn: &Connection, e: &io::Error) {
+        if matches!(self.phase, Phase::Open { .. } | Phase::Failing(_)) {
+            conn.0
+                .server
+                .handler
+                .error(Some(conn), io_error_code(e), &e.to_string());
+            self.end_with(ABNORMAL, e.to_string());
         }
     }
 
     /// The client ended the TCP connection.
     pub fn end_of_input(&mut self) {
         if self.is_open() {
-            self.ending = Some((ABNORMAL, "connection closed without a close frame".into()));
+            self.end_with(ABNORMAL, "connection closed without a close frame".into());
         }
     }
 
@@ -271,7 +280,7 @@ impl CloseHandshake {
             Phase::Closing { timer, .. } | Phase::Finishing { timer } => {
                 timer.as_mut().poll(cx).map(|()| true)
             }
-            Phase::Open { idle: None } | Phase::Failing { .. } => Poll::Pending,
+            Phase::Open { idle: None } | Phase::Failing(_) => Poll::Pending,
             Phase::Open { idle: Some(idle) } => {
                 ready!(idle.poll_expired(cx));
                 queue_close(&mut conn.lock(), Some(GOING_AWAY), "idle timeout");

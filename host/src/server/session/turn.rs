@@ -17,11 +17,7 @@ impl<'a> OwnerTurn<'a> {
     pub fn begin(conn: &'a Connection) -> Option<Self> {
         let turn = {
             let mut st = conn.lock_state();
-            let eligible = !st.closing
-                && st.close_request.is_none()
-                && st.transfer.is_none()
-                && st.message_length == 0
-                && st.message_remaining == 0;
+            let eligible = !st.closing && !st.occasional_in_use();
             if !eligible {
                 return None;
             }

@@ -1,0 +1,300 @@
+//! A connection's task from accept to end: admission, the TLS handshake
+//! with UseSSL and the opening handshake (see [`upgrade`](super::super::upgrade)),
+//! then the session loop ([`Session`]), then the Disconnected event and
+//! the socket's shutdown. Only the session record stays in the task for
+//! the connection's life; every other phase is boxed and freed once done.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at};
+use tokio_rustls::server::TlsStream;
+
+use super::{Session, TurnEnd};
+use crate::net::listener::configure_accepted;
+use crate::net::tls::TlsServerConfig;
+use crate::server::ServerShared;
+use crate::server::connection::{ConnLimits, ConnShared, ConnState, Connection};
+use crate::server::events::{LogLevel, LogType};
+use crate::server::metrics::RefusalReason;
+use crate::server::settings::Settings;
+use crate::server::tls;
+use crate::server::upgrade::{self, REFUSAL_LINGER};
+
+/// A connection as the listener accepted it.
+pub(crate) struct Accepted {
+    pub server: Arc<ServerShared>,
+    pub stream: TcpStream,
+    pub remote: SocketAddr,
+    /// The listener's address when it is bound to one (not a wildcard).
+    pub local: Option<SocketAddr>,
+    /// The server's TLS configuration when UseSSL is on.
+    pub tls: Option<Arc<TlsServerConfig>>,
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) fn serve(accepted: Box<Accepted>) -> ConnectionTask {
+    ConnectionTask(Task::Opening(Box::pin(open(accepted))))
+}
+
+/// A connection's task. Tokio keeps a task's future for the connection's
+/// whole life (in a cell of the future's size plus 96 B, 128-byte
+/// aligned), so this one holds a plain connection's session record inline
+/// and nothing else: the handshakes, a TLS session and the ending run in
+/// boxed futures that exist only while they do. Written out by hand
+/// because an `async fn` keeps its arguments and temporaries beside the
+/// record (240 B against 120 B in a release build).
+pub(crate) struct ConnectionTask(Task);
+
+enum Task {
+    /// Admission, the TLS handshake with UseSSL, the opening handshake.
+    Opening(Pin<Box<dyn Future<Output = Option<Handshaken>> + Send>>),
+    /// A plain connection's session loop.
+    Live(Session<TcpStream>),
+    /// A TLS connection's session loop, or a session's ending.
+    Boxed(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Done,
+}
+
+impl Future for ConnectionTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let task = &mut self.get_mut().0;
+        loop {
+            match task {
+                Task::Opening(opening) => {
+                    *task = match ready!(opening.as_mut().poll(cx)) {
+                        None => Task::Done,
+                        Some(Handshaken::Plain(session)) => Task::Live(session),
+                        Some(Handshaken::Tls(session)) => Task::Boxed(Box::pin(session.live())),
+                    }
+                }
+                Task::Live(session) => match ready!(session.poll_turn(cx)) {
+                    TurnEnd::Yield => {
+                        // A deferred wake-up: other connections' I/O is
+                        // polled before this one runs again (a plain
+                        // self-wake would queue it ahead of their
+                        // readiness). The first poll of yield_now hands the
+                        // waker to the scheduler; nothing else is kept.
+                        let _ = pin!(tokio::task::yield_now()).poll(cx);
+                        return Poll::Pending;
+                    }
+                    TurnEnd::Ended => {
+                        if let Task::Live(session) = std::mem::replace(task, Task::Done) {
+                            *task = Task::Boxed(Box::pin(session.finish()));
+                        }
+                    }
+                },
+                Task::Boxed(future) => {
+                    ready!(future.as_mut().poll(cx));
+                    *task = Task::Done;
+                }
+                Task::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+/// A session whose handshakes are done.
+enum Handshaken {
+    Plain(Session<TcpStream>),
+    Tls(Box<Session<TlsStream<TcpStream>>>),
+}
+
+/// Admission, the TLS handshake with UseSSL and the opening handshake; a
+/// session ready to run, or None when the connection has ended.
+async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
+    let Accepted {
+        server,
+        mut stream,
+        remote,
+        local,
+        tls,
+    } = *accepted;
+    let settings = server.settings();
+    let local = local.or_else(|| stream.local_addr().ok())?;
+    if !upgrade::admit(
+        &server,
+        &mut stream,
+        remote,
+        local,
+        &settings,
+        tls.is_some(),
+    )
+    .await
+    {
+        return None;
+    }
+    if let Err(e) = configure_accepted(&stream, &settings.accepted_options()) {
+        server.log(
+            None,
+            LogLevel::Verbose,
+            LogType::Error,
+            format_args!("socket options for {remote}: {e}"),
+        );
+    }
+    let conn = Connection(Arc::new(ConnShared {
+        id: server.next_connection_id(),
+        remote,
+        local,
+        server: server.clone(),
+        limits: ConnLimits {
+            max_frame_size: settings.max_frame_size,
+            max_send_queue: settings.max_send_queue,
+        },
+        request_head: OnceLock::new(),
+        tls: OnceLock::new(),
+        attachment: OnceLock::new(),
+        accept_data: AtomicBool::new(true),
+        owner_fast: AtomicBool::new(false),
+        state: Mutex::new(ConnState::new(
+            settings.max_line_length,
+            settings.default_timeout,
+        )),
+    }));
+    server.table.insert(conn.clone());
+    let registration = Registration { conn };
+    // HandshakeTimeout bounds the TLS and the WebSocket handshakes together.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
+    match tls {
+        None => Session::open(stream, registration, settings, deadline)
+            .await
+            .map(Handshaken::Plain),
+        Some(config) => {
+            let stream = tls::handshake(&config, stream, &registration, deadline).await?;
+            Session::open(stream, registration, settings, deadline)
+                .await
+                .map(|session| Handshaken::Tls(Box::new(session)))
+        }
+    }
+}
+
+/// The connection, listed in the table while its session holds it: the
+/// listing and the admission are released however the task ends.
+pub(super) struct Registration {
+    pub conn: Connection,
+}
+
+impl std::ops::Deref for Registration {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// The opening handshake, then the Connected and ReadyToSend events; or
+    /// None when the connection must end (the refusal has been written).
+    pub(super) async fn open(
+        mut stream: S,
+        conn: Registration,
+        settings: Arc<Settings>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Self> {
+        let server = &conn.0.server;
+        let opened =
+            match timeout_at(deadline, upgrade::handshake(&mut stream, &conn, &settings)).await {
+                Ok(Some(opened)) => opened,
+                Ok(None) => {
+                    // The slot is free before the client sees the connection end.
+                    drop(conn);
+                    return None;
+                }
+                Err(_) => {
+                    server
+                        .metrics
+                        .connection_refused(RefusalReason::HandshakeTimeout);
+                    server.log(
+                        Some(&conn),
+                        LogLevel::Info,
+                        LogType::Error,
+                        format_args!("opening handshake timed out"),
+                    );
+                    drop(conn);
+                    return None;
+                }
+            };
+        server.metrics.connection_accepted();
+        // Frames that arrived with the upgrade request are read bytes too.
+        if !opened.leftover.is_empty() {
+            server.metrics.received(opened.leftover.len(), 0);
+        }
+        if server.logs(LogLevel::Info) {
+            let uri = conn.request().map(|r| r.request_uri).unwrap_or_default();
+            server.log(
+                Some(&conn),
+                LogLevel::Info,
+                LogType::Info,
+                format_args!("connected {} {uri}", conn.remote_addr()),
+            );
+        }
+        server.handler.connected(&conn);
+        server.handler.ready_to_send(&conn);
+        Some(Self::new(stream, conn, settings, opened))
+    }
+    /// The session loop, then the ending.
+    async fn live(mut self) {
+        while let TurnEnd::Yield = poll_fn(|cx| self.poll_turn(cx)).await {
+            // Deferred, as in ConnectionTask.
+            tokio::task::yield_now().await;
+        }
+        self.finish().await;
+    }
+
+    /// The Disconnected event, the release of the connection's slot, and a
+    /// bounded shutdown of the stream.
+    async fn finish(self) {
+        let Self {
+            stream,
+            conn,
+            mut closing,
+            busy,
+            ..
+        } = self;
+        drop(busy);
+        let server = &conn.0.server;
+        server.metrics.connection_closed();
+        let (code, description) = closing.take_ending();
+        {
+            // Sends fail from now on; a SendFile stops.
+            let mut st = conn.lock();
+            st.closing = true;
+            st.connected = false;
+            st.end_transfer();
+        }
+        // Gone from Connections during Disconnected, but still admitted
+        // until it returns, so Shutdown waits for every Disconnected.
+        server.table.unlist(conn.id());
+        server.log(
+            Some(&conn),
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
+        );
+        server.handler.disconnected(&conn, code, &description);
+        // The slot is free before the client sees the connection end, so a
+        // client that reconnects at once finds room.
+        drop(conn);
+        let mut stream = stream;
+        // Best effort: a client that stopped reading cannot hold us here.
+        let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
+    }
+}
