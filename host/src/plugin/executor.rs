@@ -518,13 +518,28 @@ mod tests {
         left: AtomicU64,
         ran_on: Mutex<mpsc::Sender<String>>,
         mark: LaneMark,
+        /// Each turn also lasts until this pool has counted another
+        /// task's quick turn: on a loaded machine the other executor may
+        /// not get a core while a turn spins.
+        beside: Option<Arc<Pool>>,
     }
 
     impl Task for Repeating {
         fn turn(&self, _lane: Lane) -> bool {
+            let quick_before = self
+                .beside
+                .as_ref()
+                .map(|p| p.quick_turns.load(Ordering::SeqCst));
             let started = thread_cpu_time();
             while thread_cpu_time().saturating_sub(started) < self.turn {
                 std::hint::spin_loop();
+            }
+            if let (Some(pool), Some(before)) = (&self.beside, quick_before) {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while pool.quick_turns.load(Ordering::SeqCst) == before && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
             }
             let name = std::thread::current().name().unwrap_or("").to_owned();
             let _ = lock(&self.ran_on).send(name);
@@ -556,6 +571,7 @@ mod tests {
                 left: AtomicU64::new(3),
                 ran_on: Mutex::new(ran_on),
                 mark: LaneMark::default(),
+                beside: beside_quick_turns.then(|| executors.pool.clone()),
             }));
             let mut names = Vec::new();
             while names.len() < 3 {
