@@ -134,7 +134,7 @@ impl PluginHandle {
     pub fn push(&self, events: &mut Vec<u8>, conn: &Connection) {
         let mut inbox = self.inbox();
         inbox.queue_events(events);
-        if inbox.queued_bytes() > self.limits.max_queued_bytes {
+        if inbox.events.len() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
         }
@@ -213,7 +213,7 @@ impl PluginHandle {
 
     /// Bytes of (packed) events waiting for the actor.
     pub fn queued_bytes(&self) -> usize {
-        self.inbox().queued_bytes()
+        self.inbox().events.len()
     }
 
     /// Whether the actor has no instance now after hibernating.
@@ -340,9 +340,9 @@ impl Actor {
         });
     }
 
-    /// One turn; gives back the buffers of the batches it handled.
-    fn turn(&mut self, handle: &PluginHandle) -> Vec<Vec<u8>> {
-        let (opens, mut batches, throttled, flushes, hibernate) = {
+    /// One turn; gives back the buffer of the events it handled.
+    fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
+        let (opens, mut events, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -360,7 +360,7 @@ impl Actor {
             inbox.verdict = None;
             (
                 std::mem::take(&mut inbox.opens),
-                inbox.take_batches(),
+                std::mem::take(&mut inbox.events),
                 std::mem::take(&mut inbox.throttled),
                 std::mem::take(&mut inbox.flushes),
                 std::mem::take(&mut inbox.hibernate),
@@ -368,17 +368,14 @@ impl Actor {
         };
         let owed = std::mem::take(&mut self.state_mut().owed);
         if !owed.is_empty() {
-            match batches.first_mut() {
-                Some(first) => drop(first.splice(0..0, owed)),
-                None => batches.push(owed),
-            }
+            events.splice(0..0, owed);
         }
-        let worked = !opens.is_empty() || !batches.is_empty();
+        let worked = !opens.is_empty() || !events.is_empty();
         for open in opens {
             self.open(handle, open);
         }
-        for batch in &batches {
-            self.deliver(handle, batch);
+        if !events.is_empty() {
+            self.deliver(handle, &events);
         }
         // Only now: a connection whose replies the batch could not send
         // stays paused until they have left.
@@ -393,7 +390,7 @@ impl Actor {
         }
         if worked {
             self.last_active = Instant::now();
-            return batches;
+            return events;
         } else if hibernate
             && handle
                 .limits

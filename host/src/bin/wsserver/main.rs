@@ -6,7 +6,6 @@
 mod cli;
 mod demo;
 mod dev;
-mod heap;
 mod plugin_args;
 mod scaffold;
 
@@ -29,7 +28,6 @@ const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
 
 fn main() -> ExitCode {
-    heap::tune();
     let cli = Cli::parse();
     if cli.list_settings {
         let width = setting_keys()
