@@ -140,6 +140,18 @@ impl ServerShared {
                 .log(conn, level, &message.to_string(), log_type);
         }
     }
+
+    /// Counts a refused connection by `reason` and logs why, at Info.
+    pub fn refused(
+        &self,
+        conn: Option<&Connection>,
+        reason: RefusalReason,
+        log_type: LogType,
+        message: fmt::Arguments<'_>,
+    ) {
+        self.metrics.connection_refused(reason);
+        self.log(conn, LogLevel::Info, log_type, message);
+    }
 }
 
 impl WsServer {

@@ -48,12 +48,9 @@ pub(super) async fn admit(
     };
     server.handler.connection_request(&mut request);
     if !request.accept {
-        server
-            .metrics
-            .connection_refused(RefusalReason::ClientFilter);
-        server.log(
+        server.refused(
             None,
-            LogLevel::Info,
+            RefusalReason::ClientFilter,
             LogType::Info,
             format_args!("refused connection from {remote}"),
         );
@@ -62,12 +59,9 @@ pub(super) async fn admit(
     if server.table.try_admit(settings.max_connections as usize) {
         return true;
     }
-    server
-        .metrics
-        .connection_refused(RefusalReason::MaxConnections);
-    server.log(
+    server.refused(
         None,
-        LogLevel::Info,
+        RefusalReason::MaxConnections,
         LogType::Error,
         format_args!(
             "refused connection from {remote}: MaxConnections ({}) reached",
@@ -122,12 +116,9 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 return None;
             }
             Err(e) => {
-                server
-                    .metrics
-                    .connection_refused(RefusalReason::HandshakeError);
-                server.log(
+                server.refused(
                     Some(conn),
-                    LogLevel::Info,
+                    RefusalReason::HandshakeError,
                     LogType::Error,
                     format_args!("refused handshake: {e}"),
                 );

@@ -219,12 +219,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     return None;
                 }
                 Err(_) => {
-                    server
-                        .metrics
-                        .connection_refused(RefusalReason::HandshakeTimeout);
-                    server.log(
+                    server.refused(
                         Some(&conn),
-                        LogLevel::Info,
+                        RefusalReason::HandshakeTimeout,
                         LogType::Error,
                         format_args!("opening handshake timed out"),
                     );
