@@ -134,11 +134,11 @@ impl OutboundQueue {
         max_frame: usize,
     ) {
         let mut rsv1 = compressed && opcode != OpCode::Continuation;
-        let mut pieces = payload.chunks(max_frame.max(1)).peekable();
-        if pieces.peek().is_none() {
-            self.push_frame_bits(ends_message, rsv1, opcode, &[]);
-            return;
+        if payload.len() <= max_frame {
+            // One frame (an empty message too), the common case.
+            return self.push_frame_bits(ends_message, rsv1, opcode, payload);
         }
+        let mut pieces = payload.chunks(max_frame.max(1)).peekable();
         let mut opcode = opcode;
         while let Some(piece) = pieces.next() {
             let fin = ends_message && pieces.peek().is_none();
