@@ -157,7 +157,14 @@ impl OutboundQueue {
         let (header, header_len) = encode_server_header(fin, rsv1, opcode, payload.len());
         let total = header_len + payload.len();
         let tail = self.tail_with_room(total);
-        tail.extend_from_slice(&header[..header_len]);
+        tail.reserve(total);
+        // Constant lengths: the header's bytes are moved in place instead
+        // of through a call to memcpy, once per message.
+        match header_len {
+            2 => tail.extend_from_slice(&header[..2]),
+            4 => tail.extend_from_slice(&header[..4]),
+            _ => tail.extend_from_slice(&header[..header_len]),
+        }
         tail.extend_from_slice(payload);
         self.queued += total;
         self.count_message(fin, opcode);
@@ -191,8 +198,7 @@ impl OutboundQueue {
             self.seal_tail();
         }
         if self.tail.capacity() == 0 {
-            self.tail
-                .reserve_exact(need.max(COALESCE_LIMIT.min(need.max(256) * 4)));
+            self.tail = spare::take(need.max(COALESCE_LIMIT.min(need.max(256) * 4)));
         }
         &mut self.tail
     }
@@ -340,7 +346,9 @@ impl WriteList {
             }
             n -= left;
             self.offset = 0;
-            self.chunks.pop_front();
+            if let Some(Chunk::Owned(written)) = self.chunks.pop_front() {
+                spare::give(written);
+            }
         }
     }
 
@@ -348,6 +356,41 @@ impl WriteList {
     pub fn release_if_idle(&mut self) {
         if self.chunks.is_empty() && self.chunks.capacity() > 8 {
             self.chunks = VecDeque::new();
+        }
+    }
+}
+
+/// One written chunk kept per thread for the next gathering chunk: a
+/// busy connection's rounds (queue, write, queue again) then reuse one
+/// buffer, already grown to their size, instead of a malloc, a realloc and
+/// a free each.
+mod spare {
+    use std::cell::Cell;
+
+    /// The largest buffer kept.
+    const KEEP: usize = 4096;
+
+    thread_local! {
+        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// An empty buffer of at least `capacity` bytes.
+    pub fn take(capacity: usize) -> Vec<u8> {
+        let spare = SPARE.with(Cell::take);
+        if spare.capacity() >= capacity {
+            spare
+        } else {
+            Vec::with_capacity(capacity)
+        }
+    }
+
+    /// Keeps `buffer` for [`take`] if it is small: a connection whose
+    /// client reads slowly holds its gathering chunk, and a recycled one
+    /// must not make that costlier than a few small messages' worth.
+    pub fn give(mut buffer: Vec<u8>) {
+        if buffer.capacity() <= KEEP {
+            buffer.clear();
+            SPARE.with(|spare| spare.set(buffer));
         }
     }
 }
