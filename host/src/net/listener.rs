@@ -72,22 +72,27 @@ pub async fn listen_address(host: &str, port: u16, ip_mode: IpMode) -> io::Resul
     })
 }
 
-/// Binds and listens with `options`. With `bind_exclusively` that is one
-/// socket, the port unshared, for all `cores`; otherwise one socket per
-/// core on the same port, SO_REUSEPORT spreading new connections over
-/// them.
+/// Binds and listens with `options`: `count` sockets, one per core. With
+/// `bind_exclusively` they share one listening socket (each core polls its
+/// own descriptor of it, so the port stays unshared); otherwise each is a
+/// socket of its own on the same port, SO_REUSEPORT spreading new
+/// connections over them.
 pub fn bind(
     addr: SocketAddr,
     options: &ListenOptions,
-    cores: usize,
+    count: usize,
 ) -> io::Result<Vec<std::net::TcpListener>> {
     let first = bind_one(addr, options)?;
     let addr = first.local_addr()?;
-    let count = if options.bind_exclusively { 1 } else { cores };
     let mut sockets = Vec::with_capacity(count.max(1));
     sockets.push(first);
     for _ in 1..count {
-        sockets.push(bind_one(addr, options)?);
+        let socket = if options.bind_exclusively {
+            sockets[0].try_clone()?
+        } else {
+            bind_one(addr, options)?
+        };
+        sockets.push(socket);
     }
     Ok(sockets)
 }

@@ -1,7 +1,6 @@
 //! The server: connection tasks, the connection table, outbound queues and
 //! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
 
-mod accept;
 mod conn_state;
 mod connection;
 mod cores;
@@ -30,6 +29,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use connection::{Connection, ConnectionInfo, SendFormat};
@@ -306,35 +306,38 @@ impl WsServer {
                     )
                 })?;
         let cores = self.shared.cores(settings.io_threads)?;
-        let sockets = listener::bind(addr, &settings.listen_options(), 1 + cores.len())
-            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-        let addr = sockets[0]
+        let mut sockets = listener::bind(addr, &settings.listen_options(), 1 + cores.len())
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?
+            .into_iter();
+        let first = sockets.next().expect("bind returns one socket per core");
+        let addr = first
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
+        let first = TcpListener::from_std(first)
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let mut slot = self.shared.listener();
         if slot.is_some() {
             return Err(Error::AlreadyListening);
         }
-        let tasks = match <[_; 1]>::try_from(sockets) {
-            // One shared socket: this core accepts for all of them.
-            Ok([socket]) => {
-                let accept =
-                    accept::accept_loop(self.shared.clone(), socket, tls.clone(), cores.to_vec());
-                vec![tokio::spawn(accept)]
-            }
-            // A socket per core: each accepts and serves its own.
-            Err(sockets) => {
-                let this = tokio::runtime::Handle::current();
-                std::iter::once(&this)
-                    .chain(cores)
-                    .zip(sockets)
-                    .map(|(core, socket)| {
-                        let (shared, tls) = (self.shared.clone(), tls.clone());
-                        core.spawn(accept::accept_loop(shared, socket, tls, Vec::new()))
-                    })
-                    .collect()
-            }
-        };
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            self.shared.clone(),
+            first,
+            tls.clone(),
+        ))];
+        for (socket, core) in sockets.zip(cores) {
+            let (shared, tls) = (self.shared.clone(), tls.clone());
+            // Registered with the core's own reactor, inside its runtime.
+            tasks.push(core.spawn(async move {
+                match TcpListener::from_std(socket) {
+                    Ok(socket) => accept_loop(shared, socket, tls).await,
+                    Err(e) => shared.handler.error(
+                        None,
+                        io_error_code(&e),
+                        &format!("cannot accept on a core: {e}"),
+                    ),
+                }
+            }));
+        }
         let with_tls = if tls.is_some() { " with TLS" } else { "" };
         *slot = Some(ActiveListener { addr, tls, tasks });
         drop(slot);
@@ -510,4 +513,41 @@ impl WsServer {
 fn indexed_key(key: &str) -> Option<(&str, &str)> {
     let (name, rest) = key.split_once('[')?;
     Some((name.trim(), rest.strip_suffix(']')?))
+}
+
+/// Accepts until aborted by StopListening; each connection is served on
+/// the runtime (the core) that accepted it.
+async fn accept_loop(
+    shared: Arc<ServerShared>,
+    listener: TcpListener,
+    tls: Option<Arc<TlsServerConfig>>,
+) {
+    // Bound to one address, every connection's local address is that one:
+    // no getsockname per connection.
+    let local = listener
+        .local_addr()
+        .ok()
+        .filter(|addr| !addr.ip().is_unspecified());
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let accepted = session::Accepted {
+                    server: shared.clone(),
+                    stream,
+                    remote,
+                    local,
+                    tls: tls.clone(),
+                };
+                tokio::spawn(session::serve(Box::new(accepted)));
+            }
+            Err(e) => {
+                shared
+                    .handler
+                    .error(None, io_error_code(&e), &format!("accept failed: {e}"));
+                // Out of file descriptors and the like: back off rather
+                // than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
