@@ -14,7 +14,7 @@ use std::io::IoSlice;
 use bytes::Bytes;
 
 use crate::protocol::deflate::{DeflateError, Deflater};
-use crate::protocol::frame::{OpCode, encode_server_header};
+use crate::protocol::frame::{MAX_SERVER_HEADER, OpCode, push_server_header};
 
 /// Frames smaller than this are copied into a shared chunk; bigger payloads
 /// get a chunk of their own.
@@ -154,19 +154,12 @@ impl OutboundQueue {
     }
 
     fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
-        let (header, header_len) = encode_server_header(fin, rsv1, opcode, payload.len());
-        let total = header_len + payload.len();
-        let tail = self.tail_with_room(total);
-        tail.reserve(total);
-        // Constant lengths: the header's bytes are moved in place instead
-        // of through a call to memcpy, once per message.
-        match header_len {
-            2 => tail.extend_from_slice(&header[..2]),
-            4 => tail.extend_from_slice(&header[..4]),
-            _ => tail.extend_from_slice(&header[..header_len]),
-        }
+        let most = MAX_SERVER_HEADER + payload.len();
+        let tail = self.tail_with_room(most);
+        tail.reserve(most);
+        let header_len = push_server_header(tail, fin, rsv1, opcode, payload.len());
         tail.extend_from_slice(payload);
-        self.queued += total;
+        self.queued += header_len + payload.len();
         self.count_message(fin, opcode);
     }
 
@@ -175,9 +168,8 @@ impl OutboundQueue {
         if payload.len() < COALESCE_LIMIT {
             return self.push_frame(true, opcode, &payload);
         }
-        let (header, header_len) = encode_server_header(true, false, opcode, payload.len());
-        self.tail_with_room(header_len)
-            .extend_from_slice(&header[..header_len]);
+        let tail = self.tail_with_room(MAX_SERVER_HEADER);
+        let header_len = push_server_header(tail, true, false, opcode, payload.len());
         self.seal_tail();
         self.queued += header_len + payload.len();
         self.count_message(true, opcode);
