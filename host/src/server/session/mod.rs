@@ -18,6 +18,8 @@
 //! instead of behind every flooding connection's next turn.
 
 mod closing;
+mod lot;
+mod parking;
 mod task;
 mod turn;
 
@@ -38,6 +40,7 @@ use crate::protocol::close::INTERNAL_ERROR;
 use crate::protocol::deflate::{Deflater, Inflater, Negotiated};
 use crate::protocol::receiver::Receiver;
 use closing::CloseHandshake;
+pub(crate) use parking::ParkingLot;
 use task::Registration;
 pub(crate) use task::{Accepted, serve};
 use turn::OwnerTurn;
@@ -86,6 +89,20 @@ struct Session<S> {
     settings: Arc<Settings>,
     max_message_size: u64,
     deflate: Option<Negotiated>,
+    /// When it has stayed at rest, a plain session waits in its thread's
+    /// parking lot instead of its task (see [`parking`]).
+    rest: parking::Rest,
+}
+
+/// What a session record is made of besides its working state and its
+/// watch on its rest: what parking takes apart and puts together again.
+struct SessionParts<S> {
+    stream: S,
+    conn: Registration,
+    closing: CloseHandshake,
+    settings: Arc<Settings>,
+    max_message_size: u64,
+    deflate: Option<Negotiated>,
 }
 
 /// A session's working state between its input and its output.
@@ -100,6 +117,9 @@ struct Busy {
     held: Vec<u8>,
     /// Messages dispatched in the current turn, against [`MESSAGE_BUDGET`].
     messages_this_turn: u64,
+    /// The turn read or wrote something (a connection at work is not
+    /// parked).
+    worked: bool,
 }
 
 impl Busy {
@@ -120,23 +140,79 @@ impl Busy {
     }
 }
 
+impl lot::Parkable for parking::Parked {
+    fn resume(self, lot: &Arc<ParkingLot>) {
+        if let Some(session) = self.into_session(lot) {
+            tokio::spawn(task::ConnectionTask::resumed(session));
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    fn new(stream: S, conn: Registration, settings: Arc<Settings>, opened: Opened) -> Self {
-        let mut session = Self {
+    fn new(
+        stream: S,
+        conn: Registration,
+        settings: Arc<Settings>,
+        opened: Opened,
+        rest: parking::Rest,
+    ) -> Self {
+        let parts = SessionParts {
             stream,
             conn,
             closing: CloseHandshake::new(&settings),
-            busy: None,
             settings,
             max_message_size: opened.max_message_size,
             deflate: opened.deflate,
         };
+        let mut session = Self::from_parts(parts, rest);
         if !opened.leftover.is_empty() {
             let mut busy = session.new_busy();
             busy.held = opened.leftover;
             session.busy = Some(busy);
         }
         session
+    }
+
+    fn from_parts(parts: SessionParts<S>, rest: parking::Rest) -> Self {
+        let SessionParts {
+            stream,
+            conn,
+            closing,
+            settings,
+            max_message_size,
+            deflate,
+        } = parts;
+        Self {
+            stream,
+            conn,
+            closing,
+            busy: None,
+            settings,
+            max_message_size,
+            deflate,
+            rest,
+        }
+    }
+
+    /// The record without its working state and its watch on its rest.
+    fn into_parts(self) -> SessionParts<S> {
+        let Self {
+            stream,
+            conn,
+            closing,
+            settings,
+            max_message_size,
+            deflate,
+            ..
+        } = self;
+        SessionParts {
+            stream,
+            conn,
+            closing,
+            settings,
+            max_message_size,
+            deflate,
+        }
     }
 
     fn new_busy(&self) -> Box<Busy> {
@@ -153,6 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map(|negotiated| Deflater::new(negotiated, &self.settings.deflate)),
             held: Vec::new(),
             messages_this_turn: 0,
+            worked: false,
         })
     }
 
@@ -161,7 +238,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// of its working state.
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
         let mut busy = self.busy.take().unwrap_or_else(|| self.new_busy());
+        busy.worked = false;
         let end = self.turn(&mut busy, cx);
+        self.rest.worked |= busy.worked;
         if end.is_ready() || !busy.is_at_rest() {
             self.busy = Some(busy);
         }
@@ -240,6 +319,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Step::Progress;
         }
         if busy.has_input_waiting(&self.closing) {
+            busy.worked = true;
             let mut held = std::mem::take(&mut busy.held);
             let used = self.process(busy, &mut held);
             self.count_received(busy, 0);
@@ -306,6 +386,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if written > 0 {
+            busy.worked = true;
             writes.release_if_idle();
             self.conn.0.server.metrics.bytes_sent(written);
             let limits = self.conn.0.limits;
@@ -361,6 +442,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Poll::Ready(Ok(false));
         }
         self.closing.touch();
+        busy.worked = true;
         let input = &mut buf[..n];
         let used = self.process(busy, input);
         self.count_received(busy, n);
@@ -450,6 +532,7 @@ mod tests {
             remote,
             local: None,
             tls: None,
+            lot: None,
         };
         let task = serve(Box::new(accepted));
         let size = std::mem::size_of_val(&task);

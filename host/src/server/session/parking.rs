@@ -1,0 +1,206 @@
+//! Parking: a plain session that has stayed at rest leaves tokio for its
+//! thread's parking lot ([`lot`](super::lot)). Its task ends (freeing
+//! tokio's task cell) and its socket leaves tokio's reactor (freeing its
+//! `ScheduledIo`); what it keeps is [`Parked`] in the lot's slab. Its
+//! socket turning readable, or anything that wakes the connection (a send
+//! from any thread, a close request, shutdown), brings it back as a task.
+//!
+//! Which sessions park: plain TCP only (a TLS session keeps rustls's
+//! state, which is most of its memory anyway), in the Open phase without
+//! an IdleTimeout timer (a parked session has no timer), at rest (no
+//! compression context: permessage-deflate with context takeover keeps
+//! its working state), accepting data (a paused connection does not read,
+//! so its readable socket would bring it straight back), with nothing
+//! queued and no SendFile or message sent in parts under way.
+//!
+//! When: not at every rest, since an unpipelined echo rests after every
+//! message and a park costs a few epoll calls and a task. A session at
+//! rest enrols its task to be woken at the lot's next tick (once per
+//! tick); one that has done no work for two ticks of the lot's clock
+//! parks: between one and two `ParkDelay`s after its last work.
+
+use std::io;
+use std::sync::Arc;
+use std::task::Context;
+
+use tokio::net::TcpStream;
+
+use super::closing::CloseHandshake;
+use super::lot::Lot;
+use super::task::Registration;
+use super::{Session, SessionParts};
+use crate::protocol::deflate::Negotiated;
+use crate::server::settings::Settings;
+
+/// The parking lot of plain sessions.
+pub(crate) type ParkingLot = Lot<Parked>;
+
+/// What a session keeps while parked: its socket outside tokio and what
+/// its session record is made again from.
+pub(crate) struct Parked {
+    stream: std::net::TcpStream,
+    conn: Registration,
+    settings: Arc<Settings>,
+    max_message_size: u64,
+    deflate: Option<Negotiated>,
+}
+
+impl std::os::fd::AsFd for Parked {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+}
+
+/// A session's watch on its own rest (in its record).
+pub(super) struct Rest {
+    /// None: the session never parks (TLS, or parking is off).
+    lot: Option<Arc<ParkingLot>>,
+    /// The lot's epoch when the session last worked (wrapping; 16 bits
+    /// are plenty for a difference of two).
+    since: u16,
+    /// The epoch whose tick the session's task is enrolled for.
+    enrolled: u16,
+    /// The session worked (read, wrote, held state) since it last looked.
+    pub worked: bool,
+}
+
+impl Rest {
+    pub fn new(lot: Option<Arc<ParkingLot>>) -> Self {
+        Self {
+            lot,
+            since: 0,
+            enrolled: 0,
+            worked: true,
+        }
+    }
+}
+
+impl Session<TcpStream> {
+    /// After a turn that ended waiting: whether the session has stayed at
+    /// rest for long enough to park. Otherwise, at rest, its task is
+    /// enrolled to look again at the lot's next tick.
+    pub(super) fn rested_enough(&mut self, cx: &Context<'_>) -> bool {
+        let Some(lot) = &self.rest.lot else {
+            return false;
+        };
+        let parkable =
+            self.busy.is_none() && self.closing.is_quiet() && self.conn.accepting_data();
+        // Truncated on purpose: the clock is compared by wrapping difference.
+        let epoch = lot.epoch() as u16;
+        if !parkable {
+            self.rest.since = epoch;
+            return false;
+        }
+        if std::mem::take(&mut self.rest.worked) {
+            self.rest.since = epoch;
+        } else if epoch.wrapping_sub(self.rest.since) >= 2 {
+            return true;
+        }
+        if self.rest.enrolled != epoch {
+            self.rest.enrolled = lot.enroll(cx.waker()) as u16;
+        }
+        false
+    }
+
+    /// Moves the session into its lot; the session back when it must stay
+    /// at work (something came for it meanwhile), None once it is parked
+    /// (or has ended: its socket could not leave tokio).
+    pub(super) fn park_in_lot(self) -> Option<Self> {
+        let lot = self.rest.lot.clone()?;
+        let parked = self.into_parked()?;
+        let refused = lot.park(|waker| {
+            let mut st = parked.conn.lock();
+            let work_came = st.out.has_chunks() || st.occasional_in_use() || st.closing;
+            if !work_came {
+                // From now on the connection's wakers reach the lot.
+                st.waker = Some(waker);
+                st.task_active = false;
+            }
+            drop(st);
+            if work_came { Err(parked) } else { Ok(parked) }
+        });
+        match refused {
+            Ok(()) => None,
+            Err(parked) => {
+                let mut session = parked.into_session(&lot)?;
+                session.rest.worked = true;
+                Some(session)
+            }
+        }
+    }
+
+    /// Takes the socket out of tokio; None if it could not be (the
+    /// connection has ended).
+    fn into_parked(self) -> Option<Parked> {
+        let SessionParts {
+            stream,
+            conn,
+            mut closing,
+            settings,
+            max_message_size,
+            deflate,
+        } = self.into_parts();
+        match stream.into_std() {
+            Ok(stream) => {
+                conn.0.server.metrics.connection_parked();
+                Some(Parked {
+                    stream,
+                    conn,
+                    settings,
+                    max_message_size,
+                    deflate,
+                })
+            }
+            Err(e) => {
+                end_broken(conn, &mut closing, &e);
+                None
+            }
+        }
+    }
+}
+
+/// A session that broke while changing places: ended as after a failed
+/// read (the Error and Disconnected events).
+fn end_broken(conn: Registration, closing: &mut CloseHandshake, e: &io::Error) {
+    closing.io_failed(&conn, e);
+    closing.report_end(&conn);
+}
+
+impl Parked {
+    /// The session again, its socket back in tokio (of the current
+    /// runtime); None if it could not be (the connection has ended).
+    pub(super) fn into_session(self, lot: &Arc<ParkingLot>) -> Option<Session<TcpStream>> {
+        let Self {
+            stream,
+            conn,
+            settings,
+            max_message_size,
+            deflate,
+        } = self;
+        conn.0.server.metrics.connection_resumed();
+        {
+            let mut st = conn.lock();
+            st.waker = None;
+            // The new task's first turn looks at the queue anyway.
+            st.task_active = true;
+        }
+        let mut closing = CloseHandshake::new(&settings);
+        match TcpStream::from_std(stream) {
+            Ok(stream) => Some(Session::from_parts(
+                SessionParts {
+                    stream,
+                    conn,
+                    closing,
+                    settings,
+                    max_message_size,
+                    deflate,
+                },
+                Rest::new(Some(lot.clone())),
+            )),
+            Err(e) => {
+                end_broken(conn, &mut closing, &e);
+                None
+            }
+        }
+    }
+}
