@@ -15,7 +15,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_option_set, mi_option_t};
 use mimalloc::MiMalloc;
 
 /// Alignment from which an allocation goes to mimalloc.
@@ -41,9 +41,9 @@ pub fn purge_at_once() {
 /// The purge delay in force.
 #[cfg(test)]
 #[allow(unsafe_code)]
-fn purge_delay() -> i64 {
+fn purge_delay() -> std::ffi::c_long {
     // SAFETY: a plain call of mimalloc's option API.
-    i64::from(unsafe { mi_option_get(PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
 }
 
 fn to_mimalloc(layout: Layout) -> bool {

@@ -185,7 +185,14 @@ impl<P: Parkable> Lot<P> {
         let value = arm(slot_waker(bits))?;
         slots.next_generation = generation.wrapping_add(1);
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
-        if epoll::add(self.epoll.get_ref(), &value, epoll::EventData::new_u64(bits), flags).is_err() {
+        if epoll::add(
+            self.epoll.get_ref(),
+            &value,
+            epoll::EventData::new_u64(bits),
+            flags,
+        )
+        .is_err()
+        {
             drop(slots);
             // Not watched: back to work at once rather than lost.
             value.resume(self);

@@ -39,9 +39,9 @@ use super::upgrade::Opened;
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::protocol::deflate::{Deflater, Inflater, Negotiated};
 use crate::protocol::receiver::Receiver;
+use crate::server::connection::Connection;
 use closing::CloseHandshake;
 pub(crate) use parking::ParkingLot;
-use task::Registration;
 pub(crate) use task::{Accepted, serve};
 use turn::OwnerTurn;
 
@@ -92,6 +92,28 @@ struct Session<S> {
     /// When it has stayed at rest, a plain session waits in its thread's
     /// parking lot instead of its task (see [`parking`]).
     rest: parking::Rest,
+}
+
+/// The connection, listed in the table while its session holds it: the
+/// listing and the admission are released however the task ends.
+pub(super) struct Registration {
+    pub conn: Connection,
+}
+
+impl std::ops::Deref for Registration {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
+    }
 }
 
 /// What a session record is made of besides its working state and its

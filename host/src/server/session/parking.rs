@@ -27,8 +27,7 @@ use tokio::net::TcpStream;
 
 use super::closing::CloseHandshake;
 use super::lot::Lot;
-use super::task::Registration;
-use super::{Session, SessionParts};
+use super::{Registration, Session, SessionParts};
 use crate::protocol::deflate::Negotiated;
 use crate::server::settings::Settings;
 
@@ -83,8 +82,7 @@ impl Session<TcpStream> {
         let Some(lot) = &self.rest.lot else {
             return false;
         };
-        let parkable =
-            self.busy.is_none() && self.closing.is_quiet() && self.conn.accepting_data();
+        let parkable = self.busy.is_none() && self.closing.is_quiet() && self.conn.accepting_data();
         // Truncated on purpose: the clock is compared by wrapping difference.
         let epoch = lot.epoch() as u16;
         if !parkable {

@@ -18,7 +18,7 @@ use tokio::time::{timeout, timeout_at};
 use tokio_rustls::server::TlsStream;
 
 use super::parking::{ParkingLot, Rest};
-use super::{Session, TurnEnd};
+use super::{Registration, Session, TurnEnd};
 use crate::net::listener::configure_accepted;
 use crate::net::tls::TlsServerConfig;
 use crate::server::ServerShared;
@@ -200,28 +200,6 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
                 .await
                 .map(|session| Handshaken::Tls(Box::new(session)))
         }
-    }
-}
-
-/// The connection, listed in the table while its session holds it: the
-/// listing and the admission are released however the task ends.
-pub(super) struct Registration {
-    pub conn: Connection,
-}
-
-impl std::ops::Deref for Registration {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let table = &self.conn.0.server.table;
-        table.unlist(self.conn.id());
-        table.release();
     }
 }
 
