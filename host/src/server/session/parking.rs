@@ -29,6 +29,7 @@ use super::closing::CloseHandshake;
 use super::lot::Lot;
 use super::{Registration, Session, SessionParts};
 use crate::protocol::deflate::Negotiated;
+use crate::server::connection::ConnState;
 use crate::server::settings::Settings;
 
 /// The parking lot of plain sessions.
@@ -103,12 +104,20 @@ impl Session<TcpStream> {
     /// Moves the session into its lot; the session back when it must stay
     /// at work (something came for it meanwhile), None once it is parked
     /// (or has ended: its socket could not leave tokio).
-    pub(super) fn park_in_lot(self) -> Option<Self> {
-        let lot = self.rest.lot.clone()?;
+    pub(super) fn park_in_lot(mut self) -> Option<Self> {
+        let Some(lot) = self.rest.lot.clone() else {
+            return Some(self);
+        };
+        // Checked again in the lot, where it counts; here it saves moving
+        // the socket out of tokio and back (a SendFile waiting for room).
+        if has_work(&self.conn.lock()) {
+            self.rest.worked = true;
+            return Some(self);
+        }
         let parked = self.into_parked()?;
         let refused = lot.park(|waker| {
             let mut st = parked.conn.lock();
-            let work_came = st.out.has_chunks() || st.occasional_in_use() || st.closing;
+            let work_came = has_work(&st);
             if !work_came {
                 // From now on the connection's wakers reach the lot.
                 st.waker = Some(waker);
@@ -155,6 +164,13 @@ impl Session<TcpStream> {
             }
         }
     }
+}
+
+/// Whether the connection has something under way that its task must
+/// see to: frames queued, a close asked for, a SendFile or a message sent
+/// in parts, or it is closing.
+fn has_work(st: &ConnState) -> bool {
+    st.out.has_chunks() || st.occasional_in_use() || st.closing
 }
 
 /// A session that broke while changing places: ended as after a failed
