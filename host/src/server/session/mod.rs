@@ -116,15 +116,42 @@ impl Drop for Registration {
     }
 }
 
-/// What a session record is made of besides its working state and its
-/// watch on its rest: what parking takes apart and puts together again.
+/// What a session record is made of besides its working state, its
+/// closing state machine and its watch on its rest: what a parked session
+/// keeps (with its stream outside tokio).
 struct SessionParts<S> {
     stream: S,
     conn: Registration,
-    closing: CloseHandshake,
     settings: Arc<Settings>,
     max_message_size: u64,
     deflate: Option<Negotiated>,
+}
+
+impl<S> SessionParts<S> {
+    /// The same parts around the stream `f` makes of this one; the
+    /// connection and the error if it fails (the stream is gone).
+    fn map_stream<T>(
+        self,
+        f: impl FnOnce(S) -> io::Result<T>,
+    ) -> Result<SessionParts<T>, (Registration, io::Error)> {
+        let Self {
+            stream,
+            conn,
+            settings,
+            max_message_size,
+            deflate,
+        } = self;
+        match f(stream) {
+            Ok(stream) => Ok(SessionParts {
+                stream,
+                conn,
+                settings,
+                max_message_size,
+                deflate,
+            }),
+            Err(e) => Err((conn, e)),
+        }
+    }
 }
 
 /// A session's working state between its input and its output.
@@ -178,15 +205,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         opened: Opened,
         rest: parking::Rest,
     ) -> Self {
+        let closing = CloseHandshake::new(&settings);
         let parts = SessionParts {
             stream,
             conn,
-            closing: CloseHandshake::new(&settings),
             settings,
             max_message_size: opened.max_message_size,
             deflate: opened.deflate,
         };
-        let mut session = Self::from_parts(parts, rest);
+        let mut session = Self::from_parts(parts, closing, rest);
         if !opened.leftover.is_empty() {
             let mut busy = session.new_busy();
             busy.held = opened.leftover;
@@ -195,11 +222,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         session
     }
 
-    fn from_parts(parts: SessionParts<S>, rest: parking::Rest) -> Self {
+    fn from_parts(parts: SessionParts<S>, closing: CloseHandshake, rest: parking::Rest) -> Self {
         let SessionParts {
             stream,
             conn,
-            closing,
             settings,
             max_message_size,
             deflate,
@@ -217,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// The record without its working state and its watch on its rest.
-    fn into_parts(self) -> SessionParts<S> {
+    fn into_parts(self) -> (SessionParts<S>, CloseHandshake) {
         let Self {
             stream,
             conn,
@@ -227,14 +253,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             deflate,
             ..
         } = self;
-        SessionParts {
+        let parts = SessionParts {
             stream,
             conn,
-            closing,
             settings,
             max_message_size,
             deflate,
-        }
+        };
+        (parts, closing)
     }
 
     fn new_busy(&self) -> Box<Busy> {

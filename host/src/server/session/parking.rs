@@ -28,26 +28,18 @@ use tokio::net::TcpStream;
 use super::closing::CloseHandshake;
 use super::lot::Lot;
 use super::{Registration, Session, SessionParts};
-use crate::protocol::deflate::Negotiated;
 use crate::server::connection::ConnState;
-use crate::server::settings::Settings;
 
 /// The parking lot of plain sessions.
 pub(crate) type ParkingLot = Lot<Parked>;
 
 /// What a session keeps while parked: its socket outside tokio and what
 /// its session record is made again from.
-pub(crate) struct Parked {
-    stream: std::net::TcpStream,
-    conn: Registration,
-    settings: Arc<Settings>,
-    max_message_size: u64,
-    deflate: Option<Negotiated>,
-}
+pub(crate) struct Parked(SessionParts<std::net::TcpStream>);
 
 impl std::os::fd::AsFd for Parked {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.0.stream.as_fd()
     }
 }
 
@@ -116,7 +108,7 @@ impl Session<TcpStream> {
         }
         let parked = self.into_parked()?;
         let refused = lot.park(|waker| {
-            let mut st = parked.conn.lock();
+            let mut st = parked.0.conn.lock();
             let work_came = has_work(&st);
             if !work_came {
                 // From now on the connection's wakers reach the lot.
@@ -139,26 +131,13 @@ impl Session<TcpStream> {
     /// Takes the socket out of tokio; None if it could not be (the
     /// connection has ended).
     fn into_parked(self) -> Option<Parked> {
-        let SessionParts {
-            stream,
-            conn,
-            mut closing,
-            settings,
-            max_message_size,
-            deflate,
-        } = self.into_parts();
-        match stream.into_std() {
-            Ok(stream) => {
-                conn.0.server.metrics.connection_parked();
-                Some(Parked {
-                    stream,
-                    conn,
-                    settings,
-                    max_message_size,
-                    deflate,
-                })
+        let (parts, mut closing) = self.into_parts();
+        match parts.map_stream(TcpStream::into_std) {
+            Ok(parts) => {
+                parts.conn.0.server.metrics.connection_parked();
+                Some(Parked(parts))
             }
-            Err(e) => {
+            Err((conn, e)) => {
                 end_broken(conn, &mut closing, &e);
                 None
             }
@@ -184,34 +163,22 @@ impl Parked {
     /// The session again, its socket back in tokio (of the current
     /// runtime); None if it could not be (the connection has ended).
     pub(super) fn into_session(self, lot: &Arc<ParkingLot>) -> Option<Session<TcpStream>> {
-        let Self {
-            stream,
-            conn,
-            settings,
-            max_message_size,
-            deflate,
-        } = self;
-        conn.0.server.metrics.connection_resumed();
+        let Self(parts) = self;
+        parts.conn.0.server.metrics.connection_resumed();
         {
-            let mut st = conn.lock();
+            let mut st = parts.conn.lock();
             st.waker = None;
             // The new task's first turn looks at the queue anyway.
             st.task_active = true;
         }
-        let mut closing = CloseHandshake::new(&settings);
-        match TcpStream::from_std(stream) {
-            Ok(stream) => Some(Session::from_parts(
-                SessionParts {
-                    stream,
-                    conn,
-                    closing,
-                    settings,
-                    max_message_size,
-                    deflate,
-                },
+        let mut closing = CloseHandshake::new(&parts.settings);
+        match parts.map_stream(TcpStream::from_std) {
+            Ok(parts) => Some(Session::from_parts(
+                parts,
+                closing,
                 Rest::new(Some(lot.clone())),
             )),
-            Err(e) => {
+            Err((conn, e)) => {
                 end_broken(conn, &mut closing, &e);
                 None
             }
