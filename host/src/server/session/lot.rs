@@ -44,8 +44,8 @@ pub(crate) trait Parkable: AsFd + Send + Sized + 'static {
 pub(crate) struct Lot<P> {
     /// The lot's epoll, registered in its runtime's reactor.
     epoll: AsyncFd<OwnedFd>,
-    /// The lot's index in [`LOTS`], in every waker of its slots.
-    id: u16,
+    /// The lot's key in [`LOTS`]; its wakers carry it in 16 bits.
+    key: usize,
     delay: Duration,
     slots: Mutex<Slots<P>>,
     /// Slots whose wakers fired (key and generation), for the lot's task.
@@ -131,13 +131,11 @@ impl<P: Parkable> Lot<P> {
     /// current runtime.
     pub(crate) fn start(delay: Duration) -> io::Result<Arc<Self>> {
         let epoll = register(epoll::create(epoll::CreateFlags::CLOEXEC)?)?;
-        let mut id = None;
         let lot = Arc::new_cyclic(|weak: &Weak<Self>| {
             let weak: Weak<dyn Wakeable> = weak.clone();
-            id = u16::try_from(lots().insert(weak)).ok();
             Self {
                 epoll,
-                id: id.unwrap_or(u16::MAX),
+                key: lots().insert(weak),
                 delay,
                 slots: Mutex::new(Slots {
                     parked: Slab::new(),
@@ -149,7 +147,7 @@ impl<P: Parkable> Lot<P> {
                 epoch: AtomicU32::new(1),
             }
         });
-        if id.is_none() {
+        if u16::try_from(lot.key).is_err() {
             return Err(io::Error::other("too many parking lots"));
         }
         tokio::spawn(run(LotTask(lot.clone())));
@@ -178,12 +176,15 @@ impl<P: Parkable> Lot<P> {
         let mut slots = lock(&self.slots);
         let key = slots.parked.vacant_key();
         let generation = slots.next_generation;
+        // A waker handed out, even to an `arm` that refuses, is never
+        // this slot's again.
+        slots.next_generation = generation.wrapping_add(1);
         let Ok(key32) = u32::try_from(key) else {
             unreachable!("more parked records than file descriptors");
         };
-        let bits = encode(self.id, generation, key32);
+        // Checked at start.
+        let bits = encode(self.key as u16, generation, key32);
         let value = arm(slot_waker(bits))?;
-        slots.next_generation = generation.wrapping_add(1);
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
         if epoll::add(
             self.epoll.get_ref(),
@@ -263,7 +264,7 @@ fn register(epoll: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
 
 impl<P> Drop for Lot<P> {
     fn drop(&mut self) {
-        lots().try_remove(usize::from(self.id));
+        lots().try_remove(self.key);
     }
 }
 
