@@ -52,7 +52,7 @@ pub(crate) struct Lot<P> {
     woken: Mutex<Vec<u64>>,
     notify: Notify,
     /// Wakers of tasks at rest, woken at the next tick.
-    resting: Mutex<Vec<Waker>>,
+    resting: Mutex<Slab<Waker>>,
     /// Ticks so far; changes only under `resting`'s lock.
     epoch: AtomicU32,
 }
@@ -160,11 +160,21 @@ impl<P: Parkable> Lot<P> {
     }
 
     /// Wakes `waker` at the next tick; returns the epoch it was enrolled
-    /// in (its enrolment lasts until the epoch moves on).
-    pub fn enroll(&self, waker: &Waker) -> u32 {
+    /// in (its enrolment lasts until the epoch moves on) and its key there.
+    pub fn enroll(&self, waker: &Waker) -> (u32, usize) {
         let mut resting = lock(&self.resting);
-        resting.push(waker.clone());
-        self.epoch.load(Ordering::Relaxed)
+        let key = resting.insert(waker.clone());
+        (self.epoch.load(Ordering::Relaxed), key)
+    }
+
+    /// Withdraws an enrolment made in an epoch `in_epoch` names (compared
+    /// by `matches`) unless that epoch is over (its list woken and gone):
+    /// a task that ends is not kept for the tick.
+    pub fn withdraw(&self, key: usize, in_epoch: impl FnOnce(u32) -> bool) {
+        let mut resting = lock(&self.resting);
+        if in_epoch(self.epoch.load(Ordering::Relaxed)) {
+            resting.try_remove(key);
+        }
     }
 
     /// Parks what `arm` returns. `arm` gets the slot's waker, to store
@@ -231,7 +241,7 @@ impl<P: Parkable> Lot<P> {
             self.epoch.fetch_add(1, Ordering::Release);
             std::mem::take(&mut *resting)
         };
-        for waker in resting {
+        for (_, waker) in resting {
             waker.wake();
         }
     }
@@ -431,11 +441,16 @@ mod tests {
         let flag = woken.clone();
         let waker = Waker::from(Arc::new(Flag(flag)));
         let start = lot.epoch();
-        assert_eq!(lot.enroll(&waker), start);
+        assert_eq!(lot.enroll(&waker).0, start);
+        // A withdrawn enrolment is not woken.
+        let withdrawn = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (epoch, key) = lot.enroll(&Waker::from(Arc::new(Flag(withdrawn.clone()))));
+        lot.withdraw(key, |now| now == epoch);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!woken.load(Ordering::SeqCst), "woken before the tick");
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(woken.load(Ordering::SeqCst));
+        assert!(!withdrawn.load(Ordering::SeqCst));
         assert_eq!(lot.epoch(), start + 1);
     }
 

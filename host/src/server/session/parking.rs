@@ -47,13 +47,20 @@ impl std::os::fd::AsFd for Parked {
 pub(super) struct Rest {
     /// None: the session never parks (TLS, or parking is off).
     lot: Option<Arc<ParkingLot>>,
-    /// The lot's epoch when the session last worked (wrapping; 16 bits
-    /// are plenty for a difference of two).
-    since: u16,
-    /// The epoch whose tick the session's task is enrolled for.
-    enrolled: u16,
+    /// The lot's epoch when the session last worked (its low 8 bits:
+    /// plenty for a difference of two).
+    since: u8,
+    /// The epoch whose tick the session's task is enrolled for (low 8
+    /// bits), and its key in the lot's list.
+    enrolled: u8,
+    enrolled_key: u32,
     /// The session worked (read, wrote, held state) since it last looked.
     pub worked: bool,
+}
+
+/// The clock's low 8 bits, as a session keeps them.
+fn low(epoch: u32) -> u8 {
+    epoch as u8
 }
 
 impl Rest {
@@ -62,7 +69,21 @@ impl Rest {
             lot,
             since: 0,
             enrolled: 0,
+            enrolled_key: u32::MAX,
             worked: true,
+        }
+    }
+}
+
+impl Drop for Rest {
+    /// A session that ends or parks withdraws its task's waker from the
+    /// lot's list, so the task's memory goes now, not at the next tick.
+    fn drop(&mut self) {
+        if let Some(lot) = &self.lot
+            && self.enrolled_key != u32::MAX
+        {
+            let enrolled = self.enrolled;
+            lot.withdraw(self.enrolled_key as usize, |now| low(now) == enrolled);
         }
     }
 }
@@ -76,8 +97,7 @@ impl Session<TcpStream> {
             return false;
         };
         let parkable = self.busy.is_none() && self.closing.is_quiet() && self.conn.accepting_data();
-        // Truncated on purpose: the clock is compared by wrapping difference.
-        let epoch = lot.epoch() as u16;
+        let epoch = low(lot.epoch());
         if !parkable {
             self.rest.since = epoch;
             return false;
@@ -87,8 +107,12 @@ impl Session<TcpStream> {
         } else if epoch.wrapping_sub(self.rest.since) >= 2 {
             return true;
         }
-        if self.rest.enrolled != epoch {
-            self.rest.enrolled = lot.enroll(cx.waker()) as u16;
+        if self.rest.enrolled != epoch || self.rest.enrolled_key == u32::MAX {
+            let (enrolled, key) = lot.enroll(cx.waker());
+            self.rest.enrolled = low(enrolled);
+            // Keys are fewer than connections; past u32 the enrolment is
+            // simply not withdrawn early.
+            self.rest.enrolled_key = u32::try_from(key).unwrap_or(u32::MAX);
         }
         false
     }
