@@ -732,3 +732,41 @@ async fn data_held_back_mid_message_resumes_where_it_stopped() {
     assert!(pieces >= 3 * 2 + 13, "{pieces} pieces");
     server.shutdown().await;
 }
+
+/// A compressing connection at rest parks (see tests/e2e/parking.rs) when
+/// it keeps no compression context (`Shared`, the default) and comes back
+/// compressing; with context takeover (`Dedicated`) it keeps its zlib state
+/// and never parks.
+#[tokio::test]
+async fn a_compressing_connection_parks_only_without_a_context_to_keep() {
+    for (mode, parks) in [("Shared", 1.0), ("Dedicated", 0.0)] {
+        let mut server = ServerProcess::start(&[
+            "--admin",
+            "127.0.0.1:0",
+            "--set",
+            "ParkDelay=100",
+            "--set",
+            &format!("DeflateMemoryMode={mode}"),
+        ])
+        .await;
+        let admin = server.admin_url().await;
+        let (mut c, answer) = open(server.addr, &["permessage-deflate"]).await;
+        assert!(answer.is_some(), "{mode}: not negotiated");
+        let message = json(50);
+        let mut inflater = ClientInflate::new();
+        for round in 0..3 {
+            c.send(&masked(0xC1, &ClientDeflate::new().message(&message)))
+                .await;
+            let echo = read_message(&mut c).await;
+            assert!(echo.compressed, "{mode}, round {round}");
+            assert_eq!(echo.data(&mut inflater), message, "{mode}, round {round}");
+            // Six ticks of ParkDelay: parked by then, if it parks at all.
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            assert_eq!(
+                metric(&admin, "wsserver_connections_parked").await,
+                Some(parks),
+                "{mode}, round {round}"
+            );
+        }
+    }
+}

@@ -15,6 +15,7 @@ mod dashboard;
 mod deflate;
 mod handshake;
 mod hostile;
+mod parking;
 mod plugins;
 mod protocol;
 mod runtime;

@@ -207,6 +207,12 @@ impl Snapshot {
             "WebSocket connections open now",
             s.connections_open,
         )?;
+        gauge(
+            encoder,
+            "wsserver_connections_parked",
+            "Open connections idle long enough to wait in a parking lot, without a task of their own",
+            s.connections_parked,
+        )?;
         counter(
             encoder,
             "wsserver_connections_accepted",

@@ -52,6 +52,9 @@ impl RefusalReason {
 pub struct ServerMetrics {
     /// WebSocket connections open now (handshake done, not yet ended).
     pub connections_open: u64,
+    /// Open connections idle long enough to wait in their thread's
+    /// parking lot, with no task of their own (ParkDelay).
+    pub connections_parked: u64,
     /// Connections whose opening handshake succeeded.
     pub connections_accepted: u64,
     pub connections_refused: RefusalCounts,
@@ -87,6 +90,8 @@ impl RefusalCounts {
 pub(crate) struct MetricsRecorder {
     accepted: AtomicU64,
     closed: AtomicU64,
+    parked: AtomicU64,
+    resumed: AtomicU64,
     refused: [AtomicU64; RefusalReason::ALL.len()],
     traffic: ThreadLocal<TrafficShard>,
 }
@@ -124,6 +129,16 @@ impl MetricsRecorder {
     /// An accepted connection has ended.
     pub fn connection_closed(&self) {
         self.closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection left its task for a parking lot.
+    pub fn connection_parked(&self) {
+        self.parked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A parked connection left its parking lot.
+    pub fn connection_resumed(&self) {
+        self.resumed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connection_refused(&self, reason: RefusalReason) {
@@ -165,6 +180,9 @@ impl MetricsRecorder {
         let closed = self.closed.load(Ordering::Relaxed);
         m.connections_accepted = self.accepted.load(Ordering::Relaxed);
         m.connections_open = m.connections_accepted.saturating_sub(closed);
+        // Resumed first, as with closed.
+        let resumed = self.resumed.load(Ordering::Relaxed);
+        m.connections_parked = self.parked.load(Ordering::Relaxed).saturating_sub(resumed);
         m.connections_refused =
             RefusalCounts(self.refused.each_ref().map(|n| n.load(Ordering::Relaxed)));
         m

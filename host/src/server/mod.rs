@@ -528,6 +528,21 @@ async fn accept_loop(
         .local_addr()
         .ok()
         .filter(|addr| !addr.ip().is_unspecified());
+    // Plain connections of this thread that stay idle wait here.
+    let park_delay = shared.settings().park_delay;
+    let lot = if tls.is_some() || park_delay == 0 {
+        None
+    } else {
+        session::ParkingLot::start(Duration::from_millis(park_delay.into()))
+            .map_err(|e| {
+                shared.handler.error(
+                    None,
+                    io_error_code(&e),
+                    &format!("idle connections will not park: {e}"),
+                )
+            })
+            .ok()
+    };
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
@@ -537,6 +552,7 @@ async fn accept_loop(
                     remote,
                     local,
                     tls: tls.clone(),
+                    lot: lot.clone(),
                 };
                 tokio::spawn(session::serve(Box::new(accepted)));
             }

@@ -57,6 +57,10 @@ pub struct Settings {
     pub handshake_timeout: u32,
     /// Seconds to wait for the client's close frame after sending ours.
     pub close_timeout: u32,
+    /// Milliseconds a plain connection stays at rest before it leaves its
+    /// task for its thread's parking lot (0: never); read at
+    /// StartListening.
+    pub park_delay: u32,
     pub max_request_header_size: usize,
     /// permessage-deflate: EnablePermessageDeflate and the Deflate* keys.
     pub deflate: DeflateSettings,
@@ -101,6 +105,7 @@ impl Default for Settings {
             idle_timeout: 0,
             handshake_timeout: 10,
             close_timeout: 5,
+            park_delay: 1000,
             max_request_header_size: 8192,
             deflate: DeflateSettings::default(),
             tls: TlsSettings::default(),
@@ -170,6 +175,7 @@ keys! {
     "IdleTimeout" => "seconds without client data before closing with 1001 (0: off)",
     "HandshakeTimeout" => "seconds a client has to complete the opening handshake",
     "CloseTimeout" => "seconds to wait for the client's close frame",
+    "ParkDelay" => "ms a plain connection stays idle before it waits without a task of its own (0: never)",
     "MaxRequestHeaderSize" => "largest upgrade request head in bytes (larger gets 431)",
     "EnablePermessageDeflate" => "accept permessage-deflate (RFC 7692) when a client offers it",
     "DeflateThreshold" => "outgoing messages shorter than this many bytes go uncompressed (1024)",
@@ -315,6 +321,9 @@ impl Settings {
                 self.handshake_timeout = v.int(1, 3600, "1 to 3600 seconds")? as u32
             }
             "CloseTimeout" => self.close_timeout = v.int(0, 3600, "0 to 3600 seconds")? as u32,
+            "ParkDelay" => {
+                self.park_delay = v.int(0, 3_600_000, "0 to 3600000 milliseconds")? as u32
+            }
             "MaxRequestHeaderSize" => {
                 self.max_request_header_size = v.int(256, 1 << 20, "256 to 1048576 bytes")? as usize
             }
@@ -362,6 +371,7 @@ impl Settings {
             "IdleTimeout" => self.idle_timeout.to_string(),
             "HandshakeTimeout" => self.handshake_timeout.to_string(),
             "CloseTimeout" => self.close_timeout.to_string(),
+            "ParkDelay" => self.park_delay.to_string(),
             "MaxRequestHeaderSize" => self.max_request_header_size.to_string(),
             "BuildInfo" => format!("wsserver {}", env!("CARGO_PKG_VERSION")),
             "LicenseInfo" => format!(

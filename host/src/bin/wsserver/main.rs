@@ -3,6 +3,7 @@
 //! close every connection with 1001. SIGHUP reads the tenants again and
 //! hot-swaps those whose component or configuration changed.
 
+mod alloc;
 mod cli;
 mod demo;
 mod dev;
@@ -24,10 +25,14 @@ use wsserver::plugin::{PluginEngine, PluginRouter, PluginSpec, RuntimeOptions, S
 use wsserver::tls::CertificateInfo;
 use wsserver::{EchoHandler, Handler, IpMode, Settings, WsServer, setting_keys};
 
+#[global_allocator]
+static ALLOCATOR: alloc::SplitAllocator = alloc::SplitAllocator;
+
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
 
 fn main() -> ExitCode {
+    alloc::purge_at_once();
     let cli = Cli::parse();
     if cli.list_settings {
         let width = setting_keys()

@@ -113,6 +113,14 @@ impl CloseHandshake {
         matches!(self.phase, Phase::Open { .. })
     }
 
+    /// Open with no timer, nothing decided: a record made again from the
+    /// settings would be the same (what a parked session relies on).
+    pub fn is_quiet(&self) -> bool {
+        matches!(self.phase, Phase::Open { idle: None })
+            && self.ending.is_none()
+            && !self.discard_input
+    }
+
     /// Whether input is only read to see the client go (after a protocol
     /// error).
     pub fn discards_input(&self) -> bool {
@@ -126,8 +134,34 @@ impl CloseHandshake {
         }
     }
 
+    /// The session's end: sends fail from now on, the connection leaves
+    /// the Connections list and the Disconnected event fires. The caller
+    /// then releases the connection's slot.
+    pub fn report_end(&mut self, conn: &Connection) {
+        let server = &conn.0.server;
+        server.metrics.connection_closed();
+        let (code, description) = self.take_ending();
+        {
+            // Sends fail from now on; a SendFile stops.
+            let mut st = conn.lock();
+            st.closing = true;
+            st.connected = false;
+            st.end_transfer();
+        }
+        // Gone from Connections during Disconnected, but still admitted
+        // until it returns, so Shutdown waits for every Disconnected.
+        server.table.unlist(conn.id());
+        server.log(
+            Some(conn),
+            LogLevel::Info,
+            LogType::Info,
+            format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
+        );
+        server.handler.disconnected(conn, code, &description);
+    }
+
     /// The Disconnected event's code and description.
-    pub fn take_ending(&mut self) -> (u16, String) {
+    fn take_ending(&mut self) -> (u16, String) {
         self.ending
             .take()
             .map_or((ABNORMAL, String::new()), |ending| *ending)

@@ -18,6 +18,8 @@
 //! instead of behind every flooding connection's next turn.
 
 mod closing;
+mod lot;
+mod parking;
 mod task;
 mod turn;
 
@@ -37,8 +39,9 @@ use super::upgrade::Opened;
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::protocol::deflate::{Deflater, Inflater, Negotiated};
 use crate::protocol::receiver::Receiver;
+use crate::server::connection::Connection;
 use closing::CloseHandshake;
-use task::Registration;
+pub(crate) use parking::ParkingLot;
 pub(crate) use task::{Accepted, serve};
 use turn::OwnerTurn;
 
@@ -86,6 +89,69 @@ struct Session<S> {
     settings: Arc<Settings>,
     max_message_size: u64,
     deflate: Option<Negotiated>,
+    /// When it has stayed at rest, a plain session waits in its thread's
+    /// parking lot instead of its task (see [`parking`]).
+    rest: parking::Rest,
+}
+
+/// The connection, listed in the table while its session holds it: the
+/// listing and the admission are released however the task ends.
+pub(super) struct Registration {
+    pub conn: Connection,
+}
+
+impl std::ops::Deref for Registration {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let table = &self.conn.0.server.table;
+        table.unlist(self.conn.id());
+        table.release();
+    }
+}
+
+/// What a session record is made of besides its working state, its
+/// closing state machine and its watch on its rest: what a parked session
+/// keeps (with its stream outside tokio).
+struct SessionParts<S> {
+    stream: S,
+    conn: Registration,
+    settings: Arc<Settings>,
+    max_message_size: u64,
+    deflate: Option<Negotiated>,
+}
+
+impl<S> SessionParts<S> {
+    /// The same parts around the stream `f` makes of this one; the
+    /// connection and the error if it fails (the stream is gone).
+    fn map_stream<T>(
+        self,
+        f: impl FnOnce(S) -> io::Result<T>,
+    ) -> Result<SessionParts<T>, (Registration, io::Error)> {
+        let Self {
+            stream,
+            conn,
+            settings,
+            max_message_size,
+            deflate,
+        } = self;
+        match f(stream) {
+            Ok(stream) => Ok(SessionParts {
+                stream,
+                conn,
+                settings,
+                max_message_size,
+                deflate,
+            }),
+            Err(e) => Err((conn, e)),
+        }
+    }
 }
 
 /// A session's working state between its input and its output.
@@ -100,6 +166,9 @@ struct Busy {
     held: Vec<u8>,
     /// Messages dispatched in the current turn, against [`MESSAGE_BUDGET`].
     messages_this_turn: u64,
+    /// The turn read or wrote something (a connection at work is not
+    /// parked).
+    worked: bool,
 }
 
 impl Busy {
@@ -120,23 +189,78 @@ impl Busy {
     }
 }
 
+impl lot::Parkable for parking::Parked {
+    fn resume(self, lot: &Arc<ParkingLot>) {
+        if let Some(session) = self.into_session(lot) {
+            tokio::spawn(task::ConnectionTask::resumed(session));
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    fn new(stream: S, conn: Registration, settings: Arc<Settings>, opened: Opened) -> Self {
-        let mut session = Self {
+    fn new(
+        stream: S,
+        conn: Registration,
+        settings: Arc<Settings>,
+        opened: Opened,
+        rest: parking::Rest,
+    ) -> Self {
+        let closing = CloseHandshake::new(&settings);
+        let parts = SessionParts {
             stream,
             conn,
-            closing: CloseHandshake::new(&settings),
-            busy: None,
             settings,
             max_message_size: opened.max_message_size,
             deflate: opened.deflate,
         };
+        let mut session = Self::from_parts(parts, closing, rest);
         if !opened.leftover.is_empty() {
             let mut busy = session.new_busy();
             busy.held = opened.leftover;
             session.busy = Some(busy);
         }
         session
+    }
+
+    fn from_parts(parts: SessionParts<S>, closing: CloseHandshake, rest: parking::Rest) -> Self {
+        let SessionParts {
+            stream,
+            conn,
+            settings,
+            max_message_size,
+            deflate,
+        } = parts;
+        Self {
+            stream,
+            conn,
+            closing,
+            busy: None,
+            settings,
+            max_message_size,
+            deflate,
+            rest,
+        }
+    }
+
+    /// The record without its working state and its watch on its rest.
+    fn into_parts(self) -> (SessionParts<S>, CloseHandshake) {
+        let Self {
+            stream,
+            conn,
+            closing,
+            settings,
+            max_message_size,
+            deflate,
+            ..
+        } = self;
+        let parts = SessionParts {
+            stream,
+            conn,
+            settings,
+            max_message_size,
+            deflate,
+        };
+        (parts, closing)
     }
 
     fn new_busy(&self) -> Box<Busy> {
@@ -153,6 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map(|negotiated| Deflater::new(negotiated, &self.settings.deflate)),
             held: Vec::new(),
             messages_this_turn: 0,
+            worked: false,
         })
     }
 
@@ -161,7 +286,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// of its working state.
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
         let mut busy = self.busy.take().unwrap_or_else(|| self.new_busy());
+        busy.worked = false;
         let end = self.turn(&mut busy, cx);
+        self.rest.worked |= busy.worked;
         if end.is_ready() || !busy.is_at_rest() {
             self.busy = Some(busy);
         }
@@ -240,6 +367,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Step::Progress;
         }
         if busy.has_input_waiting(&self.closing) {
+            busy.worked = true;
             let mut held = std::mem::take(&mut busy.held);
             let used = self.process(busy, &mut held);
             self.count_received(busy, 0);
@@ -306,6 +434,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         if written > 0 {
+            busy.worked = true;
             writes.release_if_idle();
             self.conn.0.server.metrics.bytes_sent(written);
             let limits = self.conn.0.limits;
@@ -361,6 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Poll::Ready(Ok(false));
         }
         self.closing.touch();
+        busy.worked = true;
         let input = &mut buf[..n];
         let used = self.process(busy, input);
         self.count_received(busy, n);
@@ -450,6 +580,7 @@ mod tests {
             remote,
             local: None,
             tls: None,
+            lot: None,
         };
         let task = serve(Box::new(accepted));
         let size = std::mem::size_of_val(&task);

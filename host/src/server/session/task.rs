@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at};
 use tokio_rustls::server::TlsStream;
 
-use super::{Session, TurnEnd};
+use super::parking::{ParkingLot, Rest};
+use super::{Registration, Session, TurnEnd};
 use crate::net::listener::configure_accepted;
 use crate::net::tls::TlsServerConfig;
 use crate::server::ServerShared;
@@ -37,6 +38,8 @@ pub(crate) struct Accepted {
     pub local: Option<SocketAddr>,
     /// The server's TLS configuration when UseSSL is on.
     pub tls: Option<Arc<TlsServerConfig>>,
+    /// The accepting thread's parking lot, unless parking is off.
+    pub lot: Option<Arc<ParkingLot>>,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -52,6 +55,13 @@ pub(crate) fn serve(accepted: Box<Accepted>) -> ConnectionTask {
 /// because an `async fn` keeps its arguments and temporaries beside the
 /// record (240 B against 120 B in a release build).
 pub(crate) struct ConnectionTask(Task);
+
+impl ConnectionTask {
+    /// The task of a session back from its parking lot.
+    pub(super) fn resumed(session: Session<TcpStream>) -> Self {
+        Self(Task::Live(session))
+    }
+}
 
 enum Task {
     /// Admission, the TLS handshake with UseSSL, the opening handshake.
@@ -77,8 +87,22 @@ impl Future for ConnectionTask {
                         Some(Handshaken::Tls(session)) => Task::Boxed(Box::pin(session.live())),
                     }
                 }
-                Task::Live(session) => match ready!(session.poll_turn(cx)) {
-                    TurnEnd::Yield => {
+                Task::Live(session) => match session.poll_turn(cx) {
+                    Poll::Pending => {
+                        if !session.rested_enough(cx) {
+                            return Poll::Pending;
+                        }
+                        let Task::Live(session) = std::mem::replace(task, Task::Done) else {
+                            unreachable!("matched as live");
+                        };
+                        match session.park_in_lot() {
+                            // Stays at work: polled again at once.
+                            Some(session) => *task = Task::Live(session),
+                            // Parked (or ended): the lot brings it back.
+                            None => return Poll::Ready(()),
+                        }
+                    }
+                    Poll::Ready(TurnEnd::Yield) => {
                         // A deferred wake-up: other connections' I/O is
                         // polled before this one runs again (a plain
                         // self-wake would queue it ahead of their
@@ -87,7 +111,7 @@ impl Future for ConnectionTask {
                         let _ = pin!(tokio::task::yield_now()).poll(cx);
                         return Poll::Pending;
                     }
-                    TurnEnd::Ended => {
+                    Poll::Ready(TurnEnd::Ended) => {
                         if let Task::Live(session) = std::mem::replace(task, Task::Done) {
                             *task = Task::Boxed(Box::pin(session.finish()));
                         }
@@ -118,6 +142,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
         remote,
         local,
         tls,
+        lot,
     } = *accepted;
     let settings = server.settings();
     let local = local.or_else(|| stream.local_addr().ok())?;
@@ -166,37 +191,15 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(settings.handshake_timeout.into());
     match tls {
-        None => Session::open(stream, registration, settings, deadline)
+        None => Session::open(stream, registration, settings, deadline, Rest::new(lot))
             .await
             .map(Handshaken::Plain),
         Some(config) => {
             let stream = tls::handshake(&config, stream, &registration, deadline).await?;
-            Session::open(stream, registration, settings, deadline)
+            Session::open(stream, registration, settings, deadline, Rest::new(None))
                 .await
                 .map(|session| Handshaken::Tls(Box::new(session)))
         }
-    }
-}
-
-/// The connection, listed in the table while its session holds it: the
-/// listing and the admission are released however the task ends.
-pub(super) struct Registration {
-    pub conn: Connection,
-}
-
-impl std::ops::Deref for Registration {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let table = &self.conn.0.server.table;
-        table.unlist(self.conn.id());
-        table.release();
     }
 }
 
@@ -208,6 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         conn: Registration,
         settings: Arc<Settings>,
         deadline: tokio::time::Instant,
+        rest: Rest,
     ) -> Option<Self> {
         let server = &conn.0.server;
         let opened =
@@ -245,7 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         server.handler.connected(&conn);
         server.handler.ready_to_send(&conn);
-        Some(Self::new(stream, conn, settings, opened))
+        Some(Self::new(stream, conn, settings, opened, rest))
     }
     /// The session loop, then the ending.
     async fn live(mut self) {
@@ -267,26 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ..
         } = self;
         drop(busy);
-        let server = &conn.0.server;
-        server.metrics.connection_closed();
-        let (code, description) = closing.take_ending();
-        {
-            // Sends fail from now on; a SendFile stops.
-            let mut st = conn.lock();
-            st.closing = true;
-            st.connected = false;
-            st.end_transfer();
-        }
-        // Gone from Connections during Disconnected, but still admitted
-        // until it returns, so Shutdown waits for every Disconnected.
-        server.table.unlist(conn.id());
-        server.log(
-            Some(&conn),
-            LogLevel::Info,
-            LogType::Info,
-            format_args!("disconnected {}: {code} {description}", conn.remote_addr()),
-        );
-        server.handler.disconnected(&conn, code, &description);
+        closing.report_end(&conn);
         // The slot is free before the client sees the connection end, so a
         // client that reconnects at once finds room.
         drop(conn);

@@ -1,0 +1,125 @@
+//! The binary's allocator: glibc's, except for small allocations aligned
+//! to 128 bytes (tokio's task cells and I/O registrations: one of each per
+//! connection at work), which go to mimalloc.
+//!
+//! glibc cuts an aligned allocation out of a larger chunk (size +
+//! alignment + 32 B) and leaves the ends as fragments few later
+//! allocations fit, and it gives a page back to the system only once
+//! nothing on it is live. mimalloc keeps these allocations on pages of
+//! their own size class, without slack, and returns a page once its blocks
+//! are free: when idle connections park (their task and registration
+//! freed), that memory leaves the process instead of staying as holes
+//! between the records that live on. Everything else stays with glibc:
+//! mimalloc for all of it cost the echo plugin's connections 450 B each
+//! (bench/RESULTS.md).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+use libmimalloc_sys::{mi_option_set, mi_option_t};
+use mimalloc::MiMalloc;
+
+/// Alignment from which an allocation goes to mimalloc.
+const ALIGNED: usize = 128;
+/// Largest such allocation (a connection's task cell is 256 B).
+const LARGEST: usize = 2048;
+
+/// `mi_option_purge_delay` in mimalloc.h (v3): milliseconds before a
+/// free page goes back to the system, 1000 by default (src/options.c).
+const PURGE_DELAY: mi_option_t = 15;
+
+pub struct SplitAllocator;
+
+/// Free pages go back at once. A delayed purge runs only on a later call
+/// into mimalloc from the same thread, and once its connections have
+/// parked a thread makes none: their memory would stay.
+#[allow(unsafe_code)]
+pub fn purge_at_once() {
+    // SAFETY: plain calls of mimalloc's option API.
+    unsafe { mi_option_set(PURGE_DELAY, 0) }
+}
+
+/// The purge delay in force.
+#[cfg(test)]
+#[allow(unsafe_code)]
+fn purge_delay() -> std::ffi::c_long {
+    // SAFETY: a plain call of mimalloc's option API.
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
+}
+
+fn to_mimalloc(layout: Layout) -> bool {
+    layout.align() >= ALIGNED && layout.size() <= LARGEST
+}
+
+// Each call goes to the allocator that `to_mimalloc` names for its layout;
+// a block is always freed or resized by the allocator that made it, since
+// deallocation and reallocation receive the layout it was made with.
+#[allow(unsafe_code)]
+// SAFETY: see above; both allocators uphold GlobalAlloc's contract.
+unsafe impl GlobalAlloc for SplitAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if to_mimalloc(layout) {
+                MiMalloc.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if to_mimalloc(layout) {
+                MiMalloc.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees; the same layout
+        // names the allocator that made the block.
+        unsafe {
+            if to_mimalloc(layout) {
+                MiMalloc.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            let new = Layout::from_size_align_unchecked(new_size, layout.align());
+            match (to_mimalloc(layout), to_mimalloc(new)) {
+                (false, false) => System.realloc(ptr, layout, new_size),
+                (true, true) => MiMalloc.realloc(ptr, layout, new_size),
+                // Crossing over: a new block from the other allocator.
+                _ => {
+                    let moved = self.alloc(new);
+                    if !moved.is_null() {
+                        std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                    moved
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        // mimalloc's documented default: the option number is right.
+        assert_eq!(purge_delay(), 1000);
+        purge_at_once();
+        assert_eq!(purge_delay(), 0);
+    }
+}
