@@ -95,12 +95,40 @@ impl ClientFilter {
 
     pub fn matches(&self, addr: IpAddr) -> bool {
         let addr = addr.to_canonical();
-        let text = addr.to_string();
+        // Checked for every connection: the text is written on the stack,
+        // and only when a glob needs it.
+        let mut text = None;
         self.patterns.iter().any(|p| match p {
             Pattern::Loopback => addr.is_loopback(),
-            Pattern::Glob(g) => glob_match(g.as_bytes(), text.as_bytes()),
+            Pattern::Glob(g) => glob_match(
+                g.as_bytes(),
+                text.get_or_insert_with(|| AddrText::of(addr)).as_bytes(),
+            ),
             Pattern::Cidr(net, bits) => in_cidr(addr, *net, *bits),
         })
+    }
+}
+
+/// An address as text, without an allocation.
+struct AddrText {
+    /// The longest IPv6 text (`ffff:…:255.255.255.255`) is 45 bytes.
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl AddrText {
+    fn of(addr: IpAddr) -> Self {
+        use std::io::Write;
+        let mut buf = [0; 48];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        // Cannot fail: every address fits.
+        let _ = write!(cursor, "{addr}");
+        let len = cursor.position() as usize;
+        Self { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -182,6 +210,13 @@ mod tests {
     #[test]
     fn ipv4_mapped_clients_match_ipv4_patterns() {
         assert!(filter("127.0.0.1").matches(ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn the_longest_ipv6_text_is_matched_whole() {
+        let long = ip("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.254");
+        assert!(filter("ffff:*:fffe").matches(long));
+        assert!(!filter("ffff:*:ffff").matches(long));
     }
 
     #[test]

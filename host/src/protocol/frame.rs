@@ -112,32 +112,34 @@ pub fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, P
     Ok(Some((header, mask_at + 4)))
 }
 
-/// Encodes an unmasked server frame header; returns the bytes to send first.
-pub fn encode_server_header(
+/// Appends an unmasked server frame header to `out`; returns its length.
+/// The header goes in as arrays of constant length, composed in
+/// registers: no call to memcpy, and no bytes stored one by one and read
+/// back as a word (a stalled store forwarding, once per message).
+pub fn push_server_header(
+    out: &mut Vec<u8>,
     fin: bool,
     rsv1: bool,
     opcode: OpCode,
     payload_len: usize,
-) -> ([u8; MAX_SERVER_HEADER], usize) {
-    let mut out = [0u8; MAX_SERVER_HEADER];
-    out[0] = (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode as u8;
-    let len = match payload_len {
+) -> usize {
+    let b0 = (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode as u8;
+    match payload_len {
         0..=125 => {
-            out[1] = payload_len as u8;
+            out.extend_from_slice(&[b0, payload_len as u8]);
             2
         }
         126..=0xFFFF => {
-            out[1] = 126;
-            out[2..4].copy_from_slice(&(payload_len as u16).to_be_bytes());
+            let [high, low] = (payload_len as u16).to_be_bytes();
+            out.extend_from_slice(&[b0, 126, high, low]);
             4
         }
         _ => {
-            out[1] = 127;
-            out[2..10].copy_from_slice(&(payload_len as u64).to_be_bytes());
+            out.extend_from_slice(&[b0, 127]);
+            out.extend_from_slice(&(payload_len as u64).to_be_bytes());
             10
         }
-    };
-    (out, len)
+    }
 }
 
 #[cfg(test)]
@@ -212,11 +214,24 @@ mod tests {
 
     #[test]
     fn encodes_minimal_lengths() {
-        let (h, n) = encode_server_header(true, false, OpCode::Text, 125);
-        assert_eq!(&h[..n], &[0x81, 125]);
-        let (h, n) = encode_server_header(false, true, OpCode::Binary, 126);
-        assert_eq!(&h[..n], &[0x42, 126, 0, 126]);
-        let (h, n) = encode_server_header(true, false, OpCode::Binary, 70_000);
-        assert_eq!(&h[..n], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        let header = |fin, rsv1, opcode, len| {
+            let mut out = vec![0xEE];
+            let n = push_server_header(&mut out, fin, rsv1, opcode, len);
+            assert_eq!(n, out.len() - 1);
+            out.split_off(1)
+        };
+        assert_eq!(header(true, false, OpCode::Text, 125), [0x81, 125]);
+        assert_eq!(
+            header(false, true, OpCode::Binary, 126),
+            [0x42, 126, 0, 126]
+        );
+        assert_eq!(
+            header(true, false, OpCode::Binary, 0xFFFF),
+            [0x82, 126, 0xFF, 0xFF]
+        );
+        assert_eq!(
+            header(true, false, OpCode::Binary, 70_000),
+            [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
     }
 }

@@ -150,6 +150,7 @@ pub fn parse_request(
     }
     let mut out = UpgradeRequest {
         uri: req.path.unwrap_or("/").to_owned(),
+        headers: Vec::with_capacity(req.headers.len()),
         ..UpgradeRequest::default()
     };
     let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
@@ -212,10 +213,19 @@ fn has_token(value: &str, token: &str) -> bool {
 
 /// Sec-WebSocket-Accept for a client key.
 pub fn accept_key(key: &str) -> String {
+    String::from_utf8_lossy(&accept_key_bytes(key)).into_owned()
+}
+
+/// Sec-WebSocket-Accept as base64 text, without an allocation: 20 bytes
+/// of SHA-1 are 28 characters.
+fn accept_key_bytes(key: &str) -> [u8; 28] {
     let mut sha = Sha1::new();
     sha.update(key.as_bytes());
     sha.update(ACCEPT_GUID.as_bytes());
-    BASE64.encode(sha.finalize())
+    let mut text = [0; 28];
+    // Cannot fail: 28 bytes hold the encoding of 20.
+    let _ = BASE64.encode_slice(sha.finalize(), &mut text);
+    text
 }
 
 /// Writes the 101 response accepting `request`.
@@ -229,7 +239,7 @@ pub fn write_accept_response(
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
-    out.extend_from_slice(accept_key(key).as_bytes());
+    out.extend_from_slice(&accept_key_bytes(key));
     out.extend_from_slice(b"\r\n");
     if let Some(p) = subprotocol {
         push_header(out, "Sec-WebSocket-Protocol", p);

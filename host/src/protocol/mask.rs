@@ -2,6 +2,7 @@
 
 /// XORs `data` in place with `mask`, where `data` starts `offset` bytes into
 /// the frame payload (so a payload can be unmasked in pieces as it arrives).
+#[inline]
 pub fn apply_mask(data: &mut [u8], mask: [u8; 4], offset: usize) {
     let shift = offset % 4;
     let rotated = [

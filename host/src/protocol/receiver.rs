@@ -163,6 +163,13 @@ impl Receiver {
     {
         let mut pos = 0;
         while pos < buf.len() || self.has_pending_output() {
+            if let Some((used, flow)) = self.whole_message(&mut buf[pos..], on)? {
+                pos += used;
+                if flow.is_break() {
+                    return Ok(pos);
+                }
+                continue;
+            }
             let flow = match &mut self.frame {
                 FrameState::Closed => return Ok(buf.len()),
                 FrameState::Header { held, len } => {
@@ -261,6 +268,50 @@ impl Receiver {
             }
         }
         Ok(pos)
+    }
+
+    /// The common case, short-cut: between messages, `buf` starts with a
+    /// whole unfragmented, uncompressed data frame. Hands it out as one
+    /// chunk and returns the bytes it took; None for anything else (the
+    /// state machine takes it from the same place, so the rules and the
+    /// errors are the same).
+    fn whole_message<F>(
+        &mut self,
+        buf: &mut [u8],
+        on: &mut F,
+    ) -> Result<Option<(usize, ControlFlow<()>)>, ProtocolError>
+    where
+        F: FnMut(Incoming<'_>) -> ControlFlow<()>,
+    {
+        if !matches!(self.frame, FrameState::Header { len: 0, .. }) || self.message.is_some() {
+            return Ok(None);
+        }
+        let Some((h, header_len)) = parse_client_header(buf)? else {
+            return Ok(None);
+        };
+        let kind = match h.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return Ok(None),
+        };
+        let fits = (buf.len() - header_len) as u64 >= h.payload_len;
+        if !h.fin || h.rsv1 || !fits || h.payload_len > self.max_message_size {
+            return Ok(None);
+        }
+        let end = header_len + h.payload_len as usize;
+        let data = &mut buf[header_len..end];
+        apply_mask(data, h.mask, 0);
+        // A whole message: any invalid or unfinished character fails it.
+        if kind == MessageKind::Text && valid_prefix_len(data) != Ok(data.len()) {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        let flow = on(Incoming::Data(DataChunk {
+            kind,
+            first: true,
+            last: true,
+            data,
+        }));
+        Ok(Some((end, flow)))
     }
 
     /// Applies the fragmentation and size rules to a new frame.

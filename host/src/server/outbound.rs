@@ -14,7 +14,7 @@ use std::io::IoSlice;
 use bytes::Bytes;
 
 use crate::protocol::deflate::{DeflateError, Deflater};
-use crate::protocol::frame::{OpCode, encode_server_header};
+use crate::protocol::frame::{MAX_SERVER_HEADER, OpCode, push_server_header};
 
 /// Frames smaller than this are copied into a shared chunk; bigger payloads
 /// get a chunk of their own.
@@ -134,11 +134,11 @@ impl OutboundQueue {
         max_frame: usize,
     ) {
         let mut rsv1 = compressed && opcode != OpCode::Continuation;
-        let mut pieces = payload.chunks(max_frame.max(1)).peekable();
-        if pieces.peek().is_none() {
-            self.push_frame_bits(ends_message, rsv1, opcode, &[]);
-            return;
+        if payload.len() <= max_frame {
+            // One frame (an empty message too), the common case.
+            return self.push_frame_bits(ends_message, rsv1, opcode, payload);
         }
+        let mut pieces = payload.chunks(max_frame.max(1)).peekable();
         let mut opcode = opcode;
         while let Some(piece) = pieces.next() {
             let fin = ends_message && pieces.peek().is_none();
@@ -154,12 +154,12 @@ impl OutboundQueue {
     }
 
     fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
-        let (header, header_len) = encode_server_header(fin, rsv1, opcode, payload.len());
-        let total = header_len + payload.len();
-        let tail = self.tail_with_room(total);
-        tail.extend_from_slice(&header[..header_len]);
+        let most = MAX_SERVER_HEADER + payload.len();
+        let tail = self.tail_with_room(most);
+        tail.reserve(most);
+        let header_len = push_server_header(tail, fin, rsv1, opcode, payload.len());
         tail.extend_from_slice(payload);
-        self.queued += total;
+        self.queued += header_len + payload.len();
         self.count_message(fin, opcode);
     }
 
@@ -168,9 +168,8 @@ impl OutboundQueue {
         if payload.len() < COALESCE_LIMIT {
             return self.push_frame(true, opcode, &payload);
         }
-        let (header, header_len) = encode_server_header(true, false, opcode, payload.len());
-        self.tail_with_room(header_len)
-            .extend_from_slice(&header[..header_len]);
+        let tail = self.tail_with_room(MAX_SERVER_HEADER);
+        let header_len = push_server_header(tail, true, false, opcode, payload.len());
         self.seal_tail();
         self.queued += header_len + payload.len();
         self.count_message(true, opcode);
@@ -191,8 +190,7 @@ impl OutboundQueue {
             self.seal_tail();
         }
         if self.tail.capacity() == 0 {
-            self.tail
-                .reserve_exact(need.max(COALESCE_LIMIT.min(need.max(256) * 4)));
+            self.tail = spare::take(need.max(COALESCE_LIMIT.min(need.max(256) * 4)));
         }
         &mut self.tail
     }
@@ -340,7 +338,9 @@ impl WriteList {
             }
             n -= left;
             self.offset = 0;
-            self.chunks.pop_front();
+            if let Some(Chunk::Owned(written)) = self.chunks.pop_front() {
+                spare::give(written);
+            }
         }
     }
 
@@ -348,6 +348,41 @@ impl WriteList {
     pub fn release_if_idle(&mut self) {
         if self.chunks.is_empty() && self.chunks.capacity() > 8 {
             self.chunks = VecDeque::new();
+        }
+    }
+}
+
+/// One written chunk kept per thread for the next gathering chunk: a
+/// busy connection's rounds (queue, write, queue again) then reuse one
+/// buffer, already grown to their size, instead of a malloc, a realloc and
+/// a free each.
+mod spare {
+    use std::cell::Cell;
+
+    /// The largest buffer kept.
+    const KEEP: usize = 4096;
+
+    thread_local! {
+        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    /// An empty buffer of at least `capacity` bytes.
+    pub fn take(capacity: usize) -> Vec<u8> {
+        let spare = SPARE.with(Cell::take);
+        if spare.capacity() >= capacity {
+            spare
+        } else {
+            Vec::with_capacity(capacity)
+        }
+    }
+
+    /// Keeps `buffer` for [`take`] if it is small: a connection whose
+    /// client reads slowly holds its gathering chunk, and a recycled one
+    /// must not make that costlier than a few small messages' worth.
+    pub fn give(mut buffer: Vec<u8>) {
+        if buffer.capacity() <= KEEP {
+            buffer.clear();
+            SPARE.with(|spare| spare.set(buffer));
         }
     }
 }

@@ -79,6 +79,12 @@ pub(super) async fn admit(
     false
 }
 
+/// Bytes of the first read of an upgrade request: room for a browser's
+/// (about 500 B), and under glibc's 1 KiB "large" allocations, each of
+/// which first merges every small chunk freed since (malloc_consolidate),
+/// once per handshake.
+const FIRST_READ: usize = 1000;
+
 /// What the opening handshake hands the session.
 pub(super) struct Opened {
     /// Bytes the client sent after its request.
@@ -100,7 +106,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Option<Opened> {
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
-    let mut buf = Vec::with_capacity(max.min(2048));
+    let mut buf = Vec::with_capacity(max.min(FIRST_READ));
     let (request, head_len) = loop {
         if buf.len() == buf.capacity() {
             buf.reserve(buf.capacity().min(max));
