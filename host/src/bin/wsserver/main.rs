@@ -32,7 +32,7 @@ const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: &str = "8080";
 
 fn main() -> ExitCode {
-    alloc::purge_at_once();
+    alloc::configure();
     let cli = Cli::parse();
     if cli.list_settings {
         let width = setting_keys()
