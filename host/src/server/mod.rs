@@ -121,13 +121,13 @@ impl ServerShared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Fires the Log event if `level` is within LogLevel; the message is
-    /// formatted only then.
     /// Whether LogLevel lets `level` through.
     pub fn logs(&self, level: LogLevel) -> bool {
         (level as u8) <= self.log_level.load(Ordering::Relaxed)
     }
 
+    /// Fires the Log event if `level` is within LogLevel; the message is
+    /// formatted only then.
     pub fn log(
         &self,
         conn: Option<&Connection>,
