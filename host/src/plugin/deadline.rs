@@ -31,6 +31,7 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use super::engine::EPOCH_TICK;
+use super::wasi_io;
 
 /// How old a thread's last reading may be to serve as the start of a call:
 /// the deadline's own granularity. A reading of `schedstat` costs a few
@@ -155,6 +156,35 @@ fn recent_thread_clocks() -> (Instant, Clocks) {
     (now, clocks)
 }
 
+/// Times a stretch of work on this thread (a turn) by the CPU time it
+/// used and the time it was blocked in a WASI wait, not by wall time: on
+/// a busy machine a quick turn is preempted now and then, and that wait
+/// is not its doing. One reading of the thread's CPU clock to start; the
+/// second only when the stretch outlasts its limit in wall time.
+pub(crate) struct Stopwatch {
+    started: Instant,
+    cpu: Duration,
+    blocked: Duration,
+}
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            cpu: thread_cpu_time(),
+            blocked: wasi_io::time_blocked(),
+        }
+    }
+
+    /// Whether the stretch so far ran on a CPU, or waited in WASI, for
+    /// more than `limit`.
+    pub fn exceeded(&self, limit: Duration) -> bool {
+        self.started.elapsed() > limit
+            && (thread_cpu_time().saturating_sub(self.cpu) > limit
+                || wasi_io::time_blocked().saturating_sub(self.blocked) > limit)
+    }
+}
+
 /// The calling thread's clocks.
 fn thread_clocks() -> Clocks {
     SCHEDSTAT
@@ -261,6 +291,25 @@ mod tests {
             std::hint::spin_loop();
         }
         assert_eq!(budget.check(), Verdict::Expired);
+    }
+
+    #[test]
+    fn a_stopwatch_counts_cpu_time_not_time_off_the_cpu() {
+        let limit = 20 * MS;
+        let quick = Stopwatch::start();
+        assert!(!quick.exceeded(limit));
+        // Off the CPU outside WASI, as a preempted turn is (a WASI wait
+        // counts: see wasi_io's tests).
+        let preempted = Stopwatch::start();
+        std::thread::sleep(3 * limit);
+        assert!(!preempted.exceeded(limit));
+        let spinning = Stopwatch::start();
+        let cpu_then = thread_cpu_time();
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while thread_cpu_time() - cpu_then < 3 * limit && Instant::now() < give_up {
+            std::hint::spin_loop();
+        }
+        assert!(spinning.exceeded(limit));
     }
 
     #[test]

@@ -43,6 +43,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
+use super::deadline::Stopwatch;
 use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
 use super::inbox::{Inbox, PendingOpen, SwapOrder, Tally};
 use super::metrics::CallFailure;
@@ -75,8 +76,9 @@ pub(crate) struct PluginHandle {
     lane_mark: LaneMark,
 }
 
-/// A turn longer than this keeps the actor's turns off connection threads
-/// for [`SLOW_FOR`]: a slow plugin must not hold a connection thread.
+/// A turn that runs (or is blocked) longer than this keeps the actor's
+/// turns off connection threads for [`SLOW_FOR`]: a slow plugin must not
+/// hold a connection thread. Time waiting for a core does not count.
 const INLINE_MAX: Duration = Duration::from_millis(1);
 const SLOW_FOR: Duration = Duration::from_secs(10);
 /// Turns run in a row on a connection's thread before the rest goes to
@@ -244,13 +246,13 @@ impl Task for PluginHandle {
         let mut actor = lock(&self.actor);
         // Making the instance is not the plugin's slowness.
         let judged = matches!(actor.slot, Slot::Live(_));
-        let started = Instant::now();
+        let stopwatch = Stopwatch::start();
         let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
         let handled = handled.unwrap_or_else(|panic| {
             actor.recover(self, &panic_message(panic.as_ref()));
             Vec::new()
         });
-        if judged && started.elapsed() > INLINE_MAX {
+        if judged && stopwatch.exceeded(INLINE_MAX) {
             let until = self.executors.now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.store(until, Ordering::Relaxed);
         }

@@ -18,10 +18,12 @@
 //!
 //! Everything that does not wait is wasmtime-wasi's own implementation.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Handle, Runtime};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -44,8 +46,26 @@ static WAITS: LazyLock<Option<Runtime>> = LazyLock::new(|| {
         .ok()
 });
 
+thread_local! {
+    /// Time this thread has spent in [`wait`], all calls together.
+    static BLOCKED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// Time the calling thread has spent waiting for guests' WASI calls: a
+/// turn's share tells a sleeping plugin from one that was preempted.
+pub(crate) fn time_blocked() -> Duration {
+    BLOCKED.get()
+}
+
 /// Runs `future` to its end from a synchronous guest call, on any thread.
 fn wait<T: Send>(future: impl Future<Output = T> + Send) -> wasmtime::Result<T> {
+    let started = Instant::now();
+    let out = wait_untimed(future);
+    BLOCKED.set(BLOCKED.get() + started.elapsed());
+    out
+}
+
+fn wait_untimed<T: Send>(future: impl Future<Output = T> + Send) -> wasmtime::Result<T> {
     if Handle::try_current().is_err() {
         return Ok(in_tokio(future));
     }
@@ -233,4 +253,33 @@ pub(crate) fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wa
         .and_then(|()| streams::add_to_linker::<T, HasWaitAnywhere>(linker, table));
     linker.allow_shadowing(false);
     added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAP: Duration = Duration::from_millis(30);
+
+    #[test]
+    fn a_wait_off_a_runtime_is_timed() {
+        let before = time_blocked();
+        wait(async { tokio::time::sleep(NAP).await }).unwrap();
+        assert!(time_blocked() - before >= NAP);
+    }
+
+    #[test]
+    fn a_wait_on_a_runtime_thread_finishes_instead_of_panicking() {
+        // What a turn run inline meets: a current-thread runtime running
+        // the caller (tokio's own block_on would panic here).
+        let runtime = Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let before = time_blocked();
+            assert_eq!(wait(async { 7 }).unwrap(), 7);
+            // Made when first polled, as WASI's clock pollables are: its
+            // timer is then the wait runtime's, which runs meanwhile.
+            wait(async { tokio::time::sleep(NAP).await }).unwrap();
+            assert!(time_blocked() - before >= NAP);
+        });
+    }
 }
