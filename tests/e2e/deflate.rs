@@ -616,7 +616,7 @@ impl Handler for PartsEcho {
         self.extensions
             .lock()
             .unwrap()
-            .push(request.extensions.clone());
+            .push(request.extensions());
         Box::pin(std::future::ready(OpenResponse::accept()))
     }
 
