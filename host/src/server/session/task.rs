@@ -113,7 +113,13 @@ impl Future for ConnectionTask {
                     }
                     Poll::Ready(TurnEnd::Ended) => {
                         if let Task::Live(session) = std::mem::replace(task, Task::Done) {
-                            *task = Task::Boxed(Box::pin(session.finish()));
+                            let mut stream = session.end();
+                            // A plain socket's shutdown is one system call
+                            // that does not wait: no boxed, timed ending
+                            // unless it ever did.
+                            if Pin::new(&mut stream).poll_shutdown(cx).is_pending() {
+                                *task = Task::Boxed(Box::pin(shut_down(stream)));
+                            }
                         }
                     }
                 },
@@ -275,6 +281,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// The Disconnected event, the release of the connection's slot, and a
     /// bounded shutdown of the stream.
     async fn finish(self) {
+        shut_down(self.end()).await;
+    }
+
+    /// The Disconnected event and the release of the connection's slot;
+    /// the stream, still to be shut down.
+    fn end(self) -> S {
         let Self {
             stream,
             conn,
@@ -287,10 +299,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // The slot is free before the client sees the connection end, so a
         // client that reconnects at once finds room.
         drop(conn);
-        let mut stream = stream;
-        // Best effort: a client that stopped reading cannot hold us here.
-        let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
+        stream
     }
+}
+
+/// Shuts the stream down, within a bound: a client that stopped reading
+/// cannot hold us here (TLS writes its close_notify).
+async fn shut_down<S: AsyncWrite + Unpin>(mut stream: S) {
+    let _ = timeout(REFUSAL_LINGER, stream.shutdown()).await;
 }
 
 #[cfg(test)]
