@@ -25,6 +25,7 @@
 //! tenant_rate = 2000                      # messages/s, all connections
 //! over_rate = "drop"                      # or "close" (1008)
 //! hibernate_after_ms = 30000              # drop an idle instance (off by default)
+//! inline_turns = false                    # turns on the connection's thread; default: builtin: files only
 //! static = "site"                         # files for plain GETs, or builtin:demo
 //! [tenant.config]       # values the plugin reads with config-get
 //! "auth.token" = "secret"
@@ -32,7 +33,7 @@
 //! [runtime]             # the executors every tenant's instances run on
 //! executors = 2         # threads; default one per core
 //! max_instances = 11468 # live instances, all tenants; default from vm.max_map_count
-//! inline_turns = false  # quick turns on the connection's thread (no hop)
+//! inline_turns = false  # every tenant's (true) or none (false); default: as each tenant says
 //!
 //! [admin]               # the admin HTTP API and /metrics
 //! listen = "127.0.0.1:9090"
@@ -75,7 +76,8 @@ pub struct RuntimeEntry {
     pub executors: Option<usize>,
     /// Live plugin instances, all tenants together.
     pub max_instances: Option<usize>,
-    /// Quick turns run on the connection's thread (default false).
+    /// Every tenant's quick turns run on the connection's thread (true),
+    /// or none do (false); unset, each tenant's `inline_turns` decides.
     pub inline_turns: Option<bool>,
 }
 
@@ -133,6 +135,9 @@ pub struct TenantEntry {
     pub over_rate: Option<String>,
     /// Milliseconds without events after which an instance hibernates.
     pub hibernate_after_ms: Option<u64>,
+    /// Quick turns on the connection's thread (the component is trusted
+    /// not to loop or sleep); default: for `builtin:` components only.
+    pub inline_turns: Option<bool>,
     /// A directory whose files answer plain GET requests on the tenant's
     /// routes, or `builtin:demo`.
     #[serde(rename = "static")]
@@ -328,6 +333,7 @@ mod tests {
             "[[tenant]]\nname = \"acme\"\nfile = \"a.wasm\"\ninstances = 2\nwatch = true\n\
              max_connections = 10\nmax_message_size = 100\nallowed_origins = [\"https://a.test\"]\n\
              connection_rate = 5\ntenant_rate = 50\nover_rate = \"close\"\nstatic = \"site\"\n\
+             inline_turns = false\n\
              [tenant.config]\nversion = \"v1\"\n\
              [[plugin]]\nfile = \"old.wasm\"\n",
         )
@@ -348,6 +354,7 @@ mod tests {
         );
         assert_eq!(acme.over_rate.as_deref(), Some("close"));
         assert_eq!(acme.static_dir.as_deref(), Some("site"));
+        assert_eq!(acme.inline_turns, Some(false));
         assert_eq!(acme.config["version"], "v1");
         let e = format!(
             "{:#}",

@@ -239,3 +239,50 @@ async fn two_thousand_tenants_start_and_each_serves_on_a_few_threads() {
     let last = accounting(&admin, &format!("t{}", TENANTS - 1)).await;
     assert_eq!(last["instantiations"], 1, "{last}");
 }
+
+/// Turns on the server's own threads (`inline_turns`): a guest printing
+/// (WASI streams, which wasmtime-wasi waits on with a tokio runtime)
+/// keeps its instance, and one asleep for an hour is woken when its call
+/// is out of time and closed with 1011, like on the executors; the echo
+/// beside them keeps answering.
+#[tokio::test]
+async fn a_turn_on_a_server_thread_may_print_and_sleep() {
+    let config = config_file(&format!(
+        "[[tenant]]\nname = \"probe\"\nfile = {}\nroute = \"/probe\"\ninline_turns = true\n\n\
+         [[tenant]]\nname = \"sleepy\"\nfile = {}\nroute = \"/sleepy\"\ninline_turns = true\n\
+         deadline_ms = 100\n\n\
+         [[tenant]]\nname = \"echo\"\nfile = \"builtin:echo\"\nroute = \"/\"\n",
+        built("probe"),
+        built("hostile")
+    ));
+    let (server, admin) = start(&config).await;
+    let mut ws = probe_client(&format!("{}/probe", server.url)).await;
+    for round in 0..3 {
+        assert_eq!(
+            ask(&mut ws, "print hello from the guest").await,
+            "printed",
+            "round {round}"
+        );
+    }
+    assert_eq!(ask(&mut ws, "echo still here").await, "still here");
+    let probe = accounting(&admin, "probe").await;
+    assert_eq!(probe["instantiations"], 1, "the instance was lost: {probe}");
+
+    let sleeper = async {
+        let mut sleepy = ws_connect(&format!("{}/sleepy", server.url)).await;
+        sleepy.send(Message::text("sleep-hour")).await.unwrap();
+        let closed = loop {
+            match tokio::time::timeout(WAIT, sleepy.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| f.code),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("sleep-hour: expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(closed, Some(CloseCode::Error));
+    };
+    echo_stays_responsive(&format!("{}/calm", server.url), sleeper).await;
+    assert_eq!(
+        ask(&mut ws, "echo after the sleeper").await,
+        "after the sleeper"
+    );
+}

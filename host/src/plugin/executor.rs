@@ -98,14 +98,10 @@ pub struct RuntimeOptions {
     /// past it an instance cannot be created (new connections get 503).
     /// Default: what `vm.max_map_count` leaves room for.
     pub max_instances: usize,
-    /// Run a turn on the connection's own thread when its events find the
-    /// instance idle (no hop to an executor and back), unless the
-    /// tenant's turns have lately been slow. Default false: wasmtime's
-    /// synchronous WASI blocks on a tokio runtime for stream calls (a
-    /// guest printing to stdout or stderr, e.g. a panic message), which
-    /// panics on the server's own workers; only components that never
-    /// touch WASI streams may run inline.
-    pub inline_turns: bool,
+    /// Every tenant's quick turns on the connection's thread (true), or
+    /// none (false), whatever the tenants ask; None leaves it to each
+    /// tenant (`PluginSpec::inline_turns`).
+    pub inline_turns: Option<bool>,
 }
 
 impl Default for RuntimeOptions {
@@ -118,7 +114,7 @@ impl Default for RuntimeOptions {
             // heavy load the background lane adds up to one per core.
             max_spare: 8,
             max_instances: default_max_instances(),
-            inline_turns: false,
+            inline_turns: None,
         }
     }
 }
@@ -231,6 +227,12 @@ impl Executors {
     }
 
     /// Milliseconds on the pool's clock (never 0).
+    /// Counts a quick turn run on a server thread (an inline turn): a
+    /// long turn beside it is heavy, as beside one run here.
+    pub fn count_inline_turn(&self, mark: &LaneMark) {
+        self.pool.count_quick_turn(mark);
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.pool.now_ms()
     }
@@ -351,8 +353,7 @@ impl Pool {
                     .wrapping_sub(own_before);
                 all > own
             } else {
-                self.quick_turns.fetch_add(1, Ordering::SeqCst);
-                mark.quick_turns.fetch_add(1, Ordering::SeqCst);
+                self.count_quick_turn(mark);
                 false
             };
             mark.heavy.store(heavy, Ordering::Relaxed);
@@ -360,6 +361,13 @@ impl Pool {
                 self.push(task);
             }
         }
+    }
+
+    /// Counts a quick turn of the task marked `mark`: the pool's count
+    /// first, then the task's (see `run`).
+    fn count_quick_turn(&self, mark: &LaneMark) {
+        self.quick_turns.fetch_add(1, Ordering::SeqCst);
+        mark.quick_turns.fetch_add(1, Ordering::SeqCst);
     }
 
     fn leave(&self, busy: &AtomicU64) {
@@ -489,7 +497,7 @@ mod tests {
             executors: 1,
             max_spare: 1,
             max_instances: 16,
-            inline_turns: false,
+            inline_turns: None,
         })
         .unwrap();
         let (release, held) = mpsc::channel::<()>();
@@ -561,7 +569,7 @@ mod tests {
             executors: 2,
             max_spare: 1,
             max_instances: 16,
-            inline_turns: false,
+            inline_turns: None,
         })
         .unwrap();
         let threads = |turn: Duration, beside_quick_turns: bool| {

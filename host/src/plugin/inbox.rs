@@ -9,6 +9,7 @@
 use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
+use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::version::{Live, Version};
@@ -38,12 +39,45 @@ pub(crate) struct SwapOrder {
 /// freed, so a burst does not stay in a tenant's cost.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
+/// What a run of packed events holds, kept as they are queued so a turn
+/// need not read a batch of messages twice (once for the actor's
+/// bookkeeping, once in the guest).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub events: usize,
+    /// Some of them change the actor's view of its connections
+    /// (connected, ready-to-send, disconnected): the turn reads the batch
+    /// for them.
+    pub bookkeeping: bool,
+}
+
+impl Tally {
+    pub fn of(event: &packed::Event<'_>) -> Self {
+        Self {
+            events: 1,
+            bookkeeping: matches!(
+                event,
+                packed::Event::Connected(_)
+                    | packed::Event::ReadyToSend(_)
+                    | packed::Event::Disconnected { .. }
+            ),
+        }
+    }
+
+    pub fn add(&mut self, other: Self) {
+        self.events += other.events;
+        self.bookkeeping |= other.bookkeeping;
+    }
+}
+
 /// Events and requests waiting for the actor.
 #[derive(Default)]
 pub(crate) struct Inbox {
     pub opens: Vec<PendingOpen>,
     /// Events in the packed layout, ready to hand over as they are.
     pub events: Vec<u8>,
+    /// What `events` holds.
+    pub tally: Tally,
     /// Connections paused for the plugin's sake (its inbox was too full,
     /// or they went over their rate), resumed after the next batch.
     pub throttled: Vec<Connection>,
@@ -72,7 +106,8 @@ impl Inbox {
 
     /// Queues packed `events` after those waiting, leaving `events` empty
     /// (with this inbox's spare buffer, when it took the caller's).
-    pub fn queue_events(&mut self, events: &mut Vec<u8>) {
+    pub fn queue_events(&mut self, events: &mut Vec<u8>, tally: Tally) {
+        self.tally.add(tally);
         if self.events.is_empty() {
             std::mem::swap(&mut self.events, events);
         } else {
@@ -105,15 +140,24 @@ mod tests {
     #[test]
     fn events_are_taken_without_a_copy_when_none_wait_and_appended_otherwise() {
         let mut inbox = Inbox::default();
+        let data = Tally {
+            events: 2,
+            bookkeeping: false,
+        };
         let mut staged = b"first".to_vec();
         let staged_at = staged.as_ptr();
-        inbox.queue_events(&mut staged);
+        inbox.queue_events(&mut staged, data);
         assert_eq!(inbox.events.as_ptr(), staged_at);
         assert!(staged.is_empty());
         staged.extend_from_slice(b" second");
-        inbox.queue_events(&mut staged);
+        inbox.queue_events(&mut staged, Tally::of(&packed::Event::ReadyToSend(7)));
         assert_eq!(inbox.events, b"first second");
         assert!(staged.is_empty());
+        let both = Tally {
+            events: 3,
+            bookkeeping: true,
+        };
+        assert_eq!(inbox.tally, both);
     }
 
     #[test]

@@ -44,7 +44,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
 use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
-use super::inbox::{Inbox, PendingOpen, SwapOrder};
+use super::inbox::{Inbox, PendingOpen, SwapOrder, Tally};
 use super::metrics::CallFailure;
 use super::spec::PluginLimits;
 use super::version::{Failed, Live, Version};
@@ -65,6 +65,9 @@ pub(crate) struct PluginHandle {
     /// No instance now, after hibernation: pings are not delivered (the
     /// host answers them), so they do not wake it.
     hibernated: AtomicBool,
+    /// Quick turns may run on the pushing connection's thread
+    /// (`PluginSpec::inline_turns`).
+    inline: bool,
     /// Until when (the pool's clock, ms) turns go to the executors only: a
     /// turn took longer than [`INLINE_MAX`].
     slow_until: AtomicU64,
@@ -86,12 +89,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PluginHandle {
     /// An actor of `version` for the tenant `shared`, without an instance
-    /// until work arrives.
+    /// until work arrives; `inline`: its quick turns may run on connection
+    /// threads.
     pub fn new(
         version: Arc<Version>,
         shared: Arc<PluginShared>,
         limits: PluginLimits,
         executors: Executors,
+        inline: bool,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             actor: Mutex::new(Actor {
@@ -108,6 +113,7 @@ impl PluginHandle {
             me: me.clone(),
             inbox: Mutex::new(Inbox::default()),
             hibernated: AtomicBool::new(false),
+            inline,
             slow_until: AtomicU64::new(0),
             lane_mark: LaneMark::default(),
         })
@@ -131,9 +137,9 @@ impl PluginHandle {
     /// bytes the connection is paused until the actor catches up. An idle
     /// actor whose turns are quick runs its turn here, on the connection's
     /// thread: no hop to an executor and back.
-    pub fn push(&self, events: &mut Vec<u8>, conn: &Connection) {
+    pub fn push(&self, events: &mut Vec<u8>, tally: Tally, conn: &Connection) {
         let mut inbox = self.inbox();
-        inbox.queue_events(events);
+        inbox.queue_events(events, tally);
         if inbox.events.len() > self.limits.max_queued_bytes {
             conn.pause_data();
             inbox.throttled.push(conn.clone());
@@ -153,10 +159,15 @@ impl PluginHandle {
             return self.schedule();
         }
         for _ in 0..INLINE_TURNS {
-            if !Task::turn(self, Lane::Foreground) {
+            let again = Task::turn(self, Lane::Foreground);
+            let quick = self.runs_inline();
+            if quick {
+                self.executors.count_inline_turn(&self.lane_mark);
+            }
+            if !again {
                 return;
             }
-            if !self.runs_inline() {
+            if !quick {
                 break;
             }
         }
@@ -164,8 +175,7 @@ impl PluginHandle {
     }
 
     fn runs_inline(&self) -> bool {
-        self.executors.options().inline_turns
-            && self.slow_until.load(Ordering::Relaxed) <= self.executors.now_ms()
+        self.inline && self.slow_until.load(Ordering::Relaxed) <= self.executors.now_ms()
     }
 
     /// Queues a turn on the executors; the caller has set `scheduled`.
@@ -232,13 +242,15 @@ impl Task for PluginHandle {
             self.shared.metrics.record_background_turn();
         }
         let mut actor = lock(&self.actor);
+        // Making the instance is not the plugin's slowness.
+        let judged = matches!(actor.slot, Slot::Live(_));
         let started = Instant::now();
         let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
         let handled = handled.unwrap_or_else(|panic| {
             actor.recover(self, &panic_message(panic.as_ref()));
             Vec::new()
         });
-        if started.elapsed() > INLINE_MAX {
+        if judged && started.elapsed() > INLINE_MAX {
             let until = self.executors.now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.store(until, Ordering::Relaxed);
         }
@@ -342,7 +354,7 @@ impl Actor {
 
     /// One turn; gives back the buffer of the events it handled.
     fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
-        let (opens, mut events, throttled, flushes, hibernate) = {
+        let (opens, mut events, mut tally, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -361,6 +373,7 @@ impl Actor {
             (
                 std::mem::take(&mut inbox.opens),
                 std::mem::take(&mut inbox.events),
+                std::mem::take(&mut inbox.tally),
                 std::mem::take(&mut inbox.throttled),
                 std::mem::take(&mut inbox.flushes),
                 std::mem::take(&mut inbox.hibernate),
@@ -368,6 +381,11 @@ impl Actor {
         };
         let owed = std::mem::take(&mut self.state_mut().owed);
         if !owed.is_empty() {
+            let errors = packed::events(&owed).count();
+            tally.add(Tally {
+                events: errors,
+                bookkeeping: false,
+            });
             events.splice(0..0, owed);
         }
         let worked = !opens.is_empty() || !events.is_empty();
@@ -375,7 +393,7 @@ impl Actor {
             self.open(handle, open);
         }
         if !events.is_empty() {
-            self.deliver(handle, &events);
+            self.deliver(handle, &events, tally);
         }
         // Only now: a connection whose replies the batch could not send
         // stays paused until they have left.
@@ -521,22 +539,22 @@ impl Actor {
         let _ = reply.send(response);
     }
 
-    /// One `on-events` call for everything waiting (`batch`, packed), then
-    /// its commands.
-    fn deliver(&mut self, handle: &PluginHandle, batch: &[u8]) {
+    /// One `on-events` call for everything waiting (`batch`, packed, of
+    /// which `tally` tells), then its commands.
+    fn deliver(&mut self, handle: &PluginHandle, batch: &[u8], tally: Tally) {
         let (mut ended, mut released) = (Vec::new(), Vec::new());
-        let mut delivered = 0;
-        for event in packed::events(batch).flatten() {
-            delivered += 1;
-            match event {
-                // Room again: commands held for it go first.
-                packed::Event::ReadyToSend(id) => {
-                    self.state_mut().release_held(id);
-                    released.push(id);
+        if tally.bookkeeping {
+            for event in packed::events(batch).flatten() {
+                match event {
+                    // Room again: commands held for it go first.
+                    packed::Event::ReadyToSend(id) => {
+                        self.state_mut().release_held(id);
+                        released.push(id);
+                    }
+                    packed::Event::Connected(id) => self.state_mut().announced(id),
+                    packed::Event::Disconnected { connection, .. } => ended.push(connection),
+                    _ => {}
                 }
-                packed::Event::Connected(id) => self.state_mut().announced(id),
-                packed::Event::Disconnected { connection, .. } => ended.push(connection),
-                _ => {}
             }
         }
         let involved = || -> Vec<ConnectionId> {
@@ -546,7 +564,7 @@ impl Actor {
                 .collect()
         };
         let failure = match self.ensure_live(handle) {
-            Ok(()) => self.call_on_events(handle, batch, delivered),
+            Ok(()) => self.call_on_events(handle, batch, tally.events),
             Err(reason) => Some(reason),
         };
         if let Some(reason) = failure {

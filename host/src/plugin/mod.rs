@@ -27,6 +27,7 @@ mod tenant;
 mod topics;
 mod version;
 mod wasi_clocks;
+mod wasi_io;
 mod watch;
 
 pub use engine::{LoadError, NotAComponent, PluginEngine, check_component};

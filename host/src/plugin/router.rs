@@ -14,7 +14,7 @@ use wsserver_packed as packed;
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
 use super::executor::RuntimeOptions;
-use super::inbox::PendingOpen;
+use super::inbox::{PendingOpen, Tally};
 use super::instance::PluginHandle;
 use super::loading::{self, Slot, SlotState};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
@@ -326,6 +326,7 @@ pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
 struct Staged {
     target: Option<(Arc<PluginHandle>, Connection)>,
     events: Vec<u8>,
+    tally: Tally,
 }
 
 /// Staged bytes beyond which they are handed over before the read ends.
@@ -342,11 +343,12 @@ struct Handover {
     plugin: Arc<PluginHandle>,
     conn: Connection,
     events: Vec<u8>,
+    tally: Tally,
 }
 
 impl Handover {
     fn push(mut self) {
-        self.plugin.push(&mut self.events, &self.conn);
+        self.plugin.push(&mut self.events, self.tally, &self.conn);
         // Keep the buffer for the next read, unless one was staged since.
         let events = self.events;
         STAGED.with_borrow_mut(|staged| {
@@ -364,6 +366,7 @@ impl Staged {
             plugin,
             conn,
             events: std::mem::take(&mut self.events),
+            tally: std::mem::take(&mut self.tally),
         })
     }
 }
@@ -382,6 +385,7 @@ fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
             staged.target = Some((binding.plugin.clone(), conn.clone()));
         }
         packed::Writer::new(&mut staged.events).event(event);
+        staged.tally.add(Tally::of(event));
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
         let full = (staged.events.len() >= STAGE_LIMIT)
@@ -406,7 +410,7 @@ fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
     flush_staged();
     let mut bytes = Vec::new();
     packed::Writer::new(&mut bytes).event(event);
-    binding.plugin.push(&mut bytes, conn);
+    binding.plugin.push(&mut bytes, Tally::of(event), conn);
 }
 
 impl Drop for PluginRouter {

@@ -200,6 +200,13 @@ pub struct PluginSpec {
     /// its own state: a plugin that keeps state across connections should
     /// run one, or share it through topics.
     pub instances: usize,
+    /// Quick turns run on the thread of the connection whose events find
+    /// the instance idle, with no hop to an executor and back. For
+    /// components trusted not to loop or sleep: such a call holds that
+    /// thread's other connections until its deadline ends it (after which
+    /// the tenant's turns stay on the executors for a while). With more
+    /// than one instance, each server thread's connections share one.
+    pub inline_turns: bool,
     /// Values the plugin may read with `config-get`.
     pub config: BTreeMap<String, String>,
     /// Files for plain GET requests on the tenant's routes.
@@ -218,6 +225,7 @@ impl PluginSpec {
             limits: PluginLimits::default(),
             policy: TenantPolicy::default(),
             instances: 1,
+            inline_turns: false,
             config: BTreeMap::new(),
             static_site: None,
         }

@@ -193,6 +193,9 @@ pub(crate) struct Tenant {
     instances: Vec<Arc<PluginHandle>>,
     /// Round robin over `instances` for new connections.
     next_instance: AtomicUsize,
+    /// Turns run on connection threads: a connection takes its thread's
+    /// instance.
+    inline: bool,
     pub rates: Rates,
     /// Connections holding a place under max_connections.
     seated: AtomicUsize,
@@ -200,6 +203,17 @@ pub(crate) struct Tenant {
     /// Held for the whole of a swap or rollback: one at a time.
     swapping: Mutex<()>,
     counters: Counters,
+}
+
+/// A number for the calling thread, fixed for its life and counted from
+/// 0 in the order threads first ask: the server's threads, which make
+/// connections, get 0, 1, 2...
+fn server_thread_number() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|n| *n)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -239,6 +253,7 @@ impl Tenant {
                     shared.name
                 ))
             })?;
+        let inline = (runtime.executors.options().inline_turns).unwrap_or(spec.inline_turns);
         let handles = (0..instances)
             .map(|_| {
                 PluginHandle::new(
@@ -246,6 +261,7 @@ impl Tenant {
                     shared.clone(),
                     spec.limits.clone(),
                     runtime.executors.clone(),
+                    inline,
                 )
             })
             .collect();
@@ -256,6 +272,7 @@ impl Tenant {
             fixed,
             instances: handles,
             next_instance: AtomicUsize::new(0),
+            inline,
             seated: AtomicUsize::new(0),
             versions: Mutex::new(Versions {
                 current: version,
@@ -279,9 +296,15 @@ impl Tenant {
         self.fixed.source.as_ref().filter(|_| self.fixed.watch)
     }
 
-    /// The instance a new connection stays with.
+    /// The instance a new connection stays with: its thread's, when turns
+    /// run inline (so each thread's turns find their instance idle instead
+    /// of waiting for another thread's), otherwise the next in turn.
     pub fn pick_instance(&self) -> Arc<PluginHandle> {
-        let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let n = if self.inline {
+            server_thread_number()
+        } else {
+            self.next_instance.fetch_add(1, Ordering::Relaxed)
+        };
         self.instances[n % self.instances.len()].clone()
     }
 

@@ -23,6 +23,7 @@ use super::engine::{LoadError, PluginEngine};
 use super::runtime::{InstanceSlot, Runtime};
 use super::spec::PluginLimits;
 use super::wasi_clocks::{self, CappedClock};
+use super::wasi_io;
 
 /// The optional export with the packed `on-events`.
 const PACKED_HANDLER: &str = "wsserver:plugin/packed-handler@0.1.0";
@@ -325,6 +326,8 @@ impl Prepared {
             .map_err(|e| fail("linking WASI", format!("{e:#}")))?;
         wasi_clocks::add_to_linker(&mut linker, InstanceState::capped_clock)
             .map_err(|e| fail("linking the capped clock", format!("{e:#}")))?;
+        wasi_io::add_to_linker(&mut linker)
+            .map_err(|e| fail("linking WASI streams", format!("{e:#}")))?;
         Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| fail("linking the host interface", format!("{e:#}")))?;
         Ok(linker)

@@ -14,6 +14,7 @@
 //! - `attachment [ID]`: `attachment TEXT`, or `attachment (none)`
 //! - `config KEY`: a granted configuration value
 //! - `log LEVEL TEXT`: writes to the server log
+//! - `print TEXT`: writes TEXT to WASI stdout and stderr (`printed`)
 //! - `subscribe TOPIC`, `unsubscribe TOPIC`, `publish TOPIC TEXT`,
 //!   `publish-others TOPIC TEXT`, `count TOPIC` (replies `count N`: the
 //!   topic's subscribers, on every node with a cluster), `watch TOPIC`
@@ -66,6 +67,11 @@ impl Probe {
         let (first, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         match verb {
             "echo" => reply(ctx, conn, rest),
+            "print" => {
+                println!("{rest}");
+                eprintln!("{rest}");
+                reply(ctx, conn, "printed");
+            }
             "ping" => ctx.ping(conn, rest.as_bytes().to_vec()),
             "direct-ping" => reply(ctx, conn, result_text(host::ping(conn, rest.as_bytes()))),
             "close" => ctx.disconnect(conn, first.parse().unwrap_or(1000), tail),

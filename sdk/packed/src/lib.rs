@@ -230,10 +230,19 @@ impl<'b> Writer<'b> {
     }
 
     fn bytes(&mut self, b: &[u8]) -> &mut Self {
-        // Payloads are bounded by the host's limits far below 4 GiB.
-        self.u32(b.len() as u32);
+        self.u32(len32(b));
         self.out.extend_from_slice(b);
         self
+    }
+
+    /// A record whose fixed part is one array, then its bytes: one
+    /// reservation and two copies for the records of every message (data-in,
+    /// send, send-input), where field-by-field pushes check capacity each.
+    #[inline]
+    fn record<const N: usize>(&mut self, head: [u8; N], tail: &[u8]) {
+        self.out.reserve(N + tail.len());
+        self.out.extend_from_slice(&head);
+        self.out.extend_from_slice(tail);
     }
 
     pub fn event(&mut self, event: &Event<'_>) {
@@ -249,7 +258,12 @@ impl<'b> Writer<'b> {
                 data,
             } => {
                 let flags = u8::from(eom) | (u8::from(eol) << 1);
-                self.kind(2).id(connection).u8(format).u8(flags).bytes(data);
+                let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
+                let [l0, l1, l2, l3] = len32(data).to_le_bytes();
+                let head = [
+                    2, c0, c1, c2, c3, c4, c5, c6, c7, format, flags, l0, l1, l2, l3,
+                ];
+                self.record(head, data);
             }
             Event::Ping {
                 connection,
@@ -309,7 +323,10 @@ impl<'b> Writer<'b> {
                 format,
                 data,
             } => {
-                self.kind(1).id(connection).u8(format).bytes(data);
+                let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
+                let [l0, l1, l2, l3] = len32(data).to_le_bytes();
+                let head = [1, c0, c1, c2, c3, c4, c5, c6, c7, format, l0, l1, l2, l3];
+                self.record(head, data);
             }
             Command::Ping {
                 connection,
@@ -364,10 +381,23 @@ impl<'b> Writer<'b> {
                 offset,
                 len,
             } => {
-                self.kind(10).id(connection).u8(format).u32(offset).u32(len);
+                let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
+                let [o0, o1, o2, o3] = offset.to_le_bytes();
+                let [l0, l1, l2, l3] = len.to_le_bytes();
+                let head = [
+                    10, c0, c1, c2, c3, c4, c5, c6, c7, format, o0, o1, o2, o3, l0, l1, l2, l3,
+                ];
+                self.record(head, &[]);
             }
         }
     }
+}
+
+/// A payload's length field. Payloads are bounded by the host's limits,
+/// far below 4 GiB.
+#[inline]
+fn len32(b: &[u8]) -> u32 {
+    b.len() as u32
 }
 
 /// Reads records from a batch.
@@ -385,6 +415,20 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// The next `N` bytes as an array: one bounds check for a record's
+    /// fixed part.
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], Malformed> {
+        match self.buf.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) {
+            Some(head) => {
+                self.pos += N;
+                Ok(head)
+            }
+            None => self.fail("truncated record"),
+        }
+    }
+
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
         match self.buf.get(self.pos..self.pos.saturating_add(n)) {
             Some(b) if self.pos.checked_add(n).is_some() => {
@@ -395,8 +439,9 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, Malformed> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
     fn bool(&mut self) -> Result<bool, Malformed> {
@@ -407,27 +452,27 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn u16(&mut self) -> Result<u16, Malformed> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(*self.array()?))
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, Malformed> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(*self.array()?))
     }
 
+    #[inline]
     fn u64(&mut self) -> Result<u64, Malformed> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(*self.array()?))
     }
 
+    #[inline]
     fn id(&mut self) -> Result<ConnectionId, Malformed> {
         self.u64()
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
         let n = self.u32()? as usize;
         self.take(n)
@@ -449,18 +494,34 @@ impl<'a> Reader<'a> {
         Ok(match self.u8()? {
             1 => Event::Connected(self.id()?),
             2 => {
-                let connection = self.id()?;
-                let format = self.format(BINARY)?;
-                let flags = self.u8()?;
+                let &[
+                    c0,
+                    c1,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                    c6,
+                    c7,
+                    format,
+                    flags,
+                    l0,
+                    l1,
+                    l2,
+                    l3,
+                ] = self.array()?;
+                if format > BINARY {
+                    return self.fail("unknown format");
+                }
                 if flags > 3 {
                     return self.fail("unknown data-in flags");
                 }
                 Event::DataIn {
-                    connection,
+                    connection: u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]),
                     format,
                     eom: flags & 1 != 0,
                     eol: flags & 2 != 0,
-                    data: self.bytes()?,
+                    data: self.take(u32::from_le_bytes([l0, l1, l2, l3]) as usize)?,
                 }
             }
             3 => Event::Ping {
@@ -542,12 +603,36 @@ impl<'a> Reader<'a> {
                     data: self.bytes()?,
                 }
             }
-            10 => Command::SendInput {
-                connection: self.id()?,
-                format: self.format(SEND_BINARY)?,
-                offset: self.u32()?,
-                len: self.u32()?,
-            },
+            10 => {
+                let &[
+                    c0,
+                    c1,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                    c6,
+                    c7,
+                    format,
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    l0,
+                    l1,
+                    l2,
+                    l3,
+                ] = self.array()?;
+                if format > SEND_BINARY {
+                    return self.fail("unknown format");
+                }
+                Command::SendInput {
+                    connection: u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]),
+                    format,
+                    offset: u32::from_le_bytes([o0, o1, o2, o3]),
+                    len: u32::from_le_bytes([l0, l1, l2, l3]),
+                }
+            }
             _ => return self.fail("unknown command kind"),
         })
     }

@@ -186,7 +186,7 @@ fn build_router(
     let options = RuntimeOptions {
         executors: runtime.executors.unwrap_or(defaults.executors),
         max_instances: runtime.max_instances.unwrap_or(defaults.max_instances),
-        inline_turns: runtime.inline_turns.unwrap_or(defaults.inline_turns),
+        inline_turns: runtime.inline_turns,
         ..defaults
     };
     let router = PluginRouter::start_in_cluster(&engine, specs, options, cluster)?;

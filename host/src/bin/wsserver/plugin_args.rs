@@ -53,8 +53,12 @@ pub fn from_flag(flag: &str) -> anyhow::Result<TenantEntry> {
 /// (rooms by path), the built-in echo on every other path, and the demo
 /// page for a browser opening /.
 pub fn default_tenants() -> Vec<TenantEntry> {
+    // The echo keeps nothing across connections: one instance per core,
+    // so each server thread runs its connections' turns on its own.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let echo = TenantEntry {
         static_dir: Some(demo::BUILTIN.to_owned()),
+        instances: Some(cores),
         ..from_flag("/=builtin:echo").expect("a valid flag")
     };
     let chat = from_flag(&format!("{}=builtin:chat", demo::CHAT_ROUTE)).expect("a valid flag");
@@ -168,6 +172,9 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
             None => Default::default(),
         },
     };
+    // Built-in components are part of the server: trusted to run on its
+    // threads.
+    let inline_turns = entry.inline_turns.unwrap_or(source.is_none());
     let defaults = PluginLimits::default();
     Ok(PluginSpec {
         name,
@@ -185,6 +192,7 @@ fn to_spec(entry: TenantEntry) -> anyhow::Result<PluginSpec> {
         },
         policy,
         instances: entry.instances.unwrap_or(1),
+        inline_turns,
         config: entry.config,
         static_site,
     })
@@ -248,6 +256,13 @@ mod tests {
         let spec = to_spec(from_flag("builtin:echo").unwrap()).unwrap();
         assert_eq!(spec.name, "echo (built-in)");
         assert_eq!(spec.routes, [Route::parse("/").unwrap()]);
+        // Part of the server: trusted with its threads, unless told not.
+        assert!(spec.inline_turns);
+        let untrusted = TenantEntry {
+            inline_turns: Some(false),
+            ..from_flag("builtin:echo").unwrap()
+        };
+        assert!(!to_spec(untrusted).unwrap().inline_turns);
         let e = to_spec(from_flag("builtin:nope").unwrap())
             .unwrap_err()
             .to_string();
