@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
 use wsserver::protocol::deflate::{DeflateSettings, WindowBits, negotiate};
-use wsserver::protocol::handshake::{HandshakeError, check_header, parse_request};
+use wsserver::protocol::handshake::{HandshakeError, MAX_HEADERS, check_header, parse_request};
 
 /// A 12-byte header, then the request (seeds are upgrade requests).
 #[derive(Arbitrary, Debug)]
@@ -43,7 +43,22 @@ fuzz_target!(|input: Input<'_>| {
     let request = match whole {
         Ok(Some((request, head_len))) => {
             assert!(head_len <= input.request.len() && head_len <= max);
-            assert!(matches!(BASE64.decode(&request.key), Ok(k) if k.len() == 16));
+            assert!(matches!(BASE64.decode(request.key()), Ok(k) if k.len() == 16));
+            // The fields read from the kept head are httparse's.
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Request::new(&mut slots);
+            assert!(matches!(parsed.parse(input.request), Ok(s) if s.is_complete()));
+            assert_eq!(Some(request.uri()), parsed.path);
+            assert!(
+                request
+                    .headers()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .eq(parsed.headers.iter().map(|h| (
+                        h.name.to_owned(),
+                        String::from_utf8_lossy(h.value).trim().to_owned()
+                    ))),
+                "{request:?}"
+            );
             request
         }
         Ok(None) => {
@@ -66,12 +81,7 @@ fuzz_target!(|input: Input<'_>| {
         client_no_context_takeover: input.client_no_context_takeover,
         ..DeflateSettings::default()
     };
-    let values: Vec<&str> = request
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .map(|(_, value)| value.as_str())
-        .collect();
+    let values: Vec<&str> = request.values("sec-websocket-extensions").collect();
     let Some(agreement) = negotiate(&values, &settings) else {
         return;
     };

@@ -97,7 +97,7 @@ async fn a_connection_handle_knows_its_addresses_request_and_server() {
     assert_eq!(conn.id(), id);
     assert_eq!(conn.remote_addr(), c.stream.local_addr().unwrap());
     assert_eq!(conn.local_addr(), t.addr);
-    assert_eq!(conn.request().unwrap().request_uri, "/");
+    assert_eq!(conn.request().unwrap().request_uri(), "/");
     let server = conn.server();
     assert_eq!(server.local_addr(), Some(t.addr), "the same server");
     assert_eq!(server.connections()[0].connection_id, id);

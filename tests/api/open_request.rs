@@ -36,13 +36,16 @@ async fn the_open_request_carries_the_clients_request() {
     let open = t.events.open_request().await;
     let id = t.events.connected().await;
     assert_eq!(open.connection_id, id);
-    assert_eq!(open.request_uri, "/chat?room=1");
+    assert_eq!(open.request_uri(), "/chat?room=1");
     assert_eq!(open.path(), "/chat");
-    assert_eq!(open.host, "127.0.0.1");
-    assert_eq!(open.origin, "http://example.com");
-    assert_eq!(open.subprotocols, ["chat", "superchat"]);
+    assert_eq!(open.host(), "127.0.0.1");
+    assert_eq!(open.origin(), "http://example.com");
     assert_eq!(
-        open.extensions,
+        open.subprotocols().collect::<Vec<_>>(),
+        ["chat", "superchat"]
+    );
+    assert_eq!(
+        open.extensions(),
         "permessage-deflate; client_max_window_bits"
     );
     assert_eq!(open.header("x-custom"), Some("42"));
@@ -61,9 +64,9 @@ async fn the_open_request_carries_the_clients_request() {
     let open = t.events.open_request().await;
     assert_eq!(
         (
-            open.origin.as_str(),
-            open.subprotocols.len(),
-            open.extensions.as_str()
+            open.origin(),
+            open.subprotocols().count(),
+            open.extensions().as_str()
         ),
         ("", 0, "")
     );
@@ -73,7 +76,7 @@ async fn the_open_request_carries_the_clients_request() {
 async fn the_chosen_subprotocol_reaches_the_client() {
     let t = server()
         .on_open(|req| async move {
-            let choice = req.subprotocols.last().cloned().unwrap_or_default();
+            let choice = req.subprotocols().last().unwrap_or_default().to_owned();
             OpenResponse::accept().with_subprotocol(choice)
         })
         .start()

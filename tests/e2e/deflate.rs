@@ -613,10 +613,7 @@ impl Handler for PartsEcho {
         _conn: &Connection,
         request: Arc<OpenRequest>,
     ) -> BoxFuture<OpenResponse> {
-        self.extensions
-            .lock()
-            .unwrap()
-            .push(request.extensions.clone());
+        self.extensions.lock().unwrap().push(request.extensions());
         Box::pin(std::future::ready(OpenResponse::accept()))
     }
 

@@ -13,6 +13,8 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
+    /// `*` (or `**`...): every address, without writing it as text.
+    Any,
     Glob(String),
     Cidr(IpAddr, u8),
     Loopback,
@@ -69,6 +71,9 @@ fn parse_pattern(p: &str) -> Result<Pattern, InvalidPattern> {
             _ => Err(InvalidPattern(p.to_owned())),
         };
     }
+    if p.bytes().all(|c| c == b'*') {
+        return Ok(Pattern::Any);
+    }
     let address_chars = p
         .chars()
         .all(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '*' | '?'));
@@ -83,7 +88,7 @@ impl ClientFilter {
     /// `*`: every client.
     pub fn any() -> Self {
         Self {
-            patterns: vec![Pattern::Glob("*".to_owned())],
+            patterns: vec![Pattern::Any],
             text: "*".to_owned(),
         }
     }
@@ -99,6 +104,7 @@ impl ClientFilter {
         // and only when a glob needs it.
         let mut text = None;
         self.patterns.iter().any(|p| match p {
+            Pattern::Any => true,
             Pattern::Loopback => addr.is_loopback(),
             Pattern::Glob(g) => glob_match(
                 g.as_bytes(),
@@ -193,6 +199,8 @@ mod tests {
         assert!(!f.matches(ip("10.0.0.70")));
         assert!(!f.matches(ip("127.0.0.1")));
         assert!(filter("*").matches(ip("::1")));
+        assert_eq!(filter("*"), ClientFilter::any());
+        assert!(filter("10.0.0.1, **").matches(ip("192.0.2.1")));
         assert!(!filter("").matches(ip("127.0.0.1")));
     }
 

@@ -6,12 +6,11 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use crate::protocol::handshake::MAX_RESPONSE_HEADER_BYTES;
 use crate::server::{ConnectionInfo, DataFormat, Error, OpenRequest, OpenResponse, TlsInfo};
 
-pub(crate) fn headers(pairs: &[(String, String)]) -> Vec<wit::Header> {
+fn headers<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<wit::Header> {
     pairs
-        .iter()
         .map(|(name, value)| wit::Header {
-            name: name.clone(),
-            value: value.clone(),
+            name: name.to_owned(),
+            value: value.to_owned(),
         })
         .collect()
 }
@@ -19,12 +18,12 @@ pub(crate) fn headers(pairs: &[(String, String)]) -> Vec<wit::Header> {
 pub(crate) fn open_request(req: &OpenRequest) -> wit::OpenRequest {
     wit::OpenRequest {
         connection: req.connection_id,
-        request_uri: req.request_uri.clone(),
-        host: req.host.clone(),
-        origin: (!req.origin.is_empty()).then(|| req.origin.clone()),
-        subprotocols: req.subprotocols.clone(),
-        extensions: req.extensions.clone(),
-        headers: headers(&req.request_headers),
+        request_uri: req.request_uri().to_owned(),
+        host: req.host().to_owned(),
+        origin: (!req.origin().is_empty()).then(|| req.origin().to_owned()),
+        subprotocols: req.subprotocols().map(str::to_owned).collect(),
+        extensions: req.extensions(),
+        headers: headers(req.request_headers()),
         remote_address: req.remote.ip().to_canonical().to_string(),
         remote_port: req.remote.port(),
         local_address: req.local.ip().to_canonical().to_string(),
@@ -232,9 +231,13 @@ pub(crate) fn ws_connection(info: ConnectionInfo, req: Option<&OpenRequest>) -> 
         ready_to_send: info.ready_to_send,
         remote_host: info.remote_host,
         remote_port: info.remote_port,
-        request_headers: req.map(|r| headers(&r.request_headers)).unwrap_or_default(),
+        request_headers: req
+            .map(|r| headers(r.request_headers()))
+            .unwrap_or_default(),
         request_uri: info.request_uri,
-        subprotocols: req.map(|r| r.subprotocols.clone()).unwrap_or_default(),
+        subprotocols: req
+            .map(|r| r.subprotocols().map(str::to_owned).collect())
+            .unwrap_or_default(),
         subprotocol: None,
         timeout_seconds: info.timeout,
         tls: info.tls.as_deref().map(tls_info),

@@ -437,7 +437,7 @@ impl Handler for PluginRouter {
         let refuse = |status| -> BoxFuture<OpenResponse> {
             Box::pin(std::future::ready(OpenResponse::reject(status)))
         };
-        let Some(slot) = self.route(request.path(), &request.host) else {
+        let Some(slot) = self.route(request.path(), request.host()) else {
             return refuse(404);
         };
         let tenant = match slot.state() {
@@ -460,12 +460,12 @@ impl Handler for PluginRouter {
                 ));
             }
         };
-        if !tenant.admits_origin(&request.origin) {
+        if !tenant.admits_origin(request.origin()) {
             tracing::info!(
                 tenant = tenant.name(),
                 connection = conn.id(),
                 "Origin {:?} is not allowed; answering 403",
-                request.origin
+                request.origin()
             );
             return refuse(403);
         }
@@ -488,7 +488,7 @@ impl Handler for PluginRouter {
         let (reply, answer) = tokio::sync::oneshot::channel();
         binding.plugin.push_open(PendingOpen {
             request: convert::open_request(&request),
-            offered: request.subprotocols.clone(),
+            offered: request.subprotocols().map(str::to_owned).collect(),
             conn: conn.clone(),
             reply,
         });

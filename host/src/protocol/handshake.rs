@@ -4,7 +4,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// Appended to the client's key before hashing (RFC 6455 §1.3).
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -15,28 +17,97 @@ pub const MAX_HEADERS: usize = 64;
 /// default, so one answer cannot make the server write megabytes.
 pub const MAX_RESPONSE_HEADER_BYTES: usize = 8192;
 
-/// A valid WebSocket upgrade request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A valid WebSocket upgrade request: its head as text (invalid UTF-8
+/// replaced), kept whole and shared by its clones. The fields are read
+/// from the text when asked for, so a request nobody looks at costs one
+/// allocation, not two strings per header.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
-    /// The request target as sent, e.g. `/chat?room=1`.
-    pub uri: String,
-    pub host: String,
-    /// Empty when the client sent no Origin header.
-    pub origin: String,
-    /// Sec-WebSocket-Key.
-    pub key: String,
-    /// Sec-WebSocket-Protocol tokens in the client's order of preference.
-    pub subprotocols: Vec<String>,
-    /// Sec-WebSocket-Extensions values, joined with ", ".
-    pub extensions: String,
-    /// Every header, in order, names as sent.
-    pub headers: Vec<(String, String)>,
+    /// The head from its request line to the blank line, validated by
+    /// [`parse_request`].
+    head: Arc<str>,
 }
 
 impl UpgradeRequest {
+    /// The head as received, from the request line to the blank line.
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    /// The request target as sent, e.g. `/chat?room=1`.
+    pub fn uri(&self) -> &str {
+        let line = self.head.split('\n').next().unwrap_or_default();
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        // `GET <target> HTTP/1.x`: the method is GET, one space each side.
+        line.get(4..)
+            .and_then(|rest| rest.rsplit_once(' '))
+            .map_or("/", |(target, _)| target)
+    }
+
     /// The path part of the request target, without the query.
     pub fn path(&self) -> &str {
-        request_path(&self.uri)
+        request_path(self.uri())
+    }
+
+    /// Every header in order, names as sent, values without surrounding
+    /// whitespace.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.head
+            .split('\n')
+            .skip(1)
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name, value.trim()))
+    }
+
+    /// The values of every header called `name` (any case), in order.
+    pub fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> + Clone {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
+
+    /// The first value of a header, matched without regard to case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.values(name).next()
+    }
+
+    /// The Host header (the last one, when sent more than once).
+    pub fn host(&self) -> &str {
+        self.values("host").last().unwrap_or_default()
+    }
+
+    /// The Origin header; empty when the client sent none.
+    pub fn origin(&self) -> &str {
+        self.values("origin").last().unwrap_or_default()
+    }
+
+    /// Sec-WebSocket-Key (checked: 16 bytes in base64).
+    pub fn key(&self) -> &str {
+        self.values("sec-websocket-key").last().unwrap_or_default()
+    }
+
+    /// Sec-WebSocket-Protocol tokens in the client's order of preference.
+    pub fn subprotocols(&self) -> impl Iterator<Item = &str> + Clone {
+        self.values("sec-websocket-protocol")
+            .flat_map(|value| value.split(',').map(str::trim))
+            .filter(|protocol| !protocol.is_empty())
+    }
+
+    /// Every non-empty Sec-WebSocket-Extensions value, joined with ", ".
+    pub fn extensions(&self) -> String {
+        let mut joined = String::new();
+        for value in self
+            .values("sec-websocket-extensions")
+            .filter(|v| !v.is_empty())
+        {
+            if !joined.is_empty() {
+                joined.push_str(", ");
+            }
+            joined.push_str(value);
+        }
+        joined
     }
 }
 
@@ -148,44 +219,32 @@ pub fn parse_request(
     if req.version != Some(1) {
         return Err(HandshakeError::HttpVersion);
     }
-    let mut out = UpgradeRequest {
-        uri: req.path.unwrap_or("/").to_owned(),
-        headers: Vec::with_capacity(req.headers.len()),
-        ..UpgradeRequest::default()
-    };
+    // Checked here, kept as text: the values are read again from the head
+    // when someone asks (UpgradeRequest), under the same rules (the last
+    // of a repeated Host, Version or Key counts).
     let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
         (false, false, false, false);
-    let mut extensions = Vec::new();
+    let mut key = Cow::Borrowed("");
+    // As UpgradeRequest reads them: lossy UTF-8 (borrowed when valid),
+    // trimmed.
+    let text = |value| match lossy_utf8(value) {
+        Cow::Borrowed(v) => Cow::Borrowed(v.trim()),
+        Cow::Owned(v) => Cow::Owned(v.trim().to_owned()),
+    };
     for h in req.headers.iter() {
-        let value = String::from_utf8_lossy(h.value).trim().to_owned();
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             has_host = true;
-            out.host.clone_from(&value);
-        } else if name.eq_ignore_ascii_case("origin") {
-            out.origin.clone_from(&value);
         } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= has_token(&value, "websocket");
+            upgrade |= has_token(&text(h.value), "websocket");
         } else if name.eq_ignore_ascii_case("connection") {
-            connection_upgrade |= has_token(&value, "upgrade");
+            connection_upgrade |= has_token(&text(h.value), "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            version_ok = value == "13";
+            version_ok = text(h.value) == "13";
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            out.key.clone_from(&value);
-        } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            out.subprotocols.extend(
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_owned),
-            );
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
-            extensions.push(value.clone());
+            key = text(h.value);
         }
-        out.headers.push((name.to_owned(), value));
     }
-    out.extensions = extensions.join(", ");
     if !upgrade {
         return Err(HandshakeError::NotUpgrade);
     }
@@ -198,10 +257,26 @@ pub fn parse_request(
     if !version_ok {
         return Err(HandshakeError::UnsupportedVersion);
     }
-    if !matches!(BASE64.decode(&out.key), Ok(k) if k.len() == 16) {
+    // 16 bytes are 24 characters of base64; decoded on the stack.
+    if key.len() != 24 || !matches!(BASE64.decode_slice(&*key, &mut [0; 18]), Ok(16)) {
         return Err(HandshakeError::InvalidKey);
     }
-    Ok(Some((out, head_len)))
+    // httparse skips empty lines before the request line.
+    let start = buf[..head_len]
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head_len);
+    let head = Arc::from(lossy_utf8(&buf[start..head_len]));
+    Ok(Some((UpgradeRequest { head }, head_len)))
+}
+
+/// `String::from_utf8_lossy`, with the valid case (every real client's)
+/// checked by the faster `str::from_utf8` first.
+fn lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Whether a comma-separated header value contains `token` (any case).
@@ -329,11 +404,14 @@ pub fn parse_header_lines(text: &str) -> Result<Vec<(String, String)>, InvalidHe
 }
 
 /// Formats headers as the seed's RequestHeaders text.
-pub fn format_header_lines(headers: &[(String, String)]) -> String {
-    headers
-        .iter()
-        .map(|(n, v)| format!("{n}: {v}\r\n"))
-        .collect()
+pub fn format_header_lines<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut text = String::new();
+    for (name, value) in headers {
+        for piece in [name, ": ", value, "\r\n"] {
+            text.push_str(piece);
+        }
+    }
+    text
 }
 
 /// The standard reason phrase for a status code.
@@ -390,13 +468,52 @@ mod tests {
         bytes.extend_from_slice(&[0x81, 0x80]);
         let (req, n) = parse_request(&bytes, 8192).unwrap().unwrap();
         assert_eq!(n, GOOD.len());
-        assert_eq!(req.uri, "/chat?x=1");
+        assert_eq!(req.uri(), "/chat?x=1");
         assert_eq!(req.path(), "/chat");
-        assert_eq!(req.host, "example.com");
-        assert_eq!(req.origin, "http://example.com");
-        assert_eq!(req.subprotocols, ["chat", "superchat"]);
-        assert_eq!(req.extensions, "permessage-deflate");
-        assert_eq!(req.headers.len(), 8);
+        assert_eq!(req.host(), "example.com");
+        assert_eq!(req.origin(), "http://example.com");
+        assert_eq!(req.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(
+            req.subprotocols().collect::<Vec<_>>(),
+            ["chat", "superchat"]
+        );
+        assert_eq!(req.extensions(), "permessage-deflate");
+        assert_eq!(req.headers().count(), 8);
+        assert_eq!(req.header("CONNECTION"), Some("keep-alive, Upgrade"));
+        assert_eq!(req.head(), GOOD);
+    }
+
+    /// The fields read from the kept text are httparse's: names as sent,
+    /// values trimmed, in order, whatever the line ends and blank lines
+    /// before the request line.
+    #[test]
+    fn the_kept_head_reads_as_httparse_parsed_it() {
+        let odd: &[u8] =
+            b"\r\n\nGET ws://h:1/a%20b?q=1 HTTP/1.1\nHost:h:1\r\nUpgrade:\twebsocket \r\n\
+            Connection: Upgrade\nSec-WebSocket-Version: 13\r\nX-Empty:\r\nX-Colon: a:b: c\r\n\
+            Sec-WebSocket-Key:  dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: a,, b\r\n\
+            Sec-WebSocket-Protocol: c\r\nX-Bytes: caf\xc3\xa9 \xff!\r\n\r\n";
+        for head in [GOOD.as_bytes(), odd] {
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut expected = httparse::Request::new(&mut slots);
+            assert!(expected.parse(head).unwrap().is_complete());
+            let (req, n) = parse_request(head, 8192).unwrap().unwrap();
+            assert_eq!(n, head.len());
+            assert_eq!(req.uri(), expected.path.unwrap());
+            let headers: Vec<(&str, String)> = expected
+                .headers
+                .iter()
+                .map(|h| (h.name, String::from_utf8_lossy(h.value).trim().to_owned()))
+                .collect();
+            let kept: Vec<(&str, String)> = req.headers().map(|(n, v)| (n, v.to_owned())).collect();
+            assert_eq!(kept, headers);
+        }
+        let (req, _) = parse_request(odd, 8192).unwrap().unwrap();
+        assert_eq!(req.path(), "/a%20b");
+        assert_eq!(req.subprotocols().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(req.header("x-bytes"), Some("caf\u{e9} \u{fffd}!"));
+        assert_eq!(req.origin(), "");
+        assert_eq!(req.extensions(), "");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::events::{ConnectionId, OpenRequest, TlsInfo};
 use super::owner_turn;
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
-use crate::protocol::handshake::{UpgradeRequest, parse_request};
+use crate::protocol::handshake::UpgradeRequest;
 use crate::protocol::receiver::MessageKind;
 
 /// A snapshot of the seed's WSConnection fields.
@@ -60,10 +60,10 @@ pub(crate) struct ConnShared {
     pub local: SocketAddr,
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
-    /// The upgrade request's head as the client sent it, once accepted:
-    /// an idle connection keeps these bytes rather than the parsed request
-    /// (two strings per header), which [`Connection::request`] rebuilds.
-    pub request_head: OnceLock<Box<[u8]>>,
+    /// The upgrade request, once accepted: its head as text, which the
+    /// open request handed to the handler shares; fields are read from it
+    /// when asked for.
+    pub request_head: OnceLock<UpgradeRequest>,
     /// Set after the TLS handshake, before the open request.
     pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
@@ -94,29 +94,16 @@ impl Connection {
         self.0.local
     }
 
-    /// The open request, once the client has sent it (parsed again from
-    /// the bytes the connection keeps).
+    /// The open request, once the client has sent it.
     pub fn request(&self) -> Option<OpenRequest> {
-        let head = self.0.request_head.get()?;
-        let (request, _) = parse_request(head, usize::MAX).ok()??;
-        Some(self.open_request(request))
-    }
-
-    /// The open request as handlers see it: the parsed upgrade request
-    /// with the connection's addresses and TLS session.
-    pub(crate) fn open_request(&self, request: UpgradeRequest) -> OpenRequest {
-        OpenRequest {
-            connection_id: self.id(),
-            request_uri: request.uri,
-            host: request.host,
-            origin: request.origin,
-            subprotocols: request.subprotocols,
-            extensions: request.extensions,
-            request_headers: request.headers,
-            remote: self.remote_addr(),
-            local: self.local_addr(),
-            tls: self.tls().cloned(),
-        }
+        let request = self.0.request_head.get()?;
+        Some(OpenRequest::new(
+            self.id(),
+            self.remote_addr(),
+            self.local_addr(),
+            self.tls().cloned(),
+            request.clone(),
+        ))
     }
 
     /// Whether the client's open request has arrived.
@@ -328,23 +315,30 @@ impl Connection {
     pub fn info(&self) -> ConnectionInfo {
         let st = self.lock();
         let req = self.request();
-        let field = |f: fn(&OpenRequest) -> String| req.as_ref().map(f).unwrap_or_default();
+        let field =
+            |f: fn(&OpenRequest) -> &str| req.as_ref().map(f).unwrap_or_default().to_owned();
         ConnectionInfo {
             accept_data: self.accepting_data(),
             bytes_sent: st.bytes_sent,
             connected: st.connected,
             connection_id: self.id(),
             data_format: st.data_format,
-            host: field(|r| r.host.clone()),
+            host: field(OpenRequest::host),
             line_mode: st.line_mode,
             local_address: self.0.local.ip().to_canonical().to_string(),
-            origin: field(|r| r.origin.clone()),
+            origin: field(OpenRequest::origin),
             ready_to_send: st.connected && !st.wants_ready_to_send && !st.closing,
             remote_host: self.0.remote.ip().to_canonical().to_string(),
             remote_port: self.0.remote.port(),
-            request_headers: field(OpenRequest::request_headers_text),
-            request_uri: field(|r| r.request_uri.clone()),
-            subprotocols: field(|r| r.subprotocols.join(", ")),
+            request_headers: req
+                .as_ref()
+                .map(OpenRequest::request_headers_text)
+                .unwrap_or_default(),
+            request_uri: field(OpenRequest::request_uri),
+            subprotocols: req
+                .as_ref()
+                .map(|r| r.subprotocols().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
             timeout: st.timeout,
             tls: self.tls().cloned(),
         }

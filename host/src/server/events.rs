@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::net::tls::{ClientCertificate, NegotiatedSession};
-use crate::protocol::handshake::{format_header_lines, request_path};
+use crate::protocol::handshake::{UpgradeRequest, format_header_lines};
 
 /// Identifies a connection; never reused while the server runs.
 pub type ConnectionId = u64;
@@ -27,41 +27,83 @@ pub struct ConnectionRequest {
 }
 
 /// The WebSocketOpenRequest event: a client asked to open a WebSocket.
+/// The request's fields are read from its head (kept once, shared with
+/// the connection) when asked for.
 #[derive(Debug, Clone)]
 pub struct OpenRequest {
     pub connection_id: ConnectionId,
-    pub request_uri: String,
-    pub host: String,
-    /// Empty when the client sent no Origin.
-    pub origin: String,
-    /// The subprotocols the client offered, in its order of preference.
-    pub subprotocols: Vec<String>,
-    /// The client's Sec-WebSocket-Extensions value.
-    pub extensions: String,
-    pub request_headers: Vec<(String, String)>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
     /// The TLS session and accepted client certificate (UseSSL only).
     pub tls: Option<Arc<TlsInfo>>,
+    request: UpgradeRequest,
 }
 
 impl OpenRequest {
+    pub(crate) fn new(
+        connection_id: ConnectionId,
+        remote: SocketAddr,
+        local: SocketAddr,
+        tls: Option<Arc<TlsInfo>>,
+        request: UpgradeRequest,
+    ) -> Self {
+        Self {
+            connection_id,
+            remote,
+            local,
+            tls,
+            request,
+        }
+    }
+
+    /// The upgrade request itself: its head as received and every field.
+    pub fn upgrade_request(&self) -> &UpgradeRequest {
+        &self.request
+    }
+
+    /// The request target as sent, e.g. `/chat?room=1`.
+    pub fn request_uri(&self) -> &str {
+        self.request.uri()
+    }
+
     /// The path of the request URI, without the query.
     pub fn path(&self) -> &str {
-        request_path(&self.request_uri)
+        self.request.path()
+    }
+
+    /// The Host header.
+    pub fn host(&self) -> &str {
+        self.request.host()
+    }
+
+    /// The Origin header; empty when the client sent none.
+    pub fn origin(&self) -> &str {
+        self.request.origin()
+    }
+
+    /// The subprotocols the client offered, in its order of preference.
+    pub fn subprotocols(&self) -> impl Iterator<Item = &str> + Clone {
+        self.request.subprotocols()
+    }
+
+    /// The client's Sec-WebSocket-Extensions values, joined with ", ".
+    pub fn extensions(&self) -> String {
+        self.request.extensions()
+    }
+
+    /// Every request header in order, names as sent.
+    pub fn request_headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.request.headers()
     }
 
     /// The first value of a header, matched without regard to case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.request_headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.request.header(name)
     }
 
     /// The headers as the seed's RequestHeaders text (`Name: value` lines).
     pub fn request_headers_text(&self) -> String {
-        format_header_lines(&self.request_headers)
+        format_header_lines(self.request.headers())
     }
 }
 

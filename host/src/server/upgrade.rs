@@ -15,7 +15,7 @@ use tokio::time::timeout;
 
 use super::ServerShared;
 use super::connection::Connection;
-use super::events::{ConnectionRequest, LogLevel, LogType, OpenRequest};
+use super::events::{ConnectionRequest, LogLevel, LogType};
 use super::metrics::RefusalReason;
 use super::settings::Settings;
 use super::static_files::{self, PlainGet};
@@ -118,7 +118,9 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         match parse_request(&buf, max) {
             Ok(Some(parsed)) => break parsed,
             Ok(None) => continue,
-            Err(HandshakeError::NotUpgrade) if serve_static(stream, conn, &buf).await => {
+            // The rare paths are boxed: every connection allocates and
+            // moves this future whole, and a refusal keeps a 4 KiB buffer.
+            Err(HandshakeError::NotUpgrade) if Box::pin(serve_static(stream, conn, &buf)).await => {
                 return None;
             }
             Err(e) => {
@@ -128,26 +130,23 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
                     LogType::Error,
                     format_args!("refused handshake: {e}"),
                 );
-                refuse(
+                Box::pin(refuse(
                     stream,
                     e.status(),
                     e.response_headers(),
                     &[],
                     &format!("{e}\n"),
-                )
+                ))
                 .await;
                 return None;
             }
         }
     };
     let leftover = buf[head_len..].to_vec();
-    // Kept as received, set once before the handler runs: the request is
-    // parsed again when asked for (see Connection::request).
-    let _ = conn.0.request_head.set(buf[..head_len].into());
     drop(buf);
-    let mut request = request;
-    let key = std::mem::take(&mut request.key);
-    let open_request = Arc::new(conn.open_request(request));
+    // Set once before the handler runs; the open request shares it.
+    let _ = conn.0.request_head.set(request);
+    let open_request = Arc::new(conn.request()?);
     if settings.log_level >= LogLevel::Verbose as u8 {
         server.log(
             Some(conn),
@@ -155,7 +154,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             LogType::Verbose,
             format_args!(
                 "open request:\r\nGET {} HTTP/1.1\r\n{}",
-                open_request.request_uri,
+                open_request.request_uri(),
                 open_request.request_headers_text()
             ),
         );
@@ -194,7 +193,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     match response.status_code {
         101 => {
             let subprotocol = response.subprotocol.filter(|p| {
-                let offered = open_request.subprotocols.iter().any(|o| o == p);
+                let offered = open_request.subprotocols().any(|o| o == p);
                 if !offered {
                     server.log(
                         Some(conn),
@@ -205,11 +204,20 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 offered
             });
-            let deflate = negotiate_deflate(conn, &open_request, settings);
+            // One pass over the headers for what the answer needs.
+            let (mut key, mut offers) = ("", Vec::new());
+            for (name, value) in open_request.request_headers() {
+                if name.eq_ignore_ascii_case("sec-websocket-key") {
+                    key = value;
+                } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+                    offers.push(value);
+                }
+            }
+            let deflate = negotiate_deflate(conn, &offers, settings);
             let mut out = Vec::with_capacity(256);
             write_accept_response(
                 &mut out,
-                &key,
+                key,
                 subprotocol.as_deref(),
                 deflate
                     .as_ref()
@@ -255,7 +263,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             // Refused: no longer among the Connections while the client
             // reads the response.
             server.table.unlist(conn.id());
-            refuse(stream, status, &[], &headers, "").await;
+            Box::pin(refuse(stream, status, &[], &headers, "")).await;
             None
         }
     }
@@ -275,31 +283,23 @@ fn connection_message_limit(setting: u64, handler: Option<u64>) -> u64 {
 /// Picks permessage-deflate parameters from the client's offers (every
 /// Sec-WebSocket-Extensions header, in order) when EnablePermessageDeflate
 /// allows it.
-fn negotiate_deflate(
-    conn: &Connection,
-    request: &OpenRequest,
-    settings: &Settings,
-) -> Option<Agreement> {
-    let offers: Vec<&str> = request
-        .request_headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
-        .map(|(_, value)| value.as_str())
-        .collect();
+fn negotiate_deflate(conn: &Connection, offers: &[&str], settings: &Settings) -> Option<Agreement> {
     if offers.is_empty() {
         return None;
     }
-    let agreement = negotiate(&offers, &settings.deflate);
-    conn.0.server.log(
-        Some(conn),
-        LogLevel::Verbose,
-        LogType::Verbose,
-        format_args!(
-            "extensions offered: {}; agreed: {}",
-            request.extensions,
-            agreement.as_ref().map_or("none", |a| a.response.as_str())
-        ),
-    );
+    let agreement = negotiate(offers, &settings.deflate);
+    if conn.0.server.logs(LogLevel::Verbose) {
+        conn.0.server.log(
+            Some(conn),
+            LogLevel::Verbose,
+            LogType::Verbose,
+            format_args!(
+                "extensions offered: {}; agreed: {}",
+                offers.join(", "),
+                agreement.as_ref().map_or("none", |a| a.response.as_str())
+            ),
+        );
+    }
     agreement
 }
 
