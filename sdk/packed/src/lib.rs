@@ -415,8 +415,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// The next `N` bytes as an array: one bounds check for a record's
-    /// fixed part.
+    /// The next `N` bytes as an array, after one bounds check.
     #[inline]
     fn array<const N: usize>(&mut self) -> Result<&'a [u8; N], Malformed> {
         match self.buf.get(self.pos..).and_then(<[u8]>::first_chunk::<N>) {
@@ -483,6 +482,7 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(b).or_else(|_| self.fail("text that is not UTF-8"))
     }
 
+    #[inline]
     fn format(&mut self, max: u8) -> Result<u8, Malformed> {
         match self.u8()? {
             f if f <= max => Ok(f),
@@ -494,22 +494,8 @@ impl<'a> Reader<'a> {
         Ok(match self.u8()? {
             1 => Event::Connected(self.id()?),
             2 => {
-                let &[
-                    c0,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7,
-                    format,
-                    flags,
-                    l0,
-                    l1,
-                    l2,
-                    l3,
-                ] = self.array()?;
+                // The fixed part in one read: one bounds check per message.
+                let [id @ .., format, flags, l0, l1, l2, l3] = *self.array::<14>()?;
                 if format > BINARY {
                     return self.fail("unknown format");
                 }
@@ -517,7 +503,7 @@ impl<'a> Reader<'a> {
                     return self.fail("unknown data-in flags");
                 }
                 Event::DataIn {
-                    connection: u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]),
+                    connection: u64::from_le_bytes(id),
                     format,
                     eom: flags & 1 != 0,
                     eol: flags & 2 != 0,
@@ -604,30 +590,12 @@ impl<'a> Reader<'a> {
                 }
             }
             10 => {
-                let &[
-                    c0,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7,
-                    format,
-                    o0,
-                    o1,
-                    o2,
-                    o3,
-                    l0,
-                    l1,
-                    l2,
-                    l3,
-                ] = self.array()?;
+                let [id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *self.array::<17>()?;
                 if format > SEND_BINARY {
                     return self.fail("unknown format");
                 }
                 Command::SendInput {
-                    connection: u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]),
+                    connection: u64::from_le_bytes(id),
                     format,
                     offset: u32::from_le_bytes([o0, o1, o2, o3]),
                     len: u32::from_le_bytes([l0, l1, l2, l3]),
