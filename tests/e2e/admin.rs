@@ -860,6 +860,16 @@ async fn a_heavy_tenant_beside_a_quick_one_is_counted_in_the_background() {
         m.get(&format!("wsserver_plugin_background_turns_total{{{ECHO}}}")),
         0.0
     );
+    // The built-in echo runs its turns on the server's threads; a
+    // component from a file stays on the executors unless told otherwise.
+    assert!(
+        m.get(&format!("wsserver_plugin_inline_turns_total{{{ECHO}}}")) >= 20.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        m.get("wsserver_plugin_inline_turns_total{plugin=\"loop\"}"),
+        0.0
+    );
     let tenant = expect_json(&get(&admin, "/tenants/loop").await, 200);
     assert!(
         tenant["accounting"]["background_turns"].as_u64().unwrap() >= 1,

@@ -267,6 +267,10 @@ async fn a_turn_on_a_server_thread_may_print_and_sleep() {
     assert_eq!(ask(&mut ws, "echo still here").await, "still here");
     let probe = accounting(&admin, "probe").await;
     assert_eq!(probe["instantiations"], 1, "the instance was lost: {probe}");
+    assert!(
+        probe["inline_turns"].as_u64() >= Some(4),
+        "not inline: {probe}"
+    );
 
     let sleeper = async {
         let mut sleepy = ws_connect(&format!("{}/sleepy", server.url)).await;

@@ -40,7 +40,7 @@ pub(super) fn render(
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 10] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 11] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -90,6 +90,11 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 10] = [
         "wsserver_plugin_background_turns",
         "Plugin turns run at a lower CPU priority: the instance was heavy (long turns while other tenants' quick turns waited)",
         |c| c.background_turns,
+    ),
+    (
+        "wsserver_plugin_inline_turns",
+        "Plugin turns run on a server thread, with no hop to an executor (tenants with inline_turns)",
+        |c| c.inline_turns,
     ),
 ];
 

@@ -134,6 +134,8 @@ pub(super) struct AccountingView {
     pub instance_failures: u64,
     /// Turns run at a lower CPU priority because they were heavy.
     pub background_turns: u64,
+    /// Turns run on a server thread (`inline_turns`).
+    pub inline_turns: u64,
 }
 
 impl From<TenantStatus> for TenantView {
@@ -157,6 +159,7 @@ impl From<TenantStatus> for TenantView {
                 instantiation_seconds: t.plugin.instantiation_time.as_secs_f64(),
                 instance_failures: t.plugin.instance_failures,
                 background_turns: t.plugin.background_turns,
+                inline_turns: t.plugin.inline_turns,
             },
         }
     }

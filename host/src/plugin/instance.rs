@@ -162,6 +162,7 @@ impl PluginHandle {
         }
         for _ in 0..INLINE_TURNS {
             let again = Task::turn(self, Lane::Foreground);
+            self.shared.metrics.record_inline_turn();
             let quick = self.runs_inline();
             if quick {
                 self.executors.count_inline_turn(&self.lane_mark);

@@ -58,6 +58,7 @@ pub(crate) struct PluginMetrics {
     instance_failures: AtomicU64,
     memory_bytes: AtomicU64,
     background_turns: AtomicU64,
+    inline_turns: AtomicU64,
 }
 
 impl PluginMetrics {
@@ -120,6 +121,11 @@ impl PluginMetrics {
         self.background_turns.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A turn ran on a server thread (`inline_turns`).
+    pub fn record_inline_turn(&self) {
+        self.inline_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn hibernated(&self) {
         self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
     }
@@ -146,6 +152,7 @@ impl PluginMetrics {
             instance_failures: get(&self.instance_failures),
             memory_bytes: get(&self.memory_bytes),
             background_turns: get(&self.background_turns),
+            inline_turns: get(&self.inline_turns),
         }
     }
 }
@@ -230,6 +237,9 @@ pub struct PluginCounters {
     /// Turns run on the background executors: the instance was heavy (a
     /// long turn while other tenants' quick turns ran).
     pub background_turns: u64,
+    /// Turns run on the server thread of the connection whose events
+    /// found the instance idle (`inline_turns`), not on the executors.
+    pub inline_turns: u64,
 }
 
 /// How long calls took: per bucket (not cumulative), calls up to its upper
