@@ -159,19 +159,25 @@ fn recent_thread_clocks() -> (Instant, Clocks) {
 /// Times a stretch of work on this thread (a turn) by the CPU time it
 /// used and the time it was blocked in a WASI wait, not by wall time: on
 /// a busy machine a quick turn is preempted now and then, and that wait
-/// is not its doing. One reading of the thread's CPU clock to start; the
-/// second only when the stretch outlasts its limit in wall time.
+/// is not its doing. Reading the thread's CPU clock is a system call
+/// (a few percent of a small message's cost), so a caller may time only
+/// some stretches by CPU; the others are judged by their WASI waits and
+/// by a wall time no preemption reaches ([`UNTIMED_LIMIT`]).
 pub(crate) struct Stopwatch {
     started: Instant,
-    cpu: Duration,
+    cpu: Option<Duration>,
     blocked: Duration,
 }
 
+/// A stretch not timed by CPU exceeds its limit past this wall time.
+pub(crate) const UNTIMED_LIMIT: Duration = Duration::from_millis(50);
+
 impl Stopwatch {
-    pub fn start() -> Self {
+    /// Starts timing; `by_cpu` reads the thread's CPU clock.
+    pub fn start(by_cpu: bool) -> Self {
         Self {
             started: Instant::now(),
-            cpu: thread_cpu_time(),
+            cpu: by_cpu.then(thread_cpu_time),
             blocked: wasi_io::time_blocked(),
         }
     }
@@ -179,9 +185,17 @@ impl Stopwatch {
     /// Whether the stretch so far ran on a CPU, or waited in WASI, for
     /// more than `limit`.
     pub fn exceeded(&self, limit: Duration) -> bool {
-        self.started.elapsed() > limit
-            && (thread_cpu_time().saturating_sub(self.cpu) > limit
-                || wasi_io::time_blocked().saturating_sub(self.blocked) > limit)
+        let wall = self.started.elapsed();
+        if wall <= limit {
+            return false;
+        }
+        if wasi_io::time_blocked().saturating_sub(self.blocked) > limit {
+            return true;
+        }
+        match self.cpu {
+            Some(cpu) => thread_cpu_time().saturating_sub(cpu) > limit,
+            None => wall > UNTIMED_LIMIT.max(limit),
+        }
     }
 }
 
@@ -295,15 +309,21 @@ mod tests {
 
     #[test]
     fn a_stopwatch_counts_cpu_time_not_time_off_the_cpu() {
-        let limit = 20 * MS;
-        let quick = Stopwatch::start();
+        let limit = 10 * MS;
+        let quick = Stopwatch::start(true);
         assert!(!quick.exceeded(limit));
         // Off the CPU outside WASI, as a preempted turn is (a WASI wait
         // counts: see wasi_io's tests).
-        let preempted = Stopwatch::start();
+        let preempted = Stopwatch::start(true);
         std::thread::sleep(3 * limit);
         assert!(!preempted.exceeded(limit));
-        let spinning = Stopwatch::start();
+        // Not timed by CPU: past the wall time no preemption reaches.
+        let untimed = Stopwatch::start(false);
+        std::thread::sleep(2 * limit);
+        assert!(!untimed.exceeded(limit));
+        std::thread::sleep(UNTIMED_LIMIT);
+        assert!(untimed.exceeded(limit));
+        let spinning = Stopwatch::start(true);
         let cpu_then = thread_cpu_time();
         let give_up = Instant::now() + Duration::from_secs(30);
         while thread_cpu_time() - cpu_then < 3 * limit && Instant::now() < give_up {

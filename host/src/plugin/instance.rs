@@ -33,7 +33,7 @@
 //! meanwhile wait in the inbox, so none is lost or reordered.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,8 @@ pub(crate) struct PluginHandle {
     /// Until when (the pool's clock, ms) turns go to the executors only: a
     /// turn took longer than [`INLINE_MAX`].
     slow_until: AtomicU64,
+    /// Turns so far, to time one in [`TIMED_BY_CPU`] by CPU.
+    turns: AtomicU32,
     /// The executor pool's note on the actor's turns (its lane).
     lane_mark: LaneMark,
 }
@@ -81,6 +83,10 @@ pub(crate) struct PluginHandle {
 /// hold a connection thread. Time waiting for a core does not count.
 const INLINE_MAX: Duration = Duration::from_millis(1);
 const SLOW_FOR: Duration = Duration::from_secs(10);
+/// One turn in this many is timed by CPU for the slow-turn judgment (see
+/// `deadline::Stopwatch`): a plugin slow on every turn is caught within
+/// this many, one that loops or sleeps on its first.
+const TIMED_BY_CPU: u32 = 8;
 /// Turns run in a row on a connection's thread before the rest goes to
 /// the executors.
 const INLINE_TURNS: usize = 2;
@@ -117,6 +123,7 @@ impl PluginHandle {
             hibernated: AtomicBool::new(false),
             inline,
             slow_until: AtomicU64::new(0),
+            turns: AtomicU32::new(0),
             lane_mark: LaneMark::default(),
         })
     }
@@ -178,7 +185,19 @@ impl PluginHandle {
     }
 
     fn runs_inline(&self) -> bool {
-        self.inline && self.slow_until.load(Ordering::Relaxed) <= self.executors.now_ms()
+        if !self.inline {
+            return false;
+        }
+        // Zero: never slow, or forgiven (no clock to read).
+        let until = self.slow_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        let forgiven = until <= self.executors.now_ms();
+        if forgiven {
+            self.slow_until.store(0, Ordering::Relaxed);
+        }
+        forgiven
     }
 
     /// Queues a turn on the executors; the caller has set `scheduled`.
@@ -247,7 +266,11 @@ impl Task for PluginHandle {
         let mut actor = lock(&self.actor);
         // Making the instance is not the plugin's slowness.
         let judged = matches!(actor.slot, Slot::Live(_));
-        let stopwatch = Stopwatch::start();
+        let by_cpu = self
+            .turns
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TIMED_BY_CPU);
+        let stopwatch = Stopwatch::start(by_cpu);
         let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
         let handled = handled.unwrap_or_else(|panic| {
             actor.recover(self, &panic_message(panic.as_ref()));
