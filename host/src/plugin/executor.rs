@@ -226,13 +226,13 @@ impl Executors {
         self.pool.push(task);
     }
 
-    /// Milliseconds on the pool's clock (never 0).
     /// Counts a quick turn run on a server thread (an inline turn): a
     /// long turn beside it is heavy, as beside one run here.
     pub fn count_inline_turn(&self, mark: &LaneMark) {
         self.pool.count_quick_turn(mark);
     }
 
+    /// Milliseconds on the pool's clock (never 0).
     pub fn now_ms(&self) -> u64 {
         self.pool.now_ms()
     }

@@ -253,7 +253,11 @@ impl Tenant {
                     shared.name
                 ))
             })?;
-        let inline = (runtime.executors.options().inline_turns).unwrap_or(spec.inline_turns);
+        let inline = runtime
+            .executors
+            .options()
+            .inline_turns
+            .unwrap_or(spec.inline_turns);
         let handles = (0..instances)
             .map(|_| {
                 PluginHandle::new(
