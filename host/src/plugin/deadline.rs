@@ -69,10 +69,12 @@ pub(crate) enum Verdict {
 }
 
 impl CallBudget {
-    /// The budget of a call starting now on this thread; see
-    /// [`first_check`](Self::first_check) for the epoch deadline to set.
-    pub fn start(limit: Duration) -> Self {
-        let (started, start) = recent_thread_clocks();
+    /// The budget of a call starting on this thread at `now` (a reading
+    /// of the clock the caller took just before the call, and shares with
+    /// its own timing); see [`first_check`](Self::first_check) for the
+    /// epoch deadline to set.
+    pub fn start(limit: Duration, now: Instant) -> Self {
+        let (started, start) = recent_thread_clocks(now);
         Self {
             limit,
             start,
@@ -141,19 +143,19 @@ thread_local! {
     static SCHEDSTAT: Option<File> = File::open("/proc/thread-self/schedstat").ok();
 }
 
-/// Now, and the calling thread's clocks or a reading of them under
-/// [`REFRESH`] old (never ahead of the true values).
-fn recent_thread_clocks() -> (Instant, Clocks) {
-    let now = Instant::now();
-    let clocks = LAST_READING.with(|last| match last.get() {
-        Some((at, clocks)) if now.duration_since(at) < REFRESH => clocks,
+/// The calling thread's clocks at `now` (a recent reading of the wall
+/// clock), or a reading of them under [`REFRESH`] older (never ahead of
+/// the true values), with when they hold. A reading taken after `now` (a
+/// call that started since) holds at its own time, which is returned.
+fn recent_thread_clocks(now: Instant) -> (Instant, Clocks) {
+    LAST_READING.with(|last| match last.get() {
+        Some((at, clocks)) if now.saturating_duration_since(at) < REFRESH => (now.max(at), clocks),
         _ => {
             let clocks = thread_clocks();
             last.set(Some((now, clocks)));
-            clocks
+            (now, clocks)
         }
-    });
-    (now, clocks)
+    })
 }
 
 /// Times a stretch of work on this thread (a turn) by the CPU time it
@@ -162,7 +164,9 @@ fn recent_thread_clocks() -> (Instant, Clocks) {
 /// is not its doing. Reading the thread's CPU clock is a system call
 /// (a few percent of a small message's cost), so a caller may time only
 /// some stretches by CPU; the others are judged by their WASI waits and
-/// by a wall time no preemption reaches ([`UNTIMED_LIMIT`]).
+/// by a wall time no preemption reaches ([`UNTIMED_LIMIT`]). The wall
+/// clock's readings (even these cost tens of nanoseconds) come from the
+/// caller, which shares them with its other timing.
 pub(crate) struct Stopwatch {
     started: Instant,
     cpu: Option<Duration>,
@@ -173,19 +177,19 @@ pub(crate) struct Stopwatch {
 pub(crate) const UNTIMED_LIMIT: Duration = Duration::from_millis(50);
 
 impl Stopwatch {
-    /// Starts timing; `by_cpu` reads the thread's CPU clock.
-    pub fn start(by_cpu: bool) -> Self {
+    /// Starts timing at `now`; `by_cpu` reads the thread's CPU clock.
+    pub fn start(now: Instant, by_cpu: bool) -> Self {
         Self {
-            started: Instant::now(),
+            started: now,
             cpu: by_cpu.then(thread_cpu_time),
             blocked: wasi_io::time_blocked(),
         }
     }
 
-    /// Whether the stretch so far ran on a CPU, or waited in WASI, for
-    /// more than `limit`.
-    pub fn exceeded(&self, limit: Duration) -> bool {
-        let wall = self.started.elapsed();
+    /// Whether the stretch until `now` ran on a CPU, or waited in WASI,
+    /// for more than `limit`.
+    pub fn exceeded(&self, limit: Duration, now: Instant) -> bool {
+        let wall = now.saturating_duration_since(self.started);
         if wall <= limit {
             return false;
         }
@@ -291,7 +295,7 @@ mod tests {
     #[test]
     fn a_sleeping_thread_keeps_its_budget_and_a_spinning_one_spends_it() {
         let limit = 50 * MS;
-        let budget = CallBudget::start(limit);
+        let budget = CallBudget::start(limit, Instant::now());
         // Asleep for twice the limit: a wall-clock deadline would end the
         // call, but it has used hardly any CPU time (and was blocked for a
         // fifth of what ends it).
@@ -310,35 +314,47 @@ mod tests {
     #[test]
     fn a_stopwatch_counts_cpu_time_not_time_off_the_cpu() {
         let limit = 10 * MS;
-        let quick = Stopwatch::start(true);
-        assert!(!quick.exceeded(limit));
+        let quick = Stopwatch::start(Instant::now(), true);
+        assert!(!quick.exceeded(limit, Instant::now()));
         // Off the CPU outside WASI, as a preempted turn is (a WASI wait
         // counts: see wasi_io's tests).
-        let preempted = Stopwatch::start(true);
+        let preempted = Stopwatch::start(Instant::now(), true);
         std::thread::sleep(3 * limit);
-        assert!(!preempted.exceeded(limit));
+        assert!(!preempted.exceeded(limit, Instant::now()));
         // Not timed by CPU: past the wall time no preemption reaches.
-        let untimed = Stopwatch::start(false);
+        let untimed = Stopwatch::start(Instant::now(), false);
         std::thread::sleep(2 * limit);
-        assert!(!untimed.exceeded(limit));
+        assert!(!untimed.exceeded(limit, Instant::now()));
         std::thread::sleep(UNTIMED_LIMIT);
-        assert!(untimed.exceeded(limit));
-        let spinning = Stopwatch::start(true);
+        assert!(untimed.exceeded(limit, Instant::now()));
+        let spinning = Stopwatch::start(Instant::now(), true);
         let cpu_then = thread_cpu_time();
         let give_up = Instant::now() + Duration::from_secs(30);
         while thread_cpu_time() - cpu_then < 3 * limit && Instant::now() < give_up {
             std::hint::spin_loop();
         }
-        assert!(spinning.exceeded(limit));
+        assert!(spinning.exceeded(limit, Instant::now()));
     }
 
     #[test]
     fn a_recent_reading_is_never_ahead_of_the_clocks() {
-        let (_, first) = recent_thread_clocks();
-        let (_, cached) = recent_thread_clocks();
+        let (_, first) = recent_thread_clocks(Instant::now());
+        let (_, cached) = recent_thread_clocks(Instant::now());
         let now = thread_clocks();
         assert!(first.cpu <= cached.cpu && cached.cpu <= now.cpu);
         assert!(first.waiting <= cached.waiting && cached.waiting <= now.waiting);
+    }
+
+    #[test]
+    fn a_reading_taken_after_a_calls_start_holds_at_its_own_time() {
+        let early = Instant::now();
+        std::thread::sleep(MS);
+        let late = Instant::now();
+        // No reading yet on this thread: this one is taken at `late`.
+        LAST_READING.with(|last| last.set(None));
+        assert_eq!(recent_thread_clocks(late).0, late);
+        // A call said to start earlier starts where those clocks hold.
+        assert_eq!(recent_thread_clocks(early).0, late);
     }
 
     #[test]

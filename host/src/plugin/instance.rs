@@ -270,13 +270,17 @@ impl Task for PluginHandle {
             .turns
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(TIMED_BY_CPU);
-        let stopwatch = Stopwatch::start(by_cpu);
-        let handled = catch_unwind(AssertUnwindSafe(|| actor.turn(self)));
-        let handled = handled.unwrap_or_else(|panic| {
+        // The turn's readings of the clock, shared by the stopwatch, the
+        // call's budget and metrics, and the hibernation clock (each
+        // reading costs tens of nanoseconds, a turn a few microseconds).
+        let started = Instant::now();
+        let stopwatch = Stopwatch::start(started, by_cpu);
+        let turned = catch_unwind(AssertUnwindSafe(|| actor.turn(self, started)));
+        let Turned { handled, ended } = turned.unwrap_or_else(|panic| {
             actor.recover(self, &panic_message(panic.as_ref()));
-            Vec::new()
+            Turned::default()
         });
-        if judged && stopwatch.exceeded(INLINE_MAX) {
+        if judged && stopwatch.exceeded(INLINE_MAX, ended.unwrap_or_else(Instant::now)) {
             let until = self.executors.now_ms() + SLOW_FOR.as_millis() as u64;
             self.slow_until.store(until, Ordering::Relaxed);
         }
@@ -322,6 +326,15 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// What a turn leaves to its end.
+#[derive(Default)]
+struct Turned {
+    /// The buffer of the events it handled, for the next batch.
+    handled: Vec<u8>,
+    /// When its work ended (a reading of the clock), if it had any.
+    ended: Option<Instant>,
 }
 
 /// The instance, or the plugin's connection state while there is none.
@@ -378,8 +391,8 @@ impl Actor {
         });
     }
 
-    /// One turn; gives back the buffer of the events it handled.
-    fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
+    /// One turn, begun at `started`.
+    fn turn(&mut self, handle: &PluginHandle, started: Instant) -> Turned {
         let (opens, mut events, mut tally, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
@@ -388,12 +401,12 @@ impl Actor {
                 if let Some(commit) = verdict {
                     self.finish_swap(handle, commit);
                 }
-                return Vec::new();
+                return Turned::default();
             }
             if let Some(order) = inbox.swap.take() {
                 drop(inbox);
                 self.begin_swap(handle, order);
-                return Vec::new();
+                return Turned::default();
             }
             inbox.verdict = None;
             (
@@ -415,11 +428,19 @@ impl Actor {
             events.splice(0..0, owed);
         }
         let worked = !opens.is_empty() || !events.is_empty();
-        for open in opens {
-            self.open(handle, open);
-        }
+        // Open requests' calls time themselves: the events' call starts
+        // after them.
+        let call_start = if opens.is_empty() {
+            started
+        } else {
+            for open in opens {
+                self.open(handle, open);
+            }
+            Instant::now()
+        };
+        let mut ended = None;
         if !events.is_empty() {
-            self.deliver(handle, &events, tally);
+            ended = self.deliver(handle, &events, tally, call_start);
         }
         // Only now: a connection whose replies the batch could not send
         // stays paused until they have left.
@@ -433,8 +454,12 @@ impl Actor {
             let _ = done.send(());
         }
         if worked {
-            self.last_active = Instant::now();
-            return events;
+            let ended = ended.unwrap_or_else(Instant::now);
+            self.last_active = ended;
+            return Turned {
+                handled: events,
+                ended: Some(ended),
+            };
         } else if hibernate
             && handle
                 .limits
@@ -443,7 +468,7 @@ impl Actor {
         {
             self.hibernate(handle);
         }
-        Vec::new()
+        Turned::default()
     }
 
     /// Makes an instance if there is none (restoring the hibernated
@@ -566,8 +591,16 @@ impl Actor {
     }
 
     /// One `on-events` call for everything waiting (`batch`, packed, of
-    /// which `tally` tells), then its commands.
-    fn deliver(&mut self, handle: &PluginHandle, batch: &[u8], tally: Tally) {
+    /// which `tally` tells), then its commands; the call starts at (a
+    /// reading of the clock taken just before) `now`. Returns when the
+    /// call ended, if it was made.
+    fn deliver(
+        &mut self,
+        handle: &PluginHandle,
+        batch: &[u8],
+        tally: Tally,
+        now: Instant,
+    ) -> Option<Instant> {
         let (mut ended, mut released) = (Vec::new(), Vec::new());
         if tally.bookkeeping {
             for event in packed::events(batch).flatten() {
@@ -589,13 +622,29 @@ impl Actor {
                 .filter_map(|e| e.connection())
                 .collect()
         };
-        let failure = match self.ensure_live(handle) {
-            Ok(()) => self.call_on_events(handle, batch, tally.events),
-            Err(reason) => Some(reason),
+        // Making an instance takes a while: the call starts after it.
+        let now = match self.slot {
+            Slot::Live(_) => now,
+            Slot::Parked(_) => {
+                if let Err(reason) = self.ensure_live(handle) {
+                    self.fail(handle, &involved(), &reason);
+                    self.forget(released, ended);
+                    return None;
+                }
+                Instant::now()
+            }
         };
+        let (failure, call_ended) = self.call_on_events(handle, batch, tally.events, now);
         if let Some(reason) = failure {
             self.fail(handle, &involved(), &reason);
         }
+        self.forget(released, ended);
+        Some(call_ended)
+    }
+
+    /// After a batch: resumes the clients whose held commands left, and
+    /// forgets the connections that ended.
+    fn forget(&mut self, released: Vec<ConnectionId>, ended: Vec<ConnectionId>) {
         let state = self.state_mut();
         for id in released {
             state.resume_released(id);
@@ -605,19 +654,20 @@ impl Actor {
         }
     }
 
-    /// The guest call of [`deliver`](Self::deliver); a failure's reason.
+    /// The guest call of [`deliver`](Self::deliver), started at `started`:
+    /// a failure's reason, and when it ended.
     fn call_on_events(
         &mut self,
         handle: &PluginHandle,
         batch: &[u8],
         delivered: usize,
-    ) -> Option<String> {
+        started: Instant,
+    ) -> (Option<String>, Instant) {
         let Slot::Live(live) = &mut self.slot else {
-            return Some("no instance".to_owned());
+            return (Some("no instance".to_owned()), started);
         };
-        live.start_call(self.version.call_deadline());
+        live.start_call_at(self.version.call_deadline(), started);
         let metrics = &handle.shared.metrics;
-        let started = Instant::now();
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
                 Ok((commands,)) => {
@@ -654,8 +704,9 @@ impl Actor {
                 }
             }
         };
-        metrics.record_call(started.elapsed(), delivered);
-        failure
+        let ended = Instant::now();
+        metrics.record_call(ended.saturating_duration_since(started), delivered);
+        (failure, ended)
     }
 
     /// The instance failed (or could not be made): close the connections

@@ -322,9 +322,10 @@ pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
 /// Events staged on this thread while a connection's read is dispatched,
 /// handed to the plugin in one go when the read is done (one lock per read
 /// instead of per event).
-#[derive(Default)]
 struct Staged {
-    target: Option<(Arc<PluginHandle>, Connection)>,
+    /// The connection whose events these are; its binding names the plugin
+    /// instance they go to.
+    conn: Option<Connection>,
     events: Vec<u8>,
     tally: Tally,
 }
@@ -333,76 +334,81 @@ struct Staged {
 const STAGE_LIMIT: usize = 64 * 1024;
 
 thread_local! {
-    static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
-}
-
-/// Staged events taken for a plugin: handed over outside the
-/// thread-local's borrow, because handing over may run the plugin's turn
-/// on this thread.
-struct Handover {
-    plugin: Arc<PluginHandle>,
-    conn: Connection,
-    events: Vec<u8>,
-    tally: Tally,
-}
-
-impl Handover {
-    fn push(mut self) {
-        self.plugin.push(&mut self.events, self.tally, &self.conn);
-        // Keep the buffer for the next read, unless one was staged since.
-        let events = self.events;
-        STAGED.with_borrow_mut(|staged| {
-            if staged.events.capacity() == 0 {
-                staged.events = events;
-            }
-        });
-    }
-}
-
-impl Staged {
-    fn take(&mut self) -> Option<Handover> {
-        let (plugin, conn) = self.target.take()?;
-        Some(Handover {
-            plugin,
-            conn,
-            events: std::mem::take(&mut self.events),
-            tally: std::mem::take(&mut self.tally),
+    static STAGED: RefCell<Staged> = const {
+        RefCell::new(Staged {
+            conn: None,
+            events: Vec::new(),
+            tally: Tally {
+                events: 0,
+                bookkeeping: false,
+            },
         })
-    }
+    };
+}
+
+/// What staging an event left to do.
+enum Staging {
+    Done,
+    /// The staged bytes reached [`STAGE_LIMIT`]: hand them over.
+    Full,
+    /// Another connection's events are staged: hand them over first.
+    Taken,
 }
 
 /// Stages an event of `conn`; events of another connection first hand over
-/// what is staged, so each connection's events keep their order.
-fn stage(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
-    let (before, full) = STAGED.with_borrow_mut(|staged| {
-        let mut before = None;
-        if let Some((plugin, staged_conn)) = &staged.target
-            && (!Arc::ptr_eq(plugin, &binding.plugin) || staged_conn.id() != conn.id())
-        {
-            before = staged.take();
-        }
-        if staged.target.is_none() {
-            staged.target = Some((binding.plugin.clone(), conn.clone()));
+/// what is staged, so each connection's events keep their order. The
+/// common case (the read's connection, under the limit) only appends.
+fn stage(conn: &Connection, event: &packed::Event<'_>) {
+    let staging = STAGED.with_borrow_mut(|staged| {
+        match &staged.conn {
+            Some(staged_conn) if staged_conn.address() != conn.address() => return Staging::Taken,
+            Some(_) => {}
+            None => staged.conn = Some(conn.clone()),
         }
         packed::Writer::new(&mut staged.events).event(event);
         staged.tally.add(Tally::of(event));
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
-        let full = (staged.events.len() >= STAGE_LIMIT)
-            .then(|| staged.take())
-            .flatten();
-        (before, full)
+        if staged.events.len() >= STAGE_LIMIT {
+            Staging::Full
+        } else {
+            Staging::Done
+        }
     });
-    for handover in [before, full].into_iter().flatten() {
-        handover.push();
+    match staging {
+        Staging::Done => {}
+        Staging::Full => flush_staged(),
+        Staging::Taken => stage_after_flush(conn, event),
     }
 }
 
-/// Hands over what is staged on this thread.
+#[cold]
+fn stage_after_flush(conn: &Connection, event: &packed::Event<'_>) {
+    flush_staged();
+    stage(conn, event);
+}
+
+/// Hands over what is staged on this thread: outside the thread-local's
+/// borrow, because handing over may run the plugin's turn on this thread.
 fn flush_staged() {
-    if let Some(handover) = STAGED.with_borrow_mut(Staged::take) {
-        handover.push();
+    let taken = STAGED.with_borrow_mut(|staged| {
+        let conn = staged.conn.take()?;
+        let events = std::mem::take(&mut staged.events);
+        Some((conn, events, std::mem::take(&mut staged.tally)))
+    });
+    let Some((conn, mut events, tally)) = taken else {
+        return;
+    };
+    if let Some(binding) = PluginRouter::binding(&conn) {
+        binding.plugin.push(&mut events, tally, &conn);
     }
+    // Keep the buffer (the inbox's spare, when it took ours) for the next
+    // read, unless one was staged since.
+    STAGED.with_borrow_mut(|staged| {
+        if staged.events.capacity() == 0 {
+            staged.events = events;
+        }
+    });
 }
 
 /// Sends one event now, after anything staged.
@@ -527,7 +533,7 @@ impl Handler for PluginRouter {
                 eol: data.eol,
                 data: data.data,
             };
-            stage(b, conn, &event);
+            stage(conn, &event);
         }
     }
 
@@ -548,7 +554,7 @@ impl Handler for PluginRouter {
                 response,
                 payload,
             };
-            stage(b, conn, &event);
+            stage(conn, &event);
         }
     }
 

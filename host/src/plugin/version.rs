@@ -206,7 +206,13 @@ impl Live {
     /// Starts the CPU budget of a guest call: `deadline` of the running
     /// thread's CPU time (see `deadline.rs`).
     pub fn start_call(&mut self, deadline: Duration) {
-        let budget = CallBudget::start(deadline);
+        self.start_call_at(deadline, Instant::now());
+    }
+
+    /// [`start_call`](Self::start_call) with the caller's reading of the
+    /// clock, taken just before.
+    pub fn start_call_at(&mut self, deadline: Duration, now: Instant) {
+        let budget = CallBudget::start(deadline, now);
         self.store.set_epoch_deadline(budget.first_check());
         self.store.data_mut().budget = budget;
     }
@@ -430,7 +436,7 @@ impl Version {
             config: self.config.clone(),
             actor,
             // Instantiation runs the component's start functions.
-            budget: CallBudget::start(self.limits.call_deadline),
+            budget: CallBudget::start(self.limits.call_deadline, Instant::now()),
         };
         let mut store = Store::new(self.runtime.engine().engine(), state);
         store.limiter(|s| s);
