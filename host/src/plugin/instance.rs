@@ -46,7 +46,7 @@ use super::convert;
 use super::deadline::Stopwatch;
 use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
 use super::inbox::{Inbox, PendingOpen, SwapOrder, Tally};
-use super::metrics::CallFailure;
+use super::metrics::{CallFailure, TurnMetrics};
 use super::spec::PluginLimits;
 use super::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
@@ -76,6 +76,8 @@ pub(crate) struct PluginHandle {
     turns: AtomicU32,
     /// The executor pool's note on the actor's turns (its lane).
     lane_mark: LaneMark,
+    /// The counters of its turns and calls; the tenant's status sums them.
+    pub turn_metrics: TurnMetrics,
 }
 
 /// A turn that runs (or is blocked) longer than this keeps the actor's
@@ -125,6 +127,7 @@ impl PluginHandle {
             slow_until: AtomicU64::new(0),
             turns: AtomicU32::new(0),
             lane_mark: LaneMark::default(),
+            turn_metrics: TurnMetrics::default(),
         })
     }
 
@@ -169,7 +172,7 @@ impl PluginHandle {
         }
         for _ in 0..INLINE_TURNS {
             let again = Task::turn(self, Lane::Foreground);
-            self.shared.metrics.record_inline_turn();
+            self.turn_metrics.record_inline_turn();
             let quick = self.runs_inline();
             if quick {
                 self.executors.count_inline_turn(&self.lane_mark);
@@ -261,7 +264,7 @@ impl Task for PluginHandle {
 
     fn turn(&self, lane: Lane) -> bool {
         if lane == Lane::Background {
-            self.shared.metrics.record_background_turn();
+            self.turn_metrics.record_background_turn();
         }
         let mut actor = lock(&self.actor);
         // Making the instance is not the plugin's slowness.
@@ -705,7 +708,9 @@ impl Actor {
             }
         };
         let ended = Instant::now();
-        metrics.record_call(ended.saturating_duration_since(started), delivered);
+        handle
+            .turn_metrics
+            .record_call(ended.saturating_duration_since(started), delivered);
         (failure, ended)
     }
 

@@ -5,9 +5,12 @@
 //! their linear memory, how many were made and how long that took, and how
 //! many could not be made or failed in the runtime.
 //!
-//! Executors write them once per call (a call carries a whole batch of
-//! events), so plain relaxed atomics cost nothing measurable and a scrape
-//! reads them without stopping anything.
+//! Plain relaxed atomics: a scrape reads them without stopping anything.
+//! The ones every turn writes ([`TurnMetrics`]) are kept per instance and
+//! summed when read: an instance's turns run one at a time, mostly on one
+//! thread (a tenant with inline turns has an instance per server thread),
+//! so its counters stay in that core's cache, where tenant-wide ones
+//! moved between the cores on every turn.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,33 +43,70 @@ impl CallFailure {
     }
 }
 
-/// The live counters of one plugin.
+/// The live counters of one plugin, but for those its instances' turns
+/// keep (see [`TurnMetrics`]).
 #[derive(Debug, Default)]
 pub(crate) struct PluginMetrics {
-    events: AtomicU64,
-    calls: AtomicU64,
+    /// Calls made outside an instance's own counters (open requests).
+    calls: TurnMetrics,
     traps: AtomicU64,
     deadline_hits: AtomicU64,
     refused: AtomicU64,
     commands_dropped: AtomicU64,
     logs_dropped: AtomicU64,
-    latency: LatencyHistogram,
     instances_live: AtomicU64,
     instances_hibernated: AtomicU64,
     instantiations: AtomicU64,
     instantiation_nanos: AtomicU64,
     instance_failures: AtomicU64,
     memory_bytes: AtomicU64,
+}
+
+/// The counters of one instance's turns and guest calls.
+#[derive(Debug, Default)]
+pub(crate) struct TurnMetrics {
+    events: AtomicU64,
+    calls: AtomicU64,
+    latency: LatencyHistogram,
     background_turns: AtomicU64,
     inline_turns: AtomicU64,
 }
 
-impl PluginMetrics {
+impl TurnMetrics {
     /// One guest call that carried `events` events and took `elapsed`.
     pub fn record_call(&self, elapsed: Duration, events: usize) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.events.fetch_add(events as u64, Ordering::Relaxed);
         self.latency.observe(elapsed);
+    }
+
+    /// A turn ran on the background executors (the instance was heavy).
+    pub fn record_background_turn(&self) {
+        self.background_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A turn ran on a server thread (`inline_turns`).
+    pub fn record_inline_turn(&self) {
+        self.inline_turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds these counts to `counters` (a tenant's, summed over its
+    /// instances).
+    pub fn add_to(&self, counters: &mut PluginCounters) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        counters.events += get(&self.events);
+        counters.calls += get(&self.calls);
+        counters.background_turns += get(&self.background_turns);
+        counters.inline_turns += get(&self.inline_turns);
+        self.latency.add_to(&mut counters.call_latency);
+    }
+}
+
+impl PluginMetrics {
+    /// One guest call outside an instance's turn counters (an open
+    /// request) that took `elapsed`.
+    pub fn record_call(&self, elapsed: Duration, events: usize) {
+        self.calls.record_call(elapsed, events);
     }
 
     pub fn record_failure(&self, failure: CallFailure) {
@@ -116,16 +156,6 @@ impl PluginMetrics {
         self.instance_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A turn ran on the background executors (the instance was heavy).
-    pub fn record_background_turn(&self) {
-        self.background_turns.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A turn ran on a server thread (`inline_turns`).
-    pub fn record_inline_turn(&self) {
-        self.inline_turns.fetch_add(1, Ordering::Relaxed);
-    }
-
     pub fn hibernated(&self) {
         self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
     }
@@ -134,26 +164,30 @@ impl PluginMetrics {
         self.instances_hibernated.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// The tenant's counters, but for its instances' [`TurnMetrics`]
+    /// (added with [`TurnMetrics::add_to`]).
     pub fn snapshot(&self) -> PluginCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PluginCounters {
-            events: get(&self.events),
-            calls: get(&self.calls),
+        let mut counters = PluginCounters {
+            events: 0,
+            calls: 0,
             traps: get(&self.traps),
             deadline_hits: get(&self.deadline_hits),
             refused: get(&self.refused),
             commands_dropped: get(&self.commands_dropped),
             logs_dropped: get(&self.logs_dropped),
-            call_latency: self.latency.snapshot(),
+            call_latency: LatencyCounts::default(),
             instances_live: get(&self.instances_live),
             instances_hibernated: get(&self.instances_hibernated),
             instantiations: get(&self.instantiations),
             instantiation_time: Duration::from_nanos(get(&self.instantiation_nanos)),
             instance_failures: get(&self.instance_failures),
             memory_bytes: get(&self.memory_bytes),
-            background_turns: get(&self.background_turns),
-            inline_turns: get(&self.inline_turns),
-        }
+            background_turns: 0,
+            inline_turns: 0,
+        };
+        self.calls.add_to(&mut counters);
+        counters
     }
 }
 
@@ -177,22 +211,19 @@ impl LatencyHistogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> LatencyCounts {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let buckets = LATENCY_BOUNDS_US
-            .iter()
-            .map(|&us| Duration::from_micros(us))
-            .zip(counts.iter().copied())
-            .collect();
-        LatencyCounts {
-            buckets,
-            over: counts[LATENCY_BOUNDS_US.len()],
-            sum: Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)),
+    /// Adds these counts to `counts` (empty, or of the same bounds).
+    fn add_to(&self, counts: &mut LatencyCounts) {
+        if counts.buckets.is_empty() {
+            counts.buckets = LATENCY_BOUNDS_US
+                .iter()
+                .map(|&us| (Duration::from_micros(us), 0))
+                .collect();
         }
+        for ((_, count), bucket) in counts.buckets.iter_mut().zip(&self.buckets) {
+            *count += bucket.load(Ordering::Relaxed);
+        }
+        counts.over += self.buckets[LATENCY_BOUNDS_US.len()].load(Ordering::Relaxed);
+        counts.sum += Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed));
     }
 }
 
@@ -296,6 +327,28 @@ mod tests {
             Duration::from_micros(2_003_013),
             "the sum is exact"
         );
+    }
+
+    #[test]
+    fn instances_turn_counters_add_up_with_the_tenants() {
+        let tenant = PluginMetrics::default();
+        tenant.record_call(Duration::from_micros(3), 1);
+        let instances = [TurnMetrics::default(), TurnMetrics::default()];
+        instances[0].record_call(Duration::from_micros(7), 5);
+        instances[0].record_inline_turn();
+        instances[1].record_call(Duration::from_secs(2), 2);
+        instances[1].record_background_turn();
+        let mut c = tenant.snapshot();
+        for instance in &instances {
+            instance.add_to(&mut c);
+        }
+        assert_eq!((c.calls, c.events), (3, 8));
+        assert_eq!((c.inline_turns, c.background_turns), (1, 1));
+        assert_eq!(c.call_latency.count(), 3);
+        assert_eq!(c.call_latency.buckets[0], (Duration::from_micros(5), 1));
+        assert_eq!(c.call_latency.buckets[1], (Duration::from_micros(10), 1));
+        assert_eq!(c.call_latency.over, 1);
+        assert_eq!(c.call_latency.sum, Duration::from_micros(2_000_010));
     }
 
     #[test]

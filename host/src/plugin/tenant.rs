@@ -494,6 +494,15 @@ impl Tenant {
         }
     }
 
+    /// The plugin's counters: the tenant's and its instances' turns'.
+    fn plugin_counters(&self) -> PluginCounters {
+        let mut counters = self.shared.metrics.snapshot();
+        for instance in &self.instances {
+            instance.turn_metrics.add_to(&mut counters);
+        }
+        counters
+    }
+
     pub fn status(&self) -> TenantStatus {
         let versions = lock(&self.versions);
         TenantStatus {
@@ -504,7 +513,7 @@ impl Tenant {
             version: versions.current.id.clone(),
             previous: versions.previous.as_ref().map(|v| v.id.clone()),
             queued_bytes: self.instances.iter().map(|h| h.queued_bytes()).sum(),
-            plugin: self.shared.metrics.snapshot(),
+            plugin: self.plugin_counters(),
             counters: self.counters.snapshot(),
         }
     }
