@@ -74,6 +74,11 @@ impl Tally {
 #[derive(Default)]
 pub(crate) struct Inbox {
     pub opens: Vec<PendingOpen>,
+    /// Connections accepted without asking the plugin, which accepts every
+    /// open request (`PluginHandle::accepts_every_open`): the instance
+    /// takes them at its next turn, before any event. They need no turn of
+    /// their own: each connection's `connected` (or `disconnected`) follows.
+    pub admitted: Vec<Connection>,
     /// Events in the packed layout, ready to hand over as they are.
     pub events: Vec<u8>,
     /// What `events` holds.

@@ -4,12 +4,17 @@
 //! Connection tasks push events into the inbox; the first push schedules
 //! the actor on the pool, and its turn hands everything waiting to the
 //! guest in one `on-events` call, then applies the commands the guest
-//! returned. With `inline_turns` (off by default, see `RuntimeOptions`),
-//! when the actor is idle and its turns have been quick (under a
-//! millisecond), the pushing connection's thread runs the turn itself: an
-//! echo then costs no hop to an executor and back. A turn that runs long
+//! returned. With `inline_turns` (on by default for built-in components,
+//! see `PluginSpec::inline_turns`), when the actor is idle and its turns
+//! have been quick (under a millisecond), the pushing connection's thread
+//! runs the turn itself: an echo then costs no hop to an executor and back. A turn that runs long
 //! sends the actor's turns to the executors for a while, so a slow or
 //! looping plugin holds connection threads at most once per period.
+//!
+//! A plugin that answers every open request with the default 101 may say
+//! so (the packed `accept-every-open` command): its open requests are then
+//! answered without a call or a turn, and the connections admitted at the
+//! next turn, until the instance goes or the version changes.
 //!
 //! The wasm instance itself is made on demand: an actor starts without
 //! one, makes it when the first event or open request arrives, and drops
@@ -74,6 +79,11 @@ pub(crate) struct PluginHandle {
     slow_until: AtomicU64,
     /// Turns so far, to time one in [`TIMED_BY_CPU`] by CPU.
     turns: AtomicU32,
+    /// The instance said it accepts every open request as the default
+    /// answer does (packed command `accept-every-open`): open requests are
+    /// answered 101 without a call, and their connections admitted at the
+    /// next turn, until the instance goes or the version changes.
+    accepts_every_open: AtomicBool,
     /// The executor pool's note on the actor's turns (its lane).
     lane_mark: LaneMark,
 }
@@ -124,6 +134,7 @@ impl PluginHandle {
             inline,
             slow_until: AtomicU64::new(0),
             turns: AtomicU32::new(0),
+            accepts_every_open: AtomicBool::new(false),
             lane_mark: LaneMark::default(),
         })
     }
@@ -213,6 +224,18 @@ impl PluginHandle {
         let mut inbox = self.inbox();
         inbox.throttled.push(conn);
         self.wake(inbox);
+    }
+
+    /// Whether open requests may be answered 101 without asking the
+    /// instance; see [`admit`](Self::admit).
+    pub fn accepts_every_open(&self) -> bool {
+        self.accepts_every_open.load(Ordering::Acquire)
+    }
+
+    /// Admits `conn`, accepted without asking the instance, at its next
+    /// turn; it schedules none (the connection's first event follows).
+    pub fn admit(&self, conn: Connection) {
+        self.inbox().admitted.push(conn);
     }
 
     pub fn push_open(&self, open: PendingOpen) {
@@ -369,7 +392,10 @@ impl Actor {
     }
 
     /// Drops the instance (if any), keeping the connection state.
-    fn park(&mut self) {
+    /// Drops the instance, keeping the plugin's connection state; what the
+    /// instance declared goes with it.
+    fn park(&mut self, handle: &PluginHandle) {
+        handle.accepts_every_open.store(false, Ordering::Release);
         let shared = self.state().shared.clone();
         let slot = std::mem::replace(&mut self.slot, Slot::Parked(ActorState::new(shared)));
         self.slot = Slot::Parked(match slot {
@@ -380,7 +406,7 @@ impl Actor {
 
     /// One turn; gives back the buffer of the events it handled.
     fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
-        let (opens, mut events, mut tally, throttled, flushes, hibernate) = {
+        let (admitted, opens, mut events, mut tally, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -397,6 +423,7 @@ impl Actor {
             }
             inbox.verdict = None;
             (
+                std::mem::take(&mut inbox.admitted),
                 std::mem::take(&mut inbox.opens),
                 std::mem::take(&mut inbox.events),
                 std::mem::take(&mut inbox.tally),
@@ -414,7 +441,10 @@ impl Actor {
             });
             events.splice(0..0, owed);
         }
-        let worked = !opens.is_empty() || !events.is_empty();
+        let worked = !admitted.is_empty() || !opens.is_empty() || !events.is_empty();
+        for conn in admitted {
+            self.state_mut().admit(conn);
+        }
         for open in opens {
             self.open(handle, open);
         }
@@ -512,7 +542,7 @@ impl Actor {
                 }
             }
         }
-        self.park();
+        self.park(handle);
         handle.inbox().release_buffer();
         handle.hibernated.store(true, Ordering::Release);
         handle.shared.metrics.hibernated();
@@ -622,7 +652,7 @@ impl Actor {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
                 Ok((commands,)) => {
                     let actor = &mut live.store.data_mut().actor;
-                    let applied = apply_packed(actor, &commands, batch);
+                    let applied = apply_packed(handle, actor, &commands, batch);
                     if applied.is_err() {
                         metrics.record_failure(CallFailure::Refused);
                     }
@@ -673,7 +703,7 @@ impl Actor {
                 let _ = conn.close(INTERNAL_ERROR, "plugin failed");
             }
         }
-        self.park();
+        self.park(handle);
         self.snapshot = None;
     }
 
@@ -687,7 +717,7 @@ impl Actor {
             &format!("the plugin runtime failed ({panic}); closing its connections with 1011"),
         );
         self.pending = None;
-        self.park();
+        self.park(handle);
         self.snapshot = None;
         for conn in self.state().connections.values() {
             let _ = conn.close(INTERNAL_ERROR, "plugin runtime failure");
@@ -732,7 +762,7 @@ impl Actor {
         if !commit {
             return;
         }
-        self.park();
+        self.park(handle);
         let Slot::Parked(state) = std::mem::replace(
             &mut self.slot,
             Slot::Parked(ActorState::new(handle.shared.clone())),
@@ -791,9 +821,18 @@ fn log_error(handle: &PluginHandle, message: &str) {
 /// own bytes are taken from `events`, the batch they answer. A batch that
 /// does not follow the layout is the plugin's failure, like a trap: the
 /// commands before the malformed record have been applied.
-fn apply_packed(actor: &mut ActorState, commands: &[u8], events: &[u8]) -> Result<(), String> {
+fn apply_packed(
+    handle: &PluginHandle,
+    actor: &mut ActorState,
+    commands: &[u8],
+    events: &[u8],
+) -> Result<(), String> {
     for command in packed::commands(commands) {
         let command = command.map_err(|e| format!("returned a {e}"))?;
+        if command == packed::Command::AcceptEveryOpen {
+            handle.accepts_every_open.store(true, Ordering::Release);
+            continue;
+        }
         match command.with_input(events) {
             Some(command) => actor.apply(command),
             None => return Err("returned a send of bytes outside its batch of events".to_owned()),

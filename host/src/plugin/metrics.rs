@@ -59,6 +59,7 @@ pub(crate) struct PluginMetrics {
     memory_bytes: AtomicU64,
     background_turns: AtomicU64,
     inline_turns: AtomicU64,
+    opens_accepted_by_host: AtomicU64,
 }
 
 impl PluginMetrics {
@@ -126,6 +127,12 @@ impl PluginMetrics {
         self.inline_turns.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An open request answered 101 by the host: the instance said it
+    /// accepts every one.
+    pub fn record_open_accepted_by_host(&self) {
+        self.opens_accepted_by_host.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn hibernated(&self) {
         self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
     }
@@ -153,6 +160,7 @@ impl PluginMetrics {
             memory_bytes: get(&self.memory_bytes),
             background_turns: get(&self.background_turns),
             inline_turns: get(&self.inline_turns),
+            opens_accepted_by_host: get(&self.opens_accepted_by_host),
         }
     }
 }
@@ -240,6 +248,9 @@ pub struct PluginCounters {
     /// Turns run on the server thread of the connection whose events
     /// found the instance idle (`inline_turns`), not on the executors.
     pub inline_turns: u64,
+    /// Open requests the host answered 101 without a call: the plugin
+    /// keeps the default answer and said so (packed `accept-every-open`).
+    pub opens_accepted_by_host: u64,
 }
 
 /// How long calls took: per bucket (not cumulative), calls up to its upper

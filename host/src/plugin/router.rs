@@ -485,6 +485,17 @@ impl Handler for PluginRouter {
             gate: tenant.rates.gate().map(Box::new),
         });
         conn.attach(binding.clone());
+        let max_message_size = tenant.policy().max_message_size;
+        let limited = move |response: OpenResponse| match max_message_size {
+            Some(limit) => response.with_max_message_size(limit),
+            None => response,
+        };
+        if binding.plugin.accepts_every_open() {
+            // The plugin's answer is known: no call, no turn.
+            binding.plugin.admit(conn.clone());
+            binding.plugin.shared.metrics.record_open_accepted_by_host();
+            return Box::pin(std::future::ready(limited(OpenResponse::accept())));
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         binding.plugin.push_open(PendingOpen {
             request: convert::open_request(&request),
@@ -492,17 +503,13 @@ impl Handler for PluginRouter {
             conn: conn.clone(),
             reply,
         });
-        let max_message_size = tenant.policy().max_message_size;
         Box::pin(async move {
             // A plugin that stops (its runtime shut down) answers nothing.
             let response = answer.await.unwrap_or_else(|_| OpenResponse::reject(503));
             if response.status_code != 101 {
                 binding.release_seat();
             }
-            match max_message_size {
-                Some(limit) => response.with_max_message_size(limit),
-                None => response,
-            }
+            limited(response)
         })
     }
 

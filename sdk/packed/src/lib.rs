@@ -124,6 +124,10 @@ pub enum Command<'a> {
         offset: u32,
         len: u32,
     },
+    /// The plugin answers every open request as `on-open-request`'s default
+    /// does (101, no subprotocol, no headers): the host may answer them
+    /// itself, without the call, while this instance lives.
+    AcceptEveryOpen,
 }
 
 impl Command<'_> {
@@ -138,7 +142,7 @@ impl Command<'_> {
             | Self::Subscribe { connection, .. }
             | Self::Unsubscribe { connection, .. } => connection,
             Self::PauseData(id) | Self::ResumeData(id) => id,
-            Self::Publish { .. } => return None,
+            Self::Publish { .. } | Self::AcceptEveryOpen => return None,
         })
     }
 }
@@ -389,6 +393,9 @@ impl<'b> Writer<'b> {
                 ];
                 self.record(head, &[]);
             }
+            Command::AcceptEveryOpen => {
+                self.kind(11);
+            }
         }
     }
 }
@@ -601,6 +608,7 @@ impl<'a> Reader<'a> {
                     len: u32::from_le_bytes([l0, l1, l2, l3]),
                 }
             }
+            11 => Command::AcceptEveryOpen,
             _ => return self.fail("unknown command kind"),
         })
     }
@@ -762,6 +770,7 @@ mod tests {
                 offset: 17,
                 len: u32::MAX,
             },
+            Command::AcceptEveryOpen,
         ]
     }
 

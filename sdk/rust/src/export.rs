@@ -1,33 +1,69 @@
 //! The macros that export a [`Plugin`] as a component, and the per-instance
 //! state they rely on.
 
-use std::cell::RefCell;
+use std::any::TypeId;
+use std::cell::{Cell, RefCell};
 
 use crate::plugin::{Lifecycle, Plugin, handle_events};
 use crate::types::{Command, Event, OpenRequest, OpenResponse};
+
+thread_local! {
+    /// The plugin type whose default [`Plugin::open_request`] ran last.
+    static DEFAULT_OPEN: Cell<Option<TypeId>> = const { Cell::new(None) };
+}
+
+/// Called by the default [`Plugin::open_request`] of `P`.
+pub(crate) fn note_default_open<P: 'static>() {
+    DEFAULT_OPEN.set(Some(TypeId::of::<P>()));
+}
 
 /// Holds the plugin of this component instance, created on first use.
 ///
 /// Used by the export macros only; an instance is single-threaded, so the
 /// macros keep it in a `thread_local!`.
 #[doc(hidden)]
-pub struct Instance<P>(RefCell<Option<P>>);
+pub struct Instance<P> {
+    plugin: RefCell<Option<P>>,
+    open: Cell<OpenAnswers>,
+}
+
+/// What the host knows of the plugin's answers to open requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenAnswers {
+    Unknown,
+    /// The plugin's own type keeps the default `open_request`: the next
+    /// packed batch of commands says so (`accept-every-open`), so the
+    /// host stops asking.
+    AlwaysAccept,
+    Told,
+}
 
 impl<P: Plugin> Instance<P> {
     #[allow(clippy::new_without_default)] // must be const for thread_local!
     pub const fn new() -> Self {
-        Self(RefCell::new(None))
+        Self {
+            plugin: RefCell::new(None),
+            open: Cell::new(OpenAnswers::Unknown),
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
         // The component model never re-enters an instance, so no other
         // borrow can be live here.
-        let mut plugin = self.0.borrow_mut();
+        let mut plugin = self.plugin.borrow_mut();
         f(plugin.get_or_insert_with(P::default))
     }
 
     pub fn open_request(&self, request: OpenRequest) -> OpenResponse {
-        self.with(|plugin| plugin.open_request(request))
+        DEFAULT_OPEN.set(None);
+        let response = self.with(|plugin| plugin.open_request(request));
+        // Only `P`'s own default counts: a plugin that overrides the method
+        // and sometimes delegates to another type's default still decides.
+        if DEFAULT_OPEN.take() == Some(TypeId::of::<P>()) && self.open.get() == OpenAnswers::Unknown
+        {
+            self.open.set(OpenAnswers::AlwaysAccept);
+        }
+        response
     }
 
     pub fn handle_events(&self, events: Vec<Event>) -> Vec<Command> {
@@ -35,7 +71,13 @@ impl<P: Plugin> Instance<P> {
     }
 
     pub fn handle_packed(&self, batch: &[u8]) -> Vec<u8> {
-        self.with(|plugin| crate::packed::handle_packed(plugin, batch))
+        let mut commands = self.with(|plugin| crate::packed::handle_packed(plugin, batch));
+        if self.open.get() == OpenAnswers::AlwaysAccept {
+            wsserver_packed::Writer::new(&mut commands)
+                .command(&wsserver_packed::Command::AcceptEveryOpen);
+            self.open.set(OpenAnswers::Told);
+        }
+        commands
     }
 }
 
@@ -175,6 +217,71 @@ mod tests {
             eom: true,
             eol: false,
         })
+    }
+
+    fn open() -> OpenRequest {
+        OpenRequest {
+            connection: 1,
+            request_uri: "/".into(),
+            host: String::new(),
+            origin: None,
+            subprotocols: Vec::new(),
+            extensions: String::new(),
+            headers: Vec::new(),
+            remote_address: "127.0.0.1".into(),
+            remote_port: 1,
+            local_address: "127.0.0.1".into(),
+            tls: None,
+        }
+    }
+
+    /// The packed commands an instance returns for one connected event.
+    fn packed_turn<P: Plugin>(instance: &Instance<P>) -> Vec<wsserver_packed::Command<'static>> {
+        let mut batch = Vec::new();
+        wsserver_packed::Writer::new(&mut batch).event(&wsserver_packed::Event::Connected(1));
+        let out = instance.handle_packed(&batch);
+        wsserver_packed::commands(&out)
+            .map(|c| match c.unwrap() {
+                wsserver_packed::Command::AcceptEveryOpen => {
+                    wsserver_packed::Command::AcceptEveryOpen
+                }
+                other => panic!("unexpected command {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_plugin_keeping_the_default_open_answer_says_so_once() {
+        let instance = Instance::<Counter>::new();
+        assert_eq!(packed_turn(&instance), [], "nothing before an open request");
+        assert_eq!(instance.open_request(open()), OpenResponse::accept());
+        assert_eq!(
+            packed_turn(&instance),
+            [wsserver_packed::Command::AcceptEveryOpen]
+        );
+        instance.open_request(open());
+        assert_eq!(packed_turn(&instance), [], "said once");
+    }
+
+    /// Decides itself, with another type's default for some requests.
+    #[derive(Default)]
+    struct Picky;
+
+    impl Plugin for Picky {
+        fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
+            if request.request_uri == "/" {
+                Counter::default().open_request(request)
+            } else {
+                OpenResponse::reject(404)
+            }
+        }
+    }
+
+    #[test]
+    fn a_plugin_with_its_own_open_answer_is_always_asked() {
+        let instance = Instance::<Picky>::new();
+        assert_eq!(instance.open_request(open()), OpenResponse::accept());
+        assert_eq!(packed_turn(&instance), []);
     }
 
     #[test]

@@ -14,9 +14,12 @@ use crate::types::{
 /// [`Context`]; see [`crate`] for the batching model behind it.
 pub trait Plugin: Default + 'static {
     /// A client asks to open a WebSocket (seed: WebSocketOpenRequest).
-    /// Accepts by default.
+    /// Accepts by default. A plugin that keeps this default is asked once:
+    /// the SDK then tells the host that it accepts every request, and the
+    /// host answers them itself without a call (a faster handshake).
     fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
         let _ = request;
+        crate::export::note_default_open::<Self>();
         OpenResponse::accept()
     }
 
