@@ -472,7 +472,7 @@ impl ActorState {
             // into a send before it gets here (see `instance.rs`).
             Command::SendInput { .. } => Err(wit::HostError::InvalidArgument),
             // A declaration to the instance, taken there (see `instance.rs`).
-            Command::AcceptEveryOpen => Ok(()),
+            Command::Defaults(_) => Ok(()),
         };
         result.map_err(Refused::Failed)
     }

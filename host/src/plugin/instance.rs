@@ -11,10 +11,11 @@
 //! sends the actor's turns to the executors for a while, so a slow or
 //! looping plugin holds connection threads at most once per period.
 //!
-//! A plugin that answers every open request with the default 101 may say
-//! so (the packed `accept-every-open` command): its open requests are then
-//! answered without a call or a turn, and the connections admitted at the
-//! next turn, until the instance goes or the version changes.
+//! A plugin may say which methods it keeps as the SDK's defaults (the
+//! packed `defaults` command): its open requests are then answered 101
+//! without a call or a turn (the connections admitted at the next turn),
+//! and the events it ignores (connected, ping) are left out, until the
+//! instance goes or the version changes.
 //!
 //! The wasm instance itself is made on demand: an actor starts without
 //! one, makes it when the first event or open request arrives, and drops
@@ -38,7 +39,7 @@
 //! meanwhile wait in the inbox, so none is lost or reordered.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -79,11 +80,11 @@ pub(crate) struct PluginHandle {
     slow_until: AtomicU64,
     /// Turns so far, to time one in [`TIMED_BY_CPU`] by CPU.
     turns: AtomicU32,
-    /// The instance said it accepts every open request as the default
-    /// answer does (packed command `accept-every-open`): open requests are
-    /// answered 101 without a call, and their connections admitted at the
-    /// next turn, until the instance goes or the version changes.
-    accepts_every_open: AtomicBool,
+    /// Methods for which the instance said it keeps the SDK's default
+    /// (packed command `defaults`, `packed::DEFAULT_*` bits): open requests
+    /// answered 101 without a call, events it ignores left out, until the
+    /// instance goes or the version changes.
+    defaults: AtomicU8,
     /// The executor pool's note on the actor's turns (its lane).
     lane_mark: LaneMark,
 }
@@ -134,7 +135,7 @@ impl PluginHandle {
             inline,
             slow_until: AtomicU64::new(0),
             turns: AtomicU32::new(0),
-            accepts_every_open: AtomicBool::new(false),
+            defaults: AtomicU8::new(0),
             lane_mark: LaneMark::default(),
         })
     }
@@ -226,16 +227,24 @@ impl PluginHandle {
         self.wake(inbox);
     }
 
-    /// Whether open requests may be answered 101 without asking the
-    /// instance; see [`admit`](Self::admit).
-    pub fn accepts_every_open(&self) -> bool {
-        self.accepts_every_open.load(Ordering::Acquire)
+    /// Whether the instance keeps the default of `method` (a
+    /// `packed::DEFAULT_*` bit): see [`admit`](Self::admit) and
+    /// [`announce`](Self::announce).
+    pub fn keeps_default(&self, method: u8) -> bool {
+        self.defaults.load(Ordering::Acquire) & method != 0
     }
 
     /// Admits `conn`, accepted without asking the instance, at its next
     /// turn; it schedules none (the connection's first event follows).
     pub fn admit(&self, conn: Connection) {
         self.inbox().admitted.push(conn);
+    }
+
+    /// Notes, at the next turn, that connection `id` is open, when its
+    /// `connected` event is left out (the instance ignores them); it
+    /// schedules none.
+    pub fn announce(&self, id: ConnectionId) {
+        self.inbox().announced.push(id);
     }
 
     pub fn push_open(&self, open: PendingOpen) {
@@ -395,7 +404,7 @@ impl Actor {
     /// Drops the instance, keeping the plugin's connection state; what the
     /// instance declared goes with it.
     fn park(&mut self, handle: &PluginHandle) {
-        handle.accepts_every_open.store(false, Ordering::Release);
+        handle.defaults.store(0, Ordering::Release);
         let shared = self.state().shared.clone();
         let slot = std::mem::replace(&mut self.slot, Slot::Parked(ActorState::new(shared)));
         self.slot = Slot::Parked(match slot {
@@ -406,7 +415,7 @@ impl Actor {
 
     /// One turn; gives back the buffer of the events it handled.
     fn turn(&mut self, handle: &PluginHandle) -> Vec<u8> {
-        let (admitted, opens, mut events, mut tally, throttled, flushes, hibernate) = {
+        let (admitted, announced, opens, mut events, mut tally, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -424,6 +433,7 @@ impl Actor {
             inbox.verdict = None;
             (
                 std::mem::take(&mut inbox.admitted),
+                std::mem::take(&mut inbox.announced),
                 std::mem::take(&mut inbox.opens),
                 std::mem::take(&mut inbox.events),
                 std::mem::take(&mut inbox.tally),
@@ -444,6 +454,9 @@ impl Actor {
         let worked = !admitted.is_empty() || !opens.is_empty() || !events.is_empty();
         for conn in admitted {
             self.state_mut().admit(conn);
+        }
+        for id in announced {
+            self.state_mut().announced(id);
         }
         for open in opens {
             self.open(handle, open);
@@ -829,8 +842,8 @@ fn apply_packed(
 ) -> Result<(), String> {
     for command in packed::commands(commands) {
         let command = command.map_err(|e| format!("returned a {e}"))?;
-        if command == packed::Command::AcceptEveryOpen {
-            handle.accepts_every_open.store(true, Ordering::Release);
+        if let packed::Command::Defaults(methods) = command {
+            handle.defaults.fetch_or(methods, Ordering::AcqRel);
             continue;
         }
         match command.with_input(events) {

@@ -490,7 +490,7 @@ impl Handler for PluginRouter {
             Some(limit) => response.with_max_message_size(limit),
             None => response,
         };
-        if binding.plugin.accepts_every_open() {
+        if binding.plugin.keeps_default(packed::DEFAULT_OPEN_REQUEST) {
             // The plugin's answer is known: no call, no turn.
             binding.plugin.admit(conn.clone());
             binding.plugin.shared.metrics.record_open_accepted_by_host();
@@ -515,7 +515,11 @@ impl Handler for PluginRouter {
 
     fn connected(&self, conn: &Connection) {
         if let Some(b) = Self::binding(conn) {
-            push_now(b, conn, &packed::Event::Connected(conn.id()));
+            if b.plugin.keeps_default(packed::DEFAULT_CONNECTED) {
+                b.plugin.announce(conn.id());
+            } else {
+                push_now(b, conn, &packed::Event::Connected(conn.id()));
+            }
         }
     }
 
@@ -539,17 +543,18 @@ impl Handler for PluginRouter {
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
-        // The host has answered it; a hibernated instance is not woken
-        // just to hear of it.
-        if let Some(b) = Self::binding(conn)
-            && !b.plugin.is_hibernated()
-        {
-            if let Some(gate) = &b.gate {
-                let verdict = b.tenant.rates.ping(gate);
-                if verdict != Verdict::Pass {
-                    return b.refuse(conn, verdict);
-                }
+        let Some(b) = Self::binding(conn) else {
+            return;
+        };
+        if let Some(gate) = &b.gate {
+            let verdict = b.tenant.rates.ping(gate);
+            if verdict != Verdict::Pass {
+                return b.refuse(conn, verdict);
             }
+        }
+        // The host has answered it; a hibernated instance is not woken
+        // just to hear of it, and one that ignores pings is not told.
+        if !b.plugin.is_hibernated() && !b.plugin.keeps_default(packed::DEFAULT_PING) {
             let event = packed::Event::Ping {
                 connection: conn.id(),
                 response,

@@ -124,11 +124,20 @@ pub enum Command<'a> {
         offset: u32,
         len: u32,
     },
-    /// The plugin answers every open request as `on-open-request`'s default
-    /// does (101, no subprotocol, no headers): the host may answer them
-    /// itself, without the call, while this instance lives.
-    AcceptEveryOpen,
+    /// Methods for which the plugin keeps the SDK's default (bits
+    /// [`DEFAULT_OPEN_REQUEST`], [`DEFAULT_CONNECTED`], [`DEFAULT_PING`]):
+    /// the host may answer open requests 101 itself and leave out the
+    /// events the plugin ignores, while this instance lives.
+    Defaults(u8),
 }
+
+/// Bits of [`Command::Defaults`]: the plugin accepts every open request
+/// (101, no subprotocol, no headers)...
+pub const DEFAULT_OPEN_REQUEST: u8 = 1;
+/// ... ignores `connected` events ...
+pub const DEFAULT_CONNECTED: u8 = 2;
+/// ... ignores `ping` events (the host answers pings itself).
+pub const DEFAULT_PING: u8 = 4;
 
 impl Command<'_> {
     /// The connection the command is for; a publish is for a topic.
@@ -142,7 +151,7 @@ impl Command<'_> {
             | Self::Subscribe { connection, .. }
             | Self::Unsubscribe { connection, .. } => connection,
             Self::PauseData(id) | Self::ResumeData(id) => id,
-            Self::Publish { .. } | Self::AcceptEveryOpen => return None,
+            Self::Publish { .. } | Self::Defaults(_) => return None,
         })
     }
 }
@@ -393,8 +402,8 @@ impl<'b> Writer<'b> {
                 ];
                 self.record(head, &[]);
             }
-            Command::AcceptEveryOpen => {
-                self.kind(11);
+            Command::Defaults(methods) => {
+                self.kind(11).u8(methods);
             }
         }
     }
@@ -608,7 +617,7 @@ impl<'a> Reader<'a> {
                     len: u32::from_le_bytes([l0, l1, l2, l3]),
                 }
             }
-            11 => Command::AcceptEveryOpen,
+            11 => Command::Defaults(self.u8()?),
             _ => return self.fail("unknown command kind"),
         })
     }
@@ -770,7 +779,7 @@ mod tests {
                 offset: 17,
                 len: u32::MAX,
             },
-            Command::AcceptEveryOpen,
+            Command::Defaults(DEFAULT_OPEN_REQUEST | DEFAULT_PING),
         ]
     }
 

@@ -8,13 +8,20 @@ use crate::plugin::{Lifecycle, Plugin, handle_events};
 use crate::types::{Command, Event, OpenRequest, OpenResponse};
 
 thread_local! {
-    /// The plugin type whose default [`Plugin::open_request`] ran last.
-    static DEFAULT_OPEN: Cell<Option<TypeId>> = const { Cell::new(None) };
+    /// The exported plugin type, while a call into it runs.
+    static EXPORTED: Cell<Option<TypeId>> = const { Cell::new(None) };
+    /// The default methods of the exported type that ran in that call
+    /// (`wsserver_packed::DEFAULT_*` bits).
+    static DEFAULTS_RAN: Cell<u8> = const { Cell::new(0) };
 }
 
-/// Called by the default [`Plugin::open_request`] of `P`.
-pub(crate) fn note_default_open<P: 'static>() {
-    DEFAULT_OPEN.set(Some(TypeId::of::<P>()));
+/// Called by the default methods of [`Plugin`] for type `P`: only the
+/// exported type's own defaults count, so an override that sometimes
+/// delegates to another type's default still gets its calls.
+pub(crate) fn note_default<P: 'static>(method: u8) {
+    if EXPORTED.get() == Some(TypeId::of::<P>()) {
+        DEFAULTS_RAN.set(DEFAULTS_RAN.get() | method);
+    }
 }
 
 /// Holds the plugin of this component instance, created on first use.
@@ -24,18 +31,11 @@ pub(crate) fn note_default_open<P: 'static>() {
 #[doc(hidden)]
 pub struct Instance<P> {
     plugin: RefCell<Option<P>>,
-    open: Cell<OpenAnswers>,
-}
-
-/// What the host knows of the plugin's answers to open requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenAnswers {
-    Unknown,
-    /// The plugin's own type keeps the default `open_request`: the next
-    /// packed batch of commands says so (`accept-every-open`), so the
-    /// host stops asking.
-    AlwaysAccept,
-    Told,
+    /// Default methods seen to run (`wsserver_packed::DEFAULT_*` bits)...
+    defaults: Cell<u8>,
+    /// ... and those of them the host has been told of, in a packed batch
+    /// of commands (the typed `on-events` has no way to say it).
+    told: Cell<u8>,
 }
 
 impl<P: Plugin> Instance<P> {
@@ -43,27 +43,26 @@ impl<P: Plugin> Instance<P> {
     pub const fn new() -> Self {
         Self {
             plugin: RefCell::new(None),
-            open: Cell::new(OpenAnswers::Unknown),
+            defaults: Cell::new(0),
+            told: Cell::new(0),
         }
     }
 
+    /// Runs `f` on the plugin, noting which of its default methods ran.
     fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
         // The component model never re-enters an instance, so no other
         // borrow can be live here.
         let mut plugin = self.plugin.borrow_mut();
-        f(plugin.get_or_insert_with(P::default))
+        EXPORTED.set(Some(TypeId::of::<P>()));
+        DEFAULTS_RAN.set(0);
+        let result = f(plugin.get_or_insert_with(P::default));
+        EXPORTED.set(None);
+        self.defaults.set(self.defaults.get() | DEFAULTS_RAN.take());
+        result
     }
 
     pub fn open_request(&self, request: OpenRequest) -> OpenResponse {
-        DEFAULT_OPEN.set(None);
-        let response = self.with(|plugin| plugin.open_request(request));
-        // Only `P`'s own default counts: a plugin that overrides the method
-        // and sometimes delegates to another type's default still decides.
-        if DEFAULT_OPEN.take() == Some(TypeId::of::<P>()) && self.open.get() == OpenAnswers::Unknown
-        {
-            self.open.set(OpenAnswers::AlwaysAccept);
-        }
-        response
+        self.with(|plugin| plugin.open_request(request))
     }
 
     pub fn handle_events(&self, events: Vec<Event>) -> Vec<Command> {
@@ -72,10 +71,11 @@ impl<P: Plugin> Instance<P> {
 
     pub fn handle_packed(&self, batch: &[u8]) -> Vec<u8> {
         let mut commands = self.with(|plugin| crate::packed::handle_packed(plugin, batch));
-        if self.open.get() == OpenAnswers::AlwaysAccept {
+        let untold = self.defaults.get() & !self.told.get();
+        if untold != 0 {
             wsserver_packed::Writer::new(&mut commands)
-                .command(&wsserver_packed::Command::AcceptEveryOpen);
-            self.open.set(OpenAnswers::Told);
+                .command(&wsserver_packed::Command::Defaults(untold));
+            self.told.set(self.told.get() | untold);
         }
         commands
     }
@@ -242,28 +242,28 @@ mod tests {
         let out = instance.handle_packed(&batch);
         wsserver_packed::commands(&out)
             .map(|c| match c.unwrap() {
-                wsserver_packed::Command::AcceptEveryOpen => {
-                    wsserver_packed::Command::AcceptEveryOpen
+                wsserver_packed::Command::Defaults(methods) => {
+                    wsserver_packed::Command::Defaults(methods)
                 }
                 other => panic!("unexpected command {other:?}"),
             })
             .collect()
     }
 
+    use wsserver_packed::Command::Defaults;
+    use wsserver_packed::{DEFAULT_CONNECTED, DEFAULT_OPEN_REQUEST};
+
     #[test]
-    fn a_plugin_keeping_the_default_open_answer_says_so_once() {
+    fn a_plugin_keeping_default_methods_says_so_once_each() {
         let instance = Instance::<Counter>::new();
-        assert_eq!(packed_turn(&instance), [], "nothing before an open request");
+        assert_eq!(packed_turn(&instance), [Defaults(DEFAULT_CONNECTED)]);
         assert_eq!(instance.open_request(open()), OpenResponse::accept());
-        assert_eq!(
-            packed_turn(&instance),
-            [wsserver_packed::Command::AcceptEveryOpen]
-        );
+        assert_eq!(packed_turn(&instance), [Defaults(DEFAULT_OPEN_REQUEST)]);
         instance.open_request(open());
         assert_eq!(packed_turn(&instance), [], "said once");
     }
 
-    /// Decides itself, with another type's default for some requests.
+    /// Decides itself, with another type's defaults for some requests.
     #[derive(Default)]
     struct Picky;
 
@@ -275,10 +275,14 @@ mod tests {
                 OpenResponse::reject(404)
             }
         }
+
+        fn connected(&mut self, ctx: &mut Context, connection: u64) {
+            Counter::default().connected(ctx, connection);
+        }
     }
 
     #[test]
-    fn a_plugin_with_its_own_open_answer_is_always_asked() {
+    fn a_plugin_with_its_own_methods_gets_every_call() {
         let instance = Instance::<Picky>::new();
         assert_eq!(instance.open_request(open()), OpenResponse::accept());
         assert_eq!(packed_turn(&instance), []);
