@@ -876,3 +876,63 @@ async fn a_heavy_tenant_beside_a_quick_one_is_counted_in_the_background() {
         "{tenant}"
     );
 }
+
+#[tokio::test]
+async fn the_host_answers_open_requests_for_a_plugin_that_accepts_every_one() {
+    let auth = plugin("/auth", "auth");
+    let (server, admin) = start_admin(&["--plugin", "/echo=builtin:echo", "--plugin", &auth]).await;
+    let connections = 6;
+    for i in 0..connections {
+        let mut ws = ws_connect(&format!("{}/echo", server.url)).await;
+        ws.send(Message::Ping(b"p".to_vec().into())).await.unwrap();
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Pong(payload)))) => assert_eq!(&payload[..], b"p"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+        assert_echo(&mut ws, &format!("client {i}")).await;
+        ws.close(None).await.unwrap();
+    }
+    let m = wait_for(&admin, "wsserver_connections_open", 0.0).await;
+    // The echo keeps the SDK's default open request, connected and ping:
+    // each of its instances is asked once and says so; the host answers
+    // the requests and leaves those events out after that. Each client's
+    // message and disconnected still reach it.
+    let echo = expect_json(&get(&admin, "/tenants/echo%20(built-in)").await, 200);
+    let instances = echo["instances"].as_u64().unwrap();
+    assert!(instances < connections, "{echo}");
+    let by_host = echo["accounting"]["opens_accepted_by_host"].as_u64();
+    assert!(
+        by_host >= Some(connections - instances) && by_host < Some(connections),
+        "{echo}"
+    );
+    assert_eq!(
+        m.get(&format!(
+            "wsserver_plugin_opens_accepted_by_host_total{{{ECHO}}}"
+        )),
+        by_host.unwrap() as f64
+    );
+    let events = m.get(&format!("wsserver_plugin_events_total{{{ECHO}}}"));
+    let (all, at_most) = (5 * connections, 2 * connections + 3 * instances);
+    assert!(
+        events >= (2 * connections) as f64 && events <= at_most as f64,
+        "{events} of {all} events delivered"
+    );
+
+    // The auth plugin decides itself: it is asked every time, and still
+    // refuses a client without its token after admitting others.
+    let token = format!("{}/auth?token=wsserver-dev-token", server.url);
+    for i in 0..3 {
+        let mut ws = ws_connect(&token).await;
+        assert_echo(&mut ws, &format!("authorized {i}")).await;
+    }
+    let mut c = RawClient::tcp(server.addr).await;
+    c.send(UPGRADE_REQUEST.replace("GET / ", "GET /auth ").as_bytes())
+        .await;
+    let refused = c.read_http_response().await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let m = scrape(&admin).await;
+    assert_eq!(
+        m.get("wsserver_plugin_opens_accepted_by_host_total{plugin=\"auth\"}"),
+        0.0
+    );
+}

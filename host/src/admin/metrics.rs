@@ -40,7 +40,7 @@ pub(super) fn render(
 type PluginCounter = fn(&PluginCounters) -> u64;
 
 /// The per-plugin counters: name, help, value.
-const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 11] = [
+const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 12] = [
     (
         "wsserver_plugin_events",
         "Events handed to the plugin, open requests included",
@@ -95,6 +95,11 @@ const PLUGIN_COUNTERS: [(&str, &str, PluginCounter); 11] = [
         "wsserver_plugin_inline_turns",
         "Plugin turns run on a server thread, with no hop to an executor (tenants with inline_turns)",
         |c| c.inline_turns,
+    ),
+    (
+        "wsserver_plugin_opens_accepted_by_host",
+        "Open requests answered 101 by the host without a plugin call: the plugin accepts every one (it keeps the SDK's default answer)",
+        |c| c.opens_accepted_by_host,
     ),
 ];
 

@@ -136,6 +136,8 @@ pub(super) struct AccountingView {
     pub background_turns: u64,
     /// Turns run on a server thread (`inline_turns`).
     pub inline_turns: u64,
+    /// Open requests answered by the host without a plugin call.
+    pub opens_accepted_by_host: u64,
 }
 
 impl From<TenantStatus> for TenantView {
@@ -160,6 +162,7 @@ impl From<TenantStatus> for TenantView {
                 instance_failures: t.plugin.instance_failures,
                 background_turns: t.plugin.background_turns,
                 inline_turns: t.plugin.inline_turns,
+                opens_accepted_by_host: t.plugin.opens_accepted_by_host,
             },
         }
     }

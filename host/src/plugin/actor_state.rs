@@ -471,6 +471,8 @@ impl ActorState {
             // Only meaningful beside the batch it answers, which turns it
             // into a send before it gets here (see `instance.rs`).
             Command::SendInput { .. } => Err(wit::HostError::InvalidArgument),
+            // A declaration to the instance, taken there (see `instance.rs`).
+            Command::Defaults(_) => Ok(()),
         };
         result.map_err(Refused::Failed)
     }

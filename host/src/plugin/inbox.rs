@@ -13,7 +13,7 @@ use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
 use super::version::{Live, Version};
-use crate::server::{Connection, OpenResponse};
+use crate::server::{Connection, ConnectionId, OpenResponse};
 
 /// An open request waiting for the plugin's answer.
 pub(crate) struct PendingOpen {
@@ -74,6 +74,15 @@ impl Tally {
 #[derive(Default)]
 pub(crate) struct Inbox {
     pub opens: Vec<PendingOpen>,
+    /// Connections accepted without asking the plugin, which accepts every
+    /// open request (`PluginHandle::accepts_every_open`): the instance
+    /// takes them at its next turn, before any event. They need no turn of
+    /// their own: each connection's `connected` (or `disconnected`) follows.
+    pub admitted: Vec<Connection>,
+    /// Connections whose `connected` event was left out (the plugin
+    /// ignores them), noted as open at the next turn: a version swapped in
+    /// later hears of them.
+    pub announced: Vec<ConnectionId>,
     /// Events in the packed layout, ready to hand over as they are.
     pub events: Vec<u8>,
     /// What `events` holds.

@@ -4,12 +4,18 @@
 //! Connection tasks push events into the inbox; the first push schedules
 //! the actor on the pool, and its turn hands everything waiting to the
 //! guest in one `on-events` call, then applies the commands the guest
-//! returned. With `inline_turns` (off by default, see `RuntimeOptions`),
-//! when the actor is idle and its turns have been quick (under a
-//! millisecond), the pushing connection's thread runs the turn itself: an
-//! echo then costs no hop to an executor and back. A turn that runs long
+//! returned. With `inline_turns` (on by default for built-in components,
+//! see `PluginSpec::inline_turns`), when the actor is idle and its turns
+//! have been quick (under a millisecond), the pushing connection's thread
+//! runs the turn itself: an echo then costs no hop to an executor and back. A turn that runs long
 //! sends the actor's turns to the executors for a while, so a slow or
 //! looping plugin holds connection threads at most once per period.
+//!
+//! A plugin may say which methods it keeps as the SDK's defaults (the
+//! packed `defaults` command): its open requests are then answered 101
+//! without a call or a turn (the connections admitted at the next turn),
+//! and the events it ignores (connected, ping) are left out, until the
+//! instance goes or the version changes.
 //!
 //! The wasm instance itself is made on demand: an actor starts without
 //! one, makes it when the first event or open request arrives, and drops
@@ -33,7 +39,7 @@
 //! meanwhile wait in the inbox, so none is lost or reordered.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -74,6 +80,11 @@ pub(crate) struct PluginHandle {
     slow_until: AtomicU64,
     /// Turns so far, to time one in [`TIMED_BY_CPU`] by CPU.
     turns: AtomicU32,
+    /// Methods for which the instance said it keeps the SDK's default
+    /// (packed command `defaults`, `packed::DEFAULT_*` bits): open requests
+    /// answered 101 without a call, events it ignores left out, until the
+    /// instance goes or the version changes.
+    defaults: AtomicU8,
     /// The executor pool's note on the actor's turns (its lane).
     lane_mark: LaneMark,
     /// The counters of its turns and calls; the tenant's status sums them.
@@ -126,6 +137,7 @@ impl PluginHandle {
             inline,
             slow_until: AtomicU64::new(0),
             turns: AtomicU32::new(0),
+            defaults: AtomicU8::new(0),
             lane_mark: LaneMark::default(),
             turn_metrics: TurnMetrics::default(),
         })
@@ -216,6 +228,26 @@ impl PluginHandle {
         let mut inbox = self.inbox();
         inbox.throttled.push(conn);
         self.wake(inbox);
+    }
+
+    /// Whether the instance keeps the default of `method` (a
+    /// `packed::DEFAULT_*` bit): see [`admit`](Self::admit) and
+    /// [`announce`](Self::announce).
+    pub fn keeps_default(&self, method: u8) -> bool {
+        self.defaults.load(Ordering::Acquire) & method != 0
+    }
+
+    /// Admits `conn`, accepted without asking the instance, at its next
+    /// turn; it schedules none (the connection's first event follows).
+    pub fn admit(&self, conn: Connection) {
+        self.inbox().admitted.push(conn);
+    }
+
+    /// Notes, at the next turn, that connection `id` is open, when its
+    /// `connected` event is left out (the instance ignores them); it
+    /// schedules none.
+    pub fn announce(&self, id: ConnectionId) {
+        self.inbox().announced.push(id);
     }
 
     pub fn push_open(&self, open: PendingOpen) {
@@ -385,7 +417,10 @@ impl Actor {
     }
 
     /// Drops the instance (if any), keeping the connection state.
-    fn park(&mut self) {
+    /// Drops the instance, keeping the plugin's connection state; what the
+    /// instance declared goes with it.
+    fn park(&mut self, handle: &PluginHandle) {
+        handle.defaults.store(0, Ordering::Release);
         let shared = self.state().shared.clone();
         let slot = std::mem::replace(&mut self.slot, Slot::Parked(ActorState::new(shared)));
         self.slot = Slot::Parked(match slot {
@@ -396,7 +431,7 @@ impl Actor {
 
     /// One turn, begun at `started`.
     fn turn(&mut self, handle: &PluginHandle, started: Instant) -> Turned {
-        let (opens, mut events, mut tally, throttled, flushes, hibernate) = {
+        let (admitted, announced, opens, mut events, mut tally, throttled, flushes, hibernate) = {
             let mut inbox = handle.inbox();
             if self.pending.is_some() {
                 let verdict = inbox.verdict.take();
@@ -413,6 +448,8 @@ impl Actor {
             }
             inbox.verdict = None;
             (
+                std::mem::take(&mut inbox.admitted),
+                std::mem::take(&mut inbox.announced),
                 std::mem::take(&mut inbox.opens),
                 std::mem::take(&mut inbox.events),
                 std::mem::take(&mut inbox.tally),
@@ -430,7 +467,13 @@ impl Actor {
             });
             events.splice(0..0, owed);
         }
-        let worked = !opens.is_empty() || !events.is_empty();
+        let worked = !admitted.is_empty() || !opens.is_empty() || !events.is_empty();
+        for conn in admitted {
+            self.state_mut().admit(conn);
+        }
+        for id in announced {
+            self.state_mut().announced(id);
+        }
         // Open requests' calls time themselves: the events' call starts
         // after them.
         let call_start = if opens.is_empty() {
@@ -540,7 +583,7 @@ impl Actor {
                 }
             }
         }
-        self.park();
+        self.park(handle);
         handle.inbox().release_buffer();
         handle.hibernated.store(true, Ordering::Release);
         handle.shared.metrics.hibernated();
@@ -675,7 +718,7 @@ impl Actor {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {
                 Ok((commands,)) => {
                     let actor = &mut live.store.data_mut().actor;
-                    let applied = apply_packed(actor, &commands, batch);
+                    let applied = apply_packed(handle, actor, &commands, batch);
                     if applied.is_err() {
                         metrics.record_failure(CallFailure::Refused);
                     }
@@ -729,7 +772,7 @@ impl Actor {
                 let _ = conn.close(INTERNAL_ERROR, "plugin failed");
             }
         }
-        self.park();
+        self.park(handle);
         self.snapshot = None;
     }
 
@@ -743,7 +786,7 @@ impl Actor {
             &format!("the plugin runtime failed ({panic}); closing its connections with 1011"),
         );
         self.pending = None;
-        self.park();
+        self.park(handle);
         self.snapshot = None;
         for conn in self.state().connections.values() {
             let _ = conn.close(INTERNAL_ERROR, "plugin runtime failure");
@@ -788,7 +831,7 @@ impl Actor {
         if !commit {
             return;
         }
-        self.park();
+        self.park(handle);
         let Slot::Parked(state) = std::mem::replace(
             &mut self.slot,
             Slot::Parked(ActorState::new(handle.shared.clone())),
@@ -847,9 +890,18 @@ fn log_error(handle: &PluginHandle, message: &str) {
 /// own bytes are taken from `events`, the batch they answer. A batch that
 /// does not follow the layout is the plugin's failure, like a trap: the
 /// commands before the malformed record have been applied.
-fn apply_packed(actor: &mut ActorState, commands: &[u8], events: &[u8]) -> Result<(), String> {
+fn apply_packed(
+    handle: &PluginHandle,
+    actor: &mut ActorState,
+    commands: &[u8],
+    events: &[u8],
+) -> Result<(), String> {
     for command in packed::commands(commands) {
         let command = command.map_err(|e| format!("returned a {e}"))?;
+        if let packed::Command::Defaults(methods) = command {
+            handle.defaults.fetch_or(methods, Ordering::AcqRel);
+            continue;
+        }
         match command.with_input(events) {
             Some(command) => actor.apply(command),
             None => return Err("returned a send of bytes outside its batch of events".to_owned()),

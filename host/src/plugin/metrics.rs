@@ -60,6 +60,7 @@ pub(crate) struct PluginMetrics {
     instantiation_nanos: AtomicU64,
     instance_failures: AtomicU64,
     memory_bytes: AtomicU64,
+    opens_accepted_by_host: AtomicU64,
 }
 
 /// The counters of one instance's turns and guest calls.
@@ -156,6 +157,12 @@ impl PluginMetrics {
         self.instance_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An open request answered 101 by the host: the instance said it
+    /// accepts every one.
+    pub fn record_open_accepted_by_host(&self) {
+        self.opens_accepted_by_host.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn hibernated(&self) {
         self.instances_hibernated.fetch_add(1, Ordering::Relaxed);
     }
@@ -185,6 +192,7 @@ impl PluginMetrics {
             memory_bytes: get(&self.memory_bytes),
             background_turns: 0,
             inline_turns: 0,
+            opens_accepted_by_host: get(&self.opens_accepted_by_host),
         };
         self.calls.add_to(&mut counters);
         counters
@@ -271,6 +279,9 @@ pub struct PluginCounters {
     /// Turns run on the server thread of the connection whose events
     /// found the instance idle (`inline_turns`), not on the executors.
     pub inline_turns: u64,
+    /// Open requests the host answered 101 without a call: the plugin
+    /// keeps the default answer and said so (packed `accept-every-open`).
+    pub opens_accepted_by_host: u64,
 }
 
 /// How long calls took: per bucket (not cumulative), calls up to its upper

@@ -491,6 +491,17 @@ impl Handler for PluginRouter {
             gate: tenant.rates.gate().map(Box::new),
         });
         conn.attach(binding.clone());
+        let max_message_size = tenant.policy().max_message_size;
+        let limited = move |response: OpenResponse| match max_message_size {
+            Some(limit) => response.with_max_message_size(limit),
+            None => response,
+        };
+        if binding.plugin.keeps_default(packed::DEFAULT_OPEN_REQUEST) {
+            // The plugin's answer is known: no call, no turn.
+            binding.plugin.admit(conn.clone());
+            binding.plugin.shared.metrics.record_open_accepted_by_host();
+            return Box::pin(std::future::ready(limited(OpenResponse::accept())));
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         binding.plugin.push_open(PendingOpen {
             request: convert::open_request(&request),
@@ -498,23 +509,23 @@ impl Handler for PluginRouter {
             conn: conn.clone(),
             reply,
         });
-        let max_message_size = tenant.policy().max_message_size;
         Box::pin(async move {
             // A plugin that stops (its runtime shut down) answers nothing.
             let response = answer.await.unwrap_or_else(|_| OpenResponse::reject(503));
             if response.status_code != 101 {
                 binding.release_seat();
             }
-            match max_message_size {
-                Some(limit) => response.with_max_message_size(limit),
-                None => response,
-            }
+            limited(response)
         })
     }
 
     fn connected(&self, conn: &Connection) {
         if let Some(b) = Self::binding(conn) {
-            push_now(b, conn, &packed::Event::Connected(conn.id()));
+            if b.plugin.keeps_default(packed::DEFAULT_CONNECTED) {
+                b.plugin.announce(conn.id());
+            } else {
+                push_now(b, conn, &packed::Event::Connected(conn.id()));
+            }
         }
     }
 
@@ -538,17 +549,18 @@ impl Handler for PluginRouter {
     }
 
     fn ping(&self, conn: &Connection, payload: &[u8], response: bool) {
-        // The host has answered it; a hibernated instance is not woken
-        // just to hear of it.
-        if let Some(b) = Self::binding(conn)
-            && !b.plugin.is_hibernated()
-        {
-            if let Some(gate) = &b.gate {
-                let verdict = b.tenant.rates.ping(gate);
-                if verdict != Verdict::Pass {
-                    return b.refuse(conn, verdict);
-                }
+        let Some(b) = Self::binding(conn) else {
+            return;
+        };
+        if let Some(gate) = &b.gate {
+            let verdict = b.tenant.rates.ping(gate);
+            if verdict != Verdict::Pass {
+                return b.refuse(conn, verdict);
             }
+        }
+        // The host has answered it; a hibernated instance is not woken
+        // just to hear of it, and one that ignores pings is not told.
+        if !b.plugin.is_hibernated() && !b.plugin.keeps_default(packed::DEFAULT_PING) {
             let event = packed::Event::Ping {
                 connection: conn.id(),
                 response,

@@ -124,7 +124,20 @@ pub enum Command<'a> {
         offset: u32,
         len: u32,
     },
+    /// Methods for which the plugin keeps the SDK's default (bits
+    /// [`DEFAULT_OPEN_REQUEST`], [`DEFAULT_CONNECTED`], [`DEFAULT_PING`]):
+    /// the host may answer open requests 101 itself and leave out the
+    /// events the plugin ignores, while this instance lives.
+    Defaults(u8),
 }
+
+/// Bits of [`Command::Defaults`]: the plugin accepts every open request
+/// (101, no subprotocol, no headers)...
+pub const DEFAULT_OPEN_REQUEST: u8 = 1;
+/// ... ignores `connected` events ...
+pub const DEFAULT_CONNECTED: u8 = 2;
+/// ... ignores `ping` events (the host answers pings itself).
+pub const DEFAULT_PING: u8 = 4;
 
 impl Command<'_> {
     /// The connection the command is for; a publish is for a topic.
@@ -138,7 +151,7 @@ impl Command<'_> {
             | Self::Subscribe { connection, .. }
             | Self::Unsubscribe { connection, .. } => connection,
             Self::PauseData(id) | Self::ResumeData(id) => id,
-            Self::Publish { .. } => return None,
+            Self::Publish { .. } | Self::Defaults(_) => return None,
         })
     }
 }
@@ -389,6 +402,9 @@ impl<'b> Writer<'b> {
                 ];
                 self.record(head, &[]);
             }
+            Command::Defaults(methods) => {
+                self.kind(11).u8(methods);
+            }
         }
     }
 }
@@ -601,6 +617,7 @@ impl<'a> Reader<'a> {
                     len: u32::from_le_bytes([l0, l1, l2, l3]),
                 }
             }
+            11 => Command::Defaults(self.u8()?),
             _ => return self.fail("unknown command kind"),
         })
     }
@@ -762,6 +779,7 @@ mod tests {
                 offset: 17,
                 len: u32::MAX,
             },
+            Command::Defaults(DEFAULT_OPEN_REQUEST | DEFAULT_PING),
         ]
     }
 

@@ -1,29 +1,64 @@
 //! The macros that export a [`Plugin`] as a component, and the per-instance
 //! state they rely on.
 
-use std::cell::RefCell;
+use std::any::TypeId;
+use std::cell::{Cell, RefCell};
 
 use crate::plugin::{Lifecycle, Plugin, handle_events};
 use crate::types::{Command, Event, OpenRequest, OpenResponse};
+
+thread_local! {
+    /// The exported plugin type, while a call into it runs.
+    static EXPORTED: Cell<Option<TypeId>> = const { Cell::new(None) };
+    /// The default methods of the exported type that ran in that call
+    /// (`wsserver_packed::DEFAULT_*` bits).
+    static DEFAULTS_RAN: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Called by the default methods of [`Plugin`] for type `P`: only the
+/// exported type's own defaults count, so an override that sometimes
+/// delegates to another type's default still gets its calls.
+pub(crate) fn note_default<P: 'static>(method: u8) {
+    if EXPORTED.get() == Some(TypeId::of::<P>()) {
+        DEFAULTS_RAN.set(DEFAULTS_RAN.get() | method);
+    }
+}
 
 /// Holds the plugin of this component instance, created on first use.
 ///
 /// Used by the export macros only; an instance is single-threaded, so the
 /// macros keep it in a `thread_local!`.
 #[doc(hidden)]
-pub struct Instance<P>(RefCell<Option<P>>);
+pub struct Instance<P> {
+    plugin: RefCell<Option<P>>,
+    /// Default methods seen to run (`wsserver_packed::DEFAULT_*` bits)...
+    defaults: Cell<u8>,
+    /// ... and those of them the host has been told of, in a packed batch
+    /// of commands (the typed `on-events` has no way to say it).
+    told: Cell<u8>,
+}
 
 impl<P: Plugin> Instance<P> {
     #[allow(clippy::new_without_default)] // must be const for thread_local!
     pub const fn new() -> Self {
-        Self(RefCell::new(None))
+        Self {
+            plugin: RefCell::new(None),
+            defaults: Cell::new(0),
+            told: Cell::new(0),
+        }
     }
 
+    /// Runs `f` on the plugin, noting which of its default methods ran.
     fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
         // The component model never re-enters an instance, so no other
         // borrow can be live here.
-        let mut plugin = self.0.borrow_mut();
-        f(plugin.get_or_insert_with(P::default))
+        let mut plugin = self.plugin.borrow_mut();
+        EXPORTED.set(Some(TypeId::of::<P>()));
+        DEFAULTS_RAN.set(0);
+        let result = f(plugin.get_or_insert_with(P::default));
+        EXPORTED.set(None);
+        self.defaults.set(self.defaults.get() | DEFAULTS_RAN.take());
+        result
     }
 
     pub fn open_request(&self, request: OpenRequest) -> OpenResponse {
@@ -35,7 +70,14 @@ impl<P: Plugin> Instance<P> {
     }
 
     pub fn handle_packed(&self, batch: &[u8]) -> Vec<u8> {
-        self.with(|plugin| crate::packed::handle_packed(plugin, batch))
+        let mut commands = self.with(|plugin| crate::packed::handle_packed(plugin, batch));
+        let untold = self.defaults.get() & !self.told.get();
+        if untold != 0 {
+            wsserver_packed::Writer::new(&mut commands)
+                .command(&wsserver_packed::Command::Defaults(untold));
+            self.told.set(self.told.get() | untold);
+        }
+        commands
     }
 }
 
@@ -175,6 +217,75 @@ mod tests {
             eom: true,
             eol: false,
         })
+    }
+
+    fn open() -> OpenRequest {
+        OpenRequest {
+            connection: 1,
+            request_uri: "/".into(),
+            host: String::new(),
+            origin: None,
+            subprotocols: Vec::new(),
+            extensions: String::new(),
+            headers: Vec::new(),
+            remote_address: "127.0.0.1".into(),
+            remote_port: 1,
+            local_address: "127.0.0.1".into(),
+            tls: None,
+        }
+    }
+
+    /// The packed commands an instance returns for one connected event.
+    fn packed_turn<P: Plugin>(instance: &Instance<P>) -> Vec<wsserver_packed::Command<'static>> {
+        let mut batch = Vec::new();
+        wsserver_packed::Writer::new(&mut batch).event(&wsserver_packed::Event::Connected(1));
+        let out = instance.handle_packed(&batch);
+        wsserver_packed::commands(&out)
+            .map(|c| match c.unwrap() {
+                wsserver_packed::Command::Defaults(methods) => {
+                    wsserver_packed::Command::Defaults(methods)
+                }
+                other => panic!("unexpected command {other:?}"),
+            })
+            .collect()
+    }
+
+    use wsserver_packed::Command::Defaults;
+    use wsserver_packed::{DEFAULT_CONNECTED, DEFAULT_OPEN_REQUEST};
+
+    #[test]
+    fn a_plugin_keeping_default_methods_says_so_once_each() {
+        let instance = Instance::<Counter>::new();
+        assert_eq!(packed_turn(&instance), [Defaults(DEFAULT_CONNECTED)]);
+        assert_eq!(instance.open_request(open()), OpenResponse::accept());
+        assert_eq!(packed_turn(&instance), [Defaults(DEFAULT_OPEN_REQUEST)]);
+        instance.open_request(open());
+        assert_eq!(packed_turn(&instance), [], "said once");
+    }
+
+    /// Decides itself, with another type's defaults for some requests.
+    #[derive(Default)]
+    struct Picky;
+
+    impl Plugin for Picky {
+        fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
+            if request.request_uri == "/" {
+                Counter::default().open_request(request)
+            } else {
+                OpenResponse::reject(404)
+            }
+        }
+
+        fn connected(&mut self, ctx: &mut Context, connection: u64) {
+            Counter::default().connected(ctx, connection);
+        }
+    }
+
+    #[test]
+    fn a_plugin_with_its_own_methods_gets_every_call() {
+        let instance = Instance::<Picky>::new();
+        assert_eq!(instance.open_request(open()), OpenResponse::accept());
+        assert_eq!(packed_turn(&instance), []);
     }
 
     #[test]

@@ -14,9 +14,12 @@ use crate::types::{
 /// [`Context`]; see [`crate`] for the batching model behind it.
 pub trait Plugin: Default + 'static {
     /// A client asks to open a WebSocket (seed: WebSocketOpenRequest).
-    /// Accepts by default.
+    /// Accepts by default. A plugin that keeps this default is asked once:
+    /// the SDK then tells the host that it accepts every request, and the
+    /// host answers them itself without a call (a faster handshake).
     fn open_request(&mut self, request: OpenRequest) -> OpenResponse {
         let _ = request;
+        crate::export::note_default::<Self>(wsserver_packed::DEFAULT_OPEN_REQUEST);
         OpenResponse::accept()
     }
 
@@ -30,8 +33,12 @@ pub trait Plugin: Default + 'static {
     /// in `open_request`, and it is rebuilt after a swap too; ask
     /// [`host::connection_info`](crate::host::connection_info) for what the
     /// request carried (path, headers, subprotocol).
+    ///
+    /// A plugin that keeps this default hears of one connection at most:
+    /// the SDK then tells the host, which leaves these events out.
     fn connected(&mut self, ctx: &mut Context, connection: ConnectionId) {
         let _ = (ctx, connection);
+        crate::export::note_default::<Self>(wsserver_packed::DEFAULT_CONNECTED);
     }
 
     /// Data arrived: a whole message, a fragment of one, or a line in line
@@ -52,8 +59,10 @@ pub trait Plugin: Default + 'static {
     }
 
     /// A ping or pong arrived; the host has already answered a ping.
+    /// Left out by the host, as `connected` is, when kept as the default.
     fn ping(&mut self, ctx: &mut Context, ping: PingIn) {
         let _ = (ctx, ping);
+        crate::export::note_default::<Self>(wsserver_packed::DEFAULT_PING);
     }
 
     /// The connection has ended; it is the last event for it.
