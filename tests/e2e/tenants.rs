@@ -622,3 +622,58 @@ async fn the_admin_api_has_no_tenant_to_swap_on_the_native_echo() {
     let listed = http("GET", &admin, "/tenants", None, None).await.json();
     assert_eq!(listed["tenants"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_version_swapped_in_answers_its_own_open_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"live\"\nfile = {:?}\nroutes = [\"/\"]\n",
+            built("echo").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (server, admin) = ServerProcess::start_config_with_admin(&config).await;
+    // The echo accepts every request: after the first, the host answers.
+    for i in 0..3 {
+        let mut ws = ws_connect(&server.url).await;
+        assert_eq!(ask(&mut ws, &format!("hi {i}")).await, format!("hi {i}"));
+    }
+    let status = http("GET", &admin, "/tenants/live", None, None)
+        .await
+        .json();
+    assert!(
+        status["accounting"]["opens_accepted_by_host"].as_u64() >= Some(1),
+        "{status}"
+    );
+    let mut kept = ws_connect(&server.url).await;
+
+    // The auth plugin decides: none of its requests is answered for it.
+    let swapped = http_with(
+        "POST",
+        &admin,
+        "/tenants/live/swap",
+        None,
+        Some("application/wasm"),
+        std::fs::read(built("auth")).unwrap(),
+    )
+    .await;
+    assert_eq!(swapped.status, 200, "{}", swapped.body);
+    for _ in 0..3 {
+        let mut c = RawClient::tcp(server.addr).await;
+        c.send(UPGRADE_REQUEST.as_bytes()).await;
+        let refused = c.read_http_response().await;
+        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    }
+    let mut admitted = ws_connect(&format!("{}/?token=wsserver-dev-token", server.url)).await;
+    assert_eq!(ask(&mut admitted, "in").await, "in");
+    assert_eq!(ask(&mut kept, "still here").await, "still here");
+
+    // Back to the echo: it accepts again.
+    let rolled = http("POST", &admin, "/tenants/live/rollback", None, None).await;
+    assert_eq!(rolled.status, 200, "{}", rolled.body);
+    let mut ws = ws_connect(&server.url).await;
+    assert_eq!(ask(&mut ws, "back").await, "back");
+}

@@ -75,7 +75,7 @@ impl Tally {
 pub(crate) struct Inbox {
     pub opens: Vec<PendingOpen>,
     /// Connections accepted without asking the plugin, which accepts every
-    /// open request (`PluginHandle::accepts_every_open`): the instance
+    /// open request (`PluginHandle::keeps_default`): the instance
     /// takes them at its next turn, before any event. They need no turn of
     /// their own: each connection's `connected` (or `disconnected`) follows.
     pub admitted: Vec<Connection>,

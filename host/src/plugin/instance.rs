@@ -7,9 +7,10 @@
 //! returned. With `inline_turns` (on by default for built-in components,
 //! see `PluginSpec::inline_turns`), when the actor is idle and its turns
 //! have been quick (under a millisecond), the pushing connection's thread
-//! runs the turn itself: an echo then costs no hop to an executor and back. A turn that runs long
-//! sends the actor's turns to the executors for a while, so a slow or
-//! looping plugin holds connection threads at most once per period.
+//! runs the turn itself: an echo then costs no hop to an executor and
+//! back. A turn that runs long sends the actor's turns to the executors
+//! for a while, so a slow or looping plugin holds connection threads at
+//! most once per period.
 //!
 //! A plugin may say which methods it keeps as the SDK's defaults (the
 //! packed `defaults` command): its open requests are then answered 101
@@ -416,9 +417,8 @@ impl Actor {
         }
     }
 
-    /// Drops the instance (if any), keeping the connection state.
-    /// Drops the instance, keeping the plugin's connection state; what the
-    /// instance declared goes with it.
+    /// Drops the instance (if any), keeping the plugin's connection state;
+    /// what the instance declared (its defaults) goes with it.
     fn park(&mut self, handle: &PluginHandle) {
         handle.defaults.store(0, Ordering::Release);
         let shared = self.state().shared.clone();
