@@ -220,19 +220,7 @@ mod tests {
     }
 
     fn open() -> OpenRequest {
-        OpenRequest {
-            connection: 1,
-            request_uri: "/".into(),
-            host: String::new(),
-            origin: None,
-            subprotocols: Vec::new(),
-            extensions: String::new(),
-            headers: Vec::new(),
-            remote_address: "127.0.0.1".into(),
-            remote_port: 1,
-            local_address: "127.0.0.1".into(),
-            tls: None,
-        }
+        crate::types::request("/", &[])
     }
 
     /// The packed commands an instance returns for one connected event.

@@ -216,19 +216,9 @@ mod tests {
         struct Silent;
         impl Plugin for Silent {}
         let mut plugin = Silent;
-        let response = plugin.open_request(crate::types::OpenRequest {
-            connection: 1,
-            request_uri: "/".into(),
-            host: String::new(),
-            origin: None,
-            subprotocols: vec!["x".into()],
-            extensions: String::new(),
-            headers: Vec::new(),
-            remote_address: "127.0.0.1".into(),
-            remote_port: 1,
-            local_address: "127.0.0.1".into(),
-            tls: None,
-        });
+        let mut request = crate::types::request("/", &[]);
+        request.subprotocols = vec!["x".into()];
+        let response = plugin.open_request(request);
         assert_eq!(response, OpenResponse::accept());
         assert!(handle_events(&mut plugin, vec![Event::Connected(1), data(1, 0)]).is_empty());
     }

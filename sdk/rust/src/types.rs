@@ -189,28 +189,31 @@ impl ErrorInfo {
     }
 }
 
+/// An open request for `uri` with `headers`, from 127.0.0.1: for unit
+/// tests.
+#[cfg(test)]
+pub(crate) fn request(uri: &str, headers: &[(&str, &str)]) -> OpenRequest {
+    OpenRequest {
+        connection: 7,
+        request_uri: uri.to_owned(),
+        host: "example.test".to_owned(),
+        origin: None,
+        subprotocols: Vec::new(),
+        extensions: String::new(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| Header::new(*name, *value))
+            .collect(),
+        remote_address: "127.0.0.1".to_owned(),
+        remote_port: 40000,
+        local_address: "127.0.0.1".to_owned(),
+        tls: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request(uri: &str, headers: &[(&str, &str)]) -> OpenRequest {
-        OpenRequest {
-            connection: 7,
-            request_uri: uri.to_owned(),
-            host: "example.test".to_owned(),
-            origin: None,
-            subprotocols: Vec::new(),
-            extensions: String::new(),
-            headers: headers
-                .iter()
-                .map(|(name, value)| Header::new(*name, *value))
-                .collect(),
-            remote_address: "127.0.0.1".to_owned(),
-            remote_port: 40000,
-            local_address: "127.0.0.1".to_owned(),
-            tls: None,
-        }
-    }
 
     #[test]
     fn header_lookup_ignores_case_and_returns_the_first() {
