@@ -7,6 +7,7 @@
 //! nothing of it: the runtime is one implementation of the server's
 //! `Handler`.
 
+mod actor;
 mod actor_state;
 mod cache;
 mod convert;
