@@ -280,7 +280,7 @@ pub struct PluginCounters {
     /// found the instance idle (`inline_turns`), not on the executors.
     pub inline_turns: u64,
     /// Open requests the host answered 101 without a call: the plugin
-    /// keeps the default answer and said so (packed `accept-every-open`).
+    /// keeps the default answer and said so (packed command `defaults`).
     pub opens_accepted_by_host: u64,
 }
 
