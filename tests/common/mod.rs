@@ -26,6 +26,11 @@ use tokio::time::timeout;
 /// Upper bound for anything a test waits for.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Upper bound for an admin API answer: a swap compiles the component it
+/// is given first (a 12 MB JavaScript one takes 5-20 s on a busy 2-core
+/// machine) before answering.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(60);
+
 /// The `wsserver` binary built for these tests.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wsserver"))
@@ -616,7 +621,7 @@ pub async fn http_with(
     }
     let body = bytes::Bytes::from(body);
     let request = request.body(Full::new(body)).expect("request");
-    let response = timeout(WAIT, sender.send_request(request))
+    let response = timeout(ANSWER_WAIT, sender.send_request(request))
         .await
         .expect("answer in time")
         .expect("answer");
