@@ -52,6 +52,12 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// No events (the `Default`, usable in a `const`).
+    pub const NONE: Self = Self {
+        events: 0,
+        bookkeeping: false,
+    };
+
     pub fn of(event: &packed::Event<'_>) -> Self {
         Self {
             events: 1,

@@ -74,7 +74,7 @@ impl Binding {
                         code: OVER_RATE,
                         description: "over the tenant's message rate: messages are dropped until the rate allows them again",
                     };
-                    push_now(self, conn, &event);
+                    push_now(conn, &event);
                 }
                 // Handlers run on the server's runtime; without one (never
                 // in the server) the client is simply not paused.
@@ -314,8 +314,8 @@ impl PluginRouter {
 /// caused: an error for a topic message its queue refused, a presence
 /// change for a topic it watches.
 pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
-    if let Some(binding) = PluginRouter::binding(conn) {
-        push_now(binding, conn, event);
+    if PluginRouter::binding(conn).is_some() {
+        push_now(conn, event);
     }
 }
 
@@ -338,10 +338,7 @@ thread_local! {
         RefCell::new(Staged {
             conn: None,
             events: Vec::new(),
-            tally: Tally {
-                events: 0,
-                bookkeeping: false,
-            },
+            tally: Tally::NONE,
         })
     };
 }
@@ -411,12 +408,11 @@ fn flush_staged() {
     });
 }
 
-/// Sends one event now, after anything staged.
-fn push_now(binding: &Binding, conn: &Connection, event: &packed::Event<'_>) {
+/// Sends one event of `conn` now, after anything staged (in the same
+/// hand-over when that is `conn`'s), through the thread's staging buffer.
+fn push_now(conn: &Connection, event: &packed::Event<'_>) {
+    stage(conn, event);
     flush_staged();
-    let mut bytes = Vec::new();
-    packed::Writer::new(&mut bytes).event(event);
-    binding.plugin.push(&mut bytes, Tally::of(event), conn);
 }
 
 impl Drop for PluginRouter {
@@ -524,7 +520,7 @@ impl Handler for PluginRouter {
             if b.plugin.keeps_default(packed::DEFAULT_CONNECTED) {
                 b.plugin.announce(conn.id());
             } else {
-                push_now(b, conn, &packed::Event::Connected(conn.id()));
+                push_now(conn, &packed::Event::Connected(conn.id()));
             }
         }
     }
@@ -574,7 +570,7 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::binding(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
-            push_now(b, conn, &packed::Event::ReadyToSend(conn.id()));
+            push_now(conn, &packed::Event::ReadyToSend(conn.id()));
         }
     }
 
@@ -601,20 +597,20 @@ impl Handler for PluginRouter {
                 code: status_code,
                 description,
             };
-            push_now(b, conn, &event);
+            push_now(conn, &event);
             b.release_seat();
         }
     }
 
     fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
-        match conn.and_then(|c| Self::binding(c).map(|b| (c, b))) {
-            Some((conn, b)) => {
+        match conn.filter(|c| Self::binding(c).is_some()) {
+            Some(conn) => {
                 let event = packed::Event::Error {
                     connection: conn.id(),
                     code,
                     description,
                 };
-                push_now(b, conn, &event);
+                push_now(conn, &event);
             }
             None => tracing::warn!(code, "{description}"),
         }
