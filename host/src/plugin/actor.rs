@@ -563,18 +563,25 @@ fn apply_packed(
     commands: &[u8],
     events: &[u8],
 ) -> Result<(), String> {
-    for command in packed::commands(commands) {
+    let outside = || "returned a send of bytes outside its batch of events".to_owned();
+    let mut commands = packed::commands(commands);
+    loop {
+        // An echo's every reply: read and sent without the general path.
+        if let Some(send) = commands.next_send_input() {
+            let data = send.bytes(events).ok_or_else(outside)?;
+            actor.apply_send(send.connection, send.format, data);
+            continue;
+        }
+        let Some(command) = commands.next() else {
+            return Ok(());
+        };
         let command = command.map_err(|e| format!("returned a {e}"))?;
         if let packed::Command::Defaults(methods) = command {
             handle.defaults.fetch_or(methods, Ordering::AcqRel);
             continue;
         }
-        match command.with_input(events) {
-            Some(command) => actor.apply(command),
-            None => return Err("returned a send of bytes outside its batch of events".to_owned()),
-        }
+        actor.apply(command.with_input(events).ok_or_else(outside)?);
     }
-    Ok(())
 }
 
 /// A short reason for the log: deadline, memory or trap.

@@ -324,18 +324,48 @@ impl ActorState {
     pub fn apply(&mut self, command: Command<'_>) {
         let target = command.connection();
         if let Some(id) = target
-            && self.held.contains_key(&id)
+            && self.is_held(id)
         {
             return self.hold(id, &command);
         }
-        match self.execute(&command) {
+        let result = self.execute(&command);
+        self.settle(target, &command, result);
+    }
+
+    /// [`apply`](Self::apply) of a send (the commonest command), by the
+    /// same rules without matching on a command.
+    pub fn apply_send(&mut self, connection: ConnectionId, format: u8, data: &[u8]) {
+        let send = || Command::Send {
+            connection,
+            format,
+            data,
+        };
+        if self.is_held(connection) {
+            return self.hold(connection, &send());
+        }
+        let result = self.send_refusable(connection, format, data);
+        if result.is_err() {
+            self.settle(Some(connection), &send(), result);
+        }
+    }
+
+    /// What follows a command's execution: a send that found the queue
+    /// full is held (and the client paused), a failure becomes an `error`
+    /// event.
+    fn settle(
+        &mut self,
+        target: Option<ConnectionId>,
+        command: &Command<'_>,
+        result: Result<(), Refused>,
+    ) {
+        match result {
             Ok(()) => {}
             Err(Refused::Full) => {
                 let id = target.unwrap_or_default();
                 match self.connections.get(&id) {
                     Some(conn) => {
                         conn.pause_data();
-                        self.hold(id, &command);
+                        self.hold(id, command);
                     }
                     None => self.error(
                         id,
@@ -430,7 +460,20 @@ impl ActorState {
 
     /// Whether the host holds commands (and so paused data) for `id`.
     pub fn is_held(&self, id: ConnectionId) -> bool {
-        self.held.contains_key(&id)
+        !self.held.is_empty() && self.held.contains_key(&id)
+    }
+
+    /// A send, whose full queue is a refusal the caller may hold it for.
+    fn send_refusable(
+        &self,
+        connection: ConnectionId,
+        format: u8,
+        data: &[u8],
+    ) -> Result<(), Refused> {
+        match self.send(connection, format, data) {
+            Err(wit::HostError::WouldBlock) => Err(Refused::Full),
+            other => other.map_err(Refused::Failed),
+        }
     }
 
     fn execute(&mut self, command: &Command<'_>) -> Result<(), Refused> {
@@ -439,12 +482,7 @@ impl ActorState {
                 connection,
                 format,
                 data,
-            } => {
-                return match self.send(connection, format, data) {
-                    Err(wit::HostError::WouldBlock) => Err(Refused::Full),
-                    other => other.map_err(Refused::Failed),
-                };
-            }
+            } => return self.send_refusable(connection, format, data),
             Command::Ping {
                 connection,
                 payload,

@@ -24,6 +24,10 @@ pub const BINARY: u8 = 2;
 pub const SEND_TEXT: u8 = 0;
 pub const SEND_BINARY: u8 = 1;
 
+/// The record kind of [`Command::SendInput`], which the host reads on a
+/// path of its own.
+const KIND_SEND_INPUT: u8 = 10;
+
 /// One event, borrowing its bytes from the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -170,17 +174,37 @@ impl<'a> Command<'a> {
                 format,
                 offset,
                 len,
-            } => {
-                let start = offset as usize;
-                Command::Send {
-                    connection,
-                    format,
-                    data: batch.get(start..start.checked_add(len as usize)?)?,
-                }
-            }
+            } => Command::Send {
+                connection,
+                format,
+                data: input_bytes(batch, offset, len)?,
+            },
             other => other,
         })
     }
+}
+
+/// A [`Command::SendInput`], as [`Commands::next_send_input`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSend {
+    pub connection: ConnectionId,
+    pub format: u8,
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl InputSend {
+    /// The bytes it names in `batch`; `None` when they are not all in it.
+    #[inline]
+    pub fn bytes(self, batch: &[u8]) -> Option<&[u8]> {
+        input_bytes(batch, self.offset, self.len)
+    }
+}
+
+#[inline]
+fn input_bytes(batch: &[u8], offset: u32, len: u32) -> Option<&[u8]> {
+    let start = offset as usize;
+    batch.get(start..start.checked_add(len as usize)?)
 }
 
 /// A batch that does not follow the layout.
@@ -398,7 +422,24 @@ impl<'b> Writer<'b> {
                 let [o0, o1, o2, o3] = offset.to_le_bytes();
                 let [l0, l1, l2, l3] = len.to_le_bytes();
                 let head = [
-                    10, c0, c1, c2, c3, c4, c5, c6, c7, format, o0, o1, o2, o3, l0, l1, l2, l3,
+                    KIND_SEND_INPUT,
+                    c0,
+                    c1,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                    c6,
+                    c7,
+                    format,
+                    o0,
+                    o1,
+                    o2,
+                    o3,
+                    l0,
+                    l1,
+                    l2,
+                    l3,
                 ];
                 self.record(head, &[]);
             }
@@ -605,7 +646,7 @@ impl<'a> Reader<'a> {
                     data: self.bytes()?,
                 }
             }
-            10 => {
+            KIND_SEND_INPUT => {
                 let [id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *self.array::<17>()?;
                 if format > SEND_BINARY {
                     return self.fail("unknown format");
@@ -649,6 +690,30 @@ macro_rules! record_iter {
 }
 
 record_iter!(Events, Event, event, "The events of a batch, in order.");
+
+impl Commands<'_> {
+    /// The next command when it is a well-formed
+    /// [`SendInput`](Command::SendInput), read in one bounds check without
+    /// the general decoding (an echo's every reply is one); `None`,
+    /// consuming nothing, for anything else, which
+    /// [`next`](Iterator::next) then reads.
+    #[inline]
+    pub fn next_send_input(&mut self) -> Option<InputSend> {
+        let reader = self.0.as_mut()?;
+        let record = reader.buf.get(reader.pos..)?.first_chunk::<18>()?;
+        let [kind, id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *record;
+        if kind != KIND_SEND_INPUT || format > SEND_BINARY {
+            return None;
+        }
+        reader.pos += record.len();
+        Some(InputSend {
+            connection: u64::from_le_bytes(id),
+            format,
+            offset: u32::from_le_bytes([o0, o1, o2, o3]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+        })
+    }
+}
 record_iter!(
     Commands,
     Command,
@@ -803,6 +868,59 @@ mod tests {
         }
         let read: Vec<Command<'_>> = commands(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(read, all_commands());
+    }
+
+    /// The host's shortcut reads exactly the send-input records, in
+    /// order with what `next` reads, and leaves every other record (a
+    /// malformed one included) to `next`.
+    #[test]
+    fn the_send_input_shortcut_reads_what_next_reads() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for c in all_commands() {
+            w.command(&c);
+        }
+        let mut read = Vec::new();
+        let mut shortcut = 0;
+        let mut cmds = commands(&buf);
+        loop {
+            if let Some(s) = cmds.next_send_input() {
+                shortcut += 1;
+                read.push(Command::SendInput {
+                    connection: s.connection,
+                    format: s.format,
+                    offset: s.offset,
+                    len: s.len,
+                });
+                continue;
+            }
+            match cmds.next() {
+                Some(c) => read.push(c.unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(read, all_commands());
+        let inputs = all_commands()
+            .iter()
+            .filter(|c| matches!(c, Command::SendInput { .. }))
+            .count();
+        assert!(inputs > 0);
+        assert_eq!(shortcut, inputs);
+
+        // An unknown format is not taken: `next` reports it.
+        let mut bad = Vec::new();
+        Writer::new(&mut bad).command(&Command::SendInput {
+            connection: 1,
+            format: 7,
+            offset: 0,
+            len: 0,
+        });
+        let mut cmds = commands(&bad);
+        assert_eq!(cmds.next_send_input(), None);
+        assert_eq!(cmds.next().unwrap().unwrap_err().reason, "unknown format");
+        // Nor is a truncated one.
+        let mut cmds = commands(&buf[buf.len() - 20..buf.len() - 3]);
+        assert_eq!(cmds.next_send_input(), None);
     }
 
     #[test]
