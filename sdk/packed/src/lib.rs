@@ -24,8 +24,9 @@ pub const BINARY: u8 = 2;
 pub const SEND_TEXT: u8 = 0;
 pub const SEND_BINARY: u8 = 1;
 
-/// The record kind of [`Command::SendInput`], which the host reads on a
-/// path of its own.
+/// The record kinds read and written on paths of their own: a
+/// [`Event::DataIn`] and a [`Command::SendInput`].
+const KIND_DATA_IN: u8 = 2;
 const KIND_SEND_INPUT: u8 = 10;
 
 /// One event, borrowing its bytes from the batch.
@@ -298,7 +299,21 @@ impl<'b> Writer<'b> {
                 let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
                 let [l0, l1, l2, l3] = len32(data).to_le_bytes();
                 let head = [
-                    2, c0, c1, c2, c3, c4, c5, c6, c7, format, flags, l0, l1, l2, l3,
+                    KIND_DATA_IN,
+                    c0,
+                    c1,
+                    c2,
+                    c3,
+                    c4,
+                    c5,
+                    c6,
+                    c7,
+                    format,
+                    flags,
+                    l0,
+                    l1,
+                    l2,
+                    l3,
                 ];
                 self.record(head, data);
             }
@@ -351,6 +366,36 @@ impl<'b> Writer<'b> {
                     .u64(subscribers);
             }
         }
+    }
+
+    /// A [`Command::SendInput`] record, written without building one (a
+    /// plugin echoing its input writes one per message).
+    #[inline]
+    pub fn send_input(&mut self, connection: ConnectionId, format: u8, offset: u32, len: u32) {
+        let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
+        let [o0, o1, o2, o3] = offset.to_le_bytes();
+        let [l0, l1, l2, l3] = len.to_le_bytes();
+        let head = [
+            KIND_SEND_INPUT,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            format,
+            o0,
+            o1,
+            o2,
+            o3,
+            l0,
+            l1,
+            l2,
+            l3,
+        ];
+        self.record(head, &[]);
     }
 
     pub fn command(&mut self, command: &Command<'_>) {
@@ -417,32 +462,7 @@ impl<'b> Writer<'b> {
                 format,
                 offset,
                 len,
-            } => {
-                let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
-                let [o0, o1, o2, o3] = offset.to_le_bytes();
-                let [l0, l1, l2, l3] = len.to_le_bytes();
-                let head = [
-                    KIND_SEND_INPUT,
-                    c0,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7,
-                    format,
-                    o0,
-                    o1,
-                    o2,
-                    o3,
-                    l0,
-                    l1,
-                    l2,
-                    l3,
-                ];
-                self.record(head, &[]);
-            }
+            } => self.send_input(connection, format, offset, len),
             Command::Defaults(methods) => {
                 self.kind(11).u8(methods);
             }
@@ -550,22 +570,12 @@ impl<'a> Reader<'a> {
     fn event(&mut self) -> Result<Event<'a>, Malformed> {
         Ok(match self.u8()? {
             1 => Event::Connected(self.id()?),
-            2 => {
+            KIND_DATA_IN => {
                 // The fixed part in one read: one bounds check per message.
-                let [id @ .., format, flags, l0, l1, l2, l3] = *self.array::<14>()?;
-                if format > BINARY {
-                    return self.fail("unknown format");
-                }
-                if flags > 3 {
-                    return self.fail("unknown data-in flags");
-                }
-                Event::DataIn {
-                    connection: u64::from_le_bytes(id),
-                    format,
-                    eom: flags & 1 != 0,
-                    eol: flags & 2 != 0,
-                    data: self.take(u32::from_le_bytes([l0, l1, l2, l3]) as usize)?,
-                }
+                let head =
+                    DataInHead::read(self.array::<14>()?).or_else(|reason| self.fail(reason))?;
+                let data = self.take(head.len)?;
+                head.with_data(data)
             }
             3 => Event::Ping {
                 connection: self.id()?,
@@ -690,6 +700,64 @@ macro_rules! record_iter {
 }
 
 record_iter!(Events, Event, event, "The events of a batch, in order.");
+
+/// A data-in record's fixed part.
+struct DataInHead {
+    connection: ConnectionId,
+    format: u8,
+    flags: u8,
+    len: usize,
+}
+
+impl DataInHead {
+    #[inline]
+    fn read(head: &[u8; 14]) -> Result<Self, &'static str> {
+        let [id @ .., format, flags, l0, l1, l2, l3] = *head;
+        if format > BINARY {
+            return Err("unknown format");
+        }
+        if flags > 3 {
+            return Err("unknown data-in flags");
+        }
+        Ok(Self {
+            connection: u64::from_le_bytes(id),
+            format,
+            flags,
+            len: u32::from_le_bytes([l0, l1, l2, l3]) as usize,
+        })
+    }
+
+    #[inline]
+    fn with_data(self, data: &[u8]) -> Event<'_> {
+        Event::DataIn {
+            connection: self.connection,
+            format: self.format,
+            eom: self.flags & 1 != 0,
+            eol: self.flags & 2 != 0,
+            data,
+        }
+    }
+}
+
+impl<'a> Events<'a> {
+    /// The next event when it is a well-formed
+    /// [`DataIn`](Event::DataIn), read without the general decoding (most
+    /// of a busy batch); `None`, consuming nothing, for anything else,
+    /// which [`next`](Iterator::next) then reads.
+    #[inline]
+    pub fn next_data_in(&mut self) -> Option<Event<'a>> {
+        let reader = self.0.as_mut()?;
+        let (&[kind], rest) = reader.buf.get(reader.pos..)?.split_first_chunk::<1>()?;
+        if kind != KIND_DATA_IN {
+            return None;
+        }
+        let (head, rest) = rest.split_first_chunk::<14>()?;
+        let head = DataInHead::read(head).ok()?;
+        let data = rest.get(..head.len)?;
+        reader.pos += 1 + 14 + head.len;
+        Some(head.with_data(data))
+    }
+}
 
 impl Commands<'_> {
     /// The next command when it is a well-formed
@@ -868,6 +936,59 @@ mod tests {
         }
         let read: Vec<Command<'_>> = commands(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(read, all_commands());
+    }
+
+    /// The guest's shortcut reads exactly the data-in records, in order
+    /// with what `next` reads, and leaves every other record (a malformed
+    /// one included) to `next`.
+    #[test]
+    fn the_data_in_shortcut_reads_what_next_reads() {
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for e in all_events() {
+            w.event(&e);
+        }
+        let mut read = Vec::new();
+        let mut shortcut = 0;
+        let mut evs = events(&buf);
+        loop {
+            if let Some(e) = evs.next_data_in() {
+                shortcut += 1;
+                read.push(e);
+                continue;
+            }
+            match evs.next() {
+                Some(e) => read.push(e.unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(read, all_events());
+        let data_ins = all_events()
+            .iter()
+            .filter(|e| matches!(e, Event::DataIn { .. }))
+            .count();
+        assert!(data_ins > 1);
+        assert_eq!(shortcut, data_ins);
+
+        let data_in = |format, data: &'static [u8]| Event::DataIn {
+            connection: 1,
+            format,
+            eom: true,
+            eol: false,
+            data,
+        };
+        // An unknown format is not taken: `next` reports it.
+        let mut bad = Vec::new();
+        Writer::new(&mut bad).event(&data_in(9, b"x"));
+        let mut evs = events(&bad);
+        assert_eq!(evs.next_data_in(), None);
+        assert_eq!(evs.next().unwrap().unwrap_err().reason, "unknown format");
+        // Nor is one whose data is cut short.
+        let mut cut = Vec::new();
+        Writer::new(&mut cut).event(&data_in(BINARY, b"abc"));
+        let mut evs = events(&cut[..cut.len() - 1]);
+        assert_eq!(evs.next_data_in(), None);
+        assert_eq!(evs.next().unwrap().unwrap_err().reason, "truncated record");
     }
 
     /// The host's shortcut reads exactly the send-input records, in

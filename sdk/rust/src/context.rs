@@ -99,13 +99,10 @@ impl Context {
                 let format = crate::packed::format_code(format);
                 let mut writer = wsserver_packed::Writer::new(out);
                 match offset_in(batch, data) {
-                    Some(offset) => writer.command(&wsserver_packed::Command::SendInput {
-                        connection,
-                        format,
-                        offset,
-                        // Within the batch, so below 4 GiB.
-                        len: data.len() as u32,
-                    }),
+                    // Within the batch, so below 4 GiB.
+                    Some(offset) => {
+                        writer.send_input(connection, format, offset, data.len() as u32)
+                    }
                     None => writer.command(&wsserver_packed::Command::Send {
                         connection,
                         format,
