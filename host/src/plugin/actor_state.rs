@@ -90,6 +90,10 @@ pub(crate) struct ActorState {
     /// What the plugin stored with `set-attachment`: kept here, outside
     /// the instance, so it outlives hibernation, traps and swaps.
     attachments: FxHashMap<ConnectionId, Vec<u8>>,
+    /// The connection of `connections` the last send went to: an echo
+    /// answers a read with a run of sends to one connection, looked up
+    /// once. Dropped with the connection.
+    last_sent: Option<Connection>,
 }
 
 /// The largest attachment a connection may carry.
@@ -110,6 +114,29 @@ enum Refused {
     Failed(wit::HostError),
 }
 
+/// A send's result, whose full queue is a refusal the caller may hold it
+/// for.
+fn refusable(result: HostResult) -> Result<(), Refused> {
+    match result {
+        Err(wit::HostError::WouldBlock) => Err(Refused::Full),
+        other => other.map_err(Refused::Failed),
+    }
+}
+
+/// Queues one message on `conn`; `format` is the packed layout's send
+/// format.
+fn send_on(conn: &Connection, format: u8, data: &[u8]) -> HostResult {
+    let result = if format == packed::SEND_TEXT {
+        match simdutf8::basic::from_utf8(data) {
+            Ok(text) => conn.send_text(text),
+            Err(_) => return Err(wit::HostError::InvalidArgument),
+        }
+    } else {
+        conn.send_bytes(data)
+    };
+    result.map_err(|e| convert::host_error(&e))
+}
+
 impl ActorState {
     pub fn new(shared: Arc<PluginShared>) -> Self {
         Self {
@@ -119,6 +146,7 @@ impl ActorState {
             owed: Vec::new(),
             held: FxHashMap::default(),
             attachments: FxHashMap::default(),
+            last_sent: None,
         }
     }
 
@@ -169,16 +197,7 @@ impl ActorState {
 
     /// Queues one message; `format` is the packed layout's send format.
     pub fn send(&self, id: ConnectionId, format: u8, data: &[u8]) -> HostResult {
-        let conn = self.conn(id)?;
-        let result = if format == packed::SEND_TEXT {
-            match simdutf8::basic::from_utf8(data) {
-                Ok(text) => conn.send_text(text),
-                Err(_) => return Err(wit::HostError::InvalidArgument),
-            }
-        } else {
-            conn.send_bytes(data)
-        };
-        result.map_err(|e| convert::host_error(&e))
+        send_on(&*self.conn(id)?, format, data)
     }
 
     pub fn ping(&self, id: ConnectionId, payload: &[u8]) -> HostResult {
@@ -343,7 +362,15 @@ impl ActorState {
         if self.is_held(connection) {
             return self.hold(connection, &send());
         }
-        let result = self.send_refusable(connection, format, data);
+        let result = match self.last_sent.as_ref().filter(|c| c.id() == connection) {
+            Some(conn) => send_on(conn, format, data),
+            None => match self.connections.get(&connection).cloned() {
+                Some(conn) => send_on(self.last_sent.insert(conn), format, data),
+                // Another instance's, or none.
+                None => self.send(connection, format, data),
+            },
+        };
+        let result = refusable(result);
         if result.is_err() {
             self.settle(Some(connection), &send(), result);
         }
@@ -463,26 +490,13 @@ impl ActorState {
         !self.held.is_empty() && self.held.contains_key(&id)
     }
 
-    /// A send, whose full queue is a refusal the caller may hold it for.
-    fn send_refusable(
-        &self,
-        connection: ConnectionId,
-        format: u8,
-        data: &[u8],
-    ) -> Result<(), Refused> {
-        match self.send(connection, format, data) {
-            Err(wit::HostError::WouldBlock) => Err(Refused::Full),
-            other => other.map_err(Refused::Failed),
-        }
-    }
-
     fn execute(&mut self, command: &Command<'_>) -> Result<(), Refused> {
         let result = match *command {
             Command::Send {
                 connection,
                 format,
                 data,
-            } => return self.send_refusable(connection, format, data),
+            } => return refusable(self.send(connection, format, data)),
             Command::Ping {
                 connection,
                 payload,
@@ -518,6 +532,9 @@ impl ActorState {
     /// A connection of this plugin has ended.
     pub fn forget(&mut self, id: ConnectionId) {
         self.connections.remove(&id);
+        if self.last_sent.as_ref().is_some_and(|c| c.id() == id) {
+            self.last_sent = None;
+        }
         self.announced.remove(&id);
         self.held.remove(&id);
         self.attachments.remove(&id);
