@@ -283,13 +283,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Runs rounds until the connection waits for something, ends, or
     /// spends its turn's budget. A connection that waits at rest lets go
-    /// of its working state.
+    /// of its working state, unless it worked this turn and will park:
+    /// then it keeps it until it parks, so a client sending one message
+    /// at a time does not make and drop it for every message, and an idle
+    /// connection holds none.
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<TurnEnd> {
         let mut busy = self.busy.take().unwrap_or_else(|| self.new_busy());
         busy.worked = false;
         let end = self.turn(&mut busy, cx);
         self.rest.worked |= busy.worked;
-        if end.is_ready() || !busy.is_at_rest() {
+        let keep = busy.worked && self.rest.parks();
+        if end.is_ready() || keep || !busy.is_at_rest() {
             self.busy = Some(busy);
         }
         end

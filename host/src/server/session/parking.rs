@@ -73,6 +73,11 @@ impl Rest {
             worked: true,
         }
     }
+
+    /// Whether the session parks once it has rested (it has a lot).
+    pub fn parks(&self) -> bool {
+        self.lot.is_some()
+    }
 }
 
 impl Drop for Rest {
@@ -96,7 +101,10 @@ impl Session<TcpStream> {
         let Some(lot) = &self.rest.lot else {
             return false;
         };
-        let parkable = self.busy.is_none() && self.closing.is_quiet() && self.conn.accepting_data();
+        // Its working state, if kept, is dropped as it parks.
+        let parkable = self.busy.as_ref().is_none_or(|busy| busy.is_at_rest())
+            && self.closing.is_quiet()
+            && self.conn.accepting_data();
         let epoch = low(lot.epoch());
         if !parkable {
             self.rest.since = epoch;
