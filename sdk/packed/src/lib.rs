@@ -938,6 +938,27 @@ mod tests {
         assert_eq!(read, all_commands());
     }
 
+    /// Reads records as the fast paths do: `shortcut` first, `next` for
+    /// what it leaves. What was read, and how many the shortcut took.
+    fn read_with<T, I>(records: &mut I, shortcut: impl Fn(&mut I) -> Option<T>) -> (Vec<T>, usize)
+    where
+        I: Iterator<Item = Result<T, Malformed>>,
+    {
+        let mut read = Vec::new();
+        let mut taken = 0;
+        loop {
+            if let Some(record) = shortcut(records) {
+                taken += 1;
+                read.push(record);
+                continue;
+            }
+            match records.next() {
+                Some(record) => read.push(record.unwrap()),
+                None => return (read, taken),
+            }
+        }
+    }
+
     /// The guest's shortcut reads exactly the data-in records, in order
     /// with what `next` reads, and leaves every other record (a malformed
     /// one included) to `next`.
@@ -948,20 +969,7 @@ mod tests {
         for e in all_events() {
             w.event(&e);
         }
-        let mut read = Vec::new();
-        let mut shortcut = 0;
-        let mut evs = events(&buf);
-        loop {
-            if let Some(e) = evs.next_data_in() {
-                shortcut += 1;
-                read.push(e);
-                continue;
-            }
-            match evs.next() {
-                Some(e) => read.push(e.unwrap()),
-                None => break,
-            }
-        }
+        let (read, shortcut) = read_with(&mut events(&buf), Events::next_data_in);
         assert_eq!(read, all_events());
         let data_ins = all_events()
             .iter()
@@ -1001,25 +1009,14 @@ mod tests {
         for c in all_commands() {
             w.command(&c);
         }
-        let mut read = Vec::new();
-        let mut shortcut = 0;
-        let mut cmds = commands(&buf);
-        loop {
-            if let Some(s) = cmds.next_send_input() {
-                shortcut += 1;
-                read.push(Command::SendInput {
-                    connection: s.connection,
-                    format: s.format,
-                    offset: s.offset,
-                    len: s.len,
-                });
-                continue;
-            }
-            match cmds.next() {
-                Some(c) => read.push(c.unwrap()),
-                None => break,
-            }
-        }
+        let (read, shortcut) = read_with(&mut commands(&buf), |cmds| {
+            cmds.next_send_input().map(|s| Command::SendInput {
+                connection: s.connection,
+                format: s.format,
+                offset: s.offset,
+                len: s.len,
+            })
+        });
         assert_eq!(read, all_commands());
         let inputs = all_commands()
             .iter()
