@@ -298,22 +298,9 @@ impl<'b> Writer<'b> {
                 let flags = u8::from(eom) | (u8::from(eol) << 1);
                 let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
                 let [l0, l1, l2, l3] = len32(data).to_le_bytes();
+                let kind = KIND_DATA_IN;
                 let head = [
-                    KIND_DATA_IN,
-                    c0,
-                    c1,
-                    c2,
-                    c3,
-                    c4,
-                    c5,
-                    c6,
-                    c7,
-                    format,
-                    flags,
-                    l0,
-                    l1,
-                    l2,
-                    l3,
+                    kind, c0, c1, c2, c3, c4, c5, c6, c7, format, flags, l0, l1, l2, l3,
                 ];
                 self.record(head, data);
             }
@@ -375,25 +362,9 @@ impl<'b> Writer<'b> {
         let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
         let [o0, o1, o2, o3] = offset.to_le_bytes();
         let [l0, l1, l2, l3] = len.to_le_bytes();
+        let kind = KIND_SEND_INPUT;
         let head = [
-            KIND_SEND_INPUT,
-            c0,
-            c1,
-            c2,
-            c3,
-            c4,
-            c5,
-            c6,
-            c7,
-            format,
-            o0,
-            o1,
-            o2,
-            o3,
-            l0,
-            l1,
-            l2,
-            l3,
+            kind, c0, c1, c2, c3, c4, c5, c6, c7, format, o0, o1, o2, o3, l0, l1, l2, l3,
         ];
         self.record(head, &[]);
     }
