@@ -195,6 +195,21 @@ pub struct InputSend {
 }
 
 impl InputSend {
+    /// A send-input record after its kind byte.
+    #[inline]
+    fn read(record: &[u8; 17]) -> Result<Self, &'static str> {
+        let [id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *record;
+        if format > SEND_BINARY {
+            return Err("unknown format");
+        }
+        Ok(Self {
+            connection: u64::from_le_bytes(id),
+            format,
+            offset: u32::from_le_bytes([o0, o1, o2, o3]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+        })
+    }
+
     /// The bytes it names in `batch`; `None` when they are not all in it.
     #[inline]
     pub fn bytes(self, batch: &[u8]) -> Option<&[u8]> {
@@ -627,18 +642,9 @@ impl<'a> Reader<'a> {
                     data: self.bytes()?,
                 }
             }
-            KIND_SEND_INPUT => {
-                let [id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *self.array::<17>()?;
-                if format > SEND_BINARY {
-                    return self.fail("unknown format");
-                }
-                Command::SendInput {
-                    connection: u64::from_le_bytes(id),
-                    format,
-                    offset: u32::from_le_bytes([o0, o1, o2, o3]),
-                    len: u32::from_le_bytes([l0, l1, l2, l3]),
-                }
-            }
+            KIND_SEND_INPUT => InputSend::read(self.array::<17>()?)
+                .or_else(|reason| self.fail(reason))?
+                .into(),
             11 => Command::Defaults(self.u8()?),
             _ => return self.fail("unknown command kind"),
         })
@@ -671,6 +677,17 @@ macro_rules! record_iter {
 }
 
 record_iter!(Events, Event, event, "The events of a batch, in order.");
+
+impl From<InputSend> for Command<'_> {
+    fn from(send: InputSend) -> Self {
+        Command::SendInput {
+            connection: send.connection,
+            format: send.format,
+            offset: send.offset,
+            len: send.len,
+        }
+    }
+}
 
 /// A data-in record's fixed part.
 struct DataInHead {
@@ -730,6 +747,13 @@ impl<'a> Events<'a> {
     }
 }
 
+record_iter!(
+    Commands,
+    Command,
+    command,
+    "The commands of a batch, in order."
+);
+
 impl Commands<'_> {
     /// The next command when it is a well-formed
     /// [`SendInput`](Command::SendInput), read in one bounds check without
@@ -739,26 +763,15 @@ impl Commands<'_> {
     #[inline]
     pub fn next_send_input(&mut self) -> Option<InputSend> {
         let reader = self.0.as_mut()?;
-        let record = reader.buf.get(reader.pos..)?.first_chunk::<18>()?;
-        let [kind, id @ .., format, o0, o1, o2, o3, l0, l1, l2, l3] = *record;
-        if kind != KIND_SEND_INPUT || format > SEND_BINARY {
+        let (&[kind], rest) = reader.buf.get(reader.pos..)?.split_first_chunk::<1>()?;
+        if kind != KIND_SEND_INPUT {
             return None;
         }
-        reader.pos += record.len();
-        Some(InputSend {
-            connection: u64::from_le_bytes(id),
-            format,
-            offset: u32::from_le_bytes([o0, o1, o2, o3]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
-        })
+        let send = InputSend::read(rest.first_chunk::<17>()?).ok()?;
+        reader.pos += 1 + 17;
+        Some(send)
     }
 }
-record_iter!(
-    Commands,
-    Command,
-    command,
-    "The commands of a batch, in order."
-);
 
 pub fn events(batch: &[u8]) -> Events<'_> {
     Events(Some(Reader {
@@ -981,12 +994,7 @@ mod tests {
             w.command(&c);
         }
         let (read, shortcut) = read_with(&mut commands(&buf), |cmds| {
-            cmds.next_send_input().map(|s| Command::SendInput {
-                connection: s.connection,
-                format: s.format,
-                offset: s.offset,
-                len: s.len,
-            })
+            cmds.next_send_input().map(Command::from)
         });
         assert_eq!(read, all_commands());
         let inputs = all_commands()
