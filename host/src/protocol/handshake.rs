@@ -190,15 +190,28 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// A request that passed [`parse_request`]'s checks, with what the
+/// response needs, found on the way: the response then searches nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRequest {
+    pub request: UpgradeRequest,
+    /// Bytes of the head; any after it are the client's first frames.
+    pub head_len: usize,
+    /// Sec-WebSocket-Key: 24 characters of base64.
+    pub key: [u8; 24],
+    /// Whether any Sec-WebSocket-Extensions header came (most clients send
+    /// none).
+    pub offers_extensions: bool,
+}
+
 /// Parses an upgrade request from the start of `buf`.
 ///
 /// Returns `Ok(None)` while the head is incomplete and shorter than
-/// `max_head_len`; otherwise the request and the length of its head (bytes
-/// after it are the client's first frames).
+/// `max_head_len`.
 pub fn parse_request(
     buf: &[u8],
     max_head_len: usize,
-) -> Result<Option<(UpgradeRequest, usize)>, HandshakeError> {
+) -> Result<Option<ParsedRequest>, HandshakeError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match req.parse(buf) {
@@ -219,30 +232,28 @@ pub fn parse_request(
     if req.version != Some(1) {
         return Err(HandshakeError::HttpVersion);
     }
-    // Checked here, kept as text: the values are read again from the head
-    // when someone asks (UpgradeRequest), under the same rules (the last
-    // of a repeated Host, Version or Key counts).
+    // Checked here on the bytes, kept as text: the fields a handler may ask
+    // for are read again from the head (UpgradeRequest); the key is kept.
+    // The last of a repeated Version or Key counts. Values are trimmed of
+    // HTTP's whitespace (RFC 9110 §5.5: spaces and tabs).
     let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
         (false, false, false, false);
-    let mut key = Cow::Borrowed("");
-    // As UpgradeRequest reads them: lossy UTF-8 (borrowed when valid),
-    // trimmed.
-    let text = |value| match lossy_utf8(value) {
-        Cow::Borrowed(v) => Cow::Borrowed(v.trim()),
-        Cow::Owned(v) => Cow::Owned(v.trim().to_owned()),
-    };
+    let mut offers_extensions = false;
+    let mut key: &[u8] = b"";
     for h in req.headers.iter() {
-        let name = h.name;
+        let (name, value) = (h.name, h.value.trim_ascii());
         if name.eq_ignore_ascii_case("host") {
             has_host = true;
         } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= has_token(&text(h.value), "websocket");
+            upgrade |= has_token(value, "websocket");
         } else if name.eq_ignore_ascii_case("connection") {
-            connection_upgrade |= has_token(&text(h.value), "upgrade");
+            connection_upgrade |= has_token(value, "upgrade");
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
-            version_ok = text(h.value) == "13";
+            version_ok = value == b"13";
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-            key = text(h.value);
+            key = value;
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            offers_extensions = true;
         }
     }
     if !upgrade {
@@ -258,16 +269,22 @@ pub fn parse_request(
         return Err(HandshakeError::UnsupportedVersion);
     }
     // 16 bytes are 24 characters of base64; decoded on the stack.
-    if key.len() != 24 || !matches!(BASE64.decode_slice(&*key, &mut [0; 18]), Ok(16)) {
-        return Err(HandshakeError::InvalidKey);
-    }
+    let key: [u8; 24] = match key.try_into() {
+        Ok(key) if matches!(BASE64.decode_slice(key, &mut [0; 18]), Ok(16)) => key,
+        _ => return Err(HandshakeError::InvalidKey),
+    };
     // httparse skips empty lines before the request line.
     let start = buf[..head_len]
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(head_len);
     let head = Arc::from(lossy_utf8(&buf[start..head_len]));
-    Ok(Some((UpgradeRequest { head }, head_len)))
+    Ok(Some(ParsedRequest {
+        request: UpgradeRequest { head },
+        head_len,
+        key,
+        offers_extensions,
+    }))
 }
 
 /// `String::from_utf8_lossy`, with the valid case (every real client's)
@@ -280,22 +297,22 @@ fn lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// Whether a comma-separated header value contains `token` (any case).
-fn has_token(value: &str, token: &str) -> bool {
+fn has_token(value: &[u8], token: &str) -> bool {
     value
-        .split(',')
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Sec-WebSocket-Accept for a client key.
 pub fn accept_key(key: &str) -> String {
-    String::from_utf8_lossy(&accept_key_bytes(key)).into_owned()
+    String::from_utf8_lossy(&accept_key_bytes(key.as_bytes())).into_owned()
 }
 
 /// Sec-WebSocket-Accept as base64 text, without an allocation: 20 bytes
 /// of SHA-1 are 28 characters.
-fn accept_key_bytes(key: &str) -> [u8; 28] {
+fn accept_key_bytes(key: &[u8]) -> [u8; 28] {
     let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
+    sha.update(key);
     sha.update(ACCEPT_GUID.as_bytes());
     let mut text = [0; 28];
     // Cannot fail: 28 bytes hold the encoding of 20.
@@ -306,7 +323,7 @@ fn accept_key_bytes(key: &str) -> [u8; 28] {
 /// Writes the 101 response accepting `request`.
 pub fn write_accept_response(
     out: &mut Vec<u8>,
-    key: &str,
+    key: &[u8],
     subprotocol: Option<&str>,
     extensions: Option<&str>,
     extra_headers: &[(String, String)],
@@ -466,8 +483,11 @@ mod tests {
     fn parses_a_full_request_and_reports_trailing_bytes() {
         let mut bytes = GOOD.as_bytes().to_vec();
         bytes.extend_from_slice(&[0x81, 0x80]);
-        let (req, n) = parse_request(&bytes, 8192).unwrap().unwrap();
-        assert_eq!(n, GOOD.len());
+        let parsed = parse_request(&bytes, 8192).unwrap().unwrap();
+        let req = &parsed.request;
+        assert_eq!(parsed.head_len, GOOD.len());
+        assert_eq!(&parsed.key, b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert!(parsed.offers_extensions);
         assert_eq!(req.uri(), "/chat?x=1");
         assert_eq!(req.path(), "/chat");
         assert_eq!(req.host(), "example.com");
@@ -497,8 +517,10 @@ mod tests {
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut expected = httparse::Request::new(&mut slots);
             assert!(expected.parse(head).unwrap().is_complete());
-            let (req, n) = parse_request(head, 8192).unwrap().unwrap();
-            assert_eq!(n, head.len());
+            let parsed = parse_request(head, 8192).unwrap().unwrap();
+            let req = &parsed.request;
+            assert_eq!(parsed.head_len, head.len());
+            assert_eq!(req.key().as_bytes(), parsed.key);
             assert_eq!(req.uri(), expected.path.unwrap());
             let headers: Vec<(&str, String)> = expected
                 .headers
@@ -508,7 +530,9 @@ mod tests {
             let kept: Vec<(&str, String)> = req.headers().map(|(n, v)| (n, v.to_owned())).collect();
             assert_eq!(kept, headers);
         }
-        let (req, _) = parse_request(odd, 8192).unwrap().unwrap();
+        let parsed = parse_request(odd, 8192).unwrap().unwrap();
+        let req = &parsed.request;
+        assert!(!parsed.offers_extensions);
         assert_eq!(req.path(), "/a%20b");
         assert_eq!(req.subprotocols().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(req.header("x-bytes"), Some("caf\u{e9} \u{fffd}!"));

@@ -107,7 +107,7 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let server = &conn.0.server;
     let max = settings.max_request_header_size;
     let mut buf = Vec::with_capacity(max.min(FIRST_READ));
-    let (request, head_len) = loop {
+    let parsed = loop {
         if buf.len() == buf.capacity() {
             buf.reserve(buf.capacity().min(max));
         }
@@ -142,10 +142,10 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     };
-    let leftover = buf[head_len..].to_vec();
+    let leftover = buf[parsed.head_len..].to_vec();
     drop(buf);
     // Set once before the handler runs; the open request shares it.
-    let _ = conn.0.request_head.set(request);
+    let _ = conn.0.request_head.set(parsed.request);
     let open_request = Arc::new(conn.request()?);
     if settings.log_level >= LogLevel::Verbose as u8 {
         server.log(
@@ -204,20 +204,18 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 offered
             });
-            // One pass over the headers for what the answer needs.
-            let (mut key, mut offers) = ("", Vec::new());
-            for (name, value) in open_request.request_headers() {
-                if name.eq_ignore_ascii_case("sec-websocket-key") {
-                    key = value;
-                } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-                    offers.push(value);
-                }
-            }
+            // The offers are searched for only when there are some.
+            let offers: Vec<&str> = if parsed.offers_extensions {
+                let request = open_request.upgrade_request();
+                request.values("sec-websocket-extensions").collect()
+            } else {
+                Vec::new()
+            };
             let deflate = negotiate_deflate(conn, &offers, settings);
             let mut out = Vec::with_capacity(256);
             write_accept_response(
                 &mut out,
-                key,
+                &parsed.key,
                 subprotocol.as_deref(),
                 deflate
                     .as_ref()
