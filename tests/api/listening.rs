@@ -91,7 +91,9 @@ async fn shutdown_closes_every_client_with_1001_and_waits_for_them() {
         })
         .collect();
     disconnected.sort();
-    let expected: Vec<_> = ids.iter().map(|id| (*id, 1001)).collect();
+    // Ids are unique, not in the order of connecting.
+    let mut expected: Vec<_> = ids.iter().map(|id| (*id, 1001)).collect();
+    expected.sort();
     assert_eq!(
         disconnected, expected,
         "every Disconnected fired before Shutdown returned"

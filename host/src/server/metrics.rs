@@ -5,7 +5,9 @@
 //! per turn for the messages a connection hands to its writer, never per
 //! message. Each thread adds into a shard of its own, so the threads
 //! serving sockets never write to a shared cache line; a scrape sums the
-//! shards. Connection events are rare enough for plain shared atomics.
+//! shards. Connections accepted and closed are sharded too (every
+//! handshake counts them); refusals and parking are rare enough for plain
+//! shared atomics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,19 +90,19 @@ impl RefusalCounts {
 /// The live counters, owned by the server.
 #[derive(Debug, Default)]
 pub(crate) struct MetricsRecorder {
-    accepted: AtomicU64,
-    closed: AtomicU64,
     parked: AtomicU64,
     resumed: AtomicU64,
     refused: [AtomicU64; RefusalReason::ALL.len()],
-    traffic: ThreadLocal<TrafficShard>,
+    shards: ThreadLocal<Shard>,
 }
 
-/// One thread's traffic counters. Aligned to two cache lines (the
+/// One thread's traffic and connection counters. Aligned to two cache lines (the
 /// adjacent-line prefetcher's pair) so shards never share one.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct TrafficShard {
+struct Shard {
+    accepted: AtomicU64,
+    closed: AtomicU64,
     messages_received: AtomicU64,
     messages_sent: AtomicU64,
     bytes_received: AtomicU64,
@@ -118,17 +120,17 @@ fn add_own(counter: &AtomicU64, n: u64) {
 }
 
 impl MetricsRecorder {
-    fn shard(&self) -> &TrafficShard {
-        self.traffic.get_or_default()
+    fn shard(&self) -> &Shard {
+        self.shards.get_or_default()
     }
 
     pub fn connection_accepted(&self) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
+        add_own(&self.shard().accepted, 1);
     }
 
     /// An accepted connection has ended.
     pub fn connection_closed(&self) {
-        self.closed.fetch_add(1, Ordering::Relaxed);
+        add_own(&self.shard().closed, 1);
     }
 
     /// A connection left its task for a parking lot.
@@ -168,17 +170,21 @@ impl MetricsRecorder {
 
     pub fn snapshot(&self) -> ServerMetrics {
         let mut m = ServerMetrics::default();
-        for shard in self.traffic.iter() {
+        // Closed is summed first: a connection that ends meanwhile cannot
+        // make the open count negative.
+        let closed: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.closed.load(Ordering::Relaxed))
+            .sum();
+        for shard in self.shards.iter() {
+            m.connections_accepted += shard.accepted.load(Ordering::Relaxed);
             m.messages_received += shard.messages_received.load(Ordering::Relaxed);
             m.messages_sent += shard.messages_sent.load(Ordering::Relaxed);
             m.bytes_received += shard.bytes_received.load(Ordering::Relaxed);
             m.bytes_sent += shard.bytes_sent.load(Ordering::Relaxed);
             m.would_block += shard.would_block.load(Ordering::Relaxed);
         }
-        // Closed is read first: a connection that ends between the two
-        // loads cannot make the open count negative.
-        let closed = self.closed.load(Ordering::Relaxed);
-        m.connections_accepted = self.accepted.load(Ordering::Relaxed);
         m.connections_open = m.connections_accepted.saturating_sub(closed);
         // Resumed first, as with closed.
         let resumed = self.resumed.load(Ordering::Relaxed);
