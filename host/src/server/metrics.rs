@@ -96,8 +96,8 @@ pub(crate) struct MetricsRecorder {
     shards: ThreadLocal<Shard>,
 }
 
-/// One thread's traffic and connection counters. Aligned to two cache lines (the
-/// adjacent-line prefetcher's pair) so shards never share one.
+/// One thread's traffic and connection counters. Aligned to two cache
+/// lines (the adjacent-line prefetcher's pair) so shards never share one.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Shard {
