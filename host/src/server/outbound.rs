@@ -218,7 +218,12 @@ impl OutboundQueue {
             return;
         }
         if at.is_none() && !self.has_chunks() {
-            std::mem::swap(&mut self.chunks, &mut other.chunks);
+            // Our empty list keeps its room unless there are chunks to
+            // take: a turn's queue has none (it gathers into its tail), and
+            // giving ours away would free it and grow a new one each round.
+            if !other.chunks.is_empty() {
+                std::mem::swap(&mut self.chunks, &mut other.chunks);
+            }
             std::mem::swap(&mut self.tail, &mut other.tail);
             return;
         }
@@ -461,6 +466,21 @@ mod tests {
         q.insert_from(None, &mut turn);
         assert_eq!((q.queued(), q.tail.len()), (3, 3));
         assert_eq!(turn.queued(), 0);
+    }
+
+    /// A turn's frames handed to a queue the writer has emptied leave the
+    /// queue its chunk list (with the room the writer grew it to), so a
+    /// busy connection's rounds do not free one list and grow another each.
+    #[test]
+    fn a_turn_leaves_an_empty_queue_its_chunk_list() {
+        let mut q = OutboundQueue::default();
+        q.chunks.reserve(8);
+        let room = q.chunks.capacity();
+        let mut turn = OutboundQueue::default();
+        turn.push_frame(true, OpCode::Binary, b"x");
+        q.insert_from(None, &mut turn);
+        assert_eq!(q.chunks.capacity(), room);
+        assert_eq!(written(&mut q), [0x82, 1, b'x']);
     }
 
     #[test]
