@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# User-space instructions per echoed message, counted by callgrind (Ir)
-# over a window of `loadgen echo` load: unlike CPU time on these shared
-# machines, the count repeats within a few percent, so a change of 3% in
-# the host's or the plugin's code shows. Kernel time is not counted, and
-# copies done with `rep movsb` count one per byte.
+# User-space instructions per echoed message (or per handshake), counted
+# by callgrind (Ir) over a window of `loadgen echo` (`loadgen handshake`)
+# load: unlike CPU time on these shared machines, the count repeats
+# within a few percent, so a change of 3% in the host's or the plugin's
+# code shows. Kernel time is not counted, copies done with `rep movsb`
+# count one per byte, and SHA-1 runs without SHA-NI (valgrind hides it:
+# about 2,800 of a handshake's instructions are that).
 #
 #   bench/instructions.sh LOADGEN BIN SIZE DEPTH [server args...]
+#   bench/instructions.sh LOADGEN BIN handshake CONCURRENCY [server args...]
 #   e.g. bench/instructions.sh target/release/loadgen wsserver 32 32 --native-echo
 #
 # BIN must be a release build with two edits, or it measures something
@@ -29,11 +32,29 @@ for _ in $(seq 400); do
   curl -sf -o /dev/null http://127.0.0.1:9131/metrics && break
   sleep 1
 done
-received() {
-  curl -s http://127.0.0.1:9131/metrics | awk '/^wsserver_messages_received_total /{print $2}'
+# Until the echo's component is compiled (minutes under valgrind) its
+# route answers 503: wait for a 101.
+upgrade() {
+  curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+    -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+    http://127.0.0.1:9130/echo || true
 }
-"$loadgen" --url ws://127.0.0.1:9130/echo echo --connections "${CONNECTIONS:-100}" \
-  --size "$size" --depth "$depth" --duration 12 --warmup 2 >"$out/load.txt" 2>&1 &
+for _ in $(seq 400); do
+  [ "$(upgrade)" = 101 ] && break
+  sleep 1
+done
+if [ "$size" = handshake ]; then
+  counted=wsserver_connections_accepted_total unit=handshake
+  load_args=(handshake --concurrency "$depth")
+else
+  counted=wsserver_messages_received_total unit=message
+  load_args=(echo --connections "${CONNECTIONS:-100}" --size "$size" --depth "$depth")
+fi
+received() {
+  curl -s http://127.0.0.1:9131/metrics | awk -v name="$counted" '$1 == name {print $2}'
+}
+"$loadgen" --url ws://127.0.0.1:9130/echo "${load_args[@]}" --duration 12 --warmup 2 \
+  >"$out/load.txt" 2>&1 &
 load=$!
 # Past the connections' opening and the first turns: count 6 s of load.
 sleep 6
@@ -45,5 +66,5 @@ after=$(received)
 callgrind_control -d $server >/dev/null
 wait $load
 ir=$(cat "$out"/callgrind.* | awk '/^summary:/{s+=$2} /^totals:/{t+=$2} END{print (s>0?s:t)}')
-messages=$((after - before))
-echo "$messages messages, $ir instructions, $((ir / messages)) per message (profile in $out)"
+events=$((after - before))
+echo "$events ${unit}s, $ir instructions, $((ir / events)) per $unit (profile in $out)"
