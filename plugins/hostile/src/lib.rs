@@ -141,8 +141,10 @@ plugin_export::export!(Exports with_types_in plugin_export);
 
 impl packed_export::exports::wsserver::plugin::packed_handler::Guest for Exports {
     fn on_events(batch: Vec<u8>) -> Vec<u8> {
-        raw_batch(&batch)
-            .unwrap_or_else(|| INSTANCE.with(|instance| instance.handle_packed(&batch)))
+        match raw_batch(&batch) {
+            Some(commands) => commands,
+            None => INSTANCE.with(|instance| instance.handle_packed(batch)),
+        }
     }
 }
 

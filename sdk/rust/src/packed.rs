@@ -12,12 +12,13 @@ use crate::types::{
 
 /// Handles one packed batch: each event is decoded and handed to its
 /// method in turn (data-in with its bytes borrowed from the batch), and
-/// the commands go straight into the output batch. A batch the host wrote
-/// wrongly is a host bug: the call traps rather than guess.
-pub(crate) fn handle_packed<P: Plugin>(plugin: &mut P, batch: &[u8]) -> Vec<u8> {
-    // A plugin copying what it echoes writes about as much as it reads:
-    // one allocation.
-    let mut ctx = Context::packed(Vec::with_capacity(batch.len()), batch);
+/// the commands go straight into `out` (empty; a buffer kept from an
+/// earlier call). A batch the host wrote wrongly is a host bug: the call
+/// traps rather than guess.
+pub(crate) fn handle_packed<P: Plugin>(plugin: &mut P, batch: &[u8], mut out: Vec<u8>) -> Vec<u8> {
+    // A plugin copying what it echoes writes about as much as it reads.
+    out.reserve(batch.len());
+    let mut ctx = Context::packed(out, batch);
     let mut events = packed::events(batch);
     loop {
         // Most of a busy batch: read without the general decoding.
@@ -214,7 +215,7 @@ mod tests {
     #[test]
     fn a_send_of_borrowed_payload_bytes_refers_to_the_batch_and_others_are_copied() {
         let batch = connected_then_data(packed::TEXT, b"hello");
-        let out = handle_packed(&mut BorrowingEcho, &batch);
+        let out = handle_packed(&mut BorrowingEcho, &batch, Vec::new());
         let commands: Vec<packed::Command<'_>> =
             packed::commands(&out).collect::<Result<_, _>>().unwrap();
         let offset = batch.len() - 4;
@@ -248,7 +249,7 @@ mod tests {
     fn a_packed_batch_reaches_the_methods_and_its_commands_come_back_packed() {
         let mut batch = connected_then_data(packed::BINARY, b"abc");
         packed::Writer::new(&mut batch).event(&packed::Event::ReadyToSend(1));
-        let out = handle_packed(&mut Recorder, &batch);
+        let out = handle_packed(&mut Recorder, &batch, Vec::new());
         let commands: Vec<packed::Command<'_>> =
             packed::commands(&out).collect::<Result<_, _>>().unwrap();
         assert_eq!(
