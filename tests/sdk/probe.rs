@@ -92,9 +92,11 @@ async fn every_event_and_host_function_reaches_the_plugin(lang: &str) {
 
     // connections, topics batched and direct.
     let (mut b, b_id) = probe_client(&server.url).await;
+    // In id order, which is not the order of connecting.
+    let (low, high) = (a_id.min(b_id), a_id.max(b_id));
     assert_eq!(
         ask(&mut a, "connections").await,
-        format!("connections {a_id},{b_id}")
+        format!("connections {low},{high}")
     );
     // Presence: a watches the topic; b's subscription, then a's own, are
     // reported to it.
