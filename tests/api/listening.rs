@@ -91,7 +91,7 @@ async fn shutdown_closes_every_client_with_1001_and_waits_for_them() {
         })
         .collect();
     disconnected.sort();
-    // Ids are unique, not in the order of connecting.
+    // Compared as sets: the clients end in any order.
     let mut expected: Vec<_> = ids.iter().map(|id| (*id, 1001)).collect();
     expected.sort();
     assert_eq!(

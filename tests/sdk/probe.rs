@@ -92,7 +92,7 @@ async fn every_event_and_host_function_reaches_the_plugin(lang: &str) {
 
     // connections, topics batched and direct.
     let (mut b, b_id) = probe_client(&server.url).await;
-    // In id order, which is not the order of connecting.
+    // The host lists connections in id order.
     let (low, high) = (a_id.min(b_id), a_id.max(b_id));
     assert_eq!(
         ask(&mut a, "connections").await,

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use crate::net::tls::{ClientCertificate, NegotiatedSession};
 use crate::protocol::handshake::{UpgradeRequest, format_header_lines};
 
-/// Identifies a connection; never reused while the server runs, never 0.
-/// Ids are not in connecting order: each thread takes them in blocks.
+/// Identifies a connection; never reused while the server runs.
 pub type ConnectionId = u64;
 
 /// A boxed future, as returned by [`Handler::open_request`].

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -71,6 +71,7 @@ pub(crate) struct ServerShared {
     /// LogLevel, read on every log call without the settings lock.
     log_level: AtomicU8,
     pub table: ConnectionTable,
+    next_id: AtomicU64,
     listener: Mutex<Option<ActiveListener>>,
     /// The extra threads serving connections (Settings::io_threads), made
     /// at the first StartListening.
@@ -114,6 +115,10 @@ impl ServerShared {
 
     fn listener(&self) -> MutexGuard<'_, Option<ActiveListener>> {
         self.listener.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Whether LogLevel lets `level` through.
@@ -162,6 +167,7 @@ impl WsServer {
                 log_level: AtomicU8::new(settings.log_level),
                 settings: RwLock::new(Arc::new(settings)),
                 table: ConnectionTable::default(),
+                next_id: AtomicU64::new(1),
                 listener: Mutex::new(None),
                 cores: OnceLock::new(),
                 metrics: MetricsRecorder::default(),

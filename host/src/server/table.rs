@@ -1,23 +1,16 @@
 //! The connection table: ConnectionId -> Connection, sharded so lookups
-//! from many threads rarely contend, with the MaxConnections count and
-//! the connection ids.
+//! from many threads rarely contend, with the MaxConnections count.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
-use thread_local::ThreadLocal;
 use tokio::sync::Notify;
 
 use super::connection::Connection;
 use super::events::ConnectionId;
 
 const SHARDS: usize = 16;
-/// Ids are handed to each thread in blocks of this many, and a block's ids
-/// share a shard: the threads accepting connections then neither bounce
-/// one counter between them nor, most of the time, a shard's lock.
-const ID_BLOCK: u64 = 64;
 
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionTable {
@@ -27,31 +20,13 @@ pub(crate) struct ConnectionTable {
     admitted: AtomicUsize,
     /// Signalled whenever the table becomes empty.
     emptied: Notify,
-    /// The start of the next block of ids to hand out.
-    next_block: AtomicU64,
-    /// Each thread's current block: its next id and the block's end.
-    blocks: ThreadLocal<Cell<(ConnectionId, ConnectionId)>>,
 }
 
 impl ConnectionTable {
     fn shard(&self, id: ConnectionId) -> MutexGuard<'_, FxHashMap<ConnectionId, Connection>> {
-        self.shards[(id / ID_BLOCK) as usize % SHARDS]
+        self.shards[id as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A new connection's id: unique in this server, never 0.
-    pub fn next_id(&self) -> ConnectionId {
-        let block = self.blocks.get_or_default();
-        let (mut next, mut end) = block.get();
-        if next == end {
-            next = self.next_block.fetch_add(ID_BLOCK, Ordering::Relaxed);
-            end = next + ID_BLOCK;
-            // 0 is no connection's id.
-            next = next.max(1);
-        }
-        block.set((next + 1, end));
-        next
     }
 
     /// Counts a new connection if fewer than `max` are admitted.
@@ -114,27 +89,5 @@ impl ConnectionTable {
             }
             notified.await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_from_many_threads_are_unique_and_never_zero() {
-        let table = ConnectionTable::default();
-        let ids: Vec<ConnectionId> = std::thread::scope(|s| {
-            let threads: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| (0..1000).map(|_| table.next_id()).collect::<Vec<_>>()))
-                .collect();
-            threads
-                .into_iter()
-                .flat_map(|t| t.join().unwrap())
-                .collect()
-        });
-        let unique: std::collections::HashSet<_> = ids.iter().collect();
-        assert_eq!(unique.len(), 4000);
-        assert!(!ids.contains(&0));
     }
 }

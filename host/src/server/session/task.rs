@@ -173,7 +173,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
         );
     }
     let conn = Connection(Arc::new(ConnShared {
-        id: server.table.next_id(),
+        id: server.next_connection_id(),
         remote,
         local,
         server: server.clone(),
