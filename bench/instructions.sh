@@ -32,8 +32,9 @@ for _ in $(seq 400); do
   curl -sf -o /dev/null http://127.0.0.1:9131/metrics && break
   sleep 1
 done
-# Until the echo's component is compiled (minutes under valgrind) its
-# route answers 503: wait for a 101.
+# The admin API can answer before the listener does, and the echo's route
+# answers 503 until its component is compiled (minutes under valgrind):
+# wait for a 101.
 upgrade() {
   curl -s -o /dev/null -m 2 -w '%{http_code}' -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
     -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
@@ -64,7 +65,7 @@ sleep 6
 callgrind_control -i off $server >/dev/null
 after=$(received)
 callgrind_control -d $server >/dev/null
-wait $load
+wait $load || { echo "loadgen failed: $(tail -1 "$out/load.txt")" >&2; exit 1; }
 ir=$(cat "$out"/callgrind.* | awk '/^summary:/{s+=$2} /^totals:/{t+=$2} END{print (s>0?s:t)}')
 events=$((after - before))
 echo "$events ${unit}s, $ir instructions, $((ir / events)) per $unit (profile in $out)"
