@@ -662,18 +662,34 @@ async fn a_version_swapped_in_answers_its_own_open_requests() {
     .await;
     assert_eq!(swapped.status, 200, "{}", swapped.body);
     for _ in 0..3 {
-        let mut c = RawClient::tcp(server.addr).await;
-        c.send(UPGRADE_REQUEST.as_bytes()).await;
-        let refused = c.read_http_response().await;
-        assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+        assert_refused_401(server.addr).await;
     }
     let mut admitted = ws_connect(&format!("{}/?token=wsserver-dev-token", server.url)).await;
     assert_eq!(ask(&mut admitted, "in").await, "in");
     assert_eq!(ask(&mut kept, "still here").await, "still here");
 
-    // Back to the echo: it accepts again.
-    let rolled = http("POST", &admin, "/tenants/live/rollback", None, None).await;
-    assert_eq!(rolled.status, 200, "{}", rolled.body);
-    let mut ws = ws_connect(&server.url).await;
-    assert_eq!(ask(&mut ws, "back").await, "back");
+    // Back and forth: once a swap has returned, the echo's "accept every
+    // request" no longer holds, even for a request sent at once.
+    for round in 0..5 {
+        let rolled = http("POST", &admin, "/tenants/live/rollback", None, None).await;
+        assert_eq!(rolled.status, 200, "{}", rolled.body);
+        let mut ws = ws_connect(&server.url).await;
+        assert_eq!(ask(&mut ws, "back").await, "back");
+        let mut again = ws_connect(&server.url).await;
+        assert_eq!(ask(&mut again, "by host").await, "by host");
+        if round < 4 {
+            let swapped = http("POST", &admin, "/tenants/live/rollback", None, None).await;
+            assert_eq!(swapped.status, 200, "{}", swapped.body);
+            assert_refused_401(server.addr).await;
+        }
+    }
+}
+
+/// Sends an upgrade request without a token and expects the auth plugin's
+/// 401, then the end of the connection.
+async fn assert_refused_401(addr: std::net::SocketAddr) {
+    let mut c = RawClient::tcp(addr).await;
+    c.send(UPGRADE_REQUEST.as_bytes()).await;
+    let refused = c.read_http_response().await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
 }

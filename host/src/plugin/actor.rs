@@ -41,6 +41,9 @@ pub(super) struct PendingSwap {
     /// The state moved through `lifecycle` (else the new version hears of
     /// the open connections again).
     carried: bool,
+    /// The running instance's defaults, withdrawn while the verdict is
+    /// out and given back if the swap is called off.
+    defaults: u8,
 }
 
 pub(super) struct Actor {
@@ -475,14 +478,20 @@ impl Actor {
                 return;
             }
         };
+        // Until the verdict, this actor takes no event: what arrives waits
+        // for whichever version wins. The host stops answering for the
+        // running version before the tenant hears "prepared", so no open
+        // request is accepted on its behalf once the swap has returned.
+        let defaults = handle.defaults.swap(0, Ordering::AcqRel);
         if prepared.send(Ok(())).is_ok() {
-            // Until the verdict, this actor takes no event: what arrives
-            // waits for whichever version wins.
             self.pending = Some(PendingSwap {
                 version,
                 next,
                 carried,
+                defaults,
             });
+        } else {
+            handle.defaults.fetch_or(defaults, Ordering::AcqRel);
         }
     }
 
@@ -491,11 +500,13 @@ impl Actor {
             version,
             mut next,
             carried,
+            defaults,
         }) = self.pending.take()
         else {
             return;
         };
         if !commit {
+            handle.defaults.fetch_or(defaults, Ordering::AcqRel);
             return;
         }
         self.park(handle);
