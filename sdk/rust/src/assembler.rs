@@ -53,6 +53,16 @@ pub struct MessageAssembler {
     in_progress: BTreeMap<ConnectionId, Message>,
 }
 
+/// The format of the message a chunk of `format` starts; `None` for a
+/// continuation.
+fn starts_message(format: DataFormat) -> Option<MessageFormat> {
+    match format {
+        DataFormat::Text => Some(MessageFormat::Text),
+        DataFormat::Binary => Some(MessageFormat::Binary),
+        DataFormat::Continuation => None,
+    }
+}
+
 impl MessageAssembler {
     /// Adds a chunk; returns the message it completes, if any.
     pub fn push(&mut self, chunk: DataIn) -> Option<Message> {
@@ -75,7 +85,20 @@ impl MessageAssembler {
     /// still borrowed when it came in one chunk (send it with
     /// [`Context::send_slice`](crate::Context::send_slice) and nothing is
     /// copied).
+    #[inline]
     pub fn push_ref<'a>(&mut self, chunk: DataInRef<'a>) -> Option<MessageRef<'a>> {
+        // Nearly every chunk is a whole message with none in progress:
+        // decided inline in the caller, without the general join.
+        if chunk.eom
+            && self.in_progress.is_empty()
+            && let Some(format) = starts_message(chunk.format)
+        {
+            return Some(MessageRef {
+                connection: chunk.connection,
+                format,
+                data: Cow::Borrowed(chunk.data),
+            });
+        }
         self.join(
             chunk.connection,
             chunk.format,
@@ -84,6 +107,9 @@ impl MessageAssembler {
         )
     }
 
+    // Out of line: the callers' common case stays small.
+    #[cold]
+    #[inline(never)]
     fn join<'a>(
         &mut self,
         connection: ConnectionId,
@@ -91,22 +117,18 @@ impl MessageAssembler {
         data: Cow<'a, [u8]>,
         eom: bool,
     ) -> Option<MessageRef<'a>> {
-        let first_chunk_format = match format {
-            DataFormat::Text => MessageFormat::Text,
-            DataFormat::Binary => MessageFormat::Binary,
-            DataFormat::Continuation => {
-                let message = self.in_progress.get_mut(&connection)?;
-                message.data.extend_from_slice(&data);
-                return if eom {
-                    self.in_progress.remove(&connection).map(|m| MessageRef {
-                        connection: m.connection,
-                        format: m.format,
-                        data: Cow::Owned(m.data),
-                    })
-                } else {
-                    None
-                };
-            }
+        let Some(first_chunk_format) = starts_message(format) else {
+            let message = self.in_progress.get_mut(&connection)?;
+            message.data.extend_from_slice(&data);
+            return if eom {
+                self.in_progress.remove(&connection).map(|m| MessageRef {
+                    connection: m.connection,
+                    format: m.format,
+                    data: Cow::Owned(m.data),
+                })
+            } else {
+                None
+            };
         };
         // A first chunk starts a new message. The host never interleaves
         // messages, so a message still in progress here cannot complete and
@@ -285,6 +307,39 @@ mod tests {
             })
         );
         assert!(!messages.is_assembling(1));
+    }
+
+    #[test]
+    fn a_whole_chunk_passes_borrowed_beside_another_connections_fragments() {
+        let mut messages = MessageAssembler::default();
+        let borrowed = |connection, format, data, eom| DataInRef {
+            connection,
+            format,
+            data,
+            eom,
+            eol: false,
+        };
+        assert_eq!(
+            messages.push_ref(borrowed(1, DataFormat::Text, b"he", false)),
+            None
+        );
+        let bytes = *b"whole";
+        let whole = messages
+            .push_ref(borrowed(2, DataFormat::Binary, &bytes, true))
+            .unwrap();
+        assert_eq!((whole.connection, whole.format), (2, MessageFormat::Binary));
+        assert!(matches!(whole.data, Cow::Borrowed(b) if b.as_ptr() == bytes.as_ptr()));
+        // A continuation that ends a message is never passed through.
+        assert_eq!(
+            messages
+                .push_ref(borrowed(1, DataFormat::Continuation, b"y", true))
+                .map(|m| m.data.into_owned()),
+            Some(b"hey".to_vec())
+        );
+        assert_eq!(
+            messages.push_ref(borrowed(1, DataFormat::Continuation, b"!", true)),
+            None
+        );
     }
 
     #[test]

@@ -93,22 +93,36 @@ impl Context {
     /// not copied out of the plugin.
     ///
     /// [`DataInRef`]: crate::DataInRef
+    #[inline]
     pub fn send_slice(&mut self, connection: ConnectionId, format: MessageFormat, data: &[u8]) {
+        // An echo's every reply: a reference into the batch.
+        if let Sink::Packed { out, batch } = &mut self.sink
+            && let Some(offset) = offset_in(batch, data)
+        {
+            let format = crate::packed::format_code(format);
+            // Within the batch, so below 4 GiB.
+            wsserver_packed::Writer::new(out).send_input(
+                connection,
+                format,
+                offset,
+                data.len() as u32,
+            );
+            return;
+        }
+        self.send_copy(connection, format, data);
+    }
+
+    /// [`send_slice`](Self::send_slice) of bytes from elsewhere: copied.
+    #[cold]
+    #[inline(never)]
+    fn send_copy(&mut self, connection: ConnectionId, format: MessageFormat, data: &[u8]) {
         match &mut self.sink {
-            Sink::Packed { out, batch } => {
-                let format = crate::packed::format_code(format);
-                let mut writer = wsserver_packed::Writer::new(out);
-                match offset_in(batch, data) {
-                    // Within the batch, so below 4 GiB.
-                    Some(offset) => {
-                        writer.send_input(connection, format, offset, data.len() as u32)
-                    }
-                    None => writer.command(&wsserver_packed::Command::Send {
-                        connection,
-                        format,
-                        data,
-                    }),
-                }
+            Sink::Packed { out, .. } => {
+                wsserver_packed::Writer::new(out).command(&wsserver_packed::Command::Send {
+                    connection,
+                    format: crate::packed::format_code(format),
+                    data,
+                })
             }
             Sink::Commands(_) => self.send(connection, format, data.to_vec()),
         }
