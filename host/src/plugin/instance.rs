@@ -150,16 +150,18 @@ impl PluginHandle {
         self.schedule();
     }
 
-    /// Queues packed events of `conn`. Past the plugin's limit of queued
-    /// bytes the connection is paused until the actor catches up. An idle
-    /// actor whose turns are quick runs its turn here, on the connection's
-    /// thread: no hop to an executor and back.
-    pub fn push(&self, events: &mut Vec<u8>, tally: Tally, conn: &Connection) {
+    /// Queues packed events of `conns`. Past the plugin's limit of queued
+    /// bytes the connections are paused until the actor catches up. An
+    /// idle actor whose turns are quick runs its turn here, on the
+    /// connections' thread: no hop to an executor and back.
+    pub fn push(&self, events: &mut Vec<u8>, tally: Tally, conns: &[Connection]) {
         let mut inbox = self.inbox();
         inbox.queue_events(events, tally);
         if inbox.events.len() > self.limits.max_queued_bytes {
-            conn.pause_data();
-            inbox.throttled.push(conn.clone());
+            for conn in conns {
+                conn.pause_data();
+                inbox.throttled.push(conn.clone());
+            }
         }
         self.run_here(inbox);
     }

@@ -24,6 +24,7 @@ mod rate;
 mod router;
 mod runtime;
 pub mod spec;
+mod staging;
 mod tenant;
 mod topics;
 mod version;

@@ -4,7 +4,6 @@
 //! the tenant's instances, then forwards that connection's events to it,
 //! within the tenant's rates.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +13,13 @@ use wsserver_packed as packed;
 use super::convert;
 use super::engine::{LoadError, PluginEngine};
 use super::executor::RuntimeOptions;
-use super::inbox::{PendingOpen, Tally};
+use super::inbox::PendingOpen;
 use super::instance::PluginHandle;
 use super::loading::{self, Slot, SlotState};
 use super::rate::{ConnectionGate, OVER_RATE, Verdict};
 use super::runtime::Runtime;
 use super::spec::{PluginSpec, Route};
+use super::staging;
 use super::tenant::{SwapError, SwapOutcome, Tenant, TenantStatus, Update};
 use super::topics::TopicCount;
 use crate::MessageKind;
@@ -74,7 +74,7 @@ impl Binding {
                         code: OVER_RATE,
                         description: "over the tenant's message rate: messages are dropped until the rate allows them again",
                     };
-                    push_now(conn, &event);
+                    staging::push_now(&self.plugin, conn, &event);
                 }
                 // Handlers run on the server's runtime; without one (never
                 // in the server) the client is simply not paused.
@@ -314,105 +314,9 @@ impl PluginRouter {
 /// caused: an error for a topic message its queue refused, a presence
 /// change for a topic it watches.
 pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
-    if PluginRouter::binding(conn).is_some() {
-        push_now(conn, event);
+    if let Some(b) = PluginRouter::binding(conn) {
+        staging::push_now(&b.plugin, conn, event);
     }
-}
-
-/// Events staged on this thread while a connection's read is dispatched,
-/// handed to the plugin in one go when the read is done (one lock per read
-/// instead of per event).
-struct Staged {
-    /// The connection whose events these are; its binding names the plugin
-    /// instance they go to.
-    conn: Option<Connection>,
-    events: Vec<u8>,
-    tally: Tally,
-}
-
-/// Staged bytes beyond which they are handed over before the read ends.
-const STAGE_LIMIT: usize = 64 * 1024;
-
-thread_local! {
-    static STAGED: RefCell<Staged> = const {
-        RefCell::new(Staged {
-            conn: None,
-            events: Vec::new(),
-            tally: Tally::NONE,
-        })
-    };
-}
-
-/// What staging an event left to do.
-enum Staging {
-    Done,
-    /// The staged bytes reached [`STAGE_LIMIT`]: hand them over.
-    Full,
-    /// Another connection's events are staged: hand them over first.
-    Taken,
-}
-
-/// Stages an event of `conn`; events of another connection first hand over
-/// what is staged, so each connection's events keep their order. The
-/// common case (the read's connection, under the limit) only appends.
-fn stage(conn: &Connection, event: &packed::Event<'_>) {
-    let staging = STAGED.with_borrow_mut(|staged| {
-        match &staged.conn {
-            Some(staged_conn) if staged_conn.address() != conn.address() => return Staging::Taken,
-            Some(_) => {}
-            None => staged.conn = Some(conn.clone()),
-        }
-        packed::Writer::new(&mut staged.events).event(event);
-        staged.tally.add(Tally::of(event));
-        // A read can expand (inflated data, many small frames): hand over
-        // early so flow control can pause the client within the read.
-        if staged.events.len() >= STAGE_LIMIT {
-            Staging::Full
-        } else {
-            Staging::Done
-        }
-    });
-    match staging {
-        Staging::Done => {}
-        Staging::Full => flush_staged(),
-        Staging::Taken => stage_after_flush(conn, event),
-    }
-}
-
-#[cold]
-fn stage_after_flush(conn: &Connection, event: &packed::Event<'_>) {
-    flush_staged();
-    stage(conn, event);
-}
-
-/// Hands over what is staged on this thread: outside the thread-local's
-/// borrow, because handing over may run the plugin's turn on this thread.
-fn flush_staged() {
-    let taken = STAGED.with_borrow_mut(|staged| {
-        let conn = staged.conn.take()?;
-        let events = std::mem::take(&mut staged.events);
-        Some((conn, events, std::mem::take(&mut staged.tally)))
-    });
-    let Some((conn, mut events, tally)) = taken else {
-        return;
-    };
-    if let Some(binding) = PluginRouter::binding(&conn) {
-        binding.plugin.push(&mut events, tally, &conn);
-    }
-    // Keep the buffer (the inbox's spare, when it took ours) for the next
-    // read, unless one was staged since.
-    STAGED.with_borrow_mut(|staged| {
-        if staged.events.capacity() == 0 {
-            staged.events = events;
-        }
-    });
-}
-
-/// Sends one event of `conn` now, after anything staged (in the same
-/// hand-over when that is `conn`'s), through the thread's staging buffer.
-fn push_now(conn: &Connection, event: &packed::Event<'_>) {
-    stage(conn, event);
-    flush_staged();
 }
 
 impl Drop for PluginRouter {
@@ -520,7 +424,7 @@ impl Handler for PluginRouter {
             if b.plugin.keeps_default(packed::DEFAULT_CONNECTED) {
                 b.plugin.announce(conn.id());
             } else {
-                push_now(conn, &packed::Event::Connected(conn.id()));
+                staging::push_now(&b.plugin, conn, &packed::Event::Connected(conn.id()));
             }
         }
     }
@@ -540,7 +444,7 @@ impl Handler for PluginRouter {
                 eol: data.eol,
                 data: data.data,
             };
-            stage(conn, &event);
+            staging::stage(&b.plugin, conn, &event);
         }
     }
 
@@ -562,7 +466,7 @@ impl Handler for PluginRouter {
                 response,
                 payload,
             };
-            stage(conn, &event);
+            staging::stage(&b.plugin, conn, &event);
         }
     }
 
@@ -570,17 +474,17 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::binding(conn)
             && b.saw_first_ready.swap(true, Ordering::Relaxed)
         {
-            push_now(conn, &packed::Event::ReadyToSend(conn.id()));
+            staging::push_now(&b.plugin, conn, &packed::Event::ReadyToSend(conn.id()));
         }
     }
 
     fn input_done(&self, _conn: &Connection) {
-        flush_staged();
+        staging::read_done();
     }
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
         let binding = Self::binding(conn)?;
-        flush_staged();
+        staging::hand_over();
         let (done, flushed) = tokio::sync::oneshot::channel();
         binding.plugin.push_flush(done);
         Some(Box::pin(async move {
@@ -597,20 +501,20 @@ impl Handler for PluginRouter {
                 code: status_code,
                 description,
             };
-            push_now(conn, &event);
+            staging::push_now(&b.plugin, conn, &event);
             b.release_seat();
         }
     }
 
     fn error(&self, conn: Option<&Connection>, code: u32, description: &str) {
-        match conn.filter(|c| Self::binding(c).is_some()) {
-            Some(conn) => {
+        match conn.and_then(|c| Some((c, Self::binding(c)?))) {
+            Some((conn, b)) => {
                 let event = packed::Event::Error {
                     connection: conn.id(),
                     code,
                     description,
                 };
-                push_now(conn, &event);
+                staging::push_now(&b.plugin, conn, &event);
             }
             None => tracing::warn!(code, "{description}"),
         }
