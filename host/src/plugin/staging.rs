@@ -32,6 +32,9 @@ struct Staged {
     conns: Vec<Connection>,
     events: Vec<u8>,
     tally: Tally,
+    /// The last event staged is not part of a message that came in
+    /// pieces: a whole small message, or no data at all.
+    last_whole: bool,
     /// A task that hands over is queued on this thread's runtime.
     handover_queued: bool,
 }
@@ -45,7 +48,9 @@ const STAGE_LIMIT: usize = 64 * 1024;
 /// same round, where a deferred one costs that connection another poll, a
 /// lock and a wake-up per send (measured: deferring reads of 32 small
 /// messages cost 6% more instructions per message; single messages 37%
-/// fewer).
+/// fewer). A read that ends with a piece of a message larger than the
+/// read is handed over at once too: deferring those (the tail of a 4 KiB
+/// message, read apart from its head) cost 4 KiB messages 5–7%.
 const DEFER_BELOW: usize = 1024;
 
 thread_local! {
@@ -55,6 +60,7 @@ thread_local! {
             conns: Vec::new(),
             events: Vec::new(),
             tally: Tally::NONE,
+            last_whole: false,
             handover_queued: false,
         })
     };
@@ -89,6 +95,10 @@ pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packe
         }
         packed::Writer::new(&mut staged.events).event(event);
         staged.tally.add(Tally::of(event));
+        staged.last_whole = match *event {
+            packed::Event::DataIn { format, eom, .. } => eom && format != packed::CONTINUATION,
+            _ => true,
+        };
         // A read can expand (inflated data, many small frames): hand over
         // early so flow control can pause the client within the read.
         if staged.events.len() >= STAGE_LIMIT {
@@ -123,7 +133,7 @@ pub(super) fn read_done() {
     let next = STAGED.with_borrow_mut(|staged| {
         if staged.plugin.is_none() {
             Next::Nothing
-        } else if staged.events.len() >= DEFER_BELOW {
+        } else if staged.events.len() >= DEFER_BELOW || !staged.last_whole {
             Next::HandOver
         } else if staged.handover_queued {
             Next::Nothing
