@@ -340,6 +340,14 @@ mod tests {
             messages.push_ref(borrowed(1, DataFormat::Continuation, b"!", true)),
             None
         );
+        // A whole chunk on a connection mid-message replaces its message.
+        messages.push_ref(borrowed(1, DataFormat::Text, b"stale", false));
+        assert!(
+            messages
+                .push_ref(borrowed(1, DataFormat::Text, b"new", true))
+                .is_some()
+        );
+        assert!(!messages.is_assembling(1));
     }
 
     #[test]
