@@ -12,12 +12,15 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use super::actor_state::{ActorState, PluginShared};
 use super::convert;
 use super::executor::Task;
-use super::inbox::{PendingOpen, SwapOrder, Tally};
+use super::inbox::{PendingOpen, Tally};
 use super::instance::PluginHandle;
 use super::metrics::CallFailure;
 use super::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::server::{ConnectionId, OpenResponse};
+
+mod swap;
+use swap::PendingSwap;
 
 /// What a turn leaves to its end.
 #[derive(Default)]
@@ -32,18 +35,6 @@ pub(super) struct Turned {
 pub(super) enum Slot {
     Live(Box<Live>),
     Parked(ActorState),
-}
-
-/// A prepared swap waiting for the tenant's verdict.
-pub(super) struct PendingSwap {
-    version: Arc<Version>,
-    next: Live,
-    /// The state moved through `lifecycle` (else the new version hears of
-    /// the open connections again).
-    carried: bool,
-    /// The running instance's defaults, withdrawn while the verdict is
-    /// out and given back if the swap is called off.
-    defaults: u8,
 }
 
 pub(super) struct Actor {
@@ -461,102 +452,6 @@ impl Actor {
         for conn in self.state().connections.values() {
             let _ = conn.close(INTERNAL_ERROR, "plugin runtime failure");
         }
-    }
-
-    /// Takes a swap order: prepares the new instance and reports; the
-    /// switch waits for the tenant's verdict.
-    fn begin_swap(&mut self, handle: &PluginHandle, order: SwapOrder) {
-        let SwapOrder {
-            version,
-            mut next,
-            prepared,
-        } = order;
-        let carried = match self.carry_state(handle, &version, &mut next) {
-            Ok(carried) => carried,
-            Err(reason) => {
-                let _ = prepared.send(Err(reason));
-                return;
-            }
-        };
-        // Until the verdict, this actor takes no event: what arrives waits
-        // for whichever version wins. The host stops answering for the
-        // running version before the tenant hears "prepared", so no open
-        // request is accepted on its behalf once the swap has returned.
-        let defaults = handle.defaults.swap(0, Ordering::AcqRel);
-        if prepared.send(Ok(())).is_ok() {
-            self.pending = Some(PendingSwap {
-                version,
-                next,
-                carried,
-                defaults,
-            });
-        } else {
-            handle.defaults.fetch_or(defaults, Ordering::AcqRel);
-        }
-    }
-
-    fn finish_swap(&mut self, handle: &PluginHandle, commit: bool) {
-        let Some(PendingSwap {
-            version,
-            mut next,
-            carried,
-            defaults,
-        }) = self.pending.take()
-        else {
-            return;
-        };
-        if !commit {
-            handle.defaults.fetch_or(defaults, Ordering::AcqRel);
-            return;
-        }
-        self.park(handle);
-        let Slot::Parked(state) = std::mem::replace(
-            &mut self.slot,
-            Slot::Parked(ActorState::new(handle.shared.clone())),
-        ) else {
-            unreachable!("parked above");
-        };
-        next.store.data_mut().actor = state;
-        self.slot = Slot::Live(Box::new(next));
-        self.version = version;
-        self.snapshot = None;
-        if handle.hibernated.swap(false, Ordering::AcqRel) {
-            handle.shared.metrics.woke();
-        }
-        self.last_active = Instant::now();
-        self.watch_idle(handle);
-        if !carried {
-            self.state_mut().announce_again();
-        }
-    }
-
-    /// Hands the plugin's state from the running instance (or the snapshot
-    /// it hibernated with) to `next` when both versions export `lifecycle`
-    /// (true), or leaves `next` fresh (false). A failed snapshot poisons
-    /// the running instance, which is dropped.
-    fn carry_state(
-        &mut self,
-        handle: &PluginHandle,
-        version: &Version,
-        next: &mut Live,
-    ) -> Result<bool, String> {
-        if !(self.version.has_lifecycle() && next.has_lifecycle()) {
-            return Ok(false);
-        }
-        let state = match &mut self.slot {
-            Slot::Live(live) => match live.snapshot(self.version.call_deadline()) {
-                Ok(state) => Some(state),
-                Err(reason) => {
-                    self.fail(handle, &[], &reason);
-                    return Err(reason);
-                }
-            },
-            Slot::Parked(_) => self.snapshot.clone(),
-        };
-        if let Some(state) = state {
-            next.restore(&state, version.call_deadline())?;
-        }
-        Ok(true)
     }
 }
 
