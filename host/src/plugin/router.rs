@@ -479,7 +479,7 @@ impl Handler for PluginRouter {
     }
 
     fn input_done(&self, _conn: &Connection) {
-        staging::read_done();
+        staging::hand_over_soon();
     }
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
@@ -501,7 +501,10 @@ impl Handler for PluginRouter {
                 code: status_code,
                 description,
             };
-            staging::push_now(&b.plugin, conn, &event);
+            // Connections that end together (a burst of short-lived
+            // clients) tell the plugin in one call.
+            staging::stage(&b.plugin, conn, &event);
+            staging::hand_over_soon();
             b.release_seat();
         }
     }

@@ -4,9 +4,9 @@
 //! instance in one hand-over (one inbox lock, one plugin call) instead of
 //! one by one. Events of different connections served by the same
 //! instance share the hand-over: on a current-thread runtime (the
-//! server's own) the end of a read does not hand over at once but queues a
-//! task behind the connections already ready in this round of the runtime,
-//! so their reads join the same batch. A plugin call costs thousands of
+//! server's own) the end of a read, or of a connection, does not hand over
+//! at once but queues a task behind the connections already ready in this
+//! round of the runtime, so their events join the same batch. A plugin call costs thousands of
 //! instructions whatever it carries; one per read was most of the cost of
 //! a small message.
 //!
@@ -126,10 +126,11 @@ pub(super) fn push_now(plugin: &Arc<PluginHandle>, conn: &Connection, event: &pa
     hand_over();
 }
 
-/// A read's events are all staged. A few are handed over once the
-/// connections ready in this round of the runtime have read too (on a
-/// current-thread runtime); many, or on another runtime, now.
-pub(super) fn read_done() {
+/// The events staged so far (a read's, a connection's last) may wait a
+/// little: a few are handed over once the connections ready in this round
+/// of the runtime have had their turn too (on a current-thread runtime);
+/// many, or on another runtime, now.
+pub(super) fn hand_over_soon() {
     let next = STAGED.with_borrow_mut(|staged| {
         if staged.plugin.is_none() {
             Next::Nothing
