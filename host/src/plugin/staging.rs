@@ -4,11 +4,11 @@
 //! instance in one hand-over (one inbox lock, one plugin call) instead of
 //! one by one. Events of different connections served by the same
 //! instance share the hand-over: on a current-thread runtime (the
-//! server's own) the end of a read, or of a connection, does not hand over
-//! at once but queues a task behind the connections already ready in this
-//! round of the runtime, so their events join the same batch. A plugin call costs thousands of
-//! instructions whatever it carries; one per read was most of the cost of
-//! a small message.
+//! server's own) the end of a small read, or of a connection, does not
+//! hand over at once but queues a task behind the connections already
+//! ready in this round of the runtime, so their events join the same
+//! batch. A plugin call costs thousands of instructions whatever it
+//! carries; one per read was most of the cost of a small message.
 //!
 //! Each connection's events keep their order: they are appended in the
 //! order they were read, and events for another instance hand over what
@@ -165,7 +165,9 @@ pub(super) fn hand_over_soon() {
     }
 }
 
+/// What [`hand_over_soon`] does after looking at what is staged.
 enum Next {
+    /// Nothing staged, or a hand-over already queued.
     Nothing,
     HandOver,
     Queue,
