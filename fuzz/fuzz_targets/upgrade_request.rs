@@ -13,7 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use libfuzzer_sys::fuzz_target;
 use wsserver::protocol::deflate::{DeflateSettings, WindowBits, negotiate};
-use wsserver::protocol::handshake::{HandshakeError, MAX_HEADERS, check_header, parse_request};
+use wsserver::protocol::handshake::{
+    HandshakeError, MAX_HEADERS, ParsedRequest, check_header, parse_request,
+};
 
 /// A 12-byte header, then the request (seeds are upgrade requests).
 #[derive(Arbitrary, Debug)]
@@ -41,9 +43,20 @@ fuzz_target!(|input: Input<'_>| {
         }
     }
     let request = match whole {
-        Ok(Some((request, head_len))) => {
+        Ok(Some(ParsedRequest {
+            request,
+            head_len,
+            key,
+            offers_extensions,
+        })) => {
             assert!(head_len <= input.request.len() && head_len <= max);
             assert!(matches!(BASE64.decode(request.key()), Ok(k) if k.len() == 16));
+            // The checked key and the offers flag are the head's own.
+            assert_eq!(&key[..], request.key().as_bytes());
+            assert_eq!(
+                offers_extensions,
+                request.values("sec-websocket-extensions").next().is_some()
+            );
             // The fields read from the kept head are httparse's.
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut slots);
