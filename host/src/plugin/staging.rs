@@ -159,7 +159,7 @@ pub(super) fn hand_over_soon() {
             });
         }
         _ => {
-            drop(HandoverQueued);
+            unmark_queued();
             hand_over();
         }
     }
@@ -179,12 +179,16 @@ struct HandoverQueued;
 
 impl Drop for HandoverQueued {
     fn drop(&mut self) {
-        let _ = STAGED.try_with(|staged| {
-            if let Ok(mut staged) = staged.try_borrow_mut() {
-                staged.handover_queued = false;
-            }
-        });
+        unmark_queued();
     }
+}
+
+fn unmark_queued() {
+    let _ = STAGED.try_with(|staged| {
+        if let Ok(mut staged) = staged.try_borrow_mut() {
+            staged.handover_queued = false;
+        }
+    });
 }
 
 /// Hands over what is staged on this thread: outside the thread-local's
