@@ -1,10 +1,11 @@
 //! The upgrade request parser and the Sec-WebSocket-Extensions
 //! negotiation. Parsing a prefix of the bytes either waits for more or
 //! gives what the whole gives; a refusal carries one of the statuses the
-//! server answers with; an accepted request's head fits the limit and its
-//! key is 16 bytes; a permessage-deflate agreement stays within the
-//! server's settings, is a valid header value, and negotiating its own
-//! response again gives the same agreement.
+//! server answers with; an accepted request's head fits the limit, its
+//! key is 16 bytes, and its Host and Origin are the last of their
+//! headers; a permessage-deflate agreement stays within the server's
+//! settings, is a valid header value, and negotiating its own response
+//! again gives the same agreement.
 
 #![no_main]
 
@@ -62,6 +63,13 @@ fuzz_target!(|input: Input<'_>| {
             let mut parsed = httparse::Request::new(&mut slots);
             assert!(matches!(parsed.parse(input.request), Ok(s) if s.is_complete()));
             assert_eq!(Some(request.uri()), parsed.path);
+            // Host and Origin, located while parsing, are the last of their
+            // headers as read from the kept head.
+            assert_eq!(Some(request.host()), request.values("host").last());
+            assert_eq!(
+                request.origin(),
+                request.values("origin").last().unwrap_or_default()
+            );
             assert!(
                 request
                     .headers()

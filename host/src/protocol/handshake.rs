@@ -20,28 +20,92 @@ pub const MAX_RESPONSE_HEADER_BYTES: usize = 8192;
 /// A valid WebSocket upgrade request: its head as text (invalid UTF-8
 /// replaced), kept whole and shared by its clones. The fields are read
 /// from the text when asked for, so a request nobody looks at costs one
-/// allocation, not two strings per header.
+/// allocation, not two strings per header; those every request is asked
+/// for (by a router) were located while parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
     /// The head from its request line to the blank line, validated by
     /// [`parse_request`].
     head: Arc<str>,
+    spans: Spans,
+}
+
+/// Where the target, Host and Origin lie in a kept head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spans {
+    target: Span,
+    /// The last Host header's value.
+    host: Span,
+    /// The last Origin header's value, if any came.
+    origin: Option<Span>,
+}
+
+/// A byte range of a kept head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The range `part` covers in `whole`; `part` lies inside `whole`.
+    fn within(whole: &[u8], part: &[u8]) -> Self {
+        let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+        let at = |offset: usize| u32::try_from(offset.min(whole.len())).unwrap_or(u32::MAX);
+        Self {
+            start: at(start),
+            end: at(start + part.len()),
+        }
+    }
+
+    fn of(self, head: &str) -> &str {
+        head.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+impl Spans {
+    /// Found by reading the text itself: for a head whose invalid UTF-8
+    /// was replaced, where the parser's positions no longer hold.
+    fn read(head: &str) -> Self {
+        let line = head.split('\n').next().unwrap_or_default();
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        // `GET <target> HTTP/1.x`: the method is GET, one space each side.
+        let target = line
+            .get(4..)
+            .and_then(|rest| rest.rsplit_once(' '))
+            .map_or("", |(target, _)| target);
+        let last = |name| values(head, name).last();
+        let span = |part: &str| Span::within(head.as_bytes(), part.as_bytes());
+        Self {
+            target: span(target),
+            host: last("host").map_or(Span { start: 0, end: 0 }, span),
+            origin: last("origin").map(span),
+        }
+    }
 }
 
 impl UpgradeRequest {
+    /// A request kept as its head alone (a connection keeps it so), its
+    /// fields located again by reading it.
+    pub(crate) fn from_head(head: Arc<str>) -> Self {
+        let spans = Spans::read(&head);
+        Self { head, spans }
+    }
+
     /// The head as received, from the request line to the blank line.
     pub fn head(&self) -> &str {
         &self.head
     }
 
+    /// The head, shared.
+    pub(crate) fn shared_head(&self) -> Arc<str> {
+        self.head.clone()
+    }
+
     /// The request target as sent, e.g. `/chat?room=1`.
     pub fn uri(&self) -> &str {
-        let line = self.head.split('\n').next().unwrap_or_default();
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        // `GET <target> HTTP/1.x`: the method is GET, one space each side.
-        line.get(4..)
-            .and_then(|rest| rest.rsplit_once(' '))
-            .map_or("/", |(target, _)| target)
+        self.spans.target.of(&self.head)
     }
 
     /// The path part of the request target, without the query.
@@ -59,21 +123,13 @@ impl UpgradeRequest {
 
     /// The values of every header called `name` (any case), in order.
     pub fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> + Clone {
-        self.header_lines().filter_map(move |line| {
-            // httparse lets nothing come between a name and its colon, so
-            // a line is looked at no further than its first bytes.
-            let bytes = line.as_bytes();
-            let named = bytes.get(name.len()) == Some(&b':')
-                && bytes[..name.len()].eq_ignore_ascii_case(name.as_bytes());
-            named.then(|| line[name.len() + 1..].trim())
-        })
+        values(&self.head, name)
     }
 
     /// The lines after the request line, up to the blank line, without
     /// their line ends.
     fn header_lines(&self) -> HeaderLines<'_> {
-        let rest = self.head.split_once('\n').map_or("", |(_, rest)| rest);
-        HeaderLines { rest }
+        header_lines(&self.head)
     }
 
     /// The first value of a header, matched without regard to case.
@@ -83,12 +139,15 @@ impl UpgradeRequest {
 
     /// The Host header (the last one, when sent more than once).
     pub fn host(&self) -> &str {
-        self.values("host").last().unwrap_or_default()
+        // Trimmed as `values` trims: the parser's value may keep
+        // whitespace other than spaces and tabs.
+        self.spans.host.of(&self.head).trim()
     }
 
-    /// The Origin header; empty when the client sent none.
+    /// The Origin header (the last one); empty when the client sent none.
     pub fn origin(&self) -> &str {
-        self.values("origin").last().unwrap_or_default()
+        let origin = self.spans.origin;
+        origin.map_or("", |span| span.of(&self.head).trim())
     }
 
     /// Sec-WebSocket-Key (checked: 16 bytes in base64).
@@ -117,6 +176,23 @@ impl UpgradeRequest {
         }
         joined
     }
+}
+
+/// The values of every header of `head` called `name` (any case), in order.
+fn values<'s>(head: &'s str, name: &str) -> impl Iterator<Item = &'s str> + Clone {
+    header_lines(head).filter_map(move |line| {
+        // httparse lets nothing come between a name and its colon, so a
+        // line is looked at no further than its first bytes.
+        let bytes = line.as_bytes();
+        let named = bytes.get(name.len()) == Some(&b':')
+            && bytes[..name.len()].eq_ignore_ascii_case(name.as_bytes());
+        named.then(|| line[name.len() + 1..].trim())
+    })
+}
+
+fn header_lines(head: &str) -> HeaderLines<'_> {
+    let rest = head.split_once('\n').map_or("", |(_, rest)| rest);
+    HeaderLines { rest }
 }
 
 /// The header lines of a kept head: found by a plain byte loop, which
@@ -271,11 +347,14 @@ pub fn parse_request(
     let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
         (false, false, false, false);
     let mut offers_extensions = false;
-    let mut key: &[u8] = b"";
+    let (mut key, mut host, mut origin): (&[u8], &[u8], Option<&[u8]>) = (b"", b"", None);
     for h in req.headers.iter() {
         let (name, value) = (h.name, h.value.trim_ascii());
         if name.eq_ignore_ascii_case("host") {
             has_host = true;
+            host = value;
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin = Some(value);
         } else if name.eq_ignore_ascii_case("upgrade") {
             upgrade |= has_token(value, "websocket");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -310,9 +389,22 @@ pub fn parse_request(
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(head_len);
-    let head = Arc::from(lossy_utf8(&buf[start..head_len]));
+    let text = lossy_utf8(&buf[start..head_len]);
+    let spans = match text {
+        // The parser's slices lie in the text.
+        Cow::Borrowed(_) => {
+            let span = |part| Span::within(&buf[start..head_len], part);
+            Spans {
+                target: span(req.path.unwrap_or_default().as_bytes()),
+                host: span(host),
+                origin: origin.map(span),
+            }
+        }
+        Cow::Owned(ref text) => Spans::read(text),
+    };
+    let head = Arc::from(text);
     Ok(Some(ParsedRequest {
-        request: UpgradeRequest { head },
+        request: UpgradeRequest { head, spans },
         head_len,
         key,
         offers_extensions,
@@ -574,6 +666,47 @@ mod tests {
         assert_eq!(req.host(), "h:1");
         assert_eq!(req.origin(), "");
         assert_eq!(req.extensions(), "");
+    }
+
+    /// The target, Host and Origin located while parsing are those read
+    /// from the kept text: the last Host and Origin, trimmed alike.
+    #[test]
+    fn the_fields_located_while_parsing_are_the_texts_own() {
+        let repeated: &[u8] = b"\r\nGET /r?q=a%20b HTTP/1.1\nHost: first\r\nOrigin: o1\r\n\
+            Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nHost:\tlast:8080 \xc2\xa0\r\n\
+            ORIGIN:  https://b.example\t\r\nX-Origin: no\r\n\r\n";
+        let cases = [
+            (
+                GOOD.as_bytes(),
+                "/chat?x=1",
+                "example.com",
+                "http://example.com",
+            ),
+            (repeated, "/r?q=a%20b", "last:8080", "https://b.example"),
+        ];
+        for (head, uri, host, origin) in cases {
+            let req = parse_request(head, 8192).unwrap().unwrap().request;
+            assert_eq!(fields(&req), (uri, host, origin));
+            assert_eq!(fields(&read(&req)), (uri, host, origin));
+            assert_eq!(req.origin(), req.values("origin").last().unwrap());
+        }
+        let no_origin = GOOD.replace("Origin: http://example.com\r\n", "");
+        let req = parse_request(no_origin.as_bytes(), 8192)
+            .unwrap()
+            .unwrap()
+            .request;
+        assert_eq!(fields(&req), ("/chat?x=1", "example.com", ""));
+        assert_eq!(fields(&read(&req)), fields(&req));
+    }
+
+    fn fields(req: &UpgradeRequest) -> (&str, &str, &str) {
+        (req.uri(), req.host(), req.origin())
+    }
+
+    /// The request with its fields located by reading its text.
+    fn read(req: &UpgradeRequest) -> UpgradeRequest {
+        UpgradeRequest::from_head(req.shared_head())
     }
 
     #[test]

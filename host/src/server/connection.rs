@@ -60,10 +60,11 @@ pub(crate) struct ConnShared {
     pub local: SocketAddr,
     pub server: Arc<ServerShared>,
     pub limits: ConnLimits,
-    /// The upgrade request, once accepted: its head as text, which the
-    /// open request handed to the handler shares; fields are read from it
-    /// when asked for.
-    pub request_head: OnceLock<UpgradeRequest>,
+    /// The upgrade request's head, once accepted, which the open request
+    /// handed to the handler shares; fields are read from it when asked
+    /// for (the head alone: a field's position would cost every
+    /// connection its bytes).
+    pub request_head: OnceLock<Arc<str>>,
     /// Set after the TLS handshake, before the open request.
     pub tls: OnceLock<Arc<TlsInfo>>,
     /// Per-connection state of the handler (e.g. the plugin it was routed to).
@@ -96,14 +97,19 @@ impl Connection {
 
     /// The open request, once the client has sent it.
     pub fn request(&self) -> Option<OpenRequest> {
-        let request = self.0.request_head.get()?;
-        Some(OpenRequest::new(
+        let head = self.0.request_head.get()?;
+        Some(self.open_request(UpgradeRequest::from_head(head.clone())))
+    }
+
+    /// `request` as this connection's open request.
+    pub(crate) fn open_request(&self, request: UpgradeRequest) -> OpenRequest {
+        OpenRequest::new(
             self.id(),
             self.remote_addr(),
             self.local_addr(),
             self.tls().cloned(),
-            request.clone(),
-        ))
+            request,
+        )
     }
 
     /// Whether the client's open request has arrived.

@@ -145,8 +145,8 @@ pub(super) async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let leftover = buf[parsed.head_len..].to_vec();
     drop(buf);
     // Set once before the handler runs; the open request shares it.
-    let _ = conn.0.request_head.set(parsed.request);
-    let open_request = Arc::new(conn.request()?);
+    let _ = conn.0.request_head.set(parsed.request.shared_head());
+    let open_request = Arc::new(conn.open_request(parsed.request));
     if settings.log_level >= LogLevel::Verbose as u8 {
         server.log(
             Some(conn),
