@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
+use super::staging::STAGE_LIMIT;
 use super::version::{Live, Version};
 use crate::server::{Connection, ConnectionId, OpenResponse};
 
@@ -34,10 +35,14 @@ pub(crate) struct SwapOrder {
     pub prepared: mpsc::SyncSender<Result<(), String>>,
 }
 
-/// The largest handled batch buffer kept for the next batch (a read's
-/// staged events are handed over at 64 KiB): beyond it the buffer is
-/// freed, so a burst does not stay in a tenant's cost.
-const KEEP_CAPACITY: usize = 64 * 1024;
+/// The largest handled batch buffer kept for the next batch: beyond it
+/// the buffer is freed, so a burst does not stay in a tenant's cost. A
+/// read's staged events are handed over once they pass `STAGE_LIMIT`, by
+/// the last event appended, in a buffer that doubled past it: a limit of
+/// `STAGE_LIMIT` itself freed every full batch's buffer, and the next one
+/// grew again from nothing (six reallocations and 128 KiB copied per
+/// batch of 4 KiB echoes).
+const KEEP_CAPACITY: usize = 2 * STAGE_LIMIT;
 
 /// What a run of packed events holds, kept as they are queued so a turn
 /// need not read a batch of messages twice (once for the actor's

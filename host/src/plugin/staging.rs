@@ -5,9 +5,9 @@
 //! one by one. Events of different connections served by the same
 //! instance share the hand-over: on a current-thread runtime (the
 //! server's own) the end of a small read, or of a connection, does not
-//! hand over at once but queues a task behind the connections already
-//! ready in this round of the runtime, so their events join the same
-//! batch. A plugin call costs thousands of instructions whatever it
+//! hand over at once but wakes the thread's hand-over task, which runs
+//! behind the connections already ready in this round of the runtime, so
+//! their events join the same batch. A plugin call costs thousands of instructions whatever it
 //! carries; one per read was most of the cost of a small message.
 //!
 //! Each connection's events keep their order: they are appended in the
@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use wsserver_packed as packed;
@@ -35,12 +36,14 @@ struct Staged {
     /// The last event staged is not part of a message that came in
     /// pieces: a whole small message, or no data at all.
     last_whole: bool,
-    /// A task that hands over is queued on this thread's runtime.
+    /// The hand-over task is queued on this thread's runtime.
     handover_queued: bool,
+    /// Wakes this thread's hand-over task, once its runtime runs one.
+    task: Option<Waker>,
 }
 
 /// Staged bytes beyond which they are handed over at once.
-const STAGE_LIMIT: usize = 64 * 1024;
+pub(super) const STAGE_LIMIT: usize = 64 * 1024;
 
 /// Staged bytes below which the end of a read waits for other
 /// connections' reads. A read that brings more (pipelined clients) has
@@ -62,6 +65,7 @@ thread_local! {
             tally: Tally::NONE,
             last_whole: false,
             handover_queued: false,
+            task: None,
         })
     };
 }
@@ -138,30 +142,19 @@ pub(super) fn hand_over_soon() {
             Next::HandOver
         } else if staged.handover_queued {
             Next::Nothing
-        } else {
+        } else if let Some(task) = &staged.task {
             staged.handover_queued = true;
-            Next::Queue
+            Next::Wake(task.clone())
+        } else {
+            Next::Start
         }
     });
     match next {
-        Next::Nothing => return,
-        Next::HandOver => return hand_over(),
-        Next::Queue => {}
-    }
-    match Handle::try_current() {
-        // Its tasks run on this thread, so the task finds this thread's
-        // staged events.
-        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::CurrentThread => {
-            let queued = HandoverQueued;
-            runtime.spawn(async move {
-                drop(queued);
-                hand_over();
-            });
-        }
-        _ => {
-            unmark_queued();
-            hand_over();
-        }
+        Next::Nothing => {}
+        Next::HandOver => hand_over(),
+        // Behind the tasks already ready, as a new task would be.
+        Next::Wake(task) => task.wake(),
+        Next::Start => start_task(),
     }
 }
 
@@ -170,25 +163,60 @@ enum Next {
     /// Nothing staged, or a hand-over already queued.
     Nothing,
     HandOver,
-    Queue,
+    /// Queue this thread's hand-over task.
+    Wake(Waker),
+    /// Start one on this thread's runtime.
+    Start,
 }
 
-/// Clears the queued mark when the queued task runs, or is dropped
-/// without running (its runtime shut down).
-struct HandoverQueued;
-
-impl Drop for HandoverQueued {
-    fn drop(&mut self) {
-        unmark_queued();
+/// Starts this thread's hand-over task, which hands over whenever it is
+/// woken, for as long as the runtime runs: waking it costs less than a
+/// task per hand-over. On a runtime whose tasks may run on other threads
+/// (an embedder's multi-thread runtime) there is none, and what is staged
+/// is handed over at once.
+fn start_task() {
+    match Handle::try_current() {
+        // Its tasks run on this thread, so the task finds this thread's
+        // staged events.
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+            STAGED.with_borrow_mut(|staged| staged.handover_queued = true);
+            let gone = TaskGone;
+            runtime.spawn(async move {
+                let _gone = gone;
+                std::future::poll_fn(|cx| {
+                    STAGED.with_borrow_mut(|staged| {
+                        staged.handover_queued = false;
+                        if !staged
+                            .task
+                            .as_ref()
+                            .is_some_and(|t| t.will_wake(cx.waker()))
+                        {
+                            staged.task = Some(cx.waker().clone());
+                        }
+                    });
+                    hand_over();
+                    Poll::<()>::Pending
+                })
+                .await
+            });
+        }
+        _ => hand_over(),
     }
 }
 
-fn unmark_queued() {
-    let _ = STAGED.try_with(|staged| {
-        if let Ok(mut staged) = staged.try_borrow_mut() {
-            staged.handover_queued = false;
-        }
-    });
+/// Forgets the hand-over task when its runtime drops it (shuts down), so
+/// the next hand-over starts another instead of waking nothing.
+struct TaskGone;
+
+impl Drop for TaskGone {
+    fn drop(&mut self) {
+        let _ = STAGED.try_with(|staged| {
+            if let Ok(mut staged) = staged.try_borrow_mut() {
+                staged.handover_queued = false;
+                staged.task = None;
+            }
+        });
+    }
 }
 
 /// Hands over what is staged on this thread: outside the thread-local's
