@@ -354,6 +354,45 @@ async fn routes_pick_the_plugin_by_path_and_host() {
     assert!(c.read_http_response().await.starts_with("HTTP/1.1 404"));
 }
 
+/// Of the routes that match, a host route wins over any path route, and
+/// the longest path prefix over shorter ones, whatever their order.
+#[tokio::test]
+async fn the_most_specific_route_serves_a_request() {
+    let server = ServerProcess::start(&[
+        "--plugin",
+        &plugin("example.test/", "auth"),
+        "--plugin",
+        &plugin("/", "echo"),
+        "--plugin",
+        &plugin("/private", "auth"),
+    ])
+    .await;
+    let status = |path: &'static str, host: &'static str| {
+        let addr = server.addr;
+        async move {
+            let mut c = RawClient::tcp(addr).await;
+            let request = UPGRADE_REQUEST
+                .replace("GET / ", &format!("GET {path} "))
+                .replace("Host: 127.0.0.1", &format!("Host: {host}"));
+            c.send(request.as_bytes()).await;
+            let head = c.read_http_head().await;
+            head.split(' ').nth(1).unwrap_or_default().to_owned()
+        }
+    };
+    // The auth plugin refuses a request without its token with 401; the
+    // echo accepts every request.
+    for (path, host, expected) in [
+        ("/x", "127.0.0.1", "101"),
+        ("/private", "127.0.0.1", "401"),
+        ("/private/a?q=1", "127.0.0.1", "401"),
+        ("/privateer", "127.0.0.1", "101"),
+        ("/x", "example.test", "401"),
+        ("/private", "EXAMPLE.test:8080", "401"),
+    ] {
+        assert_eq!(status(path, host).await, expected, "{host}{path}");
+    }
+}
+
 #[tokio::test]
 async fn chat_broadcasts_to_the_other_members_of_a_room() {
     let server = start_with(&[("/rooms", "chat")]).await;

@@ -4,10 +4,11 @@
 //! the tenant's instances, then forwards that connection's events to it,
 //! within the tenant's rates.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rustc_hash::FxHashMap;
 use wsserver_packed as packed;
 
 use super::convert;
@@ -35,8 +36,10 @@ pub struct PluginRouter {
     /// component has loaded.
     slots: Vec<Arc<Slot>>,
     /// Slot indexes by the path prefix of their routes: an open request
-    /// looks up the prefixes of its path, not every tenant's routes.
-    by_prefix: HashMap<String, Vec<usize>>,
+    /// looks up the prefixes of its path, not every tenant's routes. Fx:
+    /// the keys are the operator's, and each open request hashes two or
+    /// more paths (SipHash made this a twentieth of a handshake).
+    by_prefix: FxHashMap<String, Vec<usize>>,
     runtime: Arc<Runtime>,
 }
 
@@ -140,7 +143,7 @@ impl PluginRouter {
         let runtime = Runtime::start(engine, options, cluster)?;
         match loading::start(&runtime, specs) {
             Ok(slots) => {
-                let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+                let mut by_prefix: FxHashMap<String, Vec<usize>> = FxHashMap::default();
                 for (index, slot) in slots.iter().enumerate() {
                     for route in &slot.routes {
                         let indexes = by_prefix.entry(route.path_prefix.clone()).or_default();
@@ -175,23 +178,29 @@ impl PluginRouter {
 
     /// The route that wins for `path` on `host`, and its tenant's slot.
     fn matching_route(&self, path: &str, host: &str) -> Option<(&Route, &Slot)> {
+        // The best rank; of equals, the last found.
+        let mut best: Option<((bool, usize), &Route, &Slot)> = None;
+        let mut consider = |prefix: &str| {
+            for &index in self.by_prefix.get(prefix).into_iter().flatten() {
+                let slot = &self.slots[index];
+                for route in &slot.routes {
+                    if let Some(rank) = route.matches(path, host)
+                        && best.is_none_or(|(best, ..)| rank >= best)
+                    {
+                        best = Some((rank, route, slot));
+                    }
+                }
+            }
+        };
         // The path itself and each prefix ending before a `/`, then "/".
-        let prefixes = std::iter::once(path)
-            .chain(path.match_indices('/').rev().map(|(at, _)| &path[..at]))
-            .filter(|prefix| !prefix.is_empty())
-            .chain(std::iter::once("/"));
-        prefixes
-            .filter_map(|prefix| self.by_prefix.get(prefix))
-            .flatten()
-            .map(|&index| &self.slots[index])
-            .flat_map(|slot| slot.routes.iter().map(move |route| (route, slot)))
-            .filter_map(|(route, slot)| {
-                route
-                    .matches(path, host)
-                    .map(|rank| (rank, (route, slot.as_ref())))
-            })
-            .max_by_key(|(rank, _)| *rank)
-            .map(|(_, hit)| hit)
+        if !path.is_empty() {
+            consider(path);
+        }
+        for (at, _) in path.match_indices('/').rev().filter(|&(at, _)| at > 0) {
+            consider(&path[..at]);
+        }
+        consider("/");
+        best.map(|(_, route, slot)| (route, slot))
     }
 
     fn tenant(&self, name: &str) -> Result<&Arc<Tenant>, SwapError> {
