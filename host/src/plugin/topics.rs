@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use wsserver_packed as packed;
 
@@ -32,7 +33,9 @@ pub struct TopicCount {
 #[derive(Debug, Default)]
 struct Subscriptions {
     subscribers: HashMap<String, BTreeMap<ConnectionId, Connection>>,
-    by_connection: HashMap<ConnectionId, BTreeSet<String>>,
+    /// Fx: the keys are the server's own ids (topic names keep SipHash:
+    /// clients may choose them).
+    by_connection: FxHashMap<ConnectionId, BTreeSet<String>>,
     /// Watched topic -> the connections watching it; the first is told.
     watchers: HashMap<String, BTreeMap<ConnectionId, Connection>>,
 }
@@ -165,6 +168,10 @@ impl TopicBus {
     /// Drops every subscription and watch of a connection that has ended.
     pub fn forget(&self, id: ConnectionId) {
         let mut local = self.local();
+        // Most tenants use no topics: every connection ends here.
+        if local.by_connection.is_empty() && local.watchers.is_empty() {
+            return;
+        }
         let watched_before = !local.watchers.is_empty();
         local.watchers.retain(|_, watchers| {
             watchers.remove(&id);
