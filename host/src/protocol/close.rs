@@ -58,17 +58,35 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<CloseFrame<'_>, ProtocolErr
     }
 }
 
+/// A close frame's payload, kept on the stack (every closing connection
+/// builds one).
+pub struct ClosePayload {
+    bytes: [u8; 2 + MAX_REASON_LEN],
+    len: usize,
+}
+
+impl std::ops::Deref for ClosePayload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// Builds a close frame payload, cutting the reason at a character boundary
 /// so the frame stays within the control frame limit.
-pub fn encode_close_payload(code: u16, reason: &str) -> Vec<u8> {
+pub fn encode_close_payload(code: u16, reason: &str) -> ClosePayload {
     let mut cut = reason.len().min(MAX_REASON_LEN);
     while !reason.is_char_boundary(cut) {
         cut -= 1;
     }
-    let mut out = Vec::with_capacity(2 + cut);
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(&reason.as_bytes()[..cut]);
-    out
+    let mut bytes = [0; 2 + MAX_REASON_LEN];
+    bytes[..2].copy_from_slice(&code.to_be_bytes());
+    bytes[2..2 + cut].copy_from_slice(&reason.as_bytes()[..cut]);
+    ClosePayload {
+        bytes,
+        len: 2 + cut,
+    }
 }
 
 /// The description the seed uses for a standard close code.

@@ -463,10 +463,9 @@ impl Connection {
 
     /// Queues the close frame of the closing handshake.
     pub(crate) fn queue_close_frame(st: &mut ConnState, code: Option<u16>, reason: &str) {
-        let payload = code
-            .map(|c| encode_close_payload(c, reason))
-            .unwrap_or_default();
-        st.out.push_frame(true, OpCode::Close, &payload);
+        let payload = code.map(|c| encode_close_payload(c, reason));
+        st.out
+            .push_frame(true, OpCode::Close, payload.as_deref().unwrap_or_default());
     }
 }
 
