@@ -7,15 +7,16 @@
 //! server's own) the end of a small read, or of a connection, does not
 //! hand over at once but wakes the thread's hand-over task, which runs
 //! behind the connections already ready in this round of the runtime, so
-//! their events join the same batch. A plugin call costs thousands of instructions whatever it
-//! carries; one per read was most of the cost of a small message.
+//! their events join the same batch. A plugin call costs thousands of
+//! instructions whatever it carries; one per read was most of the cost of
+//! a small message.
 //!
 //! Each connection's events keep their order: they are appended in the
 //! order they were read, and events for another instance hand over what
 //! is staged first.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Poll, Waker};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -38,8 +39,10 @@ struct Staged {
     last_whole: bool,
     /// The hand-over task is queued on this thread's runtime.
     handover_queued: bool,
-    /// Wakes this thread's hand-over task, once its runtime runs one.
+    /// Wakes this thread's hand-over task, once it has run.
     task: Option<Waker>,
+    /// Whether that task still exists (its runtime may have dropped it).
+    task_alive: Weak<()>,
 }
 
 /// Staged bytes beyond which they are handed over at once.
@@ -66,6 +69,7 @@ thread_local! {
             last_whole: false,
             handover_queued: false,
             task: None,
+            task_alive: Weak::new(),
         })
     };
 }
@@ -136,17 +140,21 @@ pub(super) fn push_now(plugin: &Arc<PluginHandle>, conn: &Connection, event: &pa
 /// many, or on another runtime, now.
 pub(super) fn hand_over_soon() {
     let next = STAGED.with_borrow_mut(|staged| {
+        let task_alive = staged.task_alive.strong_count() > 0;
         if staged.plugin.is_none() {
             Next::Nothing
         } else if staged.events.len() >= DEFER_BELOW || !staged.last_whole {
             Next::HandOver
+        } else if !task_alive {
+            Next::Start
         } else if staged.handover_queued {
             Next::Nothing
         } else if let Some(task) = &staged.task {
             staged.handover_queued = true;
             Next::Wake(task.clone())
         } else {
-            Next::Start
+            // Started, not yet run: it hands over when it runs.
+            Next::Nothing
         }
     });
     match next {
@@ -179,10 +187,16 @@ fn start_task() {
         // Its tasks run on this thread, so the task finds this thread's
         // staged events.
         Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::CurrentThread => {
-            STAGED.with_borrow_mut(|staged| staged.handover_queued = true);
-            let gone = TaskGone;
+            // Dropped with the task, wherever its runtime drops it: the
+            // next hand-over then starts another instead of waking nothing.
+            let alive = Arc::new(());
+            STAGED.with_borrow_mut(|staged| {
+                staged.task_alive = Arc::downgrade(&alive);
+                staged.task = None;
+                staged.handover_queued = true;
+            });
             runtime.spawn(async move {
-                let _gone = gone;
+                let _alive = alive;
                 std::future::poll_fn(|cx| {
                     STAGED.with_borrow_mut(|staged| {
                         staged.handover_queued = false;
@@ -201,21 +215,6 @@ fn start_task() {
             });
         }
         _ => hand_over(),
-    }
-}
-
-/// Forgets the hand-over task when its runtime drops it (shuts down), so
-/// the next hand-over starts another instead of waking nothing.
-struct TaskGone;
-
-impl Drop for TaskGone {
-    fn drop(&mut self) {
-        let _ = STAGED.try_with(|staged| {
-            if let Ok(mut staged) = staged.try_borrow_mut() {
-                staged.handover_queued = false;
-                staged.task = None;
-            }
-        });
     }
 }
 
