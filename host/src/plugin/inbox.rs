@@ -41,7 +41,8 @@ pub(crate) struct SwapOrder {
 /// the last event appended, in a buffer that doubled past it: a limit of
 /// `STAGE_LIMIT` itself freed every full batch's buffer, and the next one
 /// grew again from nothing (six reallocations and 128 KiB copied per
-/// batch of 4 KiB echoes).
+/// batch of 4 KiB echoes). The price: a busy instance keeps up to
+/// 128 KiB between batches, until it hibernates.
 const KEEP_CAPACITY: usize = 2 * STAGE_LIMIT;
 
 /// What a run of packed events holds, kept as they are queued so a turn
