@@ -341,7 +341,8 @@ pub fn parse_request(
         return Err(HandshakeError::HttpVersion);
     }
     // Checked here on the bytes, kept as text: the fields a handler may ask
-    // for are read again from the head (UpgradeRequest); the key is kept.
+    // for are read again from the head (UpgradeRequest), but for the key,
+    // kept, and the target, Host and Origin, whose places are kept.
     // The last of a repeated Version or Key counts. Values are trimmed of
     // HTTP's whitespace (RFC 9110 §5.5: spaces and tabs).
     let (mut upgrade, mut connection_upgrade, mut version_ok, mut has_host) =
