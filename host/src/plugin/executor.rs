@@ -31,7 +31,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::deadline::thread_cpu_time;
@@ -40,6 +41,9 @@ use super::deadline::thread_cpu_time;
 pub const SLICE: Duration = Duration::from_millis(10);
 /// How often the watchdog looks at busy executors and idle instances.
 const WATCH_EVERY: Duration = Duration::from_millis(5);
+/// The longest the watchdog sleeps with nothing to watch (it is woken
+/// when work is queued or an instance is to be swept).
+const IDLE_PARK: Duration = Duration::from_secs(1);
 /// A spare or background executor idle this long leaves.
 const SPARE_IDLE: Duration = Duration::from_secs(2);
 /// A turn using at least this much CPU time makes its task heavy
@@ -156,6 +160,10 @@ struct Pool {
     /// this change had quick work beside it to make way for.
     quick_turns: AtomicU64,
     stop: AtomicBool,
+    /// The watchdog's thread, to wake it from its idle park.
+    watchdog: OnceLock<Thread>,
+    /// The watchdog is parked: nothing queued, no instance to sweep.
+    watchdog_parked: AtomicBool,
 }
 
 /// A lane of the pool: the tasks it queues and the executors that take
@@ -205,14 +213,17 @@ impl Executors {
             live: Mutex::default(),
             quick_turns: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            watchdog: OnceLock::new(),
+            watchdog_parked: AtomicBool::new(false),
         });
         for _ in 0..pool.options.executors.max(1) {
             pool.spawn_executor(Lane::Foreground, false)?;
         }
         let watched = pool.clone();
-        std::thread::Builder::new()
+        let watchdog = std::thread::Builder::new()
             .name("plugin-watchdog".into())
             .spawn(move || watched.watch())?;
+        let _ = pool.watchdog.set(watchdog.thread().clone());
         Ok(Self { pool })
     }
 
@@ -241,15 +252,19 @@ impl Executors {
     /// [`IdleCheck::Forget`].
     pub fn watch_idle(&self, task: Weak<dyn Task>) {
         lock(&self.pool.live).push(task);
+        self.pool.wake_watchdog();
     }
 
     /// Stops the pool once the turns queued now have run.
     pub fn shutdown(&self) {
         self.pool.stop.store(true, Ordering::Release);
-        let _queue = self.pool.queue();
-        for ready in &self.pool.ready {
-            ready.notify_all();
+        {
+            let _queue = self.pool.queue();
+            for ready in &self.pool.ready {
+                ready.notify_all();
+            }
         }
+        self.pool.wake_watchdog();
     }
 }
 
@@ -270,11 +285,35 @@ impl Pool {
     /// Queues `task` in its lane and wakes an executor of that lane.
     fn push(&self, task: Arc<dyn Task>) {
         let lane = Lane::of(task.as_ref());
-        let mut queue = self.queue();
-        queue.runnable[lane as usize].push_back(task);
-        if queue.waiting[lane as usize] > 0 {
-            self.ready[lane as usize].notify_one();
+        {
+            let mut queue = self.queue();
+            queue.runnable[lane as usize].push_back(task);
+            if queue.waiting[lane as usize] > 0 {
+                self.ready[lane as usize].notify_one();
+            }
         }
+        self.wake_watchdog();
+    }
+
+    /// Wakes the watchdog if it parked. Called after the queue or the
+    /// sweep list got work, under their lock: a watchdog that marked itself
+    /// parked before looking at them either saw the work or is woken here.
+    fn wake_watchdog(&self) {
+        if self.watchdog_parked.load(Ordering::SeqCst)
+            && let Some(watchdog) = self.watchdog.get()
+        {
+            watchdog.unpark();
+        }
+    }
+
+    /// Whether the watchdog has anything to look at: work queued (an
+    /// executor may be held by a long turn) or instances to sweep.
+    fn needs_watching(&self) -> bool {
+        let queued = {
+            let queue = self.queue();
+            queue.runnable.iter().any(|lane| !lane.is_empty())
+        };
+        queued || !lock(&self.live).is_empty()
     }
 
     fn spawn_executor(self: &Arc<Self>, lane: Lane, spare: bool) -> std::io::Result<()> {
@@ -381,6 +420,15 @@ impl Pool {
         let mut last_sweep = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
             std::thread::sleep(WATCH_EVERY);
+            if !self.needs_watching() {
+                // Idle: no wake-up every few milliseconds for nothing.
+                self.watchdog_parked.store(true, Ordering::SeqCst);
+                if !self.needs_watching() && !self.stop.load(Ordering::Acquire) {
+                    std::thread::park_timeout(IDLE_PARK);
+                }
+                self.watchdog_parked.store(false, Ordering::SeqCst);
+                continue;
+            }
             for lane in [Lane::Foreground, Lane::Background] {
                 if let Some(spare) = self.needs_executor(lane)
                     && let Err(e) = self.spawn_executor(lane, spare)
@@ -500,6 +548,13 @@ mod tests {
             inline_turns: None,
         })
         .unwrap();
+        // With nothing to watch the watchdog parks; the queued work below
+        // wakes it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !executors.pool.watchdog_parked.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the idle watchdog did not park");
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let (release, held) = mpsc::channel::<()>();
         let held = Mutex::new(held);
         let (started, started_rx) = mpsc::channel();
