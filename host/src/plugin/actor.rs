@@ -265,12 +265,13 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return;
         };
-        live.start_call(self.version.call_deadline());
+        let call = live.start_call(self.version.call_deadline());
         let started = Instant::now();
         let answer = live
             .plugin
             .wsserver_plugin_handler()
             .call_on_open_request(&mut live.store, &request);
+        drop(call);
         let metrics = &handle.shared.metrics;
         metrics.record_call(started.elapsed(), 1);
         let response = match answer {
@@ -373,7 +374,7 @@ impl Actor {
         let Slot::Live(live) = &mut self.slot else {
             return (Some("no instance".to_owned()), started);
         };
-        live.start_call_at(self.version.call_deadline(), started);
+        let _call = live.start_call_at(self.version.call_deadline(), started);
         let metrics = &handle.shared.metrics;
         let failure = match &live.packed {
             Some(on_events) => match on_events.call(&mut live.store, (batch,)) {

@@ -1,5 +1,5 @@
-//! The wasmtime engine shared by every plugin: configuration, the epoch
-//! ticker behind CPU deadlines, and compiling components with a cache of
+//! The wasmtime engine shared by every plugin: configuration, its epoch
+//! ticker (see [`super::epoch`]), and compiling components with a cache of
 //! precompiled artifacts (see [`super::cache`] for what it trusts).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -13,6 +13,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use super::cache::ComponentCache;
+use super::epoch;
 
 /// How often the epoch advances: the granularity of CPU deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -52,19 +53,7 @@ impl PluginEngine {
         let engine =
             Engine::new(&config).map_err(|e| LoadError(format!("wasmtime engine: {e}")))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let ticker_engine = engine.weak();
-        let ticker_stop = stop.clone();
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while !ticker_stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match ticker_engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
-                    }
-                }
-            })
+        epoch::start_ticker(engine.weak(), stop.clone())
             .map_err(|e| LoadError(format!("cannot start the epoch ticker: {e}")))?;
         let cache = cache_dir.and_then(|dir| {
             ComponentCache::open(&dir)

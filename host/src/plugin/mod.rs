@@ -13,6 +13,7 @@ mod cache;
 mod convert;
 mod deadline;
 pub mod engine;
+mod epoch;
 mod executor;
 mod host_api;
 mod inbox;

@@ -20,6 +20,7 @@ use wsserver_plugin_bindings::{Plugin, PluginPre};
 use super::actor_state::ActorState;
 use super::deadline::{CallBudget, Verdict};
 use super::engine::{LoadError, PluginEngine};
+use super::epoch::GuestCall;
 use super::runtime::{InstanceSlot, Runtime};
 use super::spec::PluginLimits;
 use super::wasi_clocks::{self, CappedClock};
@@ -204,17 +205,20 @@ impl Live {
     }
 
     /// Starts the CPU budget of a guest call: `deadline` of the running
-    /// thread's CPU time (see `deadline.rs`).
-    pub fn start_call(&mut self, deadline: Duration) {
-        self.start_call_at(deadline, Instant::now());
+    /// thread's CPU time (see `deadline.rs`). Keep the guard until the call
+    /// has returned: the deadline needs the epoch to advance.
+    pub fn start_call(&mut self, deadline: Duration) -> GuestCall {
+        self.start_call_at(deadline, Instant::now())
     }
 
     /// [`start_call`](Self::start_call) with the caller's reading of the
     /// clock, taken just before.
-    pub fn start_call_at(&mut self, deadline: Duration, now: Instant) {
+    pub fn start_call_at(&mut self, deadline: Duration, now: Instant) -> GuestCall {
+        let call = GuestCall::begin();
         let budget = CallBudget::start(deadline, now);
         self.store.set_epoch_deadline(budget.first_check());
         self.store.data_mut().budget = budget;
+        call
     }
 
     fn lifecycle(&self) -> Result<&LifecycleFns, String> {
@@ -227,7 +231,7 @@ impl Live {
     /// instance, as any failed call does.
     pub fn snapshot(&mut self, deadline: Duration) -> Result<Vec<u8>, String> {
         let snapshot = self.lifecycle()?.snapshot;
-        self.start_call(deadline);
+        let _call = self.start_call(deadline);
         snapshot
             .call(&mut self.store, ())
             .map(|(state,)| state)
@@ -238,7 +242,7 @@ impl Live {
     /// reason the swap stops.
     pub fn restore(&mut self, state: &[u8], deadline: Duration) -> Result<(), String> {
         let restore = self.lifecycle()?.restore;
-        self.start_call(deadline);
+        let _call = self.start_call(deadline);
         match restore.call(&mut self.store, (state,)) {
             Ok((Ok(()),)) => Ok(()),
             Ok((Err(message),)) => Err(format!("lifecycle.restore refused the state: {message}")),
@@ -447,6 +451,8 @@ impl Version {
             })
         });
         store.set_epoch_deadline(store.data().budget.first_check());
+        // The component's start functions run within instantiation.
+        let _call = GuestCall::begin();
         let prepared = &self.prepared;
         let instance = prepared.pre.instance_pre().instantiate(&mut store);
         let live = instance.and_then(|instance| {
