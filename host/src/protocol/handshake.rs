@@ -41,7 +41,7 @@ struct Spans {
 }
 
 /// A byte range of a kept head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Span {
     start: u32,
     end: u32,
@@ -79,7 +79,7 @@ impl Spans {
         let span = |part: &str| Span::within(head.as_bytes(), part.as_bytes());
         Self {
             target: span(target),
-            host: last("host").map_or(Span { start: 0, end: 0 }, span),
+            host: last("host").map(span).unwrap_or_default(),
             origin: last("origin").map(span),
         }
     }
