@@ -164,6 +164,8 @@ struct Pool {
     watchdog: OnceLock<Thread>,
     /// The watchdog is parked: nothing queued, no instance to sweep.
     watchdog_parked: AtomicBool,
+    /// The longest the watchdog stays parked.
+    idle_park: Duration,
 }
 
 /// A lane of the pool: the tasks it queues and the executors that take
@@ -204,8 +206,15 @@ struct Queue {
 
 impl Executors {
     pub fn start(options: RuntimeOptions) -> std::io::Result<Self> {
+        Self::start_parking_for(options, IDLE_PARK)
+    }
+
+    /// [`start`](Self::start) with the watchdog's idle park bounded by
+    /// `idle_park` (a test sets it long, so only a wake-up ends it).
+    fn start_parking_for(options: RuntimeOptions, idle_park: Duration) -> std::io::Result<Self> {
         let pool = Arc::new(Pool {
             options,
+            idle_park,
             queue: Mutex::default(),
             ready: [Condvar::new(), Condvar::new()],
             executors: Mutex::default(),
@@ -424,7 +433,7 @@ impl Pool {
                 // Idle: no wake-up every few milliseconds for nothing.
                 self.watchdog_parked.store(true, Ordering::SeqCst);
                 if !self.needs_watching() && !self.stop.load(Ordering::Acquire) {
-                    std::thread::park_timeout(IDLE_PARK);
+                    std::thread::park_timeout(self.idle_park);
                 }
                 self.watchdog_parked.store(false, Ordering::SeqCst);
                 continue;
@@ -541,15 +550,15 @@ mod tests {
 
     #[test]
     fn a_turn_that_holds_the_only_executor_gets_a_spare_beside_it() {
-        let executors = Executors::start(RuntimeOptions {
+        let options = RuntimeOptions {
             executors: 1,
             max_spare: 1,
             max_instances: 16,
             inline_turns: None,
-        })
-        .unwrap();
-        // With nothing to watch the watchdog parks; the queued work below
-        // wakes it.
+        };
+        let executors = Executors::start_parking_for(options, Duration::from_secs(3600)).unwrap();
+        // With nothing to watch the watchdog parks (for an hour here); the
+        // queued work below must wake it.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !executors.pool.watchdog_parked.load(Ordering::SeqCst) {
             assert!(Instant::now() < deadline, "the idle watchdog did not park");
