@@ -357,38 +357,60 @@ impl WriteList {
     }
 }
 
-/// One written chunk kept per thread for the next gathering chunk: a
-/// busy connection's rounds (queue, write, queue again) then reuse one
-/// buffer, already grown to their size, instead of a malloc, a realloc and
-/// a free each.
+/// Written chunks kept per thread for the next gathering chunks: a busy
+/// connection's rounds (queue, write, queue again) then reuse a buffer,
+/// already grown to their size, instead of a malloc, a realloc and a free
+/// each. Several are kept because one plugin call can answer many
+/// connections before any of them writes (unpipelined clients, fan-out):
+/// with one spare, every reply but the first was a malloc and a free.
 mod spare {
-    use std::cell::Cell;
+    use std::cell::RefCell;
 
     /// The largest buffer kept.
     const KEEP: usize = 4096;
+    /// The most kept per thread, in bytes of capacity: a fixed cost per
+    /// thread, whatever the number of connections.
+    const KEEP_TOTAL: usize = 64 * 1024;
+
+    struct Spares {
+        buffers: Vec<Vec<u8>>,
+        capacity: usize,
+    }
 
     thread_local! {
-        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+        static SPARES: RefCell<Spares> = const {
+            RefCell::new(Spares { buffers: Vec::new(), capacity: 0 })
+        };
     }
 
     /// An empty buffer of at least `capacity` bytes.
     pub fn take(capacity: usize) -> Vec<u8> {
-        let spare = SPARE.with(Cell::take);
-        if spare.capacity() >= capacity {
-            spare
-        } else {
-            Vec::with_capacity(capacity)
-        }
+        let kept = SPARES.with_borrow_mut(|spares| {
+            if spares.buffers.last()?.capacity() < capacity {
+                return None;
+            }
+            let buffer = spares.buffers.pop()?;
+            spares.capacity -= buffer.capacity();
+            Some(buffer)
+        });
+        kept.unwrap_or_else(|| Vec::with_capacity(capacity))
     }
 
-    /// Keeps `buffer` for [`take`] if it is small: a connection whose
-    /// client reads slowly holds its gathering chunk, and a recycled one
-    /// must not make that costlier than a few small messages' worth.
+    /// Keeps `buffer` for [`take`] if it is small and there is room: a
+    /// connection whose client reads slowly holds its gathering chunk, and
+    /// a recycled one must not make that costlier than a few small
+    /// messages' worth.
     pub fn give(mut buffer: Vec<u8>) {
-        if buffer.capacity() <= KEEP {
-            buffer.clear();
-            SPARE.with(|spare| spare.set(buffer));
+        if buffer.capacity() > KEEP {
+            return;
         }
+        buffer.clear();
+        SPARES.with_borrow_mut(|spares| {
+            if spares.capacity + buffer.capacity() <= KEEP_TOTAL {
+                spares.capacity += buffer.capacity();
+                spares.buffers.push(buffer);
+            }
+        });
     }
 }
 
@@ -659,5 +681,31 @@ mod tests {
         assert_eq!(frames[0].0, 0xC2);
         let mut client = flate2::Decompress::new(false);
         assert_eq!(client_inflate(&mut client, &frames[0].1), vec![1; 3000]);
+    }
+
+    #[test]
+    fn written_chunks_are_reused_up_to_the_per_thread_limit() {
+        // A thread of its own: the spares are per thread.
+        std::thread::spawn(|| {
+            // A capacity no new buffer has: a buffer taken with it was kept.
+            for _ in 0..100 {
+                spare::give(Vec::with_capacity(1000));
+            }
+            let reused = (0..100)
+                .map(|_| spare::take(1))
+                .filter(|b| b.capacity() == 1000)
+                .count();
+            // 64 KiB of them: the rest were freed.
+            assert_eq!(reused, 65);
+            // Too large to keep.
+            spare::give(Vec::with_capacity(8192));
+            assert_ne!(spare::take(1).capacity(), 8192);
+            // Kept, but too small for a larger need.
+            spare::give(Vec::with_capacity(500));
+            assert_eq!(spare::take(1024).capacity(), 1024);
+            assert_eq!(spare::take(1).capacity(), 500);
+        })
+        .join()
+        .unwrap();
     }
 }
