@@ -116,6 +116,7 @@ pub fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, P
 /// The header goes in as arrays of constant length, composed in
 /// registers: no call to memcpy, and no bytes stored one by one and read
 /// back as a word (a stalled store forwarding, once per message).
+#[inline]
 pub fn push_server_header(
     out: &mut Vec<u8>,
     fin: bool,

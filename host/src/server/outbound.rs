@@ -100,6 +100,7 @@ impl OutboundQueue {
 
     /// Queues one data message (or one part of a MessageLength message),
     /// split into frames of at most `max_frame` payload bytes.
+    #[inline]
     pub fn push_data(
         &mut self,
         opcode: OpCode,
@@ -125,6 +126,7 @@ impl OutboundQueue {
 
     /// Splits a payload into frames; `compressed` sets RSV1 on the first
     /// frame of a message (RFC 7692 §6.1), never on a continuation.
+    #[inline]
     fn push_frames(
         &mut self,
         opcode: OpCode,
@@ -133,11 +135,25 @@ impl OutboundQueue {
         ends_message: bool,
         max_frame: usize,
     ) {
-        let mut rsv1 = compressed && opcode != OpCode::Continuation;
+        let rsv1 = compressed && opcode != OpCode::Continuation;
         if payload.len() <= max_frame {
             // One frame (an empty message too), the common case.
-            return self.push_frame_bits(ends_message, rsv1, opcode, payload);
+            self.push_frame_bits(ends_message, rsv1, opcode, payload);
+        } else {
+            self.push_split(opcode, rsv1, payload, ends_message, max_frame);
         }
+    }
+
+    /// A payload larger than `max_frame`, in frames of that size.
+    #[inline(never)]
+    fn push_split(
+        &mut self,
+        opcode: OpCode,
+        mut rsv1: bool,
+        payload: &[u8],
+        ends_message: bool,
+        max_frame: usize,
+    ) {
         let mut pieces = payload.chunks(max_frame.max(1)).peekable();
         let mut opcode = opcode;
         while let Some(piece) = pieces.next() {
@@ -153,10 +169,10 @@ impl OutboundQueue {
         self.push_frame_bits(fin, false, opcode, payload);
     }
 
+    // Inlined: once per frame of every send.
+    #[inline]
     fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
-        let most = MAX_SERVER_HEADER + payload.len();
-        let tail = self.tail_with_room(most);
-        tail.reserve(most);
+        let tail = self.tail_with_room(MAX_SERVER_HEADER + payload.len());
         let header_len = push_server_header(tail, fin, rsv1, opcode, payload.len());
         tail.extend_from_slice(payload);
         self.queued += header_len + payload.len();
@@ -183,16 +199,26 @@ impl OutboundQueue {
         }
     }
 
-    /// The gathering chunk, started afresh when `need` more bytes would
-    /// overflow it.
+    /// The gathering chunk, with room for `need` more bytes.
+    #[inline]
     fn tail_with_room(&mut self, need: usize) -> &mut Vec<u8> {
+        if self.tail.capacity() - self.tail.len() < need {
+            self.make_room(need);
+        }
+        &mut self.tail
+    }
+
+    /// Grows the gathering chunk to fit `need` more bytes, or starts it
+    /// afresh when they would take it past the coalescing limit.
+    #[inline(never)]
+    fn make_room(&mut self, need: usize) {
         if self.tail.len() + need > COALESCE_LIMIT.max(self.tail.capacity()) {
             self.seal_tail();
         }
         if self.tail.capacity() == 0 {
             self.tail = spare::take(need.max(COALESCE_LIMIT.min(need.max(256) * 4)));
         }
-        &mut self.tail
+        self.tail.reserve(need);
     }
 
     fn seal_tail(&mut self) {
