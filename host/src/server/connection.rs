@@ -350,7 +350,9 @@ impl Connection {
         }
     }
 
-    fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
+    /// Sends a whole data message of `kind`; a text payload must be valid
+    /// UTF-8 (the server's own handlers pass on what the receiver checked).
+    pub(crate) fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
         let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
         if owner_turn::try_send(
             self.address(),

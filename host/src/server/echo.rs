@@ -38,7 +38,7 @@ impl EchoHandler {
 
     /// Sends, or parks the message and pauses the client until ReadyToSend.
     fn echo_or_wait(&self, conn: &Connection, kind: MessageKind, data: &[u8]) {
-        if let Err(Error::WouldBlock(_)) = send(conn, kind, data) {
+        if let Err(Error::WouldBlock(_)) = conn.send_data(kind, data) {
             conn.pause_data();
             let parked = Pending {
                 kind,
@@ -50,16 +50,6 @@ impl EchoHandler {
     }
 }
 
-fn send(conn: &Connection, kind: MessageKind, data: &[u8]) -> Result<(), Error> {
-    match kind {
-        // Text messages reach handlers only after UTF-8 validation.
-        MessageKind::Text => match simdutf8::basic::from_utf8(data) {
-            Ok(text) => conn.send_text(text),
-            Err(_) => conn.send_bytes(data),
-        },
-        MessageKind::Binary => conn.send_bytes(data),
-    }
-}
 
 impl Handler for EchoHandler {
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
