@@ -50,7 +50,6 @@ impl EchoHandler {
     }
 }
 
-
 impl Handler for EchoHandler {
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
         let kind = match data.format {
