@@ -12,6 +12,7 @@ use std::time::Duration;
 use wasmtime::EngineWeak;
 
 use super::engine::EPOCH_TICK;
+use super::idle_park::Parked;
 
 /// Ticks without a call before the ticker parks.
 const IDLE_TICKS: u32 = 20;
@@ -25,7 +26,7 @@ static CALLS: Calls = Calls::new();
 struct Calls {
     running: AtomicUsize,
     /// Tickers parked for want of calls.
-    parked: AtomicUsize,
+    parked: Parked,
     tickers: Mutex<Vec<Thread>>,
 }
 
@@ -33,7 +34,7 @@ impl Calls {
     const fn new() -> Self {
         Self {
             running: AtomicUsize::new(0),
-            parked: AtomicUsize::new(0),
+            parked: Parked::new(),
             tickers: Mutex::new(Vec::new()),
         }
     }
@@ -43,11 +44,9 @@ impl Calls {
     }
 
     fn begin(&self) {
-        // Counted before looking for parked tickers; a ticker marks itself
-        // parked before looking at the count (both SeqCst): either it sees
-        // this call, or this call sees it parked and wakes it.
+        // Counted before looking for parked tickers (see `idle_park`).
         self.running.fetch_add(1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) > 0 {
+        if self.parked.any() {
             for ticker in self.tickers().iter() {
                 ticker.unpark();
             }
@@ -79,11 +78,7 @@ impl Calls {
             }
             idle += 1;
             if idle >= IDLE_TICKS {
-                self.parked.fetch_add(1, Ordering::SeqCst);
-                if self.idle() {
-                    thread::park_timeout(idle_park);
-                }
-                self.parked.fetch_sub(1, Ordering::SeqCst);
+                self.parked.park_while(|| self.idle(), idle_park);
                 // Still idle (a timeout, or a call that has ended): one
                 // tick, then park again.
                 idle = if self.idle() { IDLE_TICKS - 1 } else { 0 };
@@ -156,7 +151,7 @@ mod tests {
             };
             thread::spawn(move || calls.tick(advance, &stop, Duration::from_secs(3600)))
         };
-        let parked = || calls.parked.load(Ordering::SeqCst) == 1;
+        let parked = || calls.parked.any();
         wait_until("the ticker parks", parked);
         let still = ticks.load(Ordering::SeqCst);
         thread::sleep(EPOCH_TICK * 10);

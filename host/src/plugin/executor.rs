@@ -36,6 +36,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use super::deadline::thread_cpu_time;
+use super::idle_park::Parked;
 
 /// A turn running longer than this frees its executor's place for a spare.
 pub const SLICE: Duration = Duration::from_millis(10);
@@ -163,7 +164,7 @@ struct Pool {
     /// The watchdog's thread, to wake it from its idle park.
     watchdog: OnceLock<Thread>,
     /// The watchdog is parked: nothing queued, no instance to sweep.
-    watchdog_parked: AtomicBool,
+    watchdog_parked: Parked,
     /// The longest the watchdog stays parked.
     idle_park: Duration,
 }
@@ -223,7 +224,7 @@ impl Executors {
             quick_turns: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             watchdog: OnceLock::new(),
-            watchdog_parked: AtomicBool::new(false),
+            watchdog_parked: Parked::new(),
         });
         for _ in 0..pool.options.executors.max(1) {
             pool.spawn_executor(Lane::Foreground, false)?;
@@ -305,10 +306,9 @@ impl Pool {
     }
 
     /// Wakes the watchdog if it parked. Called after the queue or the
-    /// sweep list got work, under their lock: a watchdog that marked itself
-    /// parked before looking at them either saw the work or is woken here.
+    /// sweep list got work (see `idle_park`).
     fn wake_watchdog(&self) {
-        if self.watchdog_parked.load(Ordering::SeqCst)
+        if self.watchdog_parked.any()
             && let Some(watchdog) = self.watchdog.get()
         {
             watchdog.unpark();
@@ -431,11 +431,8 @@ impl Pool {
             std::thread::sleep(WATCH_EVERY);
             if !self.needs_watching() {
                 // Idle: no wake-up every few milliseconds for nothing.
-                self.watchdog_parked.store(true, Ordering::SeqCst);
-                if !self.needs_watching() && !self.stop.load(Ordering::Acquire) {
-                    std::thread::park_timeout(self.idle_park);
-                }
-                self.watchdog_parked.store(false, Ordering::SeqCst);
+                let idle = || !self.needs_watching() && !self.stop.load(Ordering::Acquire);
+                self.watchdog_parked.park_while(idle, self.idle_park);
                 continue;
             }
             for lane in [Lane::Foreground, Lane::Background] {
@@ -560,7 +557,7 @@ mod tests {
         // With nothing to watch the watchdog parks (for an hour here); the
         // queued work below must wake it.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !executors.pool.watchdog_parked.load(Ordering::SeqCst) {
+        while !executors.pool.watchdog_parked.any() {
             assert!(Instant::now() < deadline, "the idle watchdog did not park");
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -16,6 +16,7 @@ pub mod engine;
 mod epoch;
 mod executor;
 mod host_api;
+mod idle_park;
 mod inbox;
 mod instance;
 mod loading;
