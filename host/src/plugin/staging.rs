@@ -37,12 +37,29 @@ struct Staged {
     /// The last event staged is not part of a message that came in
     /// pieces: a whole small message, or no data at all.
     last_whole: bool,
-    /// The hand-over task is queued on this thread's runtime.
-    handover_queued: bool,
-    /// Wakes this thread's hand-over task, once it has run.
-    task: Option<Waker>,
-    /// Whether that task still exists (its runtime may have dropped it).
-    task_alive: Weak<()>,
+    task: HandoverTask,
+}
+
+/// This thread's hand-over task, as the staging side sees it. The `Weak`
+/// is the task's liveness: its future owns the `Arc`, so if its runtime
+/// drops it (on whichever thread), the next hand-over starts another
+/// instead of waking nothing.
+enum HandoverTask {
+    /// None started on this thread.
+    Absent,
+    /// Started or woken, not yet run: it hands over when it runs.
+    Queued(Weak<()>),
+    /// Ran; waits to be woken.
+    Waiting(Weak<()>, Waker),
+}
+
+impl HandoverTask {
+    fn alive(&self) -> bool {
+        match self {
+            Self::Absent => false,
+            Self::Queued(alive) | Self::Waiting(alive, _) => alive.strong_count() > 0,
+        }
+    }
 }
 
 /// Staged bytes beyond which they are handed over at once.
@@ -67,9 +84,7 @@ thread_local! {
             events: Vec::new(),
             tally: Tally::NONE,
             last_whole: false,
-            handover_queued: false,
-            task: None,
-            task_alive: Weak::new(),
+            task: HandoverTask::Absent,
         })
     };
 }
@@ -140,21 +155,23 @@ pub(super) fn push_now(plugin: &Arc<PluginHandle>, conn: &Connection, event: &pa
 /// many, or on another runtime, now.
 pub(super) fn hand_over_soon() {
     let next = STAGED.with_borrow_mut(|staged| {
-        let task_alive = staged.task_alive.strong_count() > 0;
         if staged.plugin.is_none() {
             Next::Nothing
         } else if staged.events.len() >= DEFER_BELOW || !staged.last_whole {
             Next::HandOver
-        } else if !task_alive {
+        } else if !staged.task.alive() {
             Next::Start
-        } else if staged.handover_queued {
-            Next::Nothing
-        } else if let Some(task) = &staged.task {
-            staged.handover_queued = true;
-            Next::Wake(task.clone())
         } else {
-            // Started, not yet run: it hands over when it runs.
-            Next::Nothing
+            match std::mem::replace(&mut staged.task, HandoverTask::Absent) {
+                HandoverTask::Waiting(alive, task) => {
+                    staged.task = HandoverTask::Queued(alive);
+                    Next::Wake(task)
+                }
+                queued => {
+                    staged.task = queued;
+                    Next::Nothing
+                }
+            }
         }
     });
     match next {
@@ -187,32 +204,17 @@ fn start_task() {
         // Its tasks run on this thread, so the task finds this thread's
         // staged events.
         Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::CurrentThread => {
-            // Dropped with the task, wherever its runtime drops it: the
-            // next hand-over then starts another instead of waking nothing.
             let alive = Arc::new(());
             STAGED.with_borrow_mut(|staged| {
-                staged.task_alive = Arc::downgrade(&alive);
-                staged.task = None;
-                staged.handover_queued = true;
+                staged.task = HandoverTask::Queued(Arc::downgrade(&alive));
             });
-            runtime.spawn(async move {
-                let _alive = alive;
-                std::future::poll_fn(|cx| {
-                    STAGED.with_borrow_mut(|staged| {
-                        staged.handover_queued = false;
-                        if !staged
-                            .task
-                            .as_ref()
-                            .is_some_and(|t| t.will_wake(cx.waker()))
-                        {
-                            staged.task = Some(cx.waker().clone());
-                        }
-                    });
-                    hand_over();
-                    Poll::<()>::Pending
-                })
-                .await
-            });
+            runtime.spawn(std::future::poll_fn(move |cx| {
+                STAGED.with_borrow_mut(|staged| {
+                    staged.task = HandoverTask::Waiting(Arc::downgrade(&alive), cx.waker().clone());
+                });
+                hand_over();
+                Poll::<()>::Pending
+            }));
         }
         _ => hand_over(),
     }
