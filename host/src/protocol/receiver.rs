@@ -22,7 +22,9 @@ use std::ops::ControlFlow;
 use super::ProtocolError;
 use super::close::{CloseFrame, parse_close_payload};
 use super::deflate::{InflateError, Inflated, Inflater};
-use super::frame::{FrameHeader, MAX_CLIENT_HEADER, OpCode, parse_client_header};
+use super::frame::{
+    FrameHeader, MAX_CLIENT_HEADER, OpCode, parse_client_header, plain_data_header,
+};
 use super::mask::apply_mask;
 use super::utf8::{PartialChar, valid_prefix_len};
 
@@ -286,21 +288,20 @@ impl Receiver {
         if !matches!(self.frame, FrameState::Header { len: 0, .. }) || self.message.is_some() {
             return Ok(None);
         }
-        let Some((h, header_len)) = parse_client_header(buf)? else {
+        let Some((opcode, mask, header_len, payload_len)) = plain_data_header(buf) else {
             return Ok(None);
         };
-        let kind = match h.opcode {
-            OpCode::Text => MessageKind::Text,
-            OpCode::Binary => MessageKind::Binary,
-            _ => return Ok(None),
-        };
-        let fits = (buf.len() - header_len) as u64 >= h.payload_len;
-        if !h.fin || h.rsv1 || !fits || h.payload_len > self.max_message_size {
+        if buf.len() - header_len < payload_len || payload_len as u64 > self.max_message_size {
             return Ok(None);
         }
-        let end = header_len + h.payload_len as usize;
+        let kind = if opcode == OpCode::Text {
+            MessageKind::Text
+        } else {
+            MessageKind::Binary
+        };
+        let end = header_len + payload_len;
         let data = &mut buf[header_len..end];
-        apply_mask(data, h.mask, 0);
+        apply_mask(data, mask, 0);
         // A whole message: any invalid or unfinished character fails it.
         if kind == MessageKind::Text && valid_prefix_len(data) != Ok(data.len()) {
             return Err(ProtocolError::InvalidUtf8);
