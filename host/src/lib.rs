@@ -26,6 +26,7 @@ pub mod admin;
 #[cfg(feature = "plugins")]
 pub mod cluster;
 pub mod config;
+mod cpu;
 mod net;
 #[cfg(feature = "plugins")]
 pub mod plugin;

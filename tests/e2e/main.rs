@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod close;
 mod cluster;
+mod cores;
 mod dashboard;
 mod deflate;
 mod handshake;

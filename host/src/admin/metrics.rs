@@ -219,6 +219,12 @@ impl Snapshot {
         )?;
         gauge(
             encoder,
+            "wsserver_cores_accepting",
+            "Serving threads that new connections go to (AdaptiveCores)",
+            s.cores_accepting,
+        )?;
+        gauge(
+            encoder,
             "wsserver_connections_parked",
             "Open connections idle long enough to wait in a parking lot, without a task of their own",
             s.connections_parked,

@@ -72,32 +72,9 @@ pub async fn listen_address(host: &str, port: u16, ip_mode: IpMode) -> io::Resul
     })
 }
 
-/// Binds and listens with `options`: `count` sockets, one per core. With
-/// `bind_exclusively` they share one listening socket (each core polls its
-/// own descriptor of it, so the port stays unshared); otherwise each is a
-/// socket of its own on the same port, SO_REUSEPORT spreading new
-/// connections over them.
-pub fn bind(
-    addr: SocketAddr,
-    options: &ListenOptions,
-    count: usize,
-) -> io::Result<Vec<std::net::TcpListener>> {
-    let first = bind_one(addr, options)?;
-    let addr = first.local_addr()?;
-    let mut sockets = Vec::with_capacity(count.max(1));
-    sockets.push(first);
-    for _ in 1..count {
-        let socket = if options.bind_exclusively {
-            sockets[0].try_clone()?
-        } else {
-            bind_one(addr, options)?
-        };
-        sockets.push(socket);
-    }
-    Ok(sockets)
-}
-
-fn bind_one(addr: SocketAddr, options: &ListenOptions) -> io::Result<std::net::TcpListener> {
+/// Binds and listens with `options`. Without `bind_exclusively` the port
+/// may be shared with other sockets (SO_REUSEPORT).
+pub fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // SO_REUSEADDR only lets a restarted server rebind while old
     // connections linger in TIME_WAIT; sharing the port takes SO_REUSEPORT.

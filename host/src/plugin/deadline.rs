@@ -27,11 +27,11 @@
 
 use std::cell::Cell;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use super::engine::EPOCH_TICK;
 use super::wasi_io;
+use crate::cpu::{Clocks, open_thread_schedstat, read_schedstat};
 
 /// How old a thread's last reading may be to serve as the start of a call:
 /// the deadline's own granularity. A reading of `schedstat` costs a few
@@ -40,15 +40,6 @@ const REFRESH: Duration = EPOCH_TICK;
 
 /// A call ends once blocked for this many times its CPU limit.
 pub(crate) const BLOCKED_FACTOR: u32 = 10;
-
-/// A thread's scheduler clocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Clocks {
-    /// Time on a CPU.
-    cpu: Duration,
-    /// Time runnable, waiting for a CPU.
-    waiting: Duration,
-}
 
 /// The budget of the guest call in progress on one store.
 #[derive(Debug)]
@@ -140,7 +131,7 @@ thread_local! {
     /// This thread's last reading, and when it was taken.
     static LAST_READING: Cell<Option<(Instant, Clocks)>> = const { Cell::new(None) };
     /// This thread's `/proc/thread-self/schedstat`, opened once.
-    static SCHEDSTAT: Option<File> = File::open("/proc/thread-self/schedstat").ok();
+    static SCHEDSTAT: Option<File> = open_thread_schedstat();
 }
 
 /// The calling thread's clocks at `now` (a recent reading of the wall
@@ -211,21 +202,6 @@ fn thread_clocks() -> Clocks {
             cpu: thread_cpu_time(),
             waiting: Duration::ZERO,
         })
-}
-
-/// `schedstat`: nanoseconds on a CPU, nanoseconds waiting on a run queue,
-/// time slices.
-fn read_schedstat(file: &File) -> Option<Clocks> {
-    let mut buf = [0u8; 96];
-    let read = file.read_at(&mut buf, 0).ok()?;
-    let mut fields = std::str::from_utf8(&buf[..read])
-        .ok()?
-        .split_ascii_whitespace()
-        .map(|field| field.parse::<u64>().ok().map(Duration::from_nanos));
-    Some(Clocks {
-        cpu: fields.next()??,
-        waiting: fields.next()??,
-    })
 }
 
 /// CPU time the calling thread has used.

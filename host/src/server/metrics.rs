@@ -70,6 +70,9 @@ pub struct ServerMetrics {
     pub bytes_sent: u64,
     /// Sends refused because the connection's queue was full (10035).
     pub would_block: u64,
+    /// Cores taking new connections (AdaptiveCores); 0 while not
+    /// listening.
+    pub cores_accepting: u64,
 }
 
 /// Clients refused, per reason.
@@ -93,6 +96,7 @@ pub(crate) struct MetricsRecorder {
     parked: AtomicU64,
     resumed: AtomicU64,
     refused: [AtomicU64; RefusalReason::ALL.len()],
+    cores_accepting: AtomicU64,
     shards: ThreadLocal<Shard>,
 }
 
@@ -143,6 +147,11 @@ impl MetricsRecorder {
         self.resumed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// New connections now go to this many cores.
+    pub fn cores_accepting(&self, cores: usize) {
+        self.cores_accepting.store(cores as u64, Ordering::Relaxed);
+    }
+
     pub fn connection_refused(&self, reason: RefusalReason) {
         self.refused[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -191,6 +200,7 @@ impl MetricsRecorder {
         m.connections_parked = self.parked.load(Ordering::Relaxed).saturating_sub(resumed);
         m.connections_refused =
             RefusalCounts(self.refused.each_ref().map(|n| n.load(Ordering::Relaxed)));
+        m.cores_accepting = self.cores_accepting.load(Ordering::Relaxed);
         m
     }
 }

@@ -1,6 +1,8 @@
 //! The server: connection tasks, the connection table, outbound queues and
 //! backpressure, and the embedding API ([`WsServer`], [`Handler`]).
 
+mod acceptor;
+mod activation;
 mod conn_state;
 mod connection;
 mod cores;
@@ -45,6 +47,7 @@ pub use settings::{ConfigError, IpMode, Settings};
 use crate::net::listener;
 use crate::net::tls::{CertificateInfo, ClientAuthPolicy, TlsServerConfig, build_server_config};
 use crate::protocol::close::GOING_AWAY;
+use acceptor::Placement;
 use cores::Cores;
 use metrics::MetricsRecorder;
 use table::ConnectionTable;
@@ -89,7 +92,7 @@ struct ActiveListener {
     addr: SocketAddr,
     /// Built from the settings at StartListening when UseSSL is on.
     tls: Option<Arc<TlsServerConfig>>,
-    /// One accept loop per core.
+    /// The accept loop, and the activation's sampler with AdaptiveCores.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -103,14 +106,14 @@ impl ServerShared {
     }
 
     /// The runtimes of the extra cores, started on first use.
-    fn cores(&self, io_threads: usize) -> Result<&[tokio::runtime::Handle]> {
-        if self.cores.get().is_none() {
-            let cores = Cores::start(io_threads.saturating_sub(1))
-                .map_err(|e| Error::io("cannot start the connection threads", e))?;
-            // A concurrent StartListening may have won; its pool serves.
-            let _ = self.cores.set(cores);
+    fn cores(&self, io_threads: usize) -> Result<&Cores> {
+        if let Some(cores) = self.cores.get() {
+            return Ok(cores);
         }
-        Ok(self.cores.get().map_or(&[], Cores::handles))
+        let cores = Cores::start(io_threads.saturating_sub(1))
+            .map_err(|e| Error::io("cannot start the connection threads", e))?;
+        // A concurrent StartListening may have won; its pool serves.
+        Ok(self.cores.get_or_init(|| cores))
     }
 
     fn listener(&self) -> MutexGuard<'_, Option<ActiveListener>> {
@@ -306,38 +309,43 @@ impl WsServer {
                     )
                 })?;
         let cores = self.shared.cores(settings.io_threads)?;
-        let mut sockets = listener::bind(addr, &settings.listen_options(), 1 + cores.len())
-            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?
-            .into_iter();
-        let first = sockets.next().expect("bind returns one socket per core");
-        let addr = first
+        let socket = listener::bind(addr, &settings.listen_options())
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let addr = socket
             .local_addr()
             .map_err(|e| Error::io("cannot read the listening address", e))?;
-        let first = TcpListener::from_std(first)
+        let socket = TcpListener::from_std(socket)
             .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let activation = activation::for_cores(&settings, cores);
+        let accepting = if activation.is_some() {
+            1
+        } else {
+            1 + cores.handles().len()
+        };
+        let placement = Placement::new(
+            acceptor::cores(&self.shared, &settings, cores, tls.is_some()).await,
+            accepting,
+        );
         let mut slot = self.shared.listener();
         if slot.is_some() {
             return Err(Error::AlreadyListening);
         }
-        let mut tasks = vec![tokio::spawn(accept_loop(
-            self.shared.clone(),
-            first,
-            tls.clone(),
-        ))];
-        for (socket, core) in sockets.zip(cores) {
-            let (shared, tls) = (self.shared.clone(), tls.clone());
-            // Registered with the core's own reactor, inside its runtime.
-            tasks.push(core.spawn(async move {
-                match TcpListener::from_std(socket) {
-                    Ok(socket) => accept_loop(shared, socket, tls).await,
-                    Err(e) => shared.handler.error(
-                        None,
-                        io_error_code(&e),
-                        &format!("cannot accept on a core: {e}"),
-                    ),
-                }
-            }));
+        self.shared.metrics.cores_accepting(accepting);
+        let mut tasks = Vec::with_capacity(2);
+        if let Some((activation, sampler)) = activation {
+            tasks.push(tokio::spawn(activation::run(
+                activation,
+                sampler,
+                placement.accepting.clone(),
+                self.shared.clone(),
+            )));
         }
+        tasks.push(tokio::spawn(acceptor::accept_loop(
+            self.shared.clone(),
+            socket,
+            tls.clone(),
+            placement,
+        )));
         let with_tls = if tls.is_some() { " with TLS" } else { "" };
         *slot = Some(ActiveListener { addr, tls, tasks });
         drop(slot);
@@ -513,57 +521,4 @@ impl WsServer {
 fn indexed_key(key: &str) -> Option<(&str, &str)> {
     let (name, rest) = key.split_once('[')?;
     Some((name.trim(), rest.strip_suffix(']')?))
-}
-
-/// Accepts until aborted by StopListening; each connection is served on
-/// the runtime (the core) that accepted it.
-async fn accept_loop(
-    shared: Arc<ServerShared>,
-    listener: TcpListener,
-    tls: Option<Arc<TlsServerConfig>>,
-) {
-    // Bound to one address, every connection's local address is that one:
-    // no getsockname per connection.
-    let local = listener
-        .local_addr()
-        .ok()
-        .filter(|addr| !addr.ip().is_unspecified());
-    // Plain connections of this thread that stay idle wait here.
-    let park_delay = shared.settings().park_delay;
-    let lot = if tls.is_some() || park_delay == 0 {
-        None
-    } else {
-        session::ParkingLot::start(Duration::from_millis(park_delay.into()))
-            .map_err(|e| {
-                shared.handler.error(
-                    None,
-                    io_error_code(&e),
-                    &format!("idle connections will not park: {e}"),
-                )
-            })
-            .ok()
-    };
-    loop {
-        match listener.accept().await {
-            Ok((stream, remote)) => {
-                let accepted = session::Accepted {
-                    server: shared.clone(),
-                    stream,
-                    remote,
-                    local,
-                    tls: tls.clone(),
-                    lot: lot.clone(),
-                };
-                tokio::spawn(session::serve(Box::new(accepted)));
-            }
-            Err(e) => {
-                shared
-                    .handler
-                    .error(None, io_error_code(&e), &format!("accept failed: {e}"));
-                // Out of file descriptors and the like: back off rather
-                // than spin.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }

@@ -61,6 +61,10 @@ pub struct Settings {
     /// task for its thread's parking lot (0: never); read at
     /// StartListening.
     pub park_delay: u32,
+    /// New connections go to as few of the io_threads as the load needs
+    /// (see `server/activation.rs`); false places them on all in turn.
+    /// Read at StartListening.
+    pub adaptive_cores: bool,
     pub max_request_header_size: usize,
     /// permessage-deflate: EnablePermessageDeflate and the Deflate* keys.
     pub deflate: DeflateSettings,
@@ -68,8 +72,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Threads serving connections, read at the first StartListening: 1
     /// serves them on the runtime that starts listening; N adds N - 1
-    /// threads, each a current-thread runtime accepting and serving
-    /// connections of its own (thread-per-core). Not a config key.
+    /// threads, each a current-thread runtime serving the connections
+    /// placed on it (thread-per-core). Not a config key.
     pub io_threads: usize,
 }
 
@@ -106,6 +110,7 @@ impl Default for Settings {
             handshake_timeout: 10,
             close_timeout: 5,
             park_delay: 1000,
+            adaptive_cores: true,
             max_request_header_size: 8192,
             deflate: DeflateSettings::default(),
             tls: TlsSettings::default(),
@@ -176,6 +181,7 @@ keys! {
     "HandshakeTimeout" => "seconds a client has to complete the opening handshake",
     "CloseTimeout" => "seconds to wait for the client's close frame",
     "ParkDelay" => "ms a plain connection stays idle before it waits without a task of its own (0: never)",
+    "AdaptiveCores" => "new connections go to as few serving threads as the load needs (false: to all in turn)",
     "MaxRequestHeaderSize" => "largest upgrade request head in bytes (larger gets 431)",
     "EnablePermessageDeflate" => "accept permessage-deflate (RFC 7692) when a client offers it",
     "DeflateThreshold" => "outgoing messages shorter than this many bytes go uncompressed (1024)",
@@ -288,6 +294,7 @@ impl Settings {
             "AllowedClients" => self.allowed_clients = v.filter()?,
             "BlockedClients" => self.blocked_clients = v.filter()?,
             "BindExclusively" => self.bind_exclusively = v.bool()?,
+            "AdaptiveCores" => self.adaptive_cores = v.bool()?,
             "InBufferSize" => {
                 self.in_buffer_size = v.int(0, 1 << 30, "bytes, 0 for the system default")? as u32
             }
@@ -358,6 +365,7 @@ impl Settings {
             "AllowedClients" => self.allowed_clients.as_str().to_owned(),
             "BlockedClients" => self.blocked_clients.as_str().to_owned(),
             "BindExclusively" => bool_text(self.bind_exclusively),
+            "AdaptiveCores" => bool_text(self.adaptive_cores),
             "InBufferSize" => self.in_buffer_size.to_string(),
             "OutBufferSize" => self.out_buffer_size.to_string(),
             "KeepAliveTime" => self.keep_alive_time.to_string(),

@@ -42,7 +42,7 @@ use crate::protocol::receiver::Receiver;
 use crate::server::connection::Connection;
 use closing::CloseHandshake;
 pub(crate) use parking::ParkingLot;
-pub(crate) use task::{Accepted, serve};
+pub(crate) use task::{Accepted, AcceptedStream, serve};
 use turn::OwnerTurn;
 
 /// Bytes read per read call, into the per-thread scratch buffer.
@@ -580,7 +580,7 @@ mod tests {
         let (stream, remote) = listener.accept().await.unwrap();
         let accepted = Accepted {
             server: server.shared.clone(),
-            stream,
+            stream: AcceptedStream::Registered(stream),
             remote,
             local: None,
             tls: None,

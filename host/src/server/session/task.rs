@@ -32,14 +32,22 @@ use crate::server::upgrade::{self, REFUSAL_LINGER};
 /// A connection as the listener accepted it.
 pub(crate) struct Accepted {
     pub server: Arc<ServerShared>,
-    pub stream: TcpStream,
+    pub stream: AcceptedStream,
     pub remote: SocketAddr,
     /// The listener's address when it is bound to one (not a wildcard).
     pub local: Option<SocketAddr>,
     /// The server's TLS configuration when UseSSL is on.
     pub tls: Option<Arc<TlsServerConfig>>,
-    /// The accepting thread's parking lot, unless parking is off.
+    /// The serving core's parking lot, unless parking is off.
     pub lot: Option<Arc<ParkingLot>>,
+}
+
+/// The accepted socket: with the accepting thread's reactor when served
+/// there, or out of it on its way to another core, whose reactor it joins
+/// when its task first runs.
+pub(crate) enum AcceptedStream {
+    Registered(TcpStream),
+    HandedOver(std::net::TcpStream),
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -144,12 +152,26 @@ enum Handshaken {
 async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
     let Accepted {
         server,
-        mut stream,
+        stream,
         remote,
         local,
         tls,
         lot,
     } = *accepted;
+    let mut stream = match stream {
+        AcceptedStream::Registered(stream) => stream,
+        AcceptedStream::HandedOver(stream) => match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                server.handler.error(
+                    None,
+                    crate::server::io_error_code(&e),
+                    &format!("cannot serve {remote} on its core: {e}"),
+                );
+                return None;
+            }
+        },
+    };
     let settings = server.settings();
     let local = local.or_else(|| stream.local_addr().ok())?;
     if !upgrade::admit(
