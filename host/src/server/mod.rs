@@ -384,6 +384,7 @@ impl WsServer {
             for task in active.tasks {
                 let _ = task.await;
             }
+            self.shared.metrics.cores_accepting(0);
         }
     }
 
