@@ -53,20 +53,24 @@ async fn traffic_per_core(server: &ServerProcess, clients: usize, rounds: usize)
         .collect()
 }
 
+/// The server on three serving threads with `settings`, its admin API's
+/// URL, and how many threads take new connections at the start.
+async fn start_on_three_threads(settings: &[&str]) -> (ServerProcess, String, Option<f64>) {
+    let mut args = vec!["--threads", "3", "--admin", "127.0.0.1:0"];
+    for setting in settings {
+        args.extend(["--set", setting]);
+    }
+    let mut server = ServerProcess::start(&args).await;
+    let admin = server.admin_url().await;
+    let accepting = metric(&admin, "wsserver_cores_accepting").await;
+    (server, admin, accepting)
+}
+
 #[tokio::test]
 async fn new_connections_go_to_one_core_while_the_load_is_light() {
     // ParkDelay=0: no parking lot, whose clock would wake the threads.
-    let mut server = ServerProcess::start(&[
-        "--threads",
-        "3",
-        "--admin",
-        "127.0.0.1:0",
-        "--set",
-        "ParkDelay=0",
-    ])
-    .await;
-    let admin = server.admin_url().await;
-    assert_eq!(metric(&admin, "wsserver_cores_accepting").await, Some(1.0));
+    let (server, admin, accepting) = start_on_three_threads(&["ParkDelay=0"]).await;
+    assert_eq!(accepting, Some(1.0));
     let grew = traffic_per_core(&server, 6, 20).await;
     // 6 clients × 20 echoes: a thread serving any of them would have been
     // woken about a hundred times.
@@ -76,19 +80,9 @@ async fn new_connections_go_to_one_core_while_the_load_is_light() {
 
 #[tokio::test]
 async fn without_adaptive_cores_connections_are_spread_over_every_core_and_park_there() {
-    let mut server = ServerProcess::start(&[
-        "--threads",
-        "3",
-        "--admin",
-        "127.0.0.1:0",
-        "--set",
-        "AdaptiveCores=false",
-        "--set",
-        "ParkDelay=100",
-    ])
-    .await;
-    let admin = server.admin_url().await;
-    assert_eq!(metric(&admin, "wsserver_cores_accepting").await, Some(3.0));
+    let (server, admin, accepting) =
+        start_on_three_threads(&["AdaptiveCores=false", "ParkDelay=100"]).await;
+    assert_eq!(accepting, Some(3.0));
     let grew = traffic_per_core(&server, 6, 20).await;
     assert!(
         grew.iter().all(|&n| n >= 10),
