@@ -4,7 +4,7 @@
 //! from `/proc/stat`.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -62,19 +62,10 @@ impl IdleCpus {
     /// both are time a runnable thread would have had).
     pub fn read(&mut self) -> Option<Duration> {
         self.buf.clear();
-        self.buf.resize(self.buf.capacity().max(4096), 0);
-        let mut len = 0;
-        loop {
-            let read = self.stat.read_at(&mut self.buf[len..], len as u64).ok()?;
-            if read == 0 {
-                break;
-            }
-            len += read;
-            if len == self.buf.len() {
-                self.buf.resize(len * 2, 0);
-            }
-        }
-        let text = std::str::from_utf8(&self.buf[..len]).ok()?;
+        let mut stat = &self.stat;
+        stat.seek(SeekFrom::Start(0)).ok()?;
+        stat.read_to_end(&mut self.buf).ok()?;
+        let text = std::str::from_utf8(&self.buf).ok()?;
         let allowed = |cpu| cpu < rustix::thread::CpuSet::MAX_CPU && self.allowed.is_set(cpu);
         let ticks = idle_ticks(text, allowed)?;
         let per_second = self.ticks_per_second;

@@ -36,7 +36,7 @@ pub(super) struct Core {
 /// Where new connections go: the first `accepting` cores, in turn.
 pub(super) struct Placement {
     /// Core 0 first: the accepting thread's own.
-    pub cores: Vec<Core>,
+    cores: Vec<Core>,
     /// How many of `cores` take new connections, from the activation.
     pub accepting: Arc<AtomicUsize>,
     next: usize,
@@ -141,39 +141,39 @@ pub(super) async fn accept_loop(
         };
         let index = placement.pick();
         let core = &placement.cores[index];
-        let Some(inbox) = &core.inbox else {
-            let accepted = session::Accepted {
-                server: shared.clone(),
-                stream: AcceptedStream::Registered(stream),
-                remote,
-                local,
-                tls: tls.clone(),
-                lot: core.lot.clone(),
-            };
-            tokio::spawn(session::serve(Box::new(accepted)));
-            continue;
+        // Another core's socket leaves this thread's reactor.
+        let stream = match &core.inbox {
+            None => AcceptedStream::Registered(stream),
+            Some(_) => match stream.into_std() {
+                Ok(stream) => AcceptedStream::HandedOver(stream),
+                Err(e) => {
+                    shared.handler.error(
+                        None,
+                        io_error_code(&e),
+                        &format!("cannot hand {remote} to its core: {e}"),
+                    );
+                    continue;
+                }
+            },
         };
-        let stream = match stream.into_std() {
-            Ok(stream) => AcceptedStream::HandedOver(stream),
-            Err(e) => {
-                shared.handler.error(
-                    None,
-                    io_error_code(&e),
-                    &format!("cannot hand {remote} to its core: {e}"),
-                );
-                continue;
-            }
-        };
-        // Fails only if the core's runtime has ended; the connection is
-        // dropped with it.
-        let _ = inbox.send(session::Accepted {
+        let accepted = Accepted {
             server: shared.clone(),
             stream,
             remote,
             local,
             tls: tls.clone(),
             lot: core.lot.clone(),
-        });
+        };
+        match &core.inbox {
+            None => {
+                tokio::spawn(session::serve(Box::new(accepted)));
+            }
+            // Fails only if the core's runtime has ended; the connection
+            // is dropped with it.
+            Some(inbox) => {
+                let _ = inbox.send(accepted);
+            }
+        }
     }
 }
 
