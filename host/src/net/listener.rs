@@ -28,6 +28,9 @@ pub struct ListenOptions {
     /// system's.
     pub recv_buffer: u32,
     pub send_buffer: u32,
+    /// TCP_NODELAY. Accepted sockets inherit it on Linux, which saves
+    /// [`configure_accepted`] a `setsockopt` per connection.
+    pub no_delay: bool,
 }
 
 /// Options applied to each accepted socket.
@@ -91,18 +94,34 @@ pub fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<std::net::T
     if options.send_buffer > 0 {
         socket.set_send_buffer_size(options.send_buffer as usize)?;
     }
+    socket.set_tcp_nodelay(options.no_delay)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
 }
 
-/// Applies `options` to an accepted socket.
+/// The TCP_NODELAY that sockets accepted from `listener` start with: the
+/// listener's own on Linux; None where that is not known.
+pub fn inherited_no_delay(listener: &tokio::net::TcpListener) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        SockRef::from(listener).tcp_nodelay().ok()
+    } else {
+        None
+    }
+}
+
+/// Applies `options` to an accepted socket, which started with the
+/// TCP_NODELAY `inherited` (see [`inherited_no_delay`]).
 pub fn configure_accepted(
     stream: &tokio::net::TcpStream,
     options: &AcceptedOptions,
+    inherited: Option<bool>,
 ) -> io::Result<()> {
-    stream.set_nodelay(options.no_delay)?;
+    // The setting may also have changed since the listener was bound.
+    if inherited != Some(options.no_delay) {
+        stream.set_nodelay(options.no_delay)?;
+    }
     if options.keep_alive_time > 0 || options.keep_alive_interval > 0 {
         let mut keepalive = TcpKeepalive::new();
         if options.keep_alive_time > 0 {
@@ -115,4 +134,55 @@ pub fn configure_accepted(
         SockRef::from(stream).set_tcp_keepalive(&keepalive)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(no_delay: bool) -> ListenOptions {
+        ListenOptions {
+            backlog: 16,
+            bind_exclusively: true,
+            ip_mode: IpMode::V4Only,
+            recv_buffer: 0,
+            send_buffer: 0,
+            no_delay,
+        }
+    }
+
+    fn accepted(no_delay: bool) -> AcceptedOptions {
+        AcceptedOptions {
+            no_delay,
+            keep_alive_time: 0,
+            keep_alive_interval: 0,
+        }
+    }
+
+    /// A connection to `listener`, accepted.
+    async fn accept(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        listener.accept().await.unwrap().0
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn accepted_sockets_take_tcp_no_delay_from_the_listener_or_from_the_setting() {
+        for listening in [true, false] {
+            let addr = "127.0.0.1:0".parse().unwrap();
+            let listener =
+                tokio::net::TcpListener::from_std(bind(addr, &options(listening)).unwrap())
+                    .unwrap();
+            assert_eq!(inherited_no_delay(&listener), Some(listening));
+            // The setting as the listener was bound: nothing to change.
+            let stream = accept(&listener).await;
+            configure_accepted(&stream, &accepted(listening), Some(listening)).unwrap();
+            assert_eq!(stream.nodelay().unwrap(), listening);
+            // The setting changed since: the socket follows it.
+            let stream = accept(&listener).await;
+            configure_accepted(&stream, &accepted(!listening), Some(listening)).unwrap();
+            assert_eq!(stream.nodelay().unwrap(), !listening);
+        }
+    }
 }

@@ -22,6 +22,7 @@ use super::cores::Cores;
 use super::session::{self, Accepted, AcceptedStream, ParkingLot};
 use super::settings::Settings;
 use super::{ServerShared, io_error_code};
+use crate::net::listener;
 use crate::net::tls::TlsServerConfig;
 
 /// A core that serves connections.
@@ -126,6 +127,7 @@ pub(super) async fn accept_loop(
         .local_addr()
         .ok()
         .filter(|addr| !addr.ip().is_unspecified());
+    let no_delay = listener::inherited_no_delay(&listener);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -161,6 +163,7 @@ pub(super) async fn accept_loop(
             stream,
             remote,
             local,
+            no_delay,
             tls: tls.clone(),
             lot: core.lot.clone(),
         };

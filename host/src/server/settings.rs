@@ -391,7 +391,7 @@ impl Settings {
     }
 
     /// The listening socket's options: ConnectionBacklog, BindExclusively,
-    /// UseIPv6, InBufferSize and OutBufferSize.
+    /// UseIPv6, InBufferSize, OutBufferSize and TcpNoDelay.
     pub(crate) fn listen_options(&self) -> ListenOptions {
         ListenOptions {
             backlog: self.connection_backlog,
@@ -399,6 +399,7 @@ impl Settings {
             ip_mode: self.use_ipv6,
             recv_buffer: self.in_buffer_size,
             send_buffer: self.out_buffer_size,
+            no_delay: self.tcp_no_delay,
         }
     }
 

@@ -588,6 +588,7 @@ mod tests {
             stream: AcceptedStream::Registered(stream),
             remote,
             local: None,
+            no_delay: None,
             tls: None,
             lot: None,
         };

@@ -36,6 +36,8 @@ pub(crate) struct Accepted {
     pub remote: SocketAddr,
     /// The listener's address when it is bound to one (not a wildcard).
     pub local: Option<SocketAddr>,
+    /// The TCP_NODELAY the socket inherited from the listener, if known.
+    pub no_delay: Option<bool>,
     /// The server's TLS configuration when UseSSL is on.
     pub tls: Option<Arc<TlsServerConfig>>,
     /// The serving core's parking lot, unless parking is off.
@@ -155,6 +157,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
         stream,
         remote,
         local,
+        no_delay,
         tls,
         lot,
     } = *accepted;
@@ -186,7 +189,7 @@ async fn open(accepted: Box<Accepted>) -> Option<Handshaken> {
     {
         return None;
     }
-    if let Err(e) = configure_accepted(&stream, &settings.accepted_options()) {
+    if let Err(e) = configure_accepted(&stream, &settings.accepted_options(), no_delay) {
         server.log(
             None,
             LogLevel::Verbose,
