@@ -12,6 +12,8 @@
 //! between the records that live on. Everything else stays with glibc:
 //! mimalloc for all of it cost the echo plugin's connections 450 B each
 //! (bench/RESULTS.md).
+//!
+//! glibc's two size thresholds are fixed at start (see [`MMAP_THRESHOLD`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -30,6 +32,23 @@ const PURGE_DELAY: mi_option_t = 15;
 /// transparent huge pages for its arena (`MADV_HUGEPAGE`), 1 by default.
 const ALLOW_THP: mi_option_t = 43;
 
+/// From this size on glibc maps an allocation on its own.
+#[cfg(target_env = "gnu")]
+const MMAP_THRESHOLD: i32 = 256 * 1024;
+/// Free memory at the top of glibc's heap beyond this goes back to the
+/// system.
+///
+/// glibc starts both at 128 KiB and raises them only when it frees a
+/// mapped block, so whether they move depends on what the process
+/// happened to free first. A pipelined 4 KiB echo fills and frees about
+/// 110 KiB of reply chunks per 256 KiB read; in one start out of two the
+/// thresholds stayed low, glibc gave that memory back and faulted it in
+/// again on every read (440,000 page faults in 3 s), and the server
+/// handled half the messages per CPU-second. Fixed here, it never does;
+/// idle connections cost no more (bench/RESULTS.md, session 13).
+#[cfg(target_env = "gnu")]
+const TRIM_THRESHOLD: i32 = 512 * 1024;
+
 pub struct SplitAllocator;
 
 /// Free pages go back at once, and stay 4 KiB pages. A delayed purge runs
@@ -46,6 +65,19 @@ pub fn configure() {
     unsafe {
         mi_option_set(PURGE_DELAY, 0);
         mi_option_set(ALLOW_THP, 0);
+    }
+    #[cfg(target_env = "gnu")]
+    configure_glibc();
+}
+
+/// Sets glibc's thresholds; false if glibc refused one.
+#[cfg(target_env = "gnu")]
+#[allow(unsafe_code)]
+fn configure_glibc() -> bool {
+    // SAFETY: plain calls of glibc's mallopt, with values it accepts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     }
 }
 
@@ -134,5 +166,11 @@ mod tests {
         configure();
         assert_eq!(option(PURGE_DELAY), 0);
         assert_eq!(option(ALLOW_THP), 0);
+    }
+
+    #[cfg(target_env = "gnu")]
+    #[test]
+    fn glibc_takes_the_thresholds() {
+        assert!(configure_glibc());
     }
 }
