@@ -52,6 +52,10 @@ use turn::OwnerTurn;
 /// echo used 0.037 reads and writes per message instead of 0.088 with
 /// 64 KiB, 10–15% less server CPU per message (bench/RESULTS.md).
 const READ_BUFFER: usize = 256 * 1024;
+/// The buffer of a read made while the thread's scratch is in use (a
+/// handler polling another connection from inside an event): rare, so
+/// smaller than what glibc would map and unmap for each.
+const NESTED_READ_BUFFER: usize = 64 * 1024;
 /// Rounds a connection may run before yielding to other tasks.
 const ROUNDS_PER_TURN: usize = 16;
 /// Messages a connection may dispatch in one turn before yielding. Work
@@ -476,7 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(mut scratch) => self.read_into(busy, cx, &mut scratch),
             // Only if a handler polled another connection on this thread
             // from inside an event.
-            Err(_) => self.read_into(busy, cx, &mut vec![0; READ_BUFFER]),
+            Err(_) => self.read_into(busy, cx, &mut vec![0; NESTED_READ_BUFFER]),
         })
     }
 
