@@ -232,3 +232,39 @@ async fn a_slow_reader_gets_every_echo_in_order() {
     }
     drop(writer.await.unwrap());
 }
+
+/// Many small messages in one write (one read on the server, whose replies
+/// wait for the other connections ready at the same time), on several
+/// connections at once, then a close in the same write: every echo comes
+/// back in order on its own connection, before the close reply. Parking
+/// is off, so no periodic wake-up of idle connections can stand in for the
+/// connection's own.
+#[tokio::test]
+async fn messages_pipelined_in_one_write_are_echoed_in_order_before_the_close() {
+    let plugin = ["--set", "ParkDelay=0"];
+    let native = ["--set", "ParkDelay=0", "--native-echo"];
+    for args in [&plugin[..], &native[..]] {
+        let server = ServerProcess::start(args).await;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(RawClient::connect(server.addr).await);
+        }
+        let burst = |client: usize| -> Vec<Vec<u8>> {
+            (0..64)
+                .map(|i| format!("{client}:{i}").into_bytes())
+                .collect()
+        };
+        for (c, client) in clients.iter_mut().enumerate() {
+            let mut bytes: Vec<u8> = burst(c).iter().flat_map(|m| masked(0x82, m)).collect();
+            bytes.extend(masked(0x88, &1000u16.to_be_bytes()));
+            client.send(&bytes).await;
+        }
+        for (c, client) in clients.iter_mut().enumerate() {
+            for expected in burst(c) {
+                let frame = client.read_frame().await.expect("an echo");
+                assert_eq!((frame.opcode, frame.payload), (2, expected), "{args:?}");
+            }
+            assert_eq!(client.expect_close().await, Some(1000), "{args:?}");
+        }
+    }
+}

@@ -16,6 +16,15 @@
 //! connection again, so a quiet
 //! connection that just became readable is served ahead of a flooding one
 //! instead of behind every flooding connection's next turn.
+//!
+//! Replies to a pipelined read wait for the other connections ready on the
+//! thread: a read that dispatched at least [`COALESCE_MESSAGES`] messages
+//! in at most [`COALESCE_READ`] bytes ends the turn with the connection
+//! queued behind them (not behind the next poll for I/O), and its replies
+//! are written when it runs again. Replies to many connections then leave
+//! close together, and a client serving them from one thread is woken once
+//! for all of them instead of once for each: every such wake-up is a
+//! cross-CPU wake in the kernel, paid inside our write.
 
 mod closing;
 mod lot;
@@ -63,6 +72,12 @@ const ROUNDS_PER_TURN: usize = 16;
 /// after one read, while a pipelined load of 4 KiB messages still reads
 /// batches of 1 MiB (a 64 KiB byte budget cost 4 KiB echo 15%).
 const MESSAGE_BUDGET: u64 = 256;
+/// Messages a read must dispatch for its replies to wait (see the module
+/// comment); a client sending one message at a time is answered at once.
+const COALESCE_MESSAGES: u64 = 8;
+/// Bytes above which a read's replies leave at once: a read this large
+/// already brings replies enough for one wake-up of the client.
+const COALESCE_READ: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
@@ -74,11 +89,25 @@ enum TurnEnd {
     Ended,
     /// The turn's budget is spent; there may be more to do.
     Yield,
+    /// A pipelined read was dispatched; its replies are written once the
+    /// connections already ready on this thread have had their turn.
+    Requeue,
+}
+
+/// What a read brought.
+enum Read {
+    /// The end of the client's input.
+    End,
+    Dispatched,
+    /// Many messages in a small read (see [`COALESCE_MESSAGES`]).
+    Pipelined,
 }
 
 /// What one round of the loop achieved.
 enum Step {
     Progress,
+    /// A pipelined read was dispatched: end the turn with [`TurnEnd::Requeue`].
+    Pipelined,
     Blocked,
     Done,
 }
@@ -314,6 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match self.round(busy, cx) {
                 Step::Progress if busy.messages_this_turn >= MESSAGE_BUDGET => break,
                 Step::Progress => continue,
+                Step::Pipelined => return Poll::Ready(TurnEnd::Requeue),
                 Step::Done => return Poll::Ready(TurnEnd::Ended),
                 Step::Blocked => {}
             }
@@ -391,8 +421,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Step::Progress;
         }
         match self.poll_read(busy, cx) {
-            Poll::Ready(Ok(true)) => Step::Progress,
-            Poll::Ready(Ok(false)) => {
+            Poll::Ready(Ok(Read::Dispatched)) => Step::Progress,
+            Poll::Ready(Ok(Read::Pipelined)) => Step::Pipelined,
+            Poll::Ready(Ok(Read::End)) => {
                 self.closing.end_of_input();
                 Step::Done
             }
@@ -475,7 +506,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Reads into the scratch buffer and dispatches; `false` at EOF.
-    fn poll_read(&mut self, busy: &mut Busy, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    fn poll_read(&mut self, busy: &mut Busy, cx: &mut Context<'_>) -> Poll<io::Result<Read>> {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => self.read_into(busy, cx, &mut scratch),
             // Only if a handler polled another connection on this thread
@@ -489,36 +520,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         busy: &mut Busy,
         cx: &mut Context<'_>,
         buf: &mut [u8],
-    ) -> Poll<io::Result<bool>> {
+    ) -> Poll<io::Result<Read>> {
         let mut read = ReadBuf::new(buf);
         match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
             Ok(()) => {}
             // A TLS client that drops TCP without close_notify: the same as
             // a plain one closing; the WebSocket close tells a clean end.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(false)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Poll::Ready(Ok(Read::End));
+            }
             Err(e) => return Poll::Ready(Err(e)),
         }
         let n = read.filled().len();
         if n == 0 {
-            return Poll::Ready(Ok(false));
+            return Poll::Ready(Ok(Read::End));
         }
         self.closing.touch();
         busy.worked = true;
         let input = &mut buf[..n];
         let used = self.process(busy, input);
-        self.count_received(busy, n);
+        let messages = self.count_received(busy, n);
         if used < n && !busy.receiver.is_closed() {
             busy.held.extend_from_slice(&input[used..]);
         }
-        Poll::Ready(Ok(true))
+        Poll::Ready(Ok(if messages >= COALESCE_MESSAGES && n <= COALESCE_READ {
+            Read::Pipelined
+        } else {
+            Read::Dispatched
+        }))
     }
 
     /// Adds one read's bytes, and the messages dispatched since, to the
-    /// server's counters.
-    fn count_received(&mut self, busy: &mut Busy, bytes: usize) {
+    /// server's counters; returns those messages.
+    fn count_received(&mut self, busy: &mut Busy, bytes: usize) -> u64 {
         let messages = busy.dispatch.take_messages_received();
         busy.messages_this_turn += messages;
         self.conn.0.server.metrics.received(bytes, messages);
+        messages
     }
 
     /// Feeds input to the receiver and dispatches events; returns the bytes

@@ -121,6 +121,13 @@ impl Future for ConnectionTask {
                         let _ = pin!(tokio::task::yield_now()).poll(cx);
                         return Poll::Pending;
                     }
+                    Poll::Ready(TurnEnd::Requeue) => {
+                        // A plain self-wake: the runtime queues this task
+                        // behind the ones already ready, before it polls
+                        // for I/O again.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     Poll::Ready(TurnEnd::Ended) => {
                         if let Task::Live(session) = std::mem::replace(task, Task::Done) {
                             let mut stream = session.end();
@@ -296,9 +303,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
     /// The session loop, then the ending.
     async fn live(mut self) {
-        while let TurnEnd::Yield = poll_fn(|cx| self.poll_turn(cx)).await {
-            // Deferred, as in ConnectionTask.
-            tokio::task::yield_now().await;
+        loop {
+            match poll_fn(|cx| self.poll_turn(cx)).await {
+                // Deferred, as in ConnectionTask.
+                TurnEnd::Yield => tokio::task::yield_now().await,
+                TurnEnd::Requeue => requeue().await,
+                TurnEnd::Ended => break,
+            }
         }
         self.finish().await;
     }
@@ -326,6 +337,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         drop(conn);
         stream
     }
+}
+
+/// Pending once, with the task woken at once: it runs again behind the
+/// tasks already ready (as in ConnectionTask).
+async fn requeue() {
+    let mut woken = false;
+    poll_fn(|cx| {
+        if std::mem::replace(&mut woken, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Shuts the stream down, within a bound: a client that stopped reading
