@@ -57,12 +57,13 @@ pub trait Handler: Send + Sync + 'static {
     /// with would-block once the queue has drained.
     fn ready_to_send(&self, _conn: &Connection) {}
 
-    /// The server is about to fail the connection for a protocol violation
-    /// by the client. A handler that handles events asynchronously returns
-    /// a future that completes once the events already delivered for this
-    /// connection are handled, so the replies they send leave before the
-    /// close frame. The server waits at most CloseTimeout; meanwhile it
-    /// reads nothing more from the client.
+    /// The server is about to send its close frame, in reply to the
+    /// client's or for a protocol violation by the client. A handler that
+    /// handles events asynchronously returns a future that completes once
+    /// the events already delivered for this connection are handled, so
+    /// the replies they send leave before the close frame. The server
+    /// waits at most CloseTimeout; meanwhile it reads nothing more from the
+    /// client.
     fn flush_events(&self, _conn: &Connection) -> Option<BoxFuture<()>> {
         None
     }

@@ -25,10 +25,11 @@ use crate::server::settings::Settings;
 enum Phase {
     /// Data flows. IdleTimeout, when set, is watched only here.
     Open { idle: Option<Box<IdleTimer>> },
-    /// A protocol error: input is no longer parsed, and our close frame
-    /// waits until the handler has handled the events it already has (or
-    /// CloseTimeout has passed), so its replies leave first.
-    Failing(Box<Failing>),
+    /// A close frame is owed, after a protocol error (input is no longer
+    /// parsed) or in reply to the client's: it waits until the handler has
+    /// handled the events it already has (or CloseTimeout has passed), so
+    /// their replies leave first.
+    Flushing(Box<Flushing>),
     /// Our close frame is queued or sent. With `wait`, reading goes on
     /// until the client's close frame or EOF; `write_shut` once our FIN
     /// went out. Ends at CloseTimeout at the latest.
@@ -41,11 +42,18 @@ enum Phase {
     Finishing { timer: Pin<Box<Sleep>> },
 }
 
-/// The close a protocol error owes, waiting for the handler's events.
-struct Failing {
-    code: u16,
-    description: String,
+/// A close frame waiting for the handler's events to be handled.
+struct Flushing {
+    owed: Owed,
     flushed: Pin<Box<Timeout<BoxFuture<()>>>>,
+}
+
+/// The close frame a [`Flushing`] connection owes.
+enum Owed {
+    /// A protocol error's, with its code and description.
+    Failure { code: u16, description: String },
+    /// The reply to the client's close frame, with the client's code.
+    Reply(Option<u16>),
 }
 
 /// Fires after a quiet period to check for client inactivity.
@@ -202,16 +210,35 @@ impl CloseHandshake {
 
     /// The client's close frame: answered (RFC 6455 §5.5.1) unless we
     /// closed first, when it completes the handshake.
+    /// A handler that handles events asynchronously (a plugin) first
+    /// handles the ones that came before the close frame, so the replies
+    /// to them are not refused: a client may send its last messages and
+    /// its close frame in one write.
     pub fn close_frame_received(&mut self, conn: &Connection, code: Option<u16>, reason: String) {
-        let timer = match std::mem::replace(&mut self.phase, Phase::Open { idle: None }) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Open { idle: None });
+        self.end_with(code.unwrap_or(NO_STATUS), reason);
+        let timer = match phase {
             Phase::Closing { timer, .. } | Phase::Finishing { timer } => timer,
-            Phase::Open { .. } | Phase::Failing(_) => {
+            Phase::Open { .. } => match conn.0.server.handler.flush_events(conn) {
+                Some(flushed) => return self.flush_then(Owed::Reply(code), flushed),
+                None => {
+                    queue_close(&mut conn.lock(), code, "");
+                    self.close_timer()
+                }
+            },
+            Phase::Flushing(_) => {
                 queue_close(&mut conn.lock(), code, "");
                 self.close_timer()
             }
         };
-        self.end_with(code.unwrap_or(NO_STATUS), reason);
         self.phase = Phase::Finishing { timer };
+    }
+
+    fn flush_then(&mut self, owed: Owed, flushed: BoxFuture<()>) {
+        self.phase = Phase::Flushing(Box::new(Flushing {
+            owed,
+            flushed: Box::pin(timeout(self.close_timeout(), flushed)),
+        }));
     }
 
     /// Closes with `code` and `description` and reads no more input;
@@ -231,11 +258,7 @@ impl CloseHandshake {
             Some(flushed) => {
                 // Reported if the client leaves before the close is sent.
                 self.end_with(code, description.clone());
-                self.phase = Phase::Failing(Box::new(Failing {
-                    code,
-                    description,
-                    flushed: Box::pin(timeout(self.close_timeout(), flushed)),
-                }));
+                self.flush_then(Owed::Failure { code, description }, flushed);
             }
             None => self.send_failure_close(conn, code, description),
         }
@@ -246,26 +269,42 @@ impl CloseHandshake {
         self.enter_closing(code, description, true);
     }
 
-    /// Sends a failing connection's close frame once the handler has
-    /// flushed its events (or CloseTimeout has passed).
-    pub fn poll_failing(&mut self, cx: &mut Context<'_>, conn: &Connection) {
-        let Phase::Failing(failing) = &mut self.phase else {
+    /// Queues the close frame a flushing connection owes once the handler
+    /// has handled its events (or CloseTimeout has passed).
+    pub fn poll_flushing(&mut self, cx: &mut Context<'_>, conn: &Connection) {
+        let Phase::Flushing(flushing) = &mut self.phase else {
             return;
         };
-        if failing.flushed.as_mut().poll(cx).is_pending() {
+        if flushing.flushed.as_mut().poll(cx).is_pending() {
             return;
         }
-        if let Phase::Failing(failing) =
+        let Phase::Flushing(flushing) =
             std::mem::replace(&mut self.phase, Phase::Open { idle: None })
-        {
-            self.send_failure_close(conn, failing.code, failing.description);
+        else {
+            unreachable!("matched as flushing");
+        };
+        match flushing.owed {
+            Owed::Failure { code, description } => {
+                self.send_failure_close(conn, code, description);
+            }
+            Owed::Reply(code) => {
+                queue_close(&mut conn.lock(), code, "");
+                self.phase = Phase::Finishing {
+                    timer: self.close_timer(),
+                };
+            }
         }
     }
 
     /// The connection broke (read or write error): reported to the handler
     /// unless the closing handshake was under way.
     pub fn io_failed(&mut self, conn: &Connection, e: &io::Error) {
-        if matches!(self.phase, Phase::Open { .. } | Phase::Failing(_)) {
+        let unannounced = match &self.phase {
+            Phase::Open { .. } => true,
+            Phase::Flushing(flushing) => matches!(flushing.owed, Owed::Failure { .. }),
+            Phase::Closing { .. } | Phase::Finishing { .. } => false,
+        };
+        if unannounced {
             conn.0
                 .server
                 .handler
@@ -314,7 +353,7 @@ impl CloseHandshake {
             Phase::Closing { timer, .. } | Phase::Finishing { timer } => {
                 timer.as_mut().poll(cx).map(|()| true)
             }
-            Phase::Open { idle: None } | Phase::Failing(_) => Poll::Pending,
+            Phase::Open { idle: None } | Phase::Flushing(_) => Poll::Pending,
             Phase::Open { idle: Some(idle) } => {
                 ready!(idle.poll_expired(cx));
                 queue_close(&mut conn.lock(), Some(GOING_AWAY), "idle timeout");

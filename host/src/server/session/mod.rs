@@ -365,7 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Takes queued work, writes, then reads and dispatches.
     fn round(&mut self, busy: &mut Busy, cx: &mut Context<'_>) -> Step {
-        self.closing.poll_failing(cx, &self.conn);
+        self.closing.poll_flushing(cx, &self.conn);
         let (queued, ready, messages_sent) = {
             let mut st = self.conn.lock();
             st.task_active = true;
