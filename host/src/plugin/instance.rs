@@ -273,6 +273,13 @@ impl PluginHandle {
         self.wake(inbox);
     }
 
+    /// Whether the actor has no events waiting and is neither queued nor
+    /// running.
+    pub fn is_idle(&self) -> bool {
+        let inbox = self.inbox();
+        inbox.events.is_empty() && !inbox.scheduled
+    }
+
     /// Bytes of (packed) events waiting for the actor.
     pub fn queued_bytes(&self) -> usize {
         self.inbox().events.len()

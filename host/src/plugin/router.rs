@@ -493,6 +493,11 @@ impl Handler for PluginRouter {
 
     fn flush_events(&self, conn: &Connection) -> Option<BoxFuture<()>> {
         let binding = Self::binding(conn)?;
+        // Nothing of the connection's is staged, queued or being handled:
+        // no reply can still come.
+        if !staging::has_staged(conn) && binding.plugin.is_idle() {
+            return None;
+        }
         staging::hand_over();
         let (done, flushed) = tokio::sync::oneshot::channel();
         binding.plugin.push_flush(done);

@@ -147,6 +147,11 @@ fn stage_after_hand_over(plugin: &Arc<PluginHandle>, conn: &Connection, event: &
     stage(plugin, conn, event);
 }
 
+/// Whether events of `conn` are staged on this thread.
+pub(super) fn has_staged(conn: &Connection) -> bool {
+    STAGED.with_borrow(|staged| staged.conns.iter().any(|c| c.address() == conn.address()))
+}
+
 /// Sends one event of `conn` now, after everything staged.
 pub(super) fn push_now(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packed::Event<'_>) {
     stage(plugin, conn, event);
