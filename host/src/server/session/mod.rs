@@ -16,29 +16,22 @@
 //! connection again, so a quiet
 //! connection that just became readable is served ahead of a flooding one
 //! instead of behind every flooding connection's next turn.
-//!
-//! Replies to a pipelined read wait for the other connections ready on the
-//! thread: a read that dispatched at least [`COALESCE_MESSAGES`] messages
-//! in at most [`COALESCE_READ`] bytes ends the turn with the connection
-//! queued behind them (not behind the next poll for I/O), and its replies
-//! are written when it runs again. Replies to many connections then leave
-//! close together, and a client serving them from one thread is woken once
-//! for all of them instead of once for each: every such wake-up is a
-//! cross-CPU wake in the kernel, paid inside our write.
+//! Replies to a pipelined read wait for the other ready connections
+//! ([`read::COALESCE_MESSAGES`]).
 
 mod closing;
 mod lot;
 mod parking;
+mod read;
 mod task;
 mod turn;
 
-use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::dispatch::Dispatch;
 use super::handler::Handler;
@@ -51,20 +44,10 @@ use crate::protocol::receiver::Receiver;
 use crate::server::connection::Connection;
 use closing::CloseHandshake;
 pub(crate) use parking::ParkingLot;
+use read::Read;
 pub(crate) use task::{Accepted, AcceptedStream, serve};
 use turn::OwnerTurn;
 
-/// Bytes read per read call, into the per-thread scratch buffer (one per
-/// serving thread; pages a read never reaches are never touched). A
-/// pipelined client of 4 KiB messages keeps 100 KiB and more waiting:
-/// reading it in one call also writes the replies in one, and 100 × 4 KiB
-/// echo used 0.037 reads and writes per message instead of 0.088 with
-/// 64 KiB, 10–15% less server CPU per message (bench/RESULTS.md).
-const READ_BUFFER: usize = 256 * 1024;
-/// The buffer of a read made while the thread's scratch is in use (a
-/// handler polling another connection from inside an event): rare, so
-/// smaller than what glibc would map and unmap for each.
-const NESTED_READ_BUFFER: usize = 64 * 1024;
 /// Rounds a connection may run before yielding to other tasks.
 const ROUNDS_PER_TURN: usize = 16;
 /// Messages a connection may dispatch in one turn before yielding. Work
@@ -72,16 +55,6 @@ const ROUNDS_PER_TURN: usize = 16;
 /// after one read, while a pipelined load of 4 KiB messages still reads
 /// batches of 1 MiB (a 64 KiB byte budget cost 4 KiB echo 15%).
 const MESSAGE_BUDGET: u64 = 256;
-/// Messages a read must dispatch for its replies to wait (see the module
-/// comment); a client sending one message at a time is answered at once.
-const COALESCE_MESSAGES: u64 = 8;
-/// Bytes above which a read's replies leave at once: a read this large
-/// already brings replies enough for one wake-up of the client.
-const COALESCE_READ: usize = 16 * 1024;
-
-thread_local! {
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
-}
 
 /// How a turn of the session ended.
 enum TurnEnd {
@@ -94,19 +67,10 @@ enum TurnEnd {
     Requeue,
 }
 
-/// What a read brought.
-enum Read {
-    /// The end of the client's input.
-    End,
-    Dispatched,
-    /// Many messages in a small read (see [`COALESCE_MESSAGES`]).
-    Pipelined,
-}
-
 /// What one round of the loop achieved.
 enum Step {
     Progress,
-    /// A pipelined read was dispatched: end the turn with [`TurnEnd::Requeue`].
+    /// A pipelined read: the turn ends with [`TurnEnd::Requeue`].
     Pipelined,
     Blocked,
     Done,
@@ -503,51 +467,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         result
-    }
-
-    /// Reads into the scratch buffer and dispatches; `false` at EOF.
-    fn poll_read(&mut self, busy: &mut Busy, cx: &mut Context<'_>) -> Poll<io::Result<Read>> {
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.read_into(busy, cx, &mut scratch),
-            // Only if a handler polled another connection on this thread
-            // from inside an event.
-            Err(_) => self.read_into(busy, cx, &mut vec![0; NESTED_READ_BUFFER]),
-        })
-    }
-
-    fn read_into(
-        &mut self,
-        busy: &mut Busy,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<Read>> {
-        let mut read = ReadBuf::new(buf);
-        match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
-            Ok(()) => {}
-            // A TLS client that drops TCP without close_notify: the same as
-            // a plain one closing; the WebSocket close tells a clean end.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Poll::Ready(Ok(Read::End));
-            }
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-        let n = read.filled().len();
-        if n == 0 {
-            return Poll::Ready(Ok(Read::End));
-        }
-        self.closing.touch();
-        busy.worked = true;
-        let input = &mut buf[..n];
-        let used = self.process(busy, input);
-        let messages = self.count_received(busy, n);
-        if used < n && !busy.receiver.is_closed() {
-            busy.held.extend_from_slice(&input[used..]);
-        }
-        Poll::Ready(Ok(if messages >= COALESCE_MESSAGES && n <= COALESCE_READ {
-            Read::Pipelined
-        } else {
-            Read::Dispatched
-        }))
     }
 
     /// Adds one read's bytes, and the messages dispatched since, to the
