@@ -215,18 +215,15 @@ impl CloseHandshake {
     /// to them are not refused: a client may send its last messages and
     /// its close frame in one write.
     pub fn close_frame_received(&mut self, conn: &Connection, code: Option<u16>, reason: String) {
-        let phase = std::mem::replace(&mut self.phase, Phase::Open { idle: None });
         self.end_with(code.unwrap_or(NO_STATUS), reason);
-        let timer = match phase {
+        if self.is_open()
+            && let Some(flushed) = conn.0.server.handler.flush_events(conn)
+        {
+            return self.flush_then(Owed::Reply(code), flushed);
+        }
+        let timer = match std::mem::replace(&mut self.phase, Phase::Open { idle: None }) {
             Phase::Closing { timer, .. } | Phase::Finishing { timer } => timer,
-            Phase::Open { .. } => match conn.0.server.handler.flush_events(conn) {
-                Some(flushed) => return self.flush_then(Owed::Reply(code), flushed),
-                None => {
-                    queue_close(&mut conn.lock(), code, "");
-                    self.close_timer()
-                }
-            },
-            Phase::Flushing(_) => {
+            Phase::Open { .. } | Phase::Flushing(_) => {
                 queue_close(&mut conn.lock(), code, "");
                 self.close_timer()
             }
