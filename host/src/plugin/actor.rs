@@ -473,10 +473,26 @@ fn apply_packed(
     let outside = || "returned a send of bytes outside its batch of events".to_owned();
     let mut commands = packed::commands(commands);
     loop {
-        // An echo's every reply: read and sent without the general path.
-        if let Some(send) = commands.next_send_input() {
-            let data = send.bytes(events).ok_or_else(outside)?;
-            actor.apply_send(send.connection, send.format, data);
+        // An echo's every reply: read and sent without the general path,
+        // a run of them to one connection at a time.
+        if let Some(first) = commands.next_send_input() {
+            let connection = first.connection;
+            let mut next = Some(first);
+            let mut within = true;
+            // Ends at the first bytes outside the batch, without reading on.
+            let run = std::iter::from_fn(|| {
+                let send = next
+                    .take()
+                    .or_else(|| commands.next_send_input_to(connection))?;
+                let data = send.bytes(events);
+                within = data.is_some();
+                Some((send.format, data?))
+            })
+            .fuse();
+            actor.apply_send_run(connection, run);
+            if !within {
+                return Err(outside());
+            }
             continue;
         }
         let Some(command) = commands.next() else {

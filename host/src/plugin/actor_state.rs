@@ -126,15 +126,21 @@ fn refusable(result: HostResult) -> Result<(), Refused> {
 /// Queues one message on `conn`; `format` is the packed layout's send
 /// format.
 fn send_on(conn: &Connection, format: u8, data: &[u8]) -> HostResult {
-    let result = if format == packed::SEND_TEXT {
-        match simdutf8::basic::from_utf8(data) {
-            Ok(text) => conn.send_text(text),
-            Err(_) => return Err(wit::HostError::InvalidArgument),
-        }
+    let kind = message_kind(format, data).ok_or(wit::HostError::InvalidArgument)?;
+    conn.send_data(kind, data)
+        .map_err(|e| convert::host_error(&e))
+}
+
+/// The kind of message a send of `data` in the packed `format` makes;
+/// `None` for text that is not UTF-8.
+fn message_kind(format: u8, data: &[u8]) -> Option<MessageKind> {
+    if format != packed::SEND_TEXT {
+        Some(MessageKind::Binary)
+    } else if simdutf8::basic::from_utf8(data).is_ok() {
+        Some(MessageKind::Text)
     } else {
-        conn.send_bytes(data)
-    };
-    result.map_err(|e| convert::host_error(&e))
+        None
+    }
 }
 
 impl ActorState {
@@ -362,18 +368,53 @@ impl ActorState {
         if self.is_held(connection) {
             return self.hold(connection, &send());
         }
-        let result = match self.last_sent.as_ref().filter(|c| c.id() == connection) {
+        let result = match self.own_connection(connection) {
             Some(conn) => send_on(conn, format, data),
-            None => match self.connections.get(&connection).cloned() {
-                Some(conn) => send_on(self.last_sent.insert(conn), format, data),
-                // Another instance's, or none.
-                None => self.send(connection, format, data),
-            },
+            // Another instance's, or none.
+            None => self.send(connection, format, data),
         };
         let result = refusable(result);
         if result.is_err() {
             self.settle(Some(connection), &send(), result);
         }
+    }
+
+    /// [`apply_send`](Self::apply_send) of a run of sends to one
+    /// connection (an echo's replies to a read): queued under one borrow
+    /// of the connection's own turn when this thread runs it, by the same
+    /// rules; the rest, from the first that does not fit, one by one.
+    pub fn apply_send_run<'d>(
+        &mut self,
+        connection: ConnectionId,
+        mut sends: impl Iterator<Item = (u8, &'d [u8])>,
+    ) {
+        let mut declined = None;
+        if !self.is_held(connection)
+            && let Some(conn) = self.own_connection(connection)
+        {
+            conn.with_own_sends(|queue| {
+                for (format, data) in sends.by_ref() {
+                    let queued =
+                        message_kind(format, data).is_some_and(|kind| queue.try_send(kind, data));
+                    if !queued {
+                        declined = Some((format, data));
+                        break;
+                    }
+                }
+            });
+        }
+        for (format, data) in declined.into_iter().chain(sends) {
+            self.apply_send(connection, format, data);
+        }
+    }
+
+    /// `id`'s connection when this instance serves it, kept as the last
+    /// one sent to, so a run of replies finds it without a lookup.
+    fn own_connection(&mut self, id: ConnectionId) -> Option<&Connection> {
+        if self.last_sent.as_ref().is_none_or(|c| c.id() != id) {
+            self.last_sent = Some(self.connections.get(&id)?.clone());
+        }
+        self.last_sent.as_ref()
     }
 
     /// What follows a command's execution: a send that found the queue

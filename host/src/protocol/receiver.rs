@@ -35,6 +35,15 @@ pub enum MessageKind {
     Binary,
 }
 
+impl From<MessageKind> for OpCode {
+    fn from(kind: MessageKind) -> Self {
+        match kind {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
 /// A piece of a data message. Text pieces are always whole characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataChunk<'a> {

@@ -15,7 +15,7 @@ use super::conn_state::compresses;
 pub(crate) use super::conn_state::{ConnState, FileTransfer};
 use super::error::{Error, Result};
 use super::events::{ConnectionId, OpenRequest, TlsInfo};
-use super::owner_turn;
+use super::owner_turn::{self, OwnSends};
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::handshake::UpgradeRequest;
@@ -215,10 +215,14 @@ impl Connection {
         }
         st.bytes_sent = payload.len() as u64;
         if payload.len() > self.0.limits.max_frame_size {
-            st.out
-                .push_data(opcode(kind), &payload, true, self.0.limits.max_frame_size);
+            st.out.push_data(
+                OpCode::from(kind),
+                &payload,
+                true,
+                self.0.limits.max_frame_size,
+            );
         } else {
-            st.out.push_shared_frame(opcode(kind), payload);
+            st.out.push_shared_frame(OpCode::from(kind), payload);
         }
         st.wake_task();
         Ok(())
@@ -350,17 +354,23 @@ impl Connection {
         }
     }
 
+    /// Runs `sends` with the queue of this connection's own turn, when the
+    /// calling thread runs it and nothing else has touched its state (see
+    /// [`owner_turn`]): a run of messages queued under one borrow. `None`
+    /// otherwise, and the locked path ([`send_data`](Self::send_data))
+    /// must take them.
+    pub(crate) fn with_own_sends<R>(
+        &self,
+        sends: impl FnOnce(&mut OwnSends<'_>) -> R,
+    ) -> Option<R> {
+        let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
+        owner_turn::with_own_sends(self.address(), &self.0.owner_fast, limits, sends)
+    }
+
     /// Sends a whole data message of `kind`; a text payload must be valid
     /// UTF-8 (the server's own handlers pass on what the receiver checked).
     pub(crate) fn send_data(&self, kind: MessageKind, payload: &[u8]) -> Result<()> {
-        let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
-        if owner_turn::try_send(
-            self.address(),
-            &self.0.owner_fast,
-            limits,
-            opcode(kind),
-            payload,
-        ) {
+        if self.with_own_sends(|sends| sends.try_send(kind, payload)) == Some(true) {
             return Ok(());
         }
         let mut st = self.lock();
@@ -371,7 +381,7 @@ impl Connection {
         let (op, ends, compress) = if o.message_remaining > 0 || o.message_length > 0 {
             self.send_part(&mut st, kind, len)?
         } else {
-            (opcode(kind), true, st.compresses(len))
+            (OpCode::from(kind), true, st.compresses(len))
         };
         if compress {
             st.out.push_deflate(op, payload, ends);
@@ -419,7 +429,7 @@ impl Connection {
             o.message_remaining = o.message_length - len;
             o.message_length = 0;
             o.compressing_message = compress;
-            (opcode(kind), o.message_remaining == 0, compress)
+            (OpCode::from(kind), o.message_remaining == 0, compress)
         };
         st.settle();
         Ok(part)
@@ -468,12 +478,5 @@ impl Connection {
         let payload = code.map(|c| encode_close_payload(c, reason));
         st.out
             .push_frame(true, OpCode::Close, payload.as_deref().unwrap_or_default());
-    }
-}
-
-fn opcode(kind: MessageKind) -> OpCode {
-    match kind {
-        MessageKind::Text => OpCode::Text,
-        MessageKind::Binary => OpCode::Binary,
     }
 }

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::outbound::OutboundQueue;
 use crate::protocol::frame::OpCode;
+use crate::protocol::receiver::MessageKind;
 
 thread_local! {
     static CURRENT: RefCell<Option<Turn>> = const { RefCell::new(None) };
@@ -87,41 +88,61 @@ pub(crate) fn take_queued(conn: usize) -> Option<Queued> {
     })
 }
 
-/// Queues a whole data message from inside `conn`'s own turn; false when
-/// the locked path must take it (another thread touched the state, so
-/// `fast` is false, or the queue is full and the send may be refused).
-/// The pair is the connection's MaxSendQueue and MaxFrameSize.
-pub(crate) fn try_send(
-    conn: usize,
-    fast: &AtomicBool,
-    (max_send_queue, max_frame_size): (usize, usize),
-    op: OpCode,
-    payload: &[u8],
-) -> bool {
-    CURRENT.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            return false;
-        };
-        let Some(turn) = slot.as_mut() else {
-            return false;
-        };
-        if turn.conn != conn || !fast.load(Ordering::Acquire) {
-            return false;
-        }
+/// The queue of the thread's current turn, lent for a run of sends to
+/// its connection under one borrow of the thread-local. Nothing that locks
+/// a connection may run while it is lent: the lock could not take over
+/// what the turn queued.
+pub(crate) struct OwnSends<'t> {
+    turn: &'t mut Turn,
+    max_send_queue: usize,
+    max_frame_size: usize,
+}
+
+impl OwnSends<'_> {
+    /// Queues a whole data message; false when the queue is full, so the
+    /// send may be refused and the locked path must decide.
+    #[inline]
+    pub fn try_send(&mut self, kind: MessageKind, payload: &[u8]) -> bool {
+        let turn = &mut *self.turn;
         let out = &mut turn.queued.out;
         let queued = turn.queued_before + out.queued();
-        if queued > 0 && queued + payload.len() > max_send_queue {
+        if queued > 0 && queued + payload.len() > self.max_send_queue {
             return false;
         }
+        let op = OpCode::from(kind);
         if turn
             .deflate_threshold
             .is_some_and(|threshold| payload.len() >= threshold)
         {
             out.push_deflate(op, payload, true);
         } else {
-            out.push_data(op, payload, true, max_frame_size);
+            out.push_data(op, payload, true, self.max_frame_size);
         }
         turn.queued.bytes_sent = Some(payload.len() as u64);
         true
+    }
+}
+
+/// Runs `sends` with `conn`'s turn's queue when `conn` is the thread's
+/// current connection and `fast` says nothing else has touched its state;
+/// `None` otherwise, and the locked path must take the sends. The pair is
+/// the connection's MaxSendQueue and MaxFrameSize.
+pub(crate) fn with_own_sends<R>(
+    conn: usize,
+    fast: &AtomicBool,
+    (max_send_queue, max_frame_size): (usize, usize),
+    sends: impl FnOnce(&mut OwnSends<'_>) -> R,
+) -> Option<R> {
+    CURRENT.with(|cell| {
+        let mut slot = cell.try_borrow_mut().ok()?;
+        let turn = slot.as_mut()?;
+        if turn.conn != conn || !fast.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(sends(&mut OwnSends {
+            turn,
+            max_send_queue,
+            max_frame_size,
+        }))
     })
 }

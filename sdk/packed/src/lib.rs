@@ -762,12 +762,26 @@ impl Commands<'_> {
     /// [`next`](Iterator::next) then reads.
     #[inline]
     pub fn next_send_input(&mut self) -> Option<InputSend> {
+        self.next_send_input_if(|_| true)
+    }
+
+    /// [`next_send_input`](Self::next_send_input) when the send is to
+    /// `connection`: the rest of a run of replies to one connection.
+    #[inline]
+    pub fn next_send_input_to(&mut self, connection: ConnectionId) -> Option<InputSend> {
+        self.next_send_input_if(|send| send.connection == connection)
+    }
+
+    #[inline]
+    fn next_send_input_if(&mut self, wanted: impl FnOnce(&InputSend) -> bool) -> Option<InputSend> {
         let reader = self.0.as_mut()?;
         let (&[kind], rest) = reader.buf.get(reader.pos..)?.split_first_chunk::<1>()?;
         if kind != KIND_SEND_INPUT {
             return None;
         }
-        let send = InputSend::read(rest.first_chunk::<17>()?).ok()?;
+        let send = InputSend::read(rest.first_chunk::<17>()?)
+            .ok()
+            .filter(wanted)?;
         reader.pos += 1 + 17;
         Some(send)
     }
@@ -1018,6 +1032,36 @@ mod tests {
         // Nor is a truncated one.
         let mut cmds = commands(&buf[buf.len() - 20..buf.len() - 3]);
         assert_eq!(cmds.next_send_input(), None);
+    }
+
+    /// A run of replies to one connection ends at the first record that
+    /// is not a send-input to it, which stays for the next read.
+    #[test]
+    fn a_run_of_sends_to_one_connection_stops_at_another_connection_or_command() {
+        let input = |connection| Command::SendInput {
+            connection,
+            format: SEND_BINARY,
+            offset: 0,
+            len: 1,
+        };
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf);
+        for c in [input(1), input(1), input(2), input(2)] {
+            w.command(&c);
+        }
+        w.command(&Command::Ping {
+            connection: 2,
+            payload: b"",
+        });
+        let mut cmds = commands(&buf);
+        let first = cmds.next_send_input().unwrap();
+        assert_eq!(first.connection, 1);
+        assert_eq!(cmds.next_send_input_to(1).map(|s| s.connection), Some(1));
+        assert_eq!(cmds.next_send_input_to(1), None);
+        assert_eq!(cmds.next_send_input_to(2).map(|s| s.connection), Some(2));
+        assert_eq!(cmds.next_send_input_to(2).map(|s| s.connection), Some(2));
+        assert_eq!(cmds.next_send_input_to(2), None);
+        assert!(matches!(cmds.next(), Some(Ok(Command::Ping { .. }))));
     }
 
     #[test]
