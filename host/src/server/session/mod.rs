@@ -431,7 +431,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             let mut slices = empty_slices();
             let n = writes.io_slices(&mut slices);
-            match Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n]) {
+            // One slice (most writes) goes as a plain write: on a socket,
+            // `send` skips `writev`'s copy of the vector and its file
+            // bookkeeping in the kernel.
+            let wrote = match &slices[..n] {
+                [one] => Pin::new(&mut *stream).poll_write(cx, one),
+                several => Pin::new(&mut *stream).poll_write_vectored(cx, several),
+            };
+            match wrote {
                 Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     writes.advance(n);
