@@ -345,6 +345,15 @@ impl WriteList {
         deflated
     }
 
+    /// What to write next when it is one chunk (most writes): written
+    /// without building a vector.
+    pub fn only_chunk(&self) -> Option<&[u8]> {
+        match self.chunks.len() {
+            1 => Some(&self.chunks.front()?.bytes()?[self.offset..]),
+            _ => None,
+        }
+    }
+
     /// Fills `slices` with what to write next; returns how many.
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_IOVECS]) -> usize {
         let mut n = 0;
@@ -484,6 +493,24 @@ mod tests {
         assert_eq!(bytes.len(), 70);
         assert_eq!(&bytes[..7], &[0x81, 5, b'h', b'e', b'l', b'l', b'o']);
         assert_eq!(q.queued(), 0);
+    }
+
+    /// A write list of one chunk is written from where the last write
+    /// stopped, without a vector; a shared payload makes a second chunk.
+    #[test]
+    fn one_chunk_is_written_whole_from_where_the_last_write_stopped() {
+        let mut q = OutboundQueue::default();
+        q.push_frame(true, OpCode::Text, b"hello");
+        let mut list = WriteList::default();
+        q.move_to(&mut list);
+        let frame = [0x81, 5, b'h', b'e', b'l', b'l', b'o'];
+        assert_eq!(list.only_chunk(), Some(&frame[..]));
+        list.advance(3);
+        assert_eq!(list.only_chunk(), Some(&b"ello"[..]));
+        q.push_shared_frame(OpCode::Binary, Bytes::from(vec![7; COALESCE_LIMIT]));
+        let mut two = WriteList::default();
+        q.move_to(&mut two);
+        assert_eq!(two.only_chunk(), None);
     }
 
     /// What the owner's turn queued goes where the queue stood when

@@ -429,14 +429,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // TCP this is a no-op.
                 break Pin::new(&mut *stream).poll_flush(cx);
             }
-            let mut slices = empty_slices();
-            let n = writes.io_slices(&mut slices);
-            // One slice (most writes) goes as a plain write: on a socket,
+            // One chunk (most writes) goes as a plain write: on a socket,
             // `send` skips `writev`'s copy of the vector and its file
-            // bookkeeping in the kernel.
-            let wrote = match &slices[..n] {
-                [one] => Pin::new(&mut *stream).poll_write(cx, one),
-                several => Pin::new(&mut *stream).poll_write_vectored(cx, several),
+            // bookkeeping in the kernel, and no vector is built here.
+            let wrote = match writes.only_chunk() {
+                Some(bytes) => Pin::new(&mut *stream).poll_write(cx, bytes),
+                None => {
+                    let mut slices = empty_slices();
+                    let n = writes.io_slices(&mut slices);
+                    Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n])
+                }
             };
             match wrote {
                 Poll::Ready(Ok(0)) => break Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
