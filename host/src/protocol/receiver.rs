@@ -152,6 +152,20 @@ impl Receiver {
             && self.inflater.as_ref().is_none_or(Inflater::is_at_rest)
     }
 
+    /// Whether `input` holds no more than one frame: the receiver is
+    /// between frames, and the first frame, once its header is whole,
+    /// takes all of `input`.
+    pub fn at_most_one_frame(&self, input: &[u8]) -> bool {
+        if !matches!(self.frame, FrameState::Header { len: 0, .. }) {
+            return false;
+        }
+        match parse_client_header(input) {
+            Ok(Some((header, used))) => ((input.len() - used) as u64) <= header.payload_len,
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
     /// Whether a close frame has been received.
     pub fn is_closed(&self) -> bool {
         matches!(self.frame, FrameState::Closed)
@@ -664,6 +678,35 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn at_most_one_frame_tells_a_single_frame_from_several() {
+        let rx = Receiver::new(0, None);
+        let one = frame(0x81, b"hello");
+        assert!(rx.at_most_one_frame(&one), "one whole frame");
+        assert!(rx.at_most_one_frame(&one[..1]), "part of a header");
+        assert!(rx.at_most_one_frame(&one[..8]), "part of a payload");
+        assert!(
+            rx.at_most_one_frame(&frame(0x82, &[7; 300])),
+            "a 16-bit length"
+        );
+        let mut two = one.clone();
+        two.extend(frame(0x89, b""));
+        assert!(!rx.at_most_one_frame(&two), "a frame and a ping");
+        assert!(
+            !rx.at_most_one_frame(&two[..one.len() + 1]),
+            "a frame and a byte"
+        );
+        assert!(
+            !rx.at_most_one_frame(&[0xF1, 0x80]),
+            "a header no frame may have"
+        );
+        // Inside a frame: where the next one starts is not known here.
+        let mut rx = Receiver::new(0, None);
+        rx.feed(&mut one[..8].to_vec(), &mut |_| ControlFlow::Continue(()))
+            .unwrap();
+        assert!(!rx.at_most_one_frame(&one[8..]));
     }
 
     #[test]

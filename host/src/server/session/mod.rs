@@ -496,7 +496,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Busy {
             receiver, dispatch, ..
         } = busy;
-        let turn = OwnerTurn::begin(&self.conn);
+        // A turn takes the lock twice to save one lock per reply: it pays
+        // for a read of several frames, not for a client's one message.
+        let turn = if receiver.at_most_one_frame(input) {
+            None
+        } else {
+            OwnerTurn::begin(&self.conn)
+        };
         let conn = &self.conn.conn;
         let fed = receiver.feed(input, &mut |event| dispatch.on_event(conn, event));
         conn.0.server.handler.input_done(conn);
