@@ -31,6 +31,9 @@ pub struct ListenOptions {
     /// TCP_NODELAY. Accepted sockets inherit it on Linux, which saves
     /// [`configure_accepted`] a `setsockopt` per connection.
     pub no_delay: bool,
+    /// TCP_DEFER_ACCEPT in seconds (0: off): the kernel hands over a
+    /// connection once its first bytes have arrived, or after this long.
+    pub defer_accept: u32,
 }
 
 /// Options applied to each accepted socket.
@@ -95,10 +98,39 @@ pub fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<std::net::T
         socket.set_send_buffer_size(options.send_buffer as usize)?;
     }
     socket.set_tcp_nodelay(options.no_delay)?;
+    if options.defer_accept > 0 {
+        set_defer_accept(&socket, options.defer_accept)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
+}
+
+/// Sets TCP_DEFER_ACCEPT: a client speaks first in WebSocket and in TLS,
+/// so a connection is accepted with its request already there, and its
+/// first read finds it (no read that would block, no wake-up of its own).
+/// A client that sends nothing is handed over once `seconds` have passed.
+fn set_defer_accept(socket: &Socket, seconds: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds = libc::c_int::try_from(seconds).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the option's value is a c_int that lives across the call, and
+    // the descriptor is the socket's own.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const seconds).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The TCP_NODELAY that sockets accepted from `listener` start with: the
@@ -148,6 +180,7 @@ mod tests {
             recv_buffer: 0,
             send_buffer: 0,
             no_delay,
+            defer_accept: 0,
         }
     }
 
@@ -183,6 +216,46 @@ mod tests {
             let stream = accept(&listener).await;
             configure_accepted(&stream, &accepted(!listening), Some(listening)).unwrap();
             assert_eq!(stream.nodelay().unwrap(), !listening);
+        }
+    }
+
+    /// With DeferAccept a client that has sent its request is accepted
+    /// before one that connected earlier and sent nothing; the silent one
+    /// is still accepted once the deferral has passed.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn deferred_accept_hands_over_connections_with_data_first() {
+        use std::time::Duration;
+        use tokio::io::AsyncWriteExt;
+        use tokio::time::timeout;
+
+        for defer_accept in [0, 1] {
+            let addr = "127.0.0.1:0".parse().unwrap();
+            let listen = ListenOptions {
+                defer_accept,
+                ..options(true)
+            };
+            let listener = tokio::net::TcpListener::from_std(bind(addr, &listen).unwrap()).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut speaking = tokio::net::TcpStream::connect(addr).await.unwrap();
+            speaking.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+            let first = timeout(Duration::from_secs(5), listener.accept())
+                .await
+                .expect("a connection with data is accepted at once")
+                .unwrap();
+            let expected = if defer_accept > 0 { &speaking } else { &silent };
+            assert_eq!(
+                first.1,
+                expected.local_addr().unwrap(),
+                "DeferAccept {defer_accept}"
+            );
+            let second = timeout(Duration::from_secs(10), listener.accept())
+                .await
+                .expect("the other connection is accepted too")
+                .unwrap();
+            let other = if defer_accept > 0 { &silent } else { &speaking };
+            assert_eq!(second.1, other.local_addr().unwrap());
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Settings {
     pub idle_timeout: u32,
     /// Seconds a client has to complete the opening handshake.
     pub handshake_timeout: u32,
+    /// Seconds the kernel holds a new connection until its first bytes
+    /// arrive (TCP_DEFER_ACCEPT); 0 off.
+    pub defer_accept: u32,
     /// Seconds to wait for the client's close frame after sending ours.
     pub close_timeout: u32,
     /// Milliseconds a plain connection stays at rest before it leaves its
@@ -108,6 +111,7 @@ impl Default for Settings {
             max_send_queue: 1024 * 1024,
             idle_timeout: 0,
             handshake_timeout: 10,
+            defer_accept: 1,
             close_timeout: 5,
             park_delay: 1000,
             adaptive_cores: true,
@@ -179,6 +183,7 @@ keys! {
     "MaxSendQueue" => "bytes queued per connection before sends fail with 10035",
     "IdleTimeout" => "seconds without client data before closing with 1001 (0: off)",
     "HandshakeTimeout" => "seconds a client has to complete the opening handshake",
+    "DeferAccept" => "seconds the kernel holds a new connection until its first bytes arrive (0: off)",
     "CloseTimeout" => "seconds to wait for the client's close frame",
     "ParkDelay" => "ms a plain connection stays idle before it waits without a task of its own (0: never)",
     "AdaptiveCores" => "new connections go to as few serving threads as the load needs (false: to all in turn)",
@@ -327,6 +332,7 @@ impl Settings {
             "HandshakeTimeout" => {
                 self.handshake_timeout = v.int(1, 3600, "1 to 3600 seconds")? as u32
             }
+            "DeferAccept" => self.defer_accept = v.int(0, 3600, "0 to 3600 seconds")? as u32,
             "CloseTimeout" => self.close_timeout = v.int(0, 3600, "0 to 3600 seconds")? as u32,
             "ParkDelay" => {
                 self.park_delay = v.int(0, 3_600_000, "0 to 3600000 milliseconds")? as u32
@@ -378,6 +384,7 @@ impl Settings {
             "MaxSendQueue" => self.max_send_queue.to_string(),
             "IdleTimeout" => self.idle_timeout.to_string(),
             "HandshakeTimeout" => self.handshake_timeout.to_string(),
+            "DeferAccept" => self.defer_accept.to_string(),
             "CloseTimeout" => self.close_timeout.to_string(),
             "ParkDelay" => self.park_delay.to_string(),
             "MaxRequestHeaderSize" => self.max_request_header_size.to_string(),
@@ -391,7 +398,7 @@ impl Settings {
     }
 
     /// The listening socket's options: ConnectionBacklog, BindExclusively,
-    /// UseIPv6, InBufferSize, OutBufferSize and TcpNoDelay.
+    /// UseIPv6, InBufferSize, OutBufferSize, TcpNoDelay and DeferAccept.
     pub(crate) fn listen_options(&self) -> ListenOptions {
         ListenOptions {
             backlog: self.connection_backlog,
@@ -400,6 +407,7 @@ impl Settings {
             recv_buffer: self.in_buffer_size,
             send_buffer: self.out_buffer_size,
             no_delay: self.tcp_no_delay,
+            defer_accept: self.defer_accept,
         }
     }
 
