@@ -401,8 +401,13 @@ impl WriteList {
 mod spare {
     use std::cell::RefCell;
 
-    /// The largest buffer kept.
-    const KEEP: usize = 4096;
+    /// The largest buffer kept: a whole gathering chunk, so a pipelined
+    /// load of 4 KiB messages reuses its chunks too.
+    const KEEP: usize = super::COALESCE_LIMIT;
+    /// A spare goes to a buffer asked for at least this fraction of its
+    /// size: a small reply does not take a large buffer into the queue of
+    /// a client that reads slowly.
+    const KEEP_OVERSIZE: usize = 4;
     /// The most kept per thread, in bytes of capacity: a fixed cost per
     /// thread, whatever the number of connections.
     const KEEP_TOTAL: usize = 64 * 1024;
@@ -421,7 +426,8 @@ mod spare {
     /// An empty buffer of at least `capacity` bytes.
     pub fn take(capacity: usize) -> Vec<u8> {
         let kept = SPARES.with_borrow_mut(|spares| {
-            if spares.buffers.last()?.capacity() < capacity {
+            let spare = spares.buffers.last()?.capacity();
+            if spare < capacity || spare > capacity.saturating_mul(KEEP_OVERSIZE) {
                 return None;
             }
             let buffer = spares.buffers.pop()?;
@@ -479,6 +485,20 @@ mod tests {
             q.written(step);
         }
         out
+    }
+
+    /// A written gathering chunk is reused by the next one, however large
+    /// the chunk; a much smaller ask gets a buffer of its own.
+    #[test]
+    fn spare_chunks_go_to_asks_of_their_size() {
+        let chunk = Vec::with_capacity(COALESCE_LIMIT);
+        let at = chunk.as_ptr();
+        spare::give(chunk);
+        let small = spare::take(1024);
+        assert_ne!(small.as_ptr(), at, "a 1 KiB ask took a 16 KiB spare");
+        assert!(small.capacity() < COALESCE_LIMIT);
+        let large = spare::take(COALESCE_LIMIT / 2);
+        assert_eq!(large.as_ptr(), at, "the 16 KiB chunk was not kept");
     }
 
     #[test]
@@ -745,18 +765,18 @@ mod tests {
                 spare::give(Vec::with_capacity(1000));
             }
             let reused = (0..100)
-                .map(|_| spare::take(1))
+                .map(|_| spare::take(900))
                 .filter(|b| b.capacity() == 1000)
                 .count();
             // 64 KiB of them: the rest were freed.
             assert_eq!(reused, 65);
             // Too large to keep.
-            spare::give(Vec::with_capacity(8192));
-            assert_ne!(spare::take(1).capacity(), 8192);
+            spare::give(Vec::with_capacity(2 * COALESCE_LIMIT));
+            assert_ne!(spare::take(COALESCE_LIMIT).capacity(), 2 * COALESCE_LIMIT);
             // Kept, but too small for a larger need.
             spare::give(Vec::with_capacity(500));
             assert_eq!(spare::take(1024).capacity(), 1024);
-            assert_eq!(spare::take(1).capacity(), 500);
+            assert_eq!(spare::take(500).capacity(), 500);
         })
         .join()
         .unwrap();
