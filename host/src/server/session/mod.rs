@@ -16,8 +16,8 @@
 //! connection again, so a quiet
 //! connection that just became readable is served ahead of a flooding one
 //! instead of behind every flooding connection's next turn.
-//! Replies to a pipelined read wait for the other ready connections
-//! ([`read::COALESCE_MESSAGES`]).
+//! Replies to a small read of one message or of many wait for the other
+//! ready connections ([`read`]).
 
 mod closing;
 mod lot;
@@ -62,7 +62,7 @@ enum TurnEnd {
     Ended,
     /// The turn's budget is spent; there may be more to do.
     Yield,
-    /// A pipelined read was dispatched; its replies are written once the
+    /// A read whose replies wait was dispatched; they are written once the
     /// connections already ready on this thread have had their turn.
     Requeue,
 }
@@ -70,8 +70,8 @@ enum TurnEnd {
 /// What one round of the loop achieved.
 enum Step {
     Progress,
-    /// A pipelined read: the turn ends with [`TurnEnd::Requeue`].
-    Pipelined,
+    /// A read whose replies wait: the turn ends with [`TurnEnd::Requeue`].
+    Coalesced,
     Blocked,
     Done,
 }
@@ -307,7 +307,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match self.round(busy, cx) {
                 Step::Progress if busy.messages_this_turn >= MESSAGE_BUDGET => break,
                 Step::Progress => continue,
-                Step::Pipelined => return Poll::Ready(TurnEnd::Requeue),
+                Step::Coalesced => return Poll::Ready(TurnEnd::Requeue),
                 Step::Done => return Poll::Ready(TurnEnd::Ended),
                 Step::Blocked => {}
             }
@@ -386,7 +386,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         match self.poll_read(busy, cx) {
             Poll::Ready(Ok(Read::Dispatched)) => Step::Progress,
-            Poll::Ready(Ok(Read::Pipelined)) => Step::Pipelined,
+            Poll::Ready(Ok(Read::Coalesced)) => Step::Coalesced,
             Poll::Ready(Ok(Read::End)) => {
                 self.closing.end_of_input();
                 Step::Done

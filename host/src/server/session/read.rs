@@ -1,6 +1,6 @@
 //! The session's reads: into a per-thread scratch buffer, dispatched at
-//! once, and whether a read was pipelined (its replies then wait for the
-//! other ready connections, see [`COALESCE_MESSAGES`]).
+//! once, and whether its replies wait for the other ready connections
+//! ([`coalesces`]).
 
 use std::cell::RefCell;
 use std::io;
@@ -27,7 +27,7 @@ const NESTED_READ_BUFFER: usize = 64 * 1024;
 /// for I/O), its replies written when it runs again: replies to many
 /// connections leave together, and a client reading them from one thread
 /// is woken once, not once each (a cross-CPU wake-up, paid inside our
-/// write). A client sending one message at a time is answered at once.
+/// write). A read of exactly one message does the same (see [`coalesces`]).
 pub(super) const COALESCE_MESSAGES: u64 = 8;
 /// Bytes above which a read's replies leave at once: a read this large
 /// already brings replies enough for one wake-up of the client.
@@ -37,12 +37,13 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER].into_boxed_slice());
 }
 
-/// What a read brought: the end of input, or messages, or many messages
-/// in a small read ([`COALESCE_MESSAGES`]).
+/// What a read brought: the end of input, or messages answered at once,
+/// or messages whose replies wait for the other ready connections
+/// ([`coalesces`]).
 pub(super) enum Read {
     End,
     Dispatched,
-    Pipelined,
+    Coalesced,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -88,10 +89,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if used < n && !busy.receiver.is_closed() {
             busy.held.extend_from_slice(&input[used..]);
         }
-        Poll::Ready(Ok(if messages >= COALESCE_MESSAGES && n <= COALESCE_READ {
-            Read::Pipelined
+        Poll::Ready(Ok(if coalesces(messages, n) {
+            Read::Coalesced
         } else {
             Read::Dispatched
         }))
+    }
+}
+
+/// Whether a read's replies wait for the other connections ready on the
+/// thread ([`Read::Coalesced`]): a small read of many messages, or of one.
+/// One message per read is a client that waits for each answer; with many
+/// such clients on a thread, their answers then leave together too
+/// (unpipelined echo, 100 clients: +2% native, +6% echo plugin, messages
+/// per server CPU-second). A read of two to seven messages is answered at
+/// once: holding those back cost the echo plugin 3% at 32 B with 32 in
+/// flight (bench/RESULTS.md, session 17).
+fn coalesces(messages: u64, bytes: usize) -> bool {
+    (messages == 1 || messages >= COALESCE_MESSAGES) && bytes <= COALESCE_READ
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_reads_of_one_or_many_messages_wait_for_the_other_connections() {
+        assert!(coalesces(1, 38));
+        assert!(coalesces(COALESCE_MESSAGES, 8 * 38));
+        assert!(coalesces(200, COALESCE_READ));
+        // A few messages, or none (a ping, a fragment), are answered at once.
+        for messages in [0, 2, COALESCE_MESSAGES - 1] {
+            assert!(!coalesces(messages, 100), "{messages} messages");
+        }
+        // A large read brings replies enough for one wake-up on its own.
+        assert!(!coalesces(1, COALESCE_READ + 1));
+        assert!(!coalesces(COALESCE_MESSAGES, COALESCE_READ + 1));
     }
 }
