@@ -233,6 +233,41 @@ async fn a_slow_reader_gets_every_echo_in_order() {
     drop(writer.await.unwrap());
 }
 
+/// Replies of many sizes (below, at and above the sizes where the server
+/// gathers small frames and where it frames larger ones on their own),
+/// pipelined and read late, so some wait in the server's queue: byte for
+/// byte and in order.
+#[tokio::test]
+async fn echoes_of_every_size_come_back_byte_for_byte_when_read_late() {
+    let server = ServerProcess::start(&["--set", "MaxSendQueue=65536"]).await;
+    let ws = ws_connect(&server.url).await;
+    let (mut tx, mut rx) = ws.split();
+    let sizes = [1usize, 2047, 2048, 4096, 16_383, 16_384, 65_536, 100];
+    let messages: Vec<Vec<u8>> = (0..64)
+        .map(|i| {
+            let size = sizes[i % sizes.len()];
+            (0..size).map(|b| (b * 7 + i) as u8).collect()
+        })
+        .collect();
+    let sent = messages.clone();
+    let writer = tokio::spawn(async move {
+        for m in sent {
+            tx.send(Message::binary(m)).await.unwrap();
+        }
+        tx
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (i, expected) in messages.iter().enumerate() {
+        let m = tokio::time::timeout(WAIT, rx.next())
+            .await
+            .expect("echo in time")
+            .unwrap()
+            .unwrap();
+        assert!(m.into_data() == expected[..], "echo {i} differs");
+    }
+    drop(writer.await.unwrap());
+}
+
 /// Small messages in one write with a close frame after them, on several
 /// connections at once: every echo comes back in order on its own
 /// connection, before the close reply (the plugin handles its events after
