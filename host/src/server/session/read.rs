@@ -101,10 +101,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 /// thread ([`Read::Coalesced`]): a small read of many messages, or of one.
 /// One message per read is a client that waits for each answer; with many
 /// such clients on a thread, their answers then leave together too
-/// (unpipelined echo, 100 clients: +2% native, +6% echo plugin, messages
-/// per server CPU-second). A read of two to seven messages is answered at
-/// once: holding those back cost the echo plugin 3% at 32 B with 32 in
-/// flight (bench/RESULTS.md, session 17).
+/// (unpipelined echo, 100 clients, messages per server CPU-second: echo
+/// plugin +5%, native within ±2%). A read of two to seven messages is
+/// answered at once: holding those back cost the echo plugin 3% at 32 B
+/// with 32 in flight (bench/RESULTS.md, session 17).
 fn coalesces(messages: u64, bytes: usize) -> bool {
     (messages == 1 || messages >= COALESCE_MESSAGES) && bytes <= COALESCE_READ
 }
