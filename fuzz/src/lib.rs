@@ -73,6 +73,17 @@ impl Record {
                     self.events.push(Event::Message { kind, data });
                 }
             }
+            Incoming::WholeBinary(payload) => {
+                assert!(self.partial.is_none(), "a whole message inside another");
+                // As the echo and the plugin batch take it: copied, then the
+                // copy unmasked.
+                let mut data = Vec::new();
+                payload.extend_unmasked(&mut data);
+                self.events.push(Event::Message {
+                    kind: MessageKind::Binary,
+                    data,
+                });
+            }
             Incoming::Ping(payload) => self.events.push(Event::Ping(payload.to_vec())),
             Incoming::Pong(payload) => self.events.push(Event::Pong(payload.to_vec())),
             Incoming::Close(frame) => {

@@ -33,6 +33,7 @@ pub mod plugin;
 pub mod protocol;
 mod server;
 
+pub use protocol::mask::MaskedPayload;
 pub use protocol::receiver::MessageKind;
 pub use server::echo::EchoHandler;
 pub use server::settings::all_keys as setting_keys;

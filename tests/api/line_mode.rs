@@ -1,6 +1,6 @@
 //! ChangeLineMode and MaxLineLength[ConnectionId].
 
-use wsserver::DataFormat::{Continuation, Text};
+use wsserver::DataFormat::{Binary, Continuation, Text};
 
 use crate::common::*;
 use crate::harness::*;
@@ -43,13 +43,25 @@ async fn line_mode_fires_data_in_per_line() {
     c.send(&[masked(0x01, b"fo"), masked(0x80, b"ur\n")].concat())
         .await;
     assert_eq!(lines(&mut t, id).await, [line("four", true, true)]);
+    // Binary messages too.
+    c.send(&masked(0x82, b"five\nsix")).await;
+    assert_eq!(
+        lines(&mut t, id).await,
+        [line("five", true, false), line("six", false, true)]
+    );
 
     t.server.change_line_mode(id, false).unwrap();
-    c.send(&masked(0x81, b"x\ny")).await;
+    c.send(&[masked(0x81, b"x\ny"), masked(0x82, b"z\nw")].concat())
+        .await;
     let whole = t.events.data_in(id).await;
     assert_eq!(
         (whole.format, whole.text(), whole.eom, whole.eol),
         (Text, "x\ny", true, false)
+    );
+    let whole = t.events.data_in(id).await;
+    assert_eq!(
+        (whole.format, whole.text(), whole.eom, whole.eol),
+        (Binary, "z\nw", true, false)
     );
 }
 

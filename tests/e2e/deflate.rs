@@ -448,17 +448,28 @@ async fn compressed_traffic_round_trips_with_context_takeover_both_ways() {
 
 #[tokio::test]
 async fn messages_below_the_threshold_go_out_uncompressed() {
-    let server = ServerProcess::start(&["--set", "DeflateThreshold=1000"]).await;
-    let (mut c, _) = open(server.addr, &["permessage-deflate"]).await;
-    let mut inflater = ClientInflate::new();
-    for (len, compressed) in [(0, false), (999, false), (1000, true), (5000, true)] {
-        let message = vec![b'a'; len];
-        // The client compresses them all; the server decides for itself.
-        c.send(&masked(0xC2, &ClientDeflate::new().message(&message)))
-            .await;
-        let echo = read_message(&mut c).await;
-        assert_eq!(echo.compressed, compressed, "{len} bytes");
-        assert_eq!(echo.data(&mut inflater), message, "{len} bytes");
+    for echo in [&[][..], &["--native-echo"][..]] {
+        let args = [&["--set", "DeflateThreshold=1000"], echo].concat();
+        let server = ServerProcess::start(&args).await;
+        let (mut c, _) = open(server.addr, &["permessage-deflate"]).await;
+        let mut inflater = ClientInflate::new();
+        for (len, compressed) in [(0, false), (999, false), (1000, true), (5000, true)] {
+            let message = vec![b'a'; len];
+            // The server decides for itself, whether the client compressed
+            // the message or not. Twice in one write: a read of several
+            // frames is answered from the connection's own turn.
+            for sent in [
+                masked(0xC2, &ClientDeflate::new().message(&message)),
+                masked(0x82, &message),
+            ] {
+                c.send(&sent.repeat(2)).await;
+                for _ in 0..2 {
+                    let echo = read_message(&mut c).await;
+                    assert_eq!(echo.compressed, compressed, "{len} bytes, {args:?}");
+                    assert_eq!(echo.data(&mut inflater), message, "{len} bytes, {args:?}");
+                }
+            }
+        }
     }
     // Threshold 0: even an empty message is compressed.
     let server = ServerProcess::start(&["--set", "DeflateThreshold=0"]).await;

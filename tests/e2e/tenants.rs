@@ -222,8 +222,9 @@ async fn over_its_rate_a_client_loses_messages_or_its_connection() {
 
     let (mut ws, _) = probe_client(&format!("{}/close", server.url)).await;
     for n in 0..5 {
-        // The server may have closed already: later sends can fail.
-        let _ = ws.send(Message::text(format!("echo {n}"))).await;
+        // The server may have closed already: later sends can fail. Binary
+        // this time: whole binary messages take a path of their own.
+        let _ = ws.send(Message::binary(format!("echo {n}"))).await;
     }
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {

@@ -62,20 +62,33 @@ async fn pings_get_pongs_with_the_same_payload_and_pongs_get_nothing() {
 
 #[tokio::test]
 async fn max_frame_size_fragments_outgoing_messages() {
-    let server = ServerProcess::start(&["--set", "MaxFrameSize=10"]).await;
-    let mut c = RawClient::connect(server.addr).await;
-    c.send(&masked(0x82, &[5; 25])).await;
-    let frames: Vec<ServerFrame> = [
-        c.read_frame().await.unwrap(),
-        c.read_frame().await.unwrap(),
-        c.read_frame().await.unwrap(),
-    ]
-    .into();
-    let shape: Vec<(bool, u8, usize)> = frames
-        .iter()
-        .map(|f| (f.fin, f.opcode, f.payload.len()))
-        .collect();
-    assert_eq!(shape, [(false, 2, 10), (false, 0, 10), (true, 0, 5)]);
+    for echo in [&[][..], &["--native-echo"][..]] {
+        let server = ServerProcess::start(&[&["--set", "MaxFrameSize=10"], echo].concat()).await;
+        let mut c = RawClient::connect(server.addr).await;
+        let message: Vec<u8> = (0..25).collect();
+        // Alone in a read, and two in one (answered from the connection's
+        // own turn).
+        for count in [1, 2] {
+            c.send(&masked(0x82, &message).repeat(count)).await;
+            for _ in 0..count {
+                let mut frames = Vec::new();
+                for _ in 0..3 {
+                    frames.push(c.read_frame().await.unwrap());
+                }
+                let shape: Vec<(bool, u8, usize)> = frames
+                    .iter()
+                    .map(|f| (f.fin, f.opcode, f.payload.len()))
+                    .collect();
+                assert_eq!(
+                    shape,
+                    [(false, 2, 10), (false, 0, 10), (true, 0, 5)],
+                    "{echo:?}"
+                );
+                let echoed: Vec<u8> = frames.iter().flat_map(|f| f.payload.clone()).collect();
+                assert_eq!(echoed, message, "{echo:?}");
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -239,33 +252,35 @@ async fn a_slow_reader_gets_every_echo_in_order() {
 /// byte and in order.
 #[tokio::test]
 async fn echoes_of_every_size_come_back_byte_for_byte_when_read_late() {
-    let server = ServerProcess::start(&["--set", "MaxSendQueue=65536"]).await;
-    let ws = ws_connect(&server.url).await;
-    let (mut tx, mut rx) = ws.split();
-    let sizes = [1usize, 2047, 2048, 4096, 16_383, 16_384, 65_536, 100];
-    let messages: Vec<Vec<u8>> = (0..64)
-        .map(|i| {
-            let size = sizes[i % sizes.len()];
-            (0..size).map(|b| (b * 7 + i) as u8).collect()
-        })
-        .collect();
-    let sent = messages.clone();
-    let writer = tokio::spawn(async move {
-        for m in sent {
-            tx.send(Message::binary(m)).await.unwrap();
+    for echo in [&[][..], &["--native-echo"][..]] {
+        let server = ServerProcess::start(&[&["--set", "MaxSendQueue=65536"], echo].concat()).await;
+        let ws = ws_connect(&server.url).await;
+        let (mut tx, mut rx) = ws.split();
+        let sizes = [1usize, 2047, 2048, 4096, 16_383, 16_384, 65_536, 100];
+        let messages: Vec<Vec<u8>> = (0..64)
+            .map(|i| {
+                let size = sizes[i % sizes.len()];
+                (0..size).map(|b| (b * 7 + i) as u8).collect()
+            })
+            .collect();
+        let sent = messages.clone();
+        let writer = tokio::spawn(async move {
+            for m in sent {
+                tx.send(Message::binary(m)).await.unwrap();
+            }
+            tx
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for (i, expected) in messages.iter().enumerate() {
+            let m = tokio::time::timeout(WAIT, rx.next())
+                .await
+                .expect("echo in time")
+                .unwrap()
+                .unwrap();
+            assert!(m.into_data() == expected[..], "echo {i} differs, {echo:?}");
         }
-        tx
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for (i, expected) in messages.iter().enumerate() {
-        let m = tokio::time::timeout(WAIT, rx.next())
-            .await
-            .expect("echo in time")
-            .unwrap()
-            .unwrap();
-        assert!(m.into_data() == expected[..], "echo {i} differs");
+        drop(writer.await.unwrap());
     }
-    drop(writer.await.unwrap());
 }
 
 /// Small messages in one write with a close frame after them, on several

@@ -26,6 +26,7 @@ use super::topics::TopicCount;
 use crate::MessageKind;
 use crate::cluster::Backplane;
 use crate::protocol::close::POLICY_VIOLATION;
+use crate::protocol::mask::MaskedPayload;
 use crate::server::static_files::StaticMount;
 use crate::server::{BoxFuture, Connection, DataIn, Handler, OpenRequest, OpenResponse};
 
@@ -63,6 +64,20 @@ impl Binding {
         if self.seated.swap(false, Ordering::AcqRel) {
             self.tenant.release_seat();
         }
+    }
+
+    /// Whether a piece of data (`end` of a message or line) passes the
+    /// tenant's message rate; if not, the verdict is carried out.
+    fn admits_data(&self, conn: &Connection, end: bool) -> bool {
+        let Some(gate) = &self.gate else {
+            return true;
+        };
+        let verdict = self.tenant.rates.data(gate, end);
+        let pass = verdict == Verdict::Pass;
+        if !pass {
+            self.refuse(conn, verdict);
+        }
+        pass
     }
 
     /// Carries out a rate verdict other than Pass.
@@ -439,13 +454,9 @@ impl Handler for PluginRouter {
     }
 
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
-        if let Some(b) = Self::binding(conn) {
-            if let Some(gate) = &b.gate {
-                let verdict = b.tenant.rates.data(gate, data.eom || data.eol);
-                if verdict != Verdict::Pass {
-                    return b.refuse(conn, verdict);
-                }
-            }
+        if let Some(b) = Self::binding(conn)
+            && b.admits_data(conn, data.eom || data.eol)
+        {
             let event = packed::Event::DataIn {
                 connection: conn.id(),
                 format: convert::data_format(data.format),
@@ -454,6 +465,21 @@ impl Handler for PluginRouter {
                 data: data.data,
             };
             staging::stage(&b.plugin, conn, &event);
+        }
+    }
+
+    fn binary_message(&self, conn: &Connection, payload: MaskedPayload<'_>) {
+        if let Some(b) = Self::binding(conn)
+            && b.admits_data(conn, true)
+        {
+            let event = packed::Event::DataIn {
+                connection: conn.id(),
+                format: packed::BINARY,
+                eom: true,
+                eol: false,
+                data: payload.masked(),
+            };
+            staging::stage_masked(&b.plugin, conn, &event, &payload);
         }
     }
 

@@ -24,6 +24,7 @@ use wsserver_packed as packed;
 
 use super::inbox::Tally;
 use super::instance::PluginHandle;
+use crate::protocol::mask::MaskedPayload;
 use crate::server::Connection;
 
 struct Staged {
@@ -103,6 +104,28 @@ enum Staging {
 // Inlined: once per event of every read.
 #[inline(always)]
 pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packed::Event<'_>) {
+    stage_unmasking(plugin, conn, event, None);
+}
+
+/// Stages `event`, a DataIn whose data is `payload` still masked, and
+/// unmasks the staged copy.
+#[inline(always)]
+pub(super) fn stage_masked(
+    plugin: &Arc<PluginHandle>,
+    conn: &Connection,
+    event: &packed::Event<'_>,
+    payload: &MaskedPayload<'_>,
+) {
+    stage_unmasking(plugin, conn, event, Some(payload));
+}
+
+#[inline(always)]
+fn stage_unmasking(
+    plugin: &Arc<PluginHandle>,
+    conn: &Connection,
+    event: &packed::Event<'_>,
+    masked: Option<&MaskedPayload<'_>>,
+) {
     let staging = STAGED.with_borrow_mut(|staged| {
         match &staged.plugin {
             Some(staged_plugin) if !Arc::ptr_eq(staged_plugin, plugin) => return Staging::Taken,
@@ -117,6 +140,11 @@ pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packe
             staged.conns.push(conn.clone());
         }
         packed::Writer::new(&mut staged.events).event(event);
+        if let Some(payload) = masked {
+            // A DataIn record ends with its data.
+            let at = staged.events.len() - payload.len();
+            payload.unmask_copy(&mut staged.events[at..]);
+        }
         staged.tally.add(Tally::of(event));
         staged.last_whole = match *event {
             packed::Event::DataIn { format, eom, .. } => eom && format != packed::CONTINUATION,
@@ -133,14 +161,19 @@ pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packe
     match staging {
         Staging::Done => {}
         Staging::Full => hand_over(),
-        Staging::Taken => stage_after_hand_over(plugin, conn, event),
+        Staging::Taken => stage_after_hand_over(plugin, conn, event, masked),
     }
 }
 
 #[cold]
-fn stage_after_hand_over(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packed::Event<'_>) {
+fn stage_after_hand_over(
+    plugin: &Arc<PluginHandle>,
+    conn: &Connection,
+    event: &packed::Event<'_>,
+    masked: Option<&MaskedPayload<'_>>,
+) {
     hand_over();
-    stage(plugin, conn, event);
+    stage_unmasking(plugin, conn, event, masked);
 }
 
 /// Whether events of `conn` are staged on this thread.

@@ -5,9 +5,11 @@
 //! frames, fragmentation order), validates text as it arrives so invalid
 //! UTF-8 fails at the first bad byte, and applies the message size limit when
 //! a frame header announces the size, before any payload is read. Payloads
-//! are unmasked in place and handed out as they arrive: an idle or streaming
-//! connection holds at most a partial header, a partial control frame and up
-//! to three bytes of a split character.
+//! are unmasked in place and handed out as they arrive (a whole binary
+//! message in one frame is handed out still masked, for whoever copies it to
+//! unmask the copy): an idle or streaming connection holds at most a partial
+//! header, a partial control frame and up to three bytes of a split
+//! character.
 //!
 //! With permessage-deflate negotiated, a message whose first frame has RSV1
 //! goes through the [`Inflater`] as its frames arrive: the size limit then
@@ -25,7 +27,7 @@ use super::deflate::{InflateError, Inflated, Inflater};
 use super::frame::{
     FrameHeader, MAX_CLIENT_HEADER, OpCode, parse_client_header, plain_data_header,
 };
-use super::mask::apply_mask;
+use super::mask::{MaskedPayload, apply_mask};
 use super::utf8::{PartialChar, valid_prefix_len};
 
 /// The type of a data message.
@@ -55,10 +57,26 @@ pub struct DataChunk<'a> {
     pub data: &'a [u8],
 }
 
+impl<'a> DataChunk<'a> {
+    /// A whole message in one piece.
+    pub fn whole(kind: MessageKind, data: &'a [u8]) -> Self {
+        Self {
+            kind,
+            first: true,
+            last: true,
+            data,
+        }
+    }
+}
+
 /// What the receiver found in the bytes it was fed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Incoming<'a> {
     Data(DataChunk<'a>),
+    /// A whole binary message in one uncompressed frame, its payload still
+    /// masked: whoever copies it unmasks the copy. (Text is unmasked and
+    /// checked before it is handed out.)
+    WholeBinary(MaskedPayload<'a>),
     Ping(&'a [u8]),
     Pong(&'a [u8]),
     /// The peer started or answered the closing handshake; the receiver
@@ -177,9 +195,10 @@ impl Receiver {
         matches!(self.frame, FrameState::Data { remaining: 0, .. })
     }
 
-    /// Feeds received bytes, unmasking them in place, and calls `on` for each
-    /// event. If `on` returns `Break`, stops after that event and returns how
-    /// many bytes were consumed; the caller feeds the rest later (bytes not
+    /// Feeds received bytes, unmasking them in place (or handing them out
+    /// masked: [`Incoming::WholeBinary`]), and calls `on` for each event.
+    /// If `on` returns `Break`, stops after that event and returns how many
+    /// bytes were consumed; the caller feeds the rest later (bytes not
     /// consumed are left as they came). Otherwise consumes everything,
     /// keeping partial frames internally.
     pub fn feed<F>(&mut self, buf: &mut [u8], on: &mut F) -> Result<usize, ProtocolError>
@@ -297,9 +316,9 @@ impl Receiver {
 
     /// The common case, short-cut: between messages, `buf` starts with a
     /// whole unfragmented, uncompressed data frame. Hands it out as one
-    /// chunk and returns the bytes it took; None for anything else (the
-    /// state machine takes it from the same place, so the rules and the
-    /// errors are the same).
+    /// chunk (binary still masked) and returns the bytes it took; None for
+    /// anything else (the state machine takes it from the same place, so
+    /// the rules and the errors are the same).
     fn whole_message<F>(
         &mut self,
         buf: &mut [u8],
@@ -324,17 +343,16 @@ impl Receiver {
         };
         let end = header_len + payload_len;
         let data = &mut buf[header_len..end];
-        apply_mask(data, mask, 0);
-        // A whole message: any invalid or unfinished character fails it.
-        if kind == MessageKind::Text && valid_prefix_len(data) != Ok(data.len()) {
-            return Err(ProtocolError::InvalidUtf8);
-        }
-        let flow = on(Incoming::Data(DataChunk {
-            kind,
-            first: true,
-            last: true,
-            data,
-        }));
+        let flow = if kind == MessageKind::Binary {
+            on(Incoming::WholeBinary(MaskedPayload::new(data, mask)))
+        } else {
+            apply_mask(data, mask, 0);
+            // A whole message: any invalid or unfinished character fails it.
+            if valid_prefix_len(data) != Ok(data.len()) {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            on(Incoming::Data(DataChunk::whole(kind, data)))
+        };
         Ok(Some((end, flow)))
     }
 
@@ -598,6 +616,9 @@ mod tests {
     fn record(ev: Incoming<'_>) -> Ev {
         match ev {
             Incoming::Data(c) => Ev::Data(c.kind, c.first, c.last, c.data.to_vec()),
+            Incoming::WholeBinary(payload) => {
+                Ev::Data(MessageKind::Binary, true, true, payload.unmask().to_vec())
+            }
             Incoming::Ping(p) => Ev::Ping(p.to_vec()),
             Incoming::Pong(p) => Ev::Pong(p.to_vec()),
             Incoming::Close(f) => Ev::Close(f.code, f.reason.to_owned()),
@@ -627,7 +648,7 @@ mod tests {
                 let mut input = std::mem::take(&mut held);
                 let mut data_events = 0;
                 let result = rx.feed(&mut input, &mut |ev| {
-                    let data = matches!(ev, Incoming::Data(_));
+                    let data = matches!(ev, Incoming::Data(_) | Incoming::WholeBinary(_));
                     data_events += usize::from(data);
                     events.push(record(ev));
                     if pause && data {

@@ -19,6 +19,7 @@ use super::owner_turn::{self, OwnSends};
 use crate::protocol::close::{encode_close_payload, is_valid_wire_code};
 use crate::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use crate::protocol::handshake::UpgradeRequest;
+use crate::protocol::mask::MaskedPayload;
 use crate::protocol::receiver::MessageKind;
 
 /// A snapshot of the seed's WSConnection fields.
@@ -365,6 +366,14 @@ impl Connection {
     ) -> Option<R> {
         let limits = (self.0.limits.max_send_queue, self.0.limits.max_frame_size);
         owner_turn::with_own_sends(self.address(), &self.0.owner_fast, limits, sends)
+    }
+
+    /// Sends a whole binary message from a payload still masked, when the
+    /// calling thread runs the connection's own turn and the message goes
+    /// out as it is; false otherwise, for the caller to unmask it and
+    /// [`send_data`](Self::send_data).
+    pub(crate) fn try_send_masked(&self, payload: &MaskedPayload<'_>) -> bool {
+        self.with_own_sends(|sends| sends.try_send_masked(payload)) == Some(true)
     }
 
     /// Sends a whole data message of `kind`; a text payload must be valid

@@ -56,11 +56,19 @@ impl Dispatch {
         match event {
             Incoming::Data(chunk) => {
                 self.on_data(conn, chunk);
-                if conn.accepting_data() {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
+                accepting(conn)
+            }
+            Incoming::WholeBinary(payload) if self.line_mode => {
+                let data = payload.unmask();
+                self.on_data(conn, DataChunk::whole(MessageKind::Binary, data));
+                accepting(conn)
+            }
+            // Nothing to assemble: no other message is under way, so even
+            // a BufferMessage buffer is empty.
+            Incoming::WholeBinary(payload) => {
+                self.messages_received += 1;
+                handler.binary_message(conn, payload);
+                accepting(conn)
             }
             Incoming::Ping(payload) => {
                 queue_pong(conn, payload);
@@ -164,6 +172,16 @@ impl Dispatch {
     }
 }
 
+/// Whether the session goes on dispatching after a data event: not once
+/// the handler paused the client's data.
+fn accepting(conn: &Connection) -> ControlFlow<()> {
+    if conn.accepting_data() {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(())
+    }
+}
+
 /// Answers a ping, unless closing or the client is not reading what we
 /// send (RFC 6455 §5.5.3 lets us answer only the latest ping).
 fn queue_pong(conn: &Connection, payload: &[u8]) {
@@ -188,9 +206,5 @@ fn deliver_line(
         eol,
     };
     handler.data_in(conn, &event);
-    if conn.accepting_data() {
-        ControlFlow::Continue(())
-    } else {
-        ControlFlow::Break(())
-    }
+    accepting(conn)
 }

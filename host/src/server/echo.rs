@@ -11,6 +11,7 @@ use super::connection::Connection;
 use super::error::Error;
 use super::events::{ConnectionId, DataFormat, DataIn};
 use super::handler::Handler;
+use crate::protocol::mask::MaskedPayload;
 use crate::protocol::receiver::MessageKind;
 
 #[derive(Debug, Default)]
@@ -51,6 +52,12 @@ impl EchoHandler {
 }
 
 impl Handler for EchoHandler {
+    fn binary_message(&self, conn: &Connection, payload: MaskedPayload<'_>) {
+        if !conn.try_send_masked(&payload) {
+            self.echo_or_wait(conn, MessageKind::Binary, payload.unmask());
+        }
+    }
+
     fn data_in(&self, conn: &Connection, data: &DataIn<'_>) {
         let kind = match data.format {
             DataFormat::Text => Some(MessageKind::Text),

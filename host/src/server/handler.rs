@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use super::connection::Connection;
 use super::events::{
-    BoxFuture, ClientAuthentication, ConnectionRequest, DataIn, LogLevel, LogType, OpenRequest,
-    OpenResponse,
+    BoxFuture, ClientAuthentication, ConnectionRequest, DataFormat, DataIn, LogLevel, LogType,
+    OpenRequest, OpenResponse,
 };
 use super::static_files::StaticMount;
+use crate::protocol::mask::MaskedPayload;
 
 /// Application logic: one method per seed event, all optional.
 pub trait Handler: Send + Sync + 'static {
@@ -43,6 +44,20 @@ pub trait Handler: Send + Sync + 'static {
     /// Data arrived: a piece of a message, a whole message (BufferMessage),
     /// or a line (line mode).
     fn data_in(&self, _conn: &Connection, _data: &DataIn<'_>) {}
+
+    /// A whole binary message arrived in one piece (outside line mode), its
+    /// payload still masked as the client sent it. A handler that copies
+    /// the payload unmasks its copy instead ([`MaskedPayload`]). The
+    /// default unmasks it in place and calls [`data_in`](Self::data_in).
+    fn binary_message(&self, conn: &Connection, payload: MaskedPayload<'_>) {
+        let data = DataIn {
+            format: DataFormat::Binary,
+            data: payload.unmask(),
+            eom: true,
+            eol: false,
+        };
+        self.data_in(conn, &data);
+    }
 
     /// The events of one read of the client's data have all been delivered.
     /// A handler that passes events elsewhere (another thread) can hand

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use crate::protocol::deflate::{DeflateError, Deflater};
 use crate::protocol::frame::{MAX_SERVER_HEADER, OpCode, push_server_header};
+use crate::protocol::mask::MaskedPayload;
 
 /// Frames smaller than this are copied into a shared chunk; bigger payloads
 /// get a chunk of their own.
@@ -167,6 +168,15 @@ impl OutboundQueue {
     /// Queues one frame, copying its payload.
     pub fn push_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
         self.push_frame_bits(fin, false, opcode, payload);
+    }
+
+    /// Queues a whole message in one frame from a payload still masked,
+    /// unmasking the copy.
+    pub fn push_masked_message(&mut self, opcode: OpCode, payload: &MaskedPayload<'_>) {
+        self.push_frame_bits(true, false, opcode, payload.masked());
+        // The frame, payload last, went to the end of the gathering chunk.
+        let at = self.tail.len() - payload.len();
+        payload.unmask_copy(&mut self.tail[at..]);
     }
 
     // Inlined: once per frame of every send.

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::outbound::OutboundQueue;
 use crate::protocol::frame::OpCode;
+use crate::protocol::mask::MaskedPayload;
 use crate::protocol::receiver::MessageKind;
 
 thread_local! {
@@ -103,23 +104,48 @@ impl OwnSends<'_> {
     /// send may be refused and the locked path must decide.
     #[inline]
     pub fn try_send(&mut self, kind: MessageKind, payload: &[u8]) -> bool {
-        let turn = &mut *self.turn;
-        let out = &mut turn.queued.out;
-        let queued = turn.queued_before + out.queued();
-        if queued > 0 && queued + payload.len() > self.max_send_queue {
+        if !self.has_room(payload.len()) {
             return false;
         }
         let op = OpCode::from(kind);
-        if turn
-            .deflate_threshold
-            .is_some_and(|threshold| payload.len() >= threshold)
-        {
+        let compress = self.compresses(payload.len());
+        let out = &mut self.turn.queued.out;
+        if compress {
             out.push_deflate(op, payload, true);
         } else {
             out.push_data(op, payload, true, self.max_frame_size);
         }
-        turn.queued.bytes_sent = Some(payload.len() as u64);
+        self.turn.queued.bytes_sent = Some(payload.len() as u64);
         true
+    }
+
+    /// Queues a whole binary message from a payload still masked, when it
+    /// goes out as it is, in one frame; false otherwise (or when the queue
+    /// is full), and it takes the other paths unmasked.
+    #[inline]
+    pub fn try_send_masked(&mut self, payload: &MaskedPayload<'_>) -> bool {
+        let len = payload.len();
+        if !self.has_room(len) || self.compresses(len) || len > self.max_frame_size {
+            return false;
+        }
+        let queued = &mut self.turn.queued;
+        queued.out.push_masked_message(OpCode::Binary, payload);
+        queued.bytes_sent = Some(len as u64);
+        true
+    }
+
+    /// Whether `len` more bytes fit the connection's MaxSendQueue (a
+    /// message always fits an empty queue).
+    fn has_room(&self, len: usize) -> bool {
+        let queued = self.turn.queued_before + self.turn.queued.out.queued();
+        queued == 0 || queued + len <= self.max_send_queue
+    }
+
+    /// Whether a message of `len` bytes is compressed.
+    fn compresses(&self, len: usize) -> bool {
+        self.turn
+            .deflate_threshold
+            .is_some_and(|threshold| len >= threshold)
     }
 }
 
