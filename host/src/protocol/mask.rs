@@ -46,10 +46,12 @@ pub struct MaskedPayload<'a> {
 
 impl<'a> MaskedPayload<'a> {
     /// `bytes` as they came, masked with `mask` from their first byte on.
+    #[inline]
     pub fn new(bytes: &'a mut [u8], mask: [u8; 4]) -> Self {
         Self { bytes, mask }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -60,11 +62,13 @@ impl<'a> MaskedPayload<'a> {
 
     /// The bytes as they came, still masked: to copy, then
     /// [`unmask_copy`](Self::unmask_copy).
+    #[inline]
     pub fn masked(&self) -> &[u8] {
         self.bytes
     }
 
     /// Unmasks `copy`, a copy of [`masked`](Self::masked).
+    #[inline]
     pub fn unmask_copy(&self, copy: &mut [u8]) {
         debug_assert_eq!(copy.len(), self.bytes.len());
         apply_mask(copy, self.mask, 0);
@@ -78,6 +82,7 @@ impl<'a> MaskedPayload<'a> {
     }
 
     /// The payload, unmasked in place.
+    #[inline]
     pub fn unmask(self) -> &'a [u8] {
         apply_mask(self.bytes, self.mask, 0);
         self.bytes
