@@ -107,8 +107,8 @@ pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packe
     stage_unmasking(plugin, conn, event, None);
 }
 
-/// Stages `event`, a DataIn whose data is `payload` still masked, and
-/// unmasks the staged copy.
+/// Stages `event`, a DataIn whose data is `payload` still masked,
+/// unmasking it as it is copied.
 #[inline(always)]
 pub(super) fn stage_masked(
     plugin: &Arc<PluginHandle>,
@@ -139,11 +139,22 @@ fn stage_unmasking(
         {
             staged.conns.push(conn.clone());
         }
-        packed::Writer::new(&mut staged.events).event(event);
-        if let Some(payload) = masked {
-            // A DataIn record ends with its data.
-            let at = staged.events.len() - payload.len();
-            payload.unmask_copy(&mut staged.events[at..]);
+        let mut writer = packed::Writer::new(&mut staged.events);
+        match (masked, *event) {
+            (
+                Some(payload),
+                packed::Event::DataIn {
+                    connection,
+                    format,
+                    eom,
+                    eol,
+                    ..
+                },
+            ) => {
+                writer.data_in_head(connection, format, eom, eol, payload.len());
+                payload.extend_unmasked(&mut staged.events);
+            }
+            _ => writer.event(event),
         }
         staged.tally.add(Tally::of(event));
         staged.last_whole = match *event {

@@ -171,21 +171,36 @@ impl OutboundQueue {
     }
 
     /// Queues a whole message in one frame from a payload still masked,
-    /// unmasking the copy.
+    /// unmasked as it is copied.
     pub fn push_masked_message(&mut self, opcode: OpCode, payload: &MaskedPayload<'_>) {
-        self.push_frame_bits(true, false, opcode, payload.masked());
-        // The frame, payload last, went to the end of the gathering chunk.
-        let at = self.tail.len() - payload.len();
-        payload.unmask_copy(&mut self.tail[at..]);
+        self.push_frame_with(true, false, opcode, payload.len(), |tail| {
+            payload.extend_unmasked(tail)
+        });
     }
 
     // Inlined: once per frame of every send.
     #[inline]
     fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
-        let tail = self.tail_with_room(MAX_SERVER_HEADER + payload.len());
-        let header_len = push_server_header(tail, fin, rsv1, opcode, payload.len());
-        tail.extend_from_slice(payload);
-        self.queued += header_len + payload.len();
+        self.push_frame_with(fin, rsv1, opcode, payload.len(), |tail| {
+            tail.extend_from_slice(payload)
+        });
+    }
+
+    /// Queues one frame of `len` payload bytes, which `payload` appends to
+    /// the gathering chunk after the header.
+    #[inline]
+    fn push_frame_with(
+        &mut self,
+        fin: bool,
+        rsv1: bool,
+        opcode: OpCode,
+        len: usize,
+        payload: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let tail = self.tail_with_room(MAX_SERVER_HEADER + len);
+        let header_len = push_server_header(tail, fin, rsv1, opcode, len);
+        payload(tail);
+        self.queued += header_len + len;
         self.count_message(fin, opcode);
     }
 

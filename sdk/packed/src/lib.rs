@@ -298,6 +298,23 @@ impl<'b> Writer<'b> {
         self.out.extend_from_slice(tail);
     }
 
+    /// A DataIn record whose `len` bytes of data the caller appends right
+    /// after, itself: a host that unmasks a client's payload as it copies
+    /// it. `event` writes the same record from a slice.
+    #[inline]
+    pub fn data_in_head(
+        &mut self,
+        connection: ConnectionId,
+        format: u8,
+        eom: bool,
+        eol: bool,
+        len: usize,
+    ) {
+        let head = data_in_head(connection, format, eom, eol, len);
+        self.out.reserve(head.len() + len);
+        self.out.extend_from_slice(&head);
+    }
+
     pub fn event(&mut self, event: &Event<'_>) {
         match *event {
             Event::Connected(id) => {
@@ -310,14 +327,7 @@ impl<'b> Writer<'b> {
                 eol,
                 data,
             } => {
-                let flags = u8::from(eom) | (u8::from(eol) << 1);
-                let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
-                let [l0, l1, l2, l3] = len32(data).to_le_bytes();
-                let kind = KIND_DATA_IN;
-                let head = [
-                    kind, c0, c1, c2, c3, c4, c5, c6, c7, format, flags, l0, l1, l2, l3,
-                ];
-                self.record(head, data);
+                self.record(data_in_head(connection, format, eom, eol, data.len()), data);
             }
             Event::Ping {
                 connection,
@@ -454,6 +464,37 @@ impl<'b> Writer<'b> {
             }
         }
     }
+}
+
+/// The fixed part of a DataIn record, before its `len` bytes of data.
+#[inline]
+fn data_in_head(
+    connection: ConnectionId,
+    format: u8,
+    eom: bool,
+    eol: bool,
+    len: usize,
+) -> [u8; 15] {
+    let flags = u8::from(eom) | (u8::from(eol) << 1);
+    let [c0, c1, c2, c3, c4, c5, c6, c7] = connection.to_le_bytes();
+    let [l0, l1, l2, l3] = (len as u32).to_le_bytes();
+    [
+        KIND_DATA_IN,
+        c0,
+        c1,
+        c2,
+        c3,
+        c4,
+        c5,
+        c6,
+        c7,
+        format,
+        flags,
+        l0,
+        l1,
+        l2,
+        l3,
+    ]
 }
 
 /// A payload's length field. Payloads are bounded by the host's limits,
@@ -923,6 +964,25 @@ mod tests {
         }
         let read: Vec<Event<'_>> = events(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(read, all_events());
+    }
+
+    #[test]
+    fn a_data_in_head_with_its_data_appended_is_the_same_record() {
+        let event = Event::DataIn {
+            connection: 7,
+            format: BINARY,
+            eom: true,
+            eol: false,
+            data: b"payload",
+        };
+        let mut whole = Vec::new();
+        Writer::new(&mut whole).event(&event);
+        let mut parts = Vec::new();
+        Writer::new(&mut parts).data_in_head(7, BINARY, true, false, 7);
+        parts.extend_from_slice(b"payload");
+        assert_eq!(parts, whole);
+        let read: Vec<Event<'_>> = events(&parts).collect::<Result<_, _>>().unwrap();
+        assert_eq!(read, [event]);
     }
 
     #[test]
