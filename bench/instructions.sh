@@ -15,7 +15,7 @@
 # else under valgrind:
 # - plugin/deadline.rs `thread_cpu_time`: any clock but rustix's (rustix
 #   reads the vDSO itself and crashes under valgrind);
-# - plugin/instance.rs `INLINE_MAX`: far above 1 ms, or the built-in
+# - plugin/instance/mod.rs `INLINE_MAX`: far above 1 ms, or the built-in
 #   echo's turns (50 times slower here) move to the executors.
 # Needs valgrind (Debian) and curl; uses ports 9130 and 9131.
 set -euo pipefail

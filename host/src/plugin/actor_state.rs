@@ -13,7 +13,7 @@ use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 use super::convert;
 use super::log_budget::LogBudget;
 use super::metrics::PluginMetrics;
-use super::topics::TopicBus;
+use super::topics::{PushEvent, TopicBus};
 use crate::MessageKind;
 use crate::protocol::close::is_valid_wire_code;
 use crate::server::{Connection, ConnectionId};
@@ -39,9 +39,9 @@ pub(crate) struct PluginShared {
 }
 
 impl PluginShared {
-    pub fn new(name: String, max_queued_bytes: usize, instances: usize) -> Self {
+    pub fn new(name: String, max_queued_bytes: usize, instances: usize, push: PushEvent) -> Self {
         Self {
-            topics: Arc::new(TopicBus::new(name.clone())),
+            topics: Arc::new(TopicBus::new(name.clone(), push)),
             name,
             max_queued_bytes,
             paused_by_plugin: Mutex::default(),
@@ -562,9 +562,9 @@ impl ActorState {
                 exclude,
             } => self.publish(topic, format, data, exclude),
             // Only meaningful beside the batch it answers, which turns it
-            // into a send before it gets here (see `instance.rs`).
+            // into a send before it gets here (see `instance/mod.rs`).
             Command::SendInput { .. } => Err(wit::HostError::InvalidArgument),
-            // A declaration to the instance, taken there (see `instance.rs`).
+            // A declaration to the instance, taken there (see `instance/mod.rs`).
             Command::Defaults(_) => Ok(()),
         };
         result.map_err(Refused::Failed)

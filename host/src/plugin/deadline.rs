@@ -29,7 +29,7 @@ use std::cell::Cell;
 use std::fs::File;
 use std::time::{Duration, Instant};
 
-use super::engine::EPOCH_TICK;
+use super::epoch::EPOCH_TICK;
 use super::wasi_io;
 use crate::cpu::{Clocks, open_thread_schedstat, read_schedstat};
 

@@ -6,7 +6,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -14,9 +13,6 @@ use wasmtime::{Config, Engine};
 
 use super::cache::ComponentCache;
 use super::epoch;
-
-/// How often the epoch advances: the granularity of CPU deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// The engine and its ticker; dropping the last handle stops the ticker.
 #[derive(Clone)]

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use wasmtime::EngineWeak;
 
-use super::engine::EPOCH_TICK;
 use super::idle_park::Parked;
 
+/// How often the epoch advances: the granularity of CPU deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Ticks without a call before the ticker parks.
 const IDLE_TICKS: u32 = 20;
 /// The longest a parked ticker sleeps (a call wakes it sooner).

@@ -1,6 +1,6 @@
 //! The fixed pool of executor threads that run every plugin instance.
 //!
-//! An instance (an actor, see `instance.rs`) with work is queued here once;
+//! An instance (an actor, see `instance/mod.rs`) with work is queued here once;
 //! an executor takes it, runs one turn (everything waiting, in one guest
 //! call) and queues it again at the back if more has arrived, so busy
 //! tenants take turns. The thread count follows the cores, never the number

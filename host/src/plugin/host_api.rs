@@ -5,7 +5,7 @@ use wsserver_plugin_bindings::wsserver::plugin::{host, types as wit};
 
 use super::actor_state::HostResult;
 use super::convert;
-use super::version::InstanceState;
+use super::prepared::InstanceState;
 use crate::server::ConnectionId;
 
 impl wit::Host for InstanceState {}

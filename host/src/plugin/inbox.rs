@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
-use super::staging::STAGE_LIMIT;
 use super::version::{Live, Version};
 use crate::server::{Connection, ConnectionId, OpenResponse};
 
@@ -34,6 +33,10 @@ pub(crate) struct SwapOrder {
     /// tenant's verdict comes back through [`PluginHandle::push_verdict`](super::instance::PluginHandle::push_verdict).
     pub prepared: mpsc::SyncSender<Result<(), String>>,
 }
+
+/// Staged bytes beyond which a serving thread hands them over at once
+/// (`staging`): the largest batch of events, but for its last event.
+pub(super) const STAGE_LIMIT: usize = 64 * 1024;
 
 /// The largest handled batch buffer kept for the next batch: beyond it
 /// the buffer is freed, so a burst does not stay in a tenant's cost. A

@@ -17,10 +17,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::engine::LoadError;
+use super::prepared::sha256_hex;
 use super::runtime::Runtime;
 use super::spec::{PluginSpec, Route};
 use super::tenant::Tenant;
-use super::version::sha256_hex;
 use super::watch::FileWatch;
 use crate::server::static_files::StaticSite;
 

@@ -7,7 +7,6 @@
 //! nothing of it: the runtime is one implementation of the server's
 //! `Handler`.
 
-mod actor;
 mod actor_state;
 mod cache;
 mod convert;
@@ -22,6 +21,7 @@ mod instance;
 mod loading;
 mod log_budget;
 pub mod metrics;
+mod prepared;
 mod rate;
 mod router;
 mod runtime;

@@ -155,7 +155,7 @@ impl PluginRouter {
         options: RuntimeOptions,
         cluster: Option<Backplane>,
     ) -> Result<Self, LoadError> {
-        let runtime = Runtime::start(engine, options, cluster)?;
+        let runtime = Runtime::start(engine, options, cluster, push_event)?;
         match loading::start(&runtime, specs) {
             Ok(slots) => {
                 let mut by_prefix: FxHashMap<String, Vec<usize>> = FxHashMap::default();

@@ -12,7 +12,8 @@ use wasmtime::component::Linker;
 use super::actor_state::PluginShared;
 use super::engine::{LoadError, PluginEngine};
 use super::executor::{Executors, RuntimeOptions};
-use super::version::{InstanceState, Prepared, sha256_hex};
+use super::prepared::{InstanceSlot, InstanceState, Prepared, sha256_hex};
+use super::topics::PushEvent;
 use crate::cluster::Backplane;
 
 pub(crate) struct Runtime {
@@ -26,6 +27,8 @@ pub(crate) struct Runtime {
     live: Arc<AtomicUsize>,
     /// The link to the other nodes: each tenant's topics join it.
     pub cluster: Option<Backplane>,
+    /// How each tenant's topics reach the instance serving a connection.
+    pub push_event: PushEvent,
 }
 
 impl Runtime {
@@ -33,6 +36,7 @@ impl Runtime {
         engine: &PluginEngine,
         options: RuntimeOptions,
         cluster: Option<Backplane>,
+        push_event: PushEvent,
     ) -> Result<Arc<Self>, LoadError> {
         let executors = Executors::start(options)
             .map_err(|e| LoadError(format!("cannot start the plugin executors: {e}")))?;
@@ -43,6 +47,7 @@ impl Runtime {
             prepared: Mutex::default(),
             live: Arc::default(),
             cluster,
+            push_event,
         }))
     }
 
@@ -103,39 +108,12 @@ impl Runtime {
                 format!("out of plugin instances: the process holds its max_instances ({max})")
             })?;
         tenant.metrics.instance_created();
-        Ok(InstanceSlot {
-            live: self.live.clone(),
-            tenant: tenant.clone(),
-            memory: 0,
-        })
+        Ok(InstanceSlot::new(self.live.clone(), tenant.clone()))
     }
 
     /// Stops the executors once what is queued has run.
     pub fn shutdown(&self) {
         self.executors.shutdown();
-    }
-}
-
-/// One live instance's place in the process's budget, and the linear
-/// memory it accounts to its tenant; both given back on drop.
-pub(crate) struct InstanceSlot {
-    live: Arc<AtomicUsize>,
-    tenant: Arc<PluginShared>,
-    memory: usize,
-}
-
-impl InstanceSlot {
-    pub fn memory_grew(&mut self, from: usize, to: usize) {
-        let grown = to.saturating_sub(from);
-        self.memory += grown;
-        self.tenant.metrics.memory_grew(grown);
-    }
-}
-
-impl Drop for InstanceSlot {
-    fn drop(&mut self) {
-        self.tenant.metrics.instance_dropped(self.memory);
-        self.live.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -151,7 +129,7 @@ mod tests {
     #[test]
     fn a_component_compiling_holds_up_no_other_and_the_same_bytes_compile_once() {
         let engine = PluginEngine::new(None).unwrap();
-        let runtime = Runtime::start(&engine, RuntimeOptions::default(), None).unwrap();
+        let runtime = Runtime::start(&engine, RuntimeOptions::default(), None, |_, _| {}).unwrap();
         // A large component compiling for seconds: its entry is held
         // until the end of this test.
         let slow = {

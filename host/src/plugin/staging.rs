@@ -22,7 +22,7 @@ use std::task::{Poll, Waker};
 use tokio::runtime::{Handle, RuntimeFlavor};
 use wsserver_packed as packed;
 
-use super::inbox::Tally;
+use super::inbox::{STAGE_LIMIT, Tally};
 use super::instance::PluginHandle;
 use crate::protocol::mask::MaskedPayload;
 use crate::server::Connection;
@@ -62,9 +62,6 @@ impl HandoverTask {
         }
     }
 }
-
-/// Staged bytes beyond which they are handed over at once.
-pub(super) const STAGE_LIMIT: usize = 64 * 1024;
 
 /// Staged bytes below which the end of a read waits for other
 /// connections' reads. A read that brings more (pipelined clients) has

@@ -16,10 +16,11 @@ use super::engine::LoadError;
 use super::inbox::SwapOrder;
 use super::instance::PluginHandle;
 use super::metrics::PluginCounters;
+use super::prepared::Prepared;
 use super::rate::Rates;
 use super::runtime::Runtime;
 use super::spec::{PluginLimits, PluginSpec, Route, TenantPolicy};
-use super::version::{ComponentVersion, Prepared, Version};
+use super::version::{ComponentVersion, Version};
 use crate::server::static_files::StaticSite;
 
 /// A new component for a tenant, and optionally new configuration values
@@ -241,6 +242,7 @@ impl Tenant {
             spec.name,
             spec.limits.max_queued_bytes,
             instances,
+            runtime.push_event,
         ));
         if let Some(cluster) = &runtime.cluster {
             shared.topics.join(cluster);

@@ -12,10 +12,15 @@ use rustc_hash::FxHashMap;
 use wsserver_packed as packed;
 
 use super::convert;
-use super::router::push_event;
 use crate::MessageKind;
 use crate::cluster::{Backplane, Inbound, TenantLink};
 use crate::server::{Connection, ConnectionId, Error};
+
+/// Hands the plugin instance serving a connection an event that no client
+/// input caused (the router's `push_event`, which knows which instance
+/// serves it): an error for a topic message its queue refused, a presence
+/// change for a topic it watches.
+pub(crate) type PushEvent = fn(&Connection, &packed::Event<'_>);
 
 /// A topic and how many subscribe to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,14 +70,16 @@ pub(crate) struct TopicBus {
     tenant: String,
     local: Mutex<Subscriptions>,
     cluster: OnceLock<TenantLink>,
+    push_event: PushEvent,
 }
 
 impl TopicBus {
-    pub fn new(tenant: String) -> Self {
+    pub fn new(tenant: String, push_event: PushEvent) -> Self {
         Self {
             tenant,
             local: Mutex::default(),
             cluster: OnceLock::new(),
+            push_event,
         }
     }
 
@@ -111,7 +118,7 @@ impl TopicBus {
                 count: 1,
                 subscribers: count as u64 + self.remote_count(topic),
             };
-            push_event(watcher, &event);
+            (self.push_event)(watcher, &event);
         }
     }
 
@@ -253,7 +260,7 @@ impl TopicBus {
                         code: convert::error_code(convert::host_error(&error)),
                         description: &error.to_string(),
                     };
-                    push_event(conn, &event);
+                    (self.push_event)(conn, &event);
                 }
             }
         }
@@ -316,7 +323,7 @@ impl Inbound for TopicBus {
                 count: u32::try_from(after.abs_diff(before)).unwrap_or(u32::MAX),
                 subscribers: local.count(topic) as u64 + after,
             };
-            push_event(watcher, &event);
+            (self.push_event)(watcher, &event);
         }
     }
 }

@@ -19,7 +19,7 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::{
     self, Duration as WasiDuration, Instant,
 };
 
-use super::engine::EPOCH_TICK;
+use super::epoch::EPOCH_TICK;
 
 /// The monotonic clock of one call: the WASI clock, and how long the call
 /// may still wait.

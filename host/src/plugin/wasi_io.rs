@@ -3,7 +3,7 @@
 //! wasmtime-wasi's synchronous bindings finish the calls that may wait (a
 //! stream's blocking write, flush, read or drop; `poll`; a pollable's
 //! `block`) with `block_on` on the calling thread's tokio runtime. A turn
-//! run inline, on a server thread (see `instance.rs`), is inside that
+//! run inline, on a server thread (see `instance/mod.rs`), is inside that
 //! runtime: blocking on it from within panics, so a guest that printed a
 //! line (a panic message, a debug `println!`) lost its instance there.
 //!

@@ -1,7 +1,7 @@
 //! One plugin instance as an actor: an inbox that connection tasks fill,
 //! and the turns the executor pool (`executor.rs`) runs for it. This file
 //! is the handle connection tasks hold; the actor behind it (its instance
-//! and its calls into the guest) is in `actor.rs`.
+//! and its calls into the guest) is in `actor`, a part of this module.
 //!
 //! Connection tasks push events into the inbox; the first push schedules
 //! the actor on the pool, and its turn hands everything waiting to the
@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::actor::{Actor, Slot, Turned};
+use actor::{Actor, Slot, Turned};
+
 use super::actor_state::PluginShared;
 use super::deadline::Stopwatch;
 use super::executor::{Executors, IdleCheck, Lane, LaneMark, Task};
@@ -57,6 +58,8 @@ use super::metrics::TurnMetrics;
 use super::spec::PluginLimits;
 use super::version::Version;
 use crate::server::{Connection, ConnectionId};
+
+mod actor;
 
 /// The handle connection tasks use to reach a plugin's actor; also the
 /// task the executor pool runs.

@@ -1,4 +1,4 @@
-//! The actor behind a plugin handle (`instance.rs`): its instance, made
+//! The actor behind a plugin handle (the parent module): its instance, made
 //! on demand, dropped after `hibernate_after`, replaced after a failure and
 //! switched on a hot swap; its turns; and its calls into the guest.
 
@@ -9,13 +9,13 @@ use std::time::Instant;
 use wsserver_packed as packed;
 use wsserver_plugin_bindings::wsserver::plugin::types as wit;
 
-use super::actor_state::{ActorState, PluginShared};
-use super::convert;
-use super::executor::Task;
-use super::inbox::{PendingOpen, Tally};
-use super::instance::PluginHandle;
-use super::metrics::CallFailure;
-use super::version::{Failed, Live, Version};
+use super::PluginHandle;
+use crate::plugin::actor_state::{ActorState, PluginShared};
+use crate::plugin::convert;
+use crate::plugin::executor::Task;
+use crate::plugin::inbox::{PendingOpen, Tally};
+use crate::plugin::metrics::CallFailure;
+use crate::plugin::version::{Failed, Live, Version};
 use crate::protocol::close::INTERNAL_ERROR;
 use crate::server::{ConnectionId, OpenResponse};
 
