@@ -249,8 +249,10 @@ mod tests {
             std::hint::black_box(0u64.wrapping_add(1));
         }
         let load = sampler.sample().expect("a second reading");
-        // This thread spun through the period.
-        assert!(load.demand > 0.5 && load.demand < 1.5, "{load:?}");
+        // This thread spun through the period: a whole CPU's worth on an
+        // idle machine, less when other work shares the cores (0.5 seen
+        // beside an Autobahn run and the other tests), never nothing.
+        assert!(load.demand > 0.1 && load.demand < 1.5, "{load:?}");
         assert!(load.idle >= 0.0);
     }
 }
