@@ -337,7 +337,7 @@ impl PluginRouter {
 /// Hands the plugin instance serving `conn` an event that no client input
 /// caused: an error for a topic message its queue refused, a presence
 /// change for a topic it watches.
-pub(crate) fn push_event(conn: &Connection, event: &packed::Event<'_>) {
+fn push_event(conn: &Connection, event: &packed::Event<'_>) {
     if let Some(b) = PluginRouter::binding(conn) {
         staging::push_now(&b.plugin, conn, event);
     }
@@ -472,14 +472,7 @@ impl Handler for PluginRouter {
         if let Some(b) = Self::binding(conn)
             && b.admits_data(conn, true)
         {
-            let event = packed::Event::DataIn {
-                connection: conn.id(),
-                format: packed::BINARY,
-                eom: true,
-                eol: false,
-                data: payload.masked(),
-            };
-            staging::stage_masked(&b.plugin, conn, &event, &payload);
+            staging::stage_masked(&b.plugin, conn, &payload);
         }
     }
 

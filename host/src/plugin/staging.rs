@@ -104,18 +104,26 @@ pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packe
     stage_unmasking(plugin, conn, event, None);
 }
 
-/// Stages `event`, a DataIn whose data is `payload` still masked,
+/// Stages a whole binary message of `conn` whose payload is still masked,
 /// unmasking it as it is copied.
 #[inline(always)]
 pub(super) fn stage_masked(
     plugin: &Arc<PluginHandle>,
     conn: &Connection,
-    event: &packed::Event<'_>,
     payload: &MaskedPayload<'_>,
 ) {
-    stage_unmasking(plugin, conn, event, Some(payload));
+    let event = packed::Event::DataIn {
+        connection: conn.id(),
+        format: packed::BINARY,
+        eom: true,
+        eol: false,
+        data: payload.masked(),
+    };
+    stage_unmasking(plugin, conn, &event, Some(payload));
 }
 
+/// Stages `event`; with `masked`, `event` is a DataIn of its masked bytes,
+/// which are written unmasked.
 #[inline(always)]
 fn stage_unmasking(
     plugin: &Arc<PluginHandle>,
