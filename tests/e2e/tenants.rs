@@ -82,6 +82,57 @@ async fn a_tenant_cannot_see_send_to_or_close_another_tenants_connections() {
     assert_eq!(ask(&mut theirs, "echo untouched").await, "untouched");
 }
 
+/// Tenants served by one thread: in each round of it, reads of one
+/// tenant's connections follow the other's, so what one tenant's instance
+/// has staged is handed over before the other's events are staged. Every
+/// message of every client comes back, in order, text and binary alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_sharing_one_thread_each_get_every_message_back() {
+    const CLIENTS: usize = 3;
+    const MESSAGES: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wsserver.toml");
+    let echo = toml_path(&built("echo"));
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"a\"\nfile = {echo}\nroutes = [\"/a\"]\n\
+             [[tenant]]\nname = \"b\"\nfile = {echo}\nroutes = [\"/b\"]\n"
+        ),
+    )
+    .unwrap();
+    let server =
+        ServerProcess::start(&["--config", &config.display().to_string(), "--threads", "1"]).await;
+    let mut clients = Vec::new();
+    for tenant in ["a", "b"] {
+        for client in 0..CLIENTS {
+            let mut ws = ws_connect(&format!("{}/{tenant}", server.url)).await;
+            clients.push(tokio::spawn(async move {
+                // One message at a time: each read is one small message,
+                // which waits for the other connections of the round.
+                for i in 0..MESSAGES {
+                    let body = format!("{tenant}{client}:{i}");
+                    let sent = if i % 2 == 0 {
+                        Message::binary(body.clone().into_bytes())
+                    } else {
+                        Message::text(body.clone())
+                    };
+                    ws.send(sent.clone()).await.expect("send");
+                    match tokio::time::timeout(WAIT, ws.next()).await {
+                        Ok(Some(Ok(reply))) if reply == sent => {}
+                        other => panic!("{body}: got {other:?}"),
+                    }
+                }
+            }));
+        }
+    }
+    for client in clients {
+        client
+            .await
+            .expect("every client got each of its messages back");
+    }
+}
+
 #[tokio::test]
 async fn each_tenant_admits_by_its_own_limits() {
     let dir = tempfile::tempdir().unwrap();

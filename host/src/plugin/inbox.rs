@@ -67,6 +67,13 @@ impl Tally {
         bookkeeping: false,
     };
 
+    /// One event the actor's view of its connections does not depend on
+    /// (a DataIn).
+    pub const DATA: Self = Self {
+        events: 1,
+        bookkeeping: false,
+    };
+
     pub fn of(event: &packed::Event<'_>) -> Self {
         Self {
             events: 1,

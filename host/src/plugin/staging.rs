@@ -96,100 +96,103 @@ enum Staging {
     Taken,
 }
 
+impl Staged {
+    /// Makes room for an event of `conn` for `plugin`: false when another
+    /// instance's events are staged, to be handed over first.
+    #[inline(always)]
+    fn admit(&mut self, plugin: &Arc<PluginHandle>, conn: &Connection) -> bool {
+        match &self.plugin {
+            Some(staged) if !Arc::ptr_eq(staged, plugin) => return false,
+            Some(_) => {}
+            None => self.plugin = Some(plugin.clone()),
+        }
+        if self
+            .conns
+            .last()
+            .is_none_or(|last| last.address() != conn.address())
+        {
+            self.conns.push(conn.clone());
+        }
+        true
+    }
+
+    /// Counts an event just appended; `whole` when it is not part of a
+    /// message that came in pieces.
+    #[inline(always)]
+    fn appended(&mut self, tally: Tally, whole: bool) -> Staging {
+        self.tally.add(tally);
+        self.last_whole = whole;
+        // A read can expand (inflated data, many small frames): hand over
+        // early so flow control can pause the client within the read.
+        if self.events.len() >= STAGE_LIMIT {
+            Staging::Full
+        } else {
+            Staging::Done
+        }
+    }
+}
+
 /// Stages an event of `conn` for `plugin`; the common case (the same
 /// instance, under the limit) only appends.
 // Inlined: once per event of every read.
 #[inline(always)]
 pub(super) fn stage(plugin: &Arc<PluginHandle>, conn: &Connection, event: &packed::Event<'_>) {
-    stage_unmasking(plugin, conn, event, None);
+    let staging = STAGED.with_borrow_mut(|staged| {
+        if !staged.admit(plugin, conn) {
+            return Staging::Taken;
+        }
+        packed::Writer::new(&mut staged.events).event(event);
+        let whole = match *event {
+            packed::Event::DataIn { format, eom, .. } => eom && format != packed::CONTINUATION,
+            _ => true,
+        };
+        staged.appended(Tally::of(event), whole)
+    });
+    finish(staging, || stage(plugin, conn, event));
 }
 
 /// Stages a whole binary message of `conn` whose payload is still masked,
-/// unmasking it as it is copied.
+/// unmasking it as it is copied: [`stage`] of its DataIn, without
+/// building the event to take it apart again (the commonest event).
 #[inline(always)]
 pub(super) fn stage_masked(
     plugin: &Arc<PluginHandle>,
     conn: &Connection,
     payload: &MaskedPayload<'_>,
 ) {
-    let event = packed::Event::DataIn {
-        connection: conn.id(),
-        format: packed::BINARY,
-        eom: true,
-        eol: false,
-        data: payload.masked(),
-    };
-    stage_unmasking(plugin, conn, &event, Some(payload));
+    let staging = STAGED.with_borrow_mut(|staged| {
+        if !staged.admit(plugin, conn) {
+            return Staging::Taken;
+        }
+        packed::Writer::new(&mut staged.events).data_in_head(
+            conn.id(),
+            packed::BINARY,
+            true,
+            false,
+            payload.len(),
+        );
+        payload.extend_unmasked(&mut staged.events);
+        staged.appended(Tally::DATA, true)
+    });
+    finish(staging, || stage_masked(plugin, conn, payload));
 }
 
-/// Stages `event`; with `masked`, `event` is a DataIn of its masked bytes,
-/// which are written unmasked.
+/// What is left after staging: a hand-over when the staged bytes are many,
+/// or when another instance's were staged (then `stage_again`).
 #[inline(always)]
-fn stage_unmasking(
-    plugin: &Arc<PluginHandle>,
-    conn: &Connection,
-    event: &packed::Event<'_>,
-    masked: Option<&MaskedPayload<'_>>,
-) {
-    let staging = STAGED.with_borrow_mut(|staged| {
-        match &staged.plugin {
-            Some(staged_plugin) if !Arc::ptr_eq(staged_plugin, plugin) => return Staging::Taken,
-            Some(_) => {}
-            None => staged.plugin = Some(plugin.clone()),
-        }
-        if staged
-            .conns
-            .last()
-            .is_none_or(|last| last.address() != conn.address())
-        {
-            staged.conns.push(conn.clone());
-        }
-        let mut writer = packed::Writer::new(&mut staged.events);
-        match (masked, *event) {
-            (
-                Some(payload),
-                packed::Event::DataIn {
-                    connection,
-                    format,
-                    eom,
-                    eol,
-                    ..
-                },
-            ) => {
-                writer.data_in_head(connection, format, eom, eol, payload.len());
-                payload.extend_unmasked(&mut staged.events);
-            }
-            _ => writer.event(event),
-        }
-        staged.tally.add(Tally::of(event));
-        staged.last_whole = match *event {
-            packed::Event::DataIn { format, eom, .. } => eom && format != packed::CONTINUATION,
-            _ => true,
-        };
-        // A read can expand (inflated data, many small frames): hand over
-        // early so flow control can pause the client within the read.
-        if staged.events.len() >= STAGE_LIMIT {
-            Staging::Full
-        } else {
-            Staging::Done
-        }
-    });
+fn finish(staging: Staging, stage_again: impl FnOnce()) {
     match staging {
         Staging::Done => {}
         Staging::Full => hand_over(),
-        Staging::Taken => stage_after_hand_over(plugin, conn, event, masked),
+        Staging::Taken => after_hand_over(stage_again),
     }
 }
 
 #[cold]
-fn stage_after_hand_over(
-    plugin: &Arc<PluginHandle>,
-    conn: &Connection,
-    event: &packed::Event<'_>,
-    masked: Option<&MaskedPayload<'_>>,
-) {
+#[inline(never)]
+fn after_hand_over(stage_again: impl FnOnce()) {
     hand_over();
-    stage_unmasking(plugin, conn, event, masked);
+    stage_again();
 }
 
 /// Whether events of `conn` are staged on this thread.

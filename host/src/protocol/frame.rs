@@ -149,7 +149,8 @@ pub fn plain_data_header(buf: &[u8]) -> Option<(OpCode, [u8; 4], usize, usize)> 
 /// The header goes in as arrays of constant length, composed in
 /// registers: no call to memcpy, and no bytes stored one by one and read
 /// back as a word (a stalled store forwarding, once per message).
-#[inline]
+/// Inlined, its flags and opcode are the callers' constants.
+#[inline(always)]
 pub fn push_server_header(
     out: &mut Vec<u8>,
     fin: bool,
