@@ -15,6 +15,10 @@ struct Echo {
 }
 
 impl Plugin for Echo {
+    // Inlined into the SDK's loop over a batch: the chunk's fields stay
+    // in registers, where a call passes them through linear memory
+    // (callgrind: 51 fewer instructions a 32 B message).
+    #[inline(always)]
     fn data_in_ref(&mut self, ctx: &mut Context, data: DataInRef<'_>) {
         if let Some(message) = self.messages.push_ref(data) {
             ctx.send_slice(message.connection, message.format, &message.data);

@@ -391,7 +391,7 @@ impl<'b> Writer<'b> {
         let head = [
             kind, c0, c1, c2, c3, c4, c5, c6, c7, format, o0, o1, o2, o3, l0, l1, l2, l3,
         ];
-        self.record(head, &[]);
+        self.out.extend_from_slice(&head);
     }
 
     pub fn command(&mut self, command: &Command<'_>) {
