@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
@@ -182,13 +183,15 @@ impl OutboundQueue {
     #[inline]
     fn push_frame_bits(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) {
         self.push_frame_with(fin, rsv1, opcode, payload.len(), |tail| {
-            tail.extend_from_slice(payload)
+            extend_from_payload(tail, payload)
         });
     }
 
     /// Queues one frame of `len` payload bytes, which `payload` appends to
     /// the gathering chunk after the header.
-    #[inline]
+    // Inlined: the callers' flags and opcode are constants, and a small
+    // frame costs less than the call did (callgrind).
+    #[inline(always)]
     fn push_frame_with(
         &mut self,
         fin: bool,
@@ -485,9 +488,65 @@ pub(crate) fn empty_slices<'a>() -> [IoSlice<'a>; MAX_IOVECS] {
     [IoSlice::new(&[]); MAX_IOVECS]
 }
 
+/// Appends `payload` to `tail`. From 8 to 32 bytes it is copied in two
+/// overlapping moves of a fixed size, inline: for a small payload the call
+/// to memcpy, and the registers saved around it, cost more than the copy.
+#[inline(always)]
+fn extend_from_payload(tail: &mut Vec<u8>, payload: &[u8]) {
+    let len = payload.len();
+    if !(8..=32).contains(&len) {
+        return tail.extend_from_slice(payload);
+    }
+    tail.reserve(len);
+    let start = tail.len();
+    let copy = &mut tail.spare_capacity_mut()[..len];
+    let copied = if len >= 16 {
+        copy_overlapping::<16>(copy, payload)
+    } else {
+        copy_overlapping::<8>(copy, payload)
+    };
+    if copied {
+        // SAFETY: `copy_overlapping` wrote all `len` bytes past `start`.
+        #[allow(unsafe_code)]
+        unsafe {
+            tail.set_len(start + len)
+        };
+    } else {
+        tail.extend_from_slice(payload);
+    }
+}
+
+/// Writes `payload`, of `N` to `2 * N` bytes, to `copy` of the same
+/// length: its first `N` bytes and its last `N`, which overlap when it is
+/// shorter than `2 * N`. False, writing nothing, for another length.
+#[inline(always)]
+fn copy_overlapping<const N: usize>(copy: &mut [MaybeUninit<u8>], payload: &[u8]) -> bool {
+    let len = payload.len();
+    let (Some(first), Some(last)) = (payload.first_chunk::<N>(), payload.last_chunk::<N>()) else {
+        return false;
+    };
+    if copy.len() != len || len > 2 * N {
+        return false;
+    }
+    copy[..N].write_copy_of_slice(first);
+    copy[len - N..].write_copy_of_slice(last);
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_is_appended_whole_whatever_its_length() {
+        for len in 0..=40 {
+            let payload: Vec<u8> = (0..len).map(|b| b as u8 ^ 0xa5).collect();
+            let mut tail = b"head".to_vec();
+            extend_from_payload(&mut tail, &payload);
+            assert_eq!(tail[..4], *b"head", "length {len}");
+            assert_eq!(tail[4..], payload[..], "length {len}");
+        }
+    }
 
     fn written(q: &mut OutboundQueue) -> Vec<u8> {
         let mut list = WriteList::default();
