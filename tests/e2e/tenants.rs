@@ -28,6 +28,22 @@ fn replace_file(path: &Path, contents: &[u8]) {
     std::fs::rename(&partial, path).unwrap();
 }
 
+/// A config in `dir` of two tenants running the plugin `name`: "a" on
+/// `/a` and "b" on `/b`.
+fn two_tenants(dir: &Path, name: &str) -> PathBuf {
+    let config = dir.join("wsserver.toml");
+    let file = toml_path(&built(name));
+    std::fs::write(
+        &config,
+        format!(
+            "[[tenant]]\nname = \"a\"\nfile = {file}\nroutes = [\"/a\"]\n\
+             [[tenant]]\nname = \"b\"\nfile = {file}\nroutes = [\"/b\"]\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
 async fn start_config(path: &Path) -> ServerProcess {
     ServerProcess::start(&["--config", &path.display().to_string()]).await
 }
@@ -40,16 +56,7 @@ async fn ask(ws: &mut Ws, message: &str) -> String {
 #[tokio::test]
 async fn a_tenant_cannot_see_send_to_or_close_another_tenants_connections() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wsserver.toml");
-    let probe = toml_path(&built("probe"));
-    std::fs::write(
-        &config,
-        format!(
-            "[[tenant]]\nname = \"a\"\nfile = {probe}\nroutes = [\"/a\"]\n\
-             [[tenant]]\nname = \"b\"\nfile = {probe}\nroutes = [\"/b\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = two_tenants(dir.path(), "probe");
     let server = start_config(&config).await;
     let (mut mine, my_id) = probe_client(&format!("{}/a", server.url)).await;
     let (mut theirs, their_id) = probe_client(&format!("{}/b", server.url)).await;
@@ -91,16 +98,7 @@ async fn tenants_sharing_one_thread_each_get_every_message_back() {
     const CLIENTS: usize = 3;
     const MESSAGES: usize = 200;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wsserver.toml");
-    let echo = toml_path(&built("echo"));
-    std::fs::write(
-        &config,
-        format!(
-            "[[tenant]]\nname = \"a\"\nfile = {echo}\nroutes = [\"/a\"]\n\
-             [[tenant]]\nname = \"b\"\nfile = {echo}\nroutes = [\"/b\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = two_tenants(dir.path(), "echo");
     let server =
         ServerProcess::start(&["--config", &config.display().to_string(), "--threads", "1"]).await;
     let mut clients = Vec::new();
