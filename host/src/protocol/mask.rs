@@ -134,12 +134,6 @@ impl<'a> MaskedPayload<'a> {
         self.bytes.is_empty()
     }
 
-    /// The bytes as they came, still masked.
-    #[inline]
-    pub fn masked(&self) -> &[u8] {
-        self.bytes
-    }
-
     /// Appends the payload, unmasked, to `out`.
     #[inline(always)]
     pub fn extend_unmasked(&self, out: &mut Vec<u8>) {
